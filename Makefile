@@ -1,0 +1,35 @@
+# Two commands on a fresh machine: `make run` (demo pipeline) and `make test`. Both bootstrap .venv.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+DATA ?= demo_data
+OUTPUT ?= output
+ARGS ?=
+export TF_USE_LEGACY_KERAS := 1
+export TF_CPP_MIN_LOG_LEVEL := 2
+
+.PHONY: setup run test bench demo-data clean
+
+setup: $(STAMP)
+
+# Re-installs only when the lock or setup.py changed.
+$(STAMP): requirements.lock setup.py
+	@bash scripts/bootstrap.sh $(VENV)
+	@touch $(STAMP)
+
+demo-data: setup
+	@$(VENV)/bin/cxr demo-data --output $(DATA)
+
+run: setup
+	@if [ "$(DATA)" = demo_data ] && [ ! -d demo_data ]; then $(VENV)/bin/cxr demo-data --output demo_data; fi
+	$(VENV)/bin/cxr run --data $(DATA) --output $(OUTPUT) $(ARGS)
+
+test: setup
+	$(PY) -m pytest -n 2 --dist loadgroup tests $(ARGS)
+
+bench: setup
+	$(PY) -m benchmarks.run_all
+
+clean:
+	rm -rf $(OUTPUT) demo_data .pytest_cache

@@ -1,0 +1,36 @@
+"""Pipeline constants and defaults (TFX template style: constants only, no logic)."""
+import os
+
+PIPELINE_NAME = 'cxr-covid'
+
+# Dotted paths into the installed `components` package (no module_file: no wheel built per run).
+PREPROCESSING_FN = 'components.preprocessing.preprocessing_fn'
+RUN_FN = 'components.trainer.run_fn'
+
+SCHEMA_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'schemas')
+
+# Ingestion.
+EVAL_FRACTION_OF_TRAIN = 0.1   # eval split carved out of Train/ (seed layout)
+SPLIT_RATIOS = (0.8, 0.1, 0.1)  # train/eval/test for a single root of class folders
+MAX_BAD_FRACTION = 0.10
+MAX_IMAGE_PIXELS = 100_000_000
+SPLIT_SEED = 'cxr-split-v1'
+
+# Transform.
+IMAGE_SIZE = 224
+IMAGE_CHANNELS = 1            # chest X-rays are grayscale; 3 keeps colour
+NORMALIZATION = 'featurewise_center'  # or 'resnet_v2'
+
+# Trainer.
+PRESET = 'recommended'        # or 'seed'
+WEIGHTS = 'imagenet'          # 'imagenet', 'none' or a path to a .h5 weights file
+TRAIN_STEPS = None            # None: whole epochs over the train split
+EVAL_STEPS = None
+
+# Evaluator gate (see README "Model gate").
+MIN_ACCURACY = 0.80
+MIN_COVID_RECALL = 0.80
+MAX_ACCURACY_DROP = 0.0       # candidate accuracy may not fall below the baseline's
+
+# Beam: DirectRunner in multi-processing mode on every core.
+BEAM_PIPELINE_ARGS = ('--direct_running_mode=multi_processing', '--direct_num_workers=0')

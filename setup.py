@@ -1,0 +1,30 @@
+"""Installs the `pipeline` and `components` packages and the `cxr` command.
+
+Beam workers and remote runners import the component code from this package, so the pipeline
+refers to Transform and Trainer functions by dotted path instead of a module file.
+Exact versions of every dependency are in requirements.lock (`make setup` installs them).
+"""
+import setuptools
+
+setuptools.setup(
+    name='cxr-tfx-pipeline',
+    version='0.1.0',
+    description='TFX pipeline that detects COVID-19 from chest X-rays (ResNet152V2 transfer learning).',
+    python_requires='>=3.10,<3.11',
+    packages=setuptools.find_packages(include=['pipeline', 'pipeline.*', 'components', 'components.*']),
+    install_requires=[
+        'tfx==1.16.0',
+        'tensorflow==2.16.2',
+        'tf-keras==2.16.0',
+        'tensorflow-datasets==4.9.10',
+        'apache-beam[gcp]>=2.60,<3',
+        'dill',  # imported by tfx-bsl, no longer pulled by recent apache-beam
+        'pyarrow',
+        'pillow',
+        'matplotlib',
+        'scikit-learn',
+        'psutil',
+    ],
+    extras_require={'test': ['pytest', 'pytest-xdist']},
+    entry_points={'console_scripts': ['cxr=pipeline.cli:main']},
+)
