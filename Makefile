@@ -26,10 +26,10 @@ run: setup
 	$(VENV)/bin/cxr run --data $(DATA) --output $(OUTPUT) $(ARGS)
 
 test: setup
-	$(PY) -m pytest -n 2 --dist loadgroup tests $(ARGS)
+	$(PY) -m pytest -n 2 --dist loadfile tests $(ARGS)
 
 bench: setup
-	$(PY) -m benchmarks.run_all
+	$(PY) -m benchmarks.run_all $(ARGS)
 
 clean:
 	rm -rf $(OUTPUT) demo_data .pytest_cache

@@ -2,17 +2,45 @@
 import tensorflow as tf
 
 MODEL_CHANNELS = 3  # ResNet152V2 takes RGB
+NORMALIZATIONS = ('featurewise_center', 'resnet_v2')
 
 
 def decode_resized(encoded: tf.Tensor, image_size: int, channels: int) -> tf.Tensor:
   """Decodes one PNG/JPEG/BMP/GIF of any bit depth and resizes it: uint8 [size, size, channels].
 
-  16-bit images are scaled to 8 bits; palette, grayscale, RGB and RGBA inputs all come out with
-  `channels` channels (1: luminance, 3: RGB, alpha dropped).
+  16-bit images are scaled to 8 bits (x / 65535, not clipped). Palette images are expanded.
+  Grayscale (+alpha) and RGB(A) inputs both come out with `channels` channels: 1 is the ITU-R
+  601 luminance (PIL's convert('L')), 3 is RGB with grey replicated; alpha is dropped. The
+  resize is bilinear with antialiasing (PIL's BILINEAR), done in float and rounded once.
   """
-  image = tf.io.decode_image(encoded, channels=channels, dtype=tf.float32, expand_animations=False)
+  image = _with_channels(_decode(encoded), channels)
   image = tf.image.resize(image, [image_size, image_size], method='bilinear', antialias=True)
-  return tf.image.convert_image_dtype(tf.clip_by_value(image, 0.0, 1.0), tf.uint8, saturate=True)
+  return tf.cast(tf.round(tf.clip_by_value(image, 0.0, 1.0) * 255.0), tf.uint8)
+
+
+def _decode(encoded: tf.Tensor) -> tf.Tensor:
+  """Encoded image -> float32 [H, W, native channels] in [0, 1].
+
+  JPEG uses the accurate integer IDCT, bit-identical to PIL (the default fast IDCT is up to 6
+  levels off).
+  """
+  return tf.cond(
+      tf.io.is_jpeg(encoded),
+      lambda: tf.image.convert_image_dtype(
+          tf.io.decode_jpeg(encoded, dct_method='INTEGER_ACCURATE'), tf.float32),
+      lambda: tf.io.decode_image(encoded, dtype=tf.float32, expand_animations=False))
+
+
+def _with_channels(image: tf.Tensor, channels: int) -> tf.Tensor:
+  """[H, W, 1 to 4] -> [H, W, channels]: grey(+alpha) or RGB(+alpha) to grey or RGB."""
+  is_colour = tf.shape(image)[-1] >= 3
+  if channels == 1:
+    return tf.cond(is_colour, lambda: tf.image.rgb_to_grayscale(image[..., :3]),
+                   lambda: image[..., :1])
+  if channels == 3:
+    return tf.cond(is_colour, lambda: image[..., :3],
+                   lambda: tf.image.grayscale_to_rgb(image[..., :1]))
+  raise ValueError(f'image_channels must be 1 or 3, got {channels}')
 
 
 def decode_pixels(pixels_png: tf.Tensor, channels: int) -> tf.Tensor:
@@ -23,8 +51,9 @@ def decode_pixels(pixels_png: tf.Tensor, channels: int) -> tf.Tensor:
 def model_input(pixels: tf.Tensor, pixel_mean: tf.Tensor, mode: str = 'featurewise_center') -> tf.Tensor:
   """uint8 or float pixels in [0, 255] ([..., H, W, C]) -> float32 model input [..., H, W, 3].
 
-  `featurewise_center`: pixels / 255 - train-split mean per channel (the seed's ImageDataGenerator
-  semantics). `resnet_v2`: pixels / 127.5 - 1 (what the ImageNet weights were trained on).
+  `featurewise_center`: pixels / 255 - train-split mean per channel (`pixel_mean` [..., C], the
+  seed's ImageDataGenerator semantics). `resnet_v2`: pixels / 127.5 - 1 (what the ImageNet
+  weights were trained on; `pixel_mean` is ignored).
   """
   image = tf.cast(pixels, tf.float32)
   if mode == 'featurewise_center':
@@ -32,7 +61,7 @@ def model_input(pixels: tf.Tensor, pixel_mean: tf.Tensor, mode: str = 'featurewi
   elif mode == 'resnet_v2':
     image = image / 127.5 - 1.0
   else:
-    raise ValueError(f"Unknown normalization mode {mode!r}: use 'featurewise_center' or 'resnet_v2'")
+    raise ValueError(f'Unknown normalization mode {mode!r}: use one of {NORMALIZATIONS}')
   if image.shape[-1] == 1:
     image = tf.repeat(image, MODEL_CHANNELS, axis=-1)
   return image

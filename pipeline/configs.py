@@ -34,3 +34,7 @@ MAX_ACCURACY_DROP = 0.0       # candidate accuracy may not fall below the baseli
 
 # Beam: DirectRunner in multi-processing mode on every core.
 BEAM_PIPELINE_ARGS = ('--direct_running_mode=multi_processing', '--direct_num_workers=0')
+
+# `cxr run --demo`: small, fast settings for the bundled demo data (no ImageNet weights offline).
+DEMO_IMAGE_SIZE = 64
+DEMO_HPARAMS = {'weights': 'none', 'epochs': 8, 'batch_size': 16}

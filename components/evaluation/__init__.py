@@ -1,0 +1,1 @@
+"""Evaluator configuration: EvalConfig, the model gate and argmax per-class TFMA metrics."""

@@ -1,0 +1,101 @@
+"""ResNet152V2 transfer model with the seed's head.
+
+ResNet152V2 (no top) -> GlobalAveragePooling2D -> [Dense(u, relu) -> Dropout -> BatchNormalization]
+for u in dense_units -> Dense(3, softmax). The first `freeze_layers` layers of the base are frozen.
+"""
+import os
+from typing import Sequence
+
+from absl import logging
+import tensorflow as tf
+
+from components import labels
+
+INPUT_NAME = 'image'          # float32 [batch, size, size, 3], components.image_ops.model_input
+OUTPUT_NAME = 'probabilities'
+BASE_NAME = 'resnet152v2'
+
+IMAGENET_WEIGHTS_FILE = 'resnet152v2_weights_tf_dim_ordering_tf_kernels_notop.h5'
+_IMAGENET_WEIGHTS_URL = ('https://storage.googleapis.com/tensorflow/keras-applications/resnet/'
+                         + IMAGENET_WEIGHTS_FILE)
+_IMAGENET_WEIGHTS_MD5 = 'ed17cf2e0169df9d443503ef94b23b33'  # tf_keras applications/resnet.py
+
+
+class WeightsError(ValueError):
+  """The requested backbone weights cannot be obtained or do not fit ResNet152V2."""
+
+
+def imagenet_weights_path() -> str:
+  """The ImageNet notop weights file, downloaded once into ~/.keras/models (Keras' cache)."""
+  try:
+    return tf.keras.utils.get_file(IMAGENET_WEIGHTS_FILE, _IMAGENET_WEIGHTS_URL,
+                                   cache_subdir='models', file_hash=_IMAGENET_WEIGHTS_MD5)
+  except Exception as e:  # get_file raises a bare Exception on network errors.
+    raise WeightsError(
+        f'Cannot get the ImageNet weights of ResNet152V2 ({e}). Without internet access, download '
+        f'{IMAGENET_WEIGHTS_FILE} from {_IMAGENET_WEIGHTS_URL} on another machine, then either pass '
+        f'its path (`--weights /path/to/{IMAGENET_WEIGHTS_FILE}`) or copy it into '
+        f'{os.path.join("~", ".keras", "models")}/. Use `--weights none` to train from scratch.'
+    ) from e
+
+
+def load_base_weights(base: tf.keras.Model, path: str) -> None:
+  """Loads a ResNet152V2 notop .h5 weights file into `base`, layer by layer (by_name=False)."""
+  if not os.path.isfile(path):
+    raise WeightsError(f'Weights file not found: {path}')
+  try:
+    base.load_weights(path)
+  except (ValueError, OSError, KeyError) as e:
+    raise WeightsError(
+        f'{path} does not hold ResNet152V2 notop weights ({e}). Expected a file like '
+        f'{IMAGENET_WEIGHTS_FILE} with the weights of {len(base.layers)} layers.') from e
+
+
+def build_model(image_size: int,
+                num_classes: int = labels.NUM_CLASSES,
+                weights: str = 'imagenet',
+                freeze_layers: int = 300,
+                dense_units: Sequence[int] = (512, 256, 64),
+                dropout: float = 0.3,
+                learning_rate: float = 1e-4,
+                jit_compile: bool = False) -> tf.keras.Model:
+  """The compiled transfer model (Adam, sparse categorical cross-entropy, accuracy).
+
+  Args:
+    weights: 'imagenet', 'none' (random init) or the path to a ResNet152V2 notop .h5 file.
+    freeze_layers: the first N layers of the ResNet152V2 base are not trained.
+
+  Build it inside the distribution strategy's scope and after setting the Keras dtype policy;
+  the output layer always computes in float32.
+  """
+  base = tf.keras.applications.ResNet152V2(
+      include_top=False, weights=None, input_shape=(image_size, image_size, 3))
+  if weights == 'imagenet':
+    load_base_weights(base, imagenet_weights_path())
+  elif weights != 'none':
+    load_base_weights(base, weights)
+  for i, layer in enumerate(base.layers):
+    layer.trainable = i >= freeze_layers
+  logging.info('ResNet152V2 base: %d layers, weights=%s, first %d frozen', len(base.layers),
+               weights, min(freeze_layers, len(base.layers)))
+
+  inputs = tf.keras.Input(shape=(image_size, image_size, 3), name=INPUT_NAME)
+  x = base(inputs)
+  x = tf.keras.layers.GlobalAveragePooling2D(name='avg_pool')(x)
+  for i, units in enumerate(dense_units, 1):
+    x = tf.keras.layers.Dense(units, activation='relu', name=f'dense_{i}')(x)
+    x = tf.keras.layers.Dropout(dropout, name=f'dropout_{i}')(x)
+    x = tf.keras.layers.BatchNormalization(name=f'batch_norm_{i}')(x)
+  outputs = tf.keras.layers.Dense(num_classes, activation='softmax', dtype='float32',
+                                  name=OUTPUT_NAME)(x)
+  model = tf.keras.Model(inputs, outputs, name='resnet152v2_cxr')
+  model.compile(optimizer=tf.keras.optimizers.Adam(learning_rate=learning_rate),
+                loss=tf.keras.losses.SparseCategoricalCrossentropy(),
+                metrics=['accuracy'],
+                jit_compile=jit_compile)
+  return model
+
+
+def base_of(model: tf.keras.Model) -> tf.keras.Model:
+  """The ResNet152V2 backbone inside a model from build_model."""
+  return model.get_layer(BASE_NAME)

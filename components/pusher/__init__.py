@@ -1,0 +1,1 @@
+"""Pusher of blessed models into versioned, atomically published serving folders."""

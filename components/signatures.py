@@ -1,0 +1,62 @@
+"""Serving signatures: raw image bytes or raw tf.Examples in, through the Transform graph.
+
+The Transform layer turns raw images into `pixels_xf` and `pixel_mean_xf` exactly as for the
+materialized training examples, then image_ops.decode_pixels and image_ops.model_input build
+the model input as the training input does, so training and serving share one graph.
+"""
+from typing import Callable, Dict
+
+import tensorflow as tf
+import tensorflow_transform as tft
+
+from components import features
+from components import image_ops
+from components import labels
+
+
+def make_serving_signatures(model: tf.keras.Model,
+                            tf_transform_output: tft.TFTransformOutput,
+                            image_channels: int,
+                            normalization: str) -> Dict[str, Callable]:
+  """Signatures for tf.saved_model.save(model, path, signatures=...).
+
+  serving_default(image_bytes: string [None]) and serving_examples(examples: string [None],
+  serialized raw tf.Examples; only `image` is read) -> probabilities float32 [None, 3],
+  class_id int64 [None], class_name string [None].
+  transform_features(examples: string [None]) -> the Transform outputs (pixels_xf,
+  pixel_mean_xf, label_xf), for TFMA's preprocessing_function_names.
+  """
+  model.tft_layer = tf_transform_output.transform_features_layer()  # tracked, so it is exported
+  raw_spec = tf_transform_output.raw_feature_spec()
+  image_size = model.inputs[0].shape[1]
+  class_names = tf.constant(labels.CLASS_NAMES)
+
+  def predict(encoded_images):
+    transformed = model.tft_layer({features.IMAGE_KEY: tf.reshape(encoded_images, [-1, 1])})
+    pixels = tf.map_fn(
+        lambda png: image_ops.decode_pixels(png, image_channels), transformed[features.PIXELS_XF],
+        fn_output_signature=tf.TensorSpec([image_size, image_size, image_channels], tf.uint8))
+    probabilities = tf.cast(model(image_ops.model_input(
+        pixels, transformed[features.PIXEL_MEAN_XF], normalization)), tf.float32)
+    class_id = tf.argmax(probabilities, axis=-1, output_type=tf.int64)
+    return {'probabilities': probabilities, 'class_id': class_id,
+            'class_name': tf.gather(class_names, class_id)}
+
+  @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name='image_bytes')])
+  def serve_images(image_bytes):
+    return predict(image_bytes)
+
+  @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name='examples')])
+  def serve_examples(examples):
+    parsed = tf.io.parse_example(examples, {features.IMAGE_KEY: raw_spec[features.IMAGE_KEY]})
+    return predict(parsed[features.IMAGE_KEY])
+
+  @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name='examples')])
+  def transform_features(examples):
+    return model.tft_layer(tf.io.parse_example(examples, raw_spec))
+
+  return {
+      'serving_default': serve_images.get_concrete_function(),
+      'serving_examples': serve_examples.get_concrete_function(),
+      'transform_features': transform_features.get_concrete_function(),
+  }

@@ -1,0 +1,53 @@
+"""Training history as JSON and the seed notebook's plots as PNG files."""
+import io
+import json
+import os
+from typing import Any, Dict, List, Mapping
+
+import matplotlib
+matplotlib.use('Agg')
+import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+import tensorflow as tf
+
+HISTORY_FILE = 'history.json'
+# The seed's three figures: file name -> (title, [(history key, legend label)], y label).
+PLOTS = {
+    'accuracy.png': ('Model accuracy', [('accuracy', 'train'), ('val_accuracy', 'validation')],
+                     'accuracy'),
+    'loss.png': ('Training loss', [('loss', 'train')], 'loss'),
+    'val_loss.png': ('Validation loss', [('val_loss', 'validation')], 'loss'),
+}
+
+
+def _plot_png(title: str, series: List[tuple], ylabel: str, history: Mapping[str, List[float]]) -> bytes:
+  fig, ax = plt.subplots(figsize=(6, 4))
+  for key, label in series:
+    values = history[key]
+    ax.plot(range(1, len(values) + 1), values, marker='o', label=label)
+  ax.set_title(title)
+  ax.set_xlabel('epoch')
+  ax.set_ylabel(ylabel)
+  ax.grid(True, alpha=0.3)
+  ax.legend()
+  buffer = io.BytesIO()
+  fig.savefig(buffer, format='png', dpi=100, bbox_inches='tight')
+  plt.close(fig)
+  return buffer.getvalue()
+
+
+def write_report(output_dir: str, history: Mapping[str, List[float]], **metadata: Any) -> Dict[str, str]:
+  """Writes HISTORY_FILE ({**metadata, 'history': ...}) and the PLOTS whose series exist.
+
+  Returns {file name: path} of what was written. `output_dir` may be any tf.io.gfile path.
+  """
+  tf.io.gfile.makedirs(output_dir)
+  history = {k: [float(v) for v in values] for k, values in history.items()}
+  paths = {HISTORY_FILE: os.path.join(output_dir, HISTORY_FILE)}
+  with tf.io.gfile.GFile(paths[HISTORY_FILE], 'w') as f:
+    json.dump(dict(metadata, history=history), f, indent=2, sort_keys=True)
+  for name, (title, series, ylabel) in PLOTS.items():
+    if all(history.get(key) for key, _ in series):
+      paths[name] = os.path.join(output_dir, name)
+      with tf.io.gfile.GFile(paths[name], 'wb') as f:
+        f.write(_plot_png(title, series, ylabel, history))
+  return paths

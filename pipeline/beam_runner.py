@@ -1,0 +1,26 @@
+"""Runs the pipeline with TFX's BeamDagRunner: the component DAG itself is a Beam pipeline.
+
+Same pipeline, metadata store, cache and output folder as pipeline/local_runner.py (the two
+runners can alternate on one output folder). Each component is a Beam stage started once its
+upstream stages finish; the components' own Beam work (ingestion, statistics, Transform,
+Evaluator) still runs on the engine chosen by the Beam arguments (DirectRunner, Dataflow,
+Flink, Spark). `cxr run --runner beam` uses it.
+"""
+import logging
+import os
+
+from tfx.orchestration.beam.beam_dag_runner import BeamDagRunner
+
+from pipeline import configs
+from pipeline import local_runner
+from pipeline import run_lock
+from pipeline.run_options import RunOptions
+
+
+def run(options: RunOptions) -> None:
+  """Runs the whole pipeline to completion under BeamDagRunner (raises if a component fails)."""
+  os.makedirs(options.output_dir, exist_ok=True)
+  logging.info('Running pipeline %s with BeamDagRunner on %s -> %s', configs.PIPELINE_NAME,
+               options.data_root, os.path.abspath(options.output_dir))
+  with run_lock.hold(options.output_dir, options.lock_wait):
+    BeamDagRunner().run(local_runner.build(options))

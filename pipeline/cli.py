@@ -1,0 +1,116 @@
+"""`cxr`: the command line of the chest X-ray pipeline."""
+import argparse
+import logging
+import os
+import sys
+
+os.environ.setdefault('TF_USE_LEGACY_KERAS', '1')  # before TensorFlow is first imported
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+
+from pipeline import configs  # pylint: disable=g-import-not-at-top
+
+_HPARAM_FLAGS = (  # flag, hparams key, type
+    ('--epochs', 'epochs', int),
+    ('--batch-size', 'batch_size', int),
+    ('--learning-rate', 'learning_rate', float),
+    ('--freeze-layers', 'freeze_layers', int),
+    ('--weights', 'weights', str),
+    ('--train-steps', 'train_steps', int),
+    ('--eval-steps', 'eval_steps', int),
+    ('--mixed-precision', 'mixed_precision', str),
+)
+
+
+def _add_run_parser(subparsers) -> None:
+  p = subparsers.add_parser('run', help='run the whole pipeline on a dataset folder')
+  p.add_argument('--data', required=True, help='dataset root (class folders, Train/Test, Kaggle or span-N layout)')
+  p.add_argument('--output', required=True, help='output folder: pipeline root, metadata store, serving/<version>/')
+  p.add_argument('--demo', action='store_true', help=f'small, fast settings for the demo data: image size {configs.DEMO_IMAGE_SIZE}, {configs.DEMO_HPARAMS}')
+  g = p.add_argument_group('ingestion')
+  g.add_argument('--span', default='latest', help="span-N folders to ingest: latest, all, N or N-M")
+  g.add_argument('--group-regex', default='', help=r"keeps files whose names share this group in one split, e.g. '(person\d+)_'")
+  g.add_argument('--ignore-unknown-classes', action='store_true', help='skip (and report) folders that are not a known class')
+  g.add_argument('--max-bad-fraction', type=float, default=configs.MAX_BAD_FRACTION)
+  g = p.add_argument_group('model')
+  g.add_argument('--image-size', type=int, default=None, help=f'default {configs.IMAGE_SIZE}')
+  g.add_argument('--image-channels', type=int, choices=(1, 3), default=configs.IMAGE_CHANNELS)
+  g.add_argument('--normalization', choices=('featurewise_center', 'resnet_v2'), default=configs.NORMALIZATION)
+  g.add_argument('--preset', choices=('recommended', 'seed'), default=configs.PRESET)
+  for flag, key, kind in _HPARAM_FLAGS:
+    g.add_argument(flag, dest=key, type=kind, default=None)
+  g.add_argument('--warm-start', action='store_true', help='start from the last blessed model')
+  g = p.add_argument_group('gate')
+  g.add_argument('--min-accuracy', type=float, default=configs.MIN_ACCURACY)
+  g.add_argument('--min-covid-recall', type=float, default=configs.MIN_COVID_RECALL)
+  g.add_argument('--max-accuracy-drop', type=float, default=configs.MAX_ACCURACY_DROP)
+  g = p.add_argument_group('orchestration')
+  g.add_argument('--no-cache', action='store_true', help='re-run every component')
+  g.add_argument('--beam-arg', action='append', default=None, dest='beam_args',
+                 help=f'Beam pipeline argument (repeatable); default {" ".join(configs.BEAM_PIPELINE_ARGS)}')
+  p.set_defaults(func=_run)
+
+
+def run_options_from_args(args):
+  """RunOptions from parsed `cxr run` arguments."""
+  from pipeline.run_options import RunOptions  # pylint: disable=g-import-not-at-top
+  overrides = dict(configs.DEMO_HPARAMS) if args.demo else {}
+  overrides.update({key: getattr(args, key) for _, key, _ in _HPARAM_FLAGS if getattr(args, key) is not None})
+  image_size = args.image_size or (configs.DEMO_IMAGE_SIZE if args.demo else configs.IMAGE_SIZE)
+  return RunOptions(
+      data_root=args.data, output_dir=args.output, span=args.span, group_regex=args.group_regex,
+      unknown_classes='ignore' if args.ignore_unknown_classes else 'error',
+      max_bad_fraction=args.max_bad_fraction, image_size=image_size,
+      image_channels=args.image_channels, normalization=args.normalization, preset=args.preset,
+      hparam_overrides=overrides, warm_start=args.warm_start, min_accuracy=args.min_accuracy,
+      min_covid_recall=args.min_covid_recall, max_accuracy_drop=args.max_accuracy_drop,
+      enable_cache=not args.no_cache, beam_pipeline_args=args.beam_args)
+
+
+def _run(args) -> int:
+  from pipeline import local_runner  # pylint: disable=g-import-not-at-top
+  from pipeline import run_summary  # pylint: disable=g-import-not-at-top
+  options = run_options_from_args(args)
+  local_runner.run(options)
+  print(run_summary.summarize(options.output_dir))
+  return 0
+
+
+def _add_demo_data_parser(subparsers) -> None:
+  p = subparsers.add_parser('demo-data', help='generate the deterministic demo dataset')
+  p.add_argument('--output', required=True, help='folder to write Train/ and Test/ into')
+  p.add_argument('--train-per-class', type=int, default=60)
+  p.add_argument('--test-per-class', type=int, default=20)
+  p.add_argument('--seed', type=int, default=0)
+  p.set_defaults(func=_demo_data)
+
+
+def _demo_data(args) -> int:
+  from components import demo_data  # pylint: disable=g-import-not-at-top
+  counts = demo_data.generate(args.output, train_per_class=args.train_per_class,
+                              test_per_class=args.test_per_class, seed=args.seed)
+  print(f'Demo dataset written to {os.path.abspath(args.output)}: {counts}')
+  return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+  parser = argparse.ArgumentParser(prog='cxr', description=__doc__)
+  parser.add_argument('-v', '--verbose', action='store_true', help='debug logging')
+  subparsers = parser.add_subparsers(dest='command', required=True)
+  _add_run_parser(subparsers)
+  _add_demo_data_parser(subparsers)
+  return parser
+
+
+def main(argv=None) -> int:
+  args = build_parser().parse_args(argv)
+  logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                      format='%(asctime)s %(levelname)s %(name)s: %(message)s')
+  try:
+    return args.func(args)
+  except (ValueError, FileNotFoundError) as e:
+    print(f'cxr {args.command}: error: {e}', file=sys.stderr)
+    return 2
+
+
+if __name__ == '__main__':
+  sys.exit(main())

@@ -1,0 +1,57 @@
+"""Runs the pipeline on this machine: LocalDagRunner, ML Metadata in SQLite (or MySQL), Beam args."""
+import logging
+import os
+
+from tfx import v1 as tfx
+
+from components.evaluation.eval_config import make_eval_config
+from components.ingestion.fingerprint import fingerprint
+from pipeline import beam_args
+from pipeline import configs
+from pipeline import metadata_config
+from pipeline import pipeline as pipeline_lib
+from pipeline import run_lock
+from pipeline.output_layout import layout
+from pipeline.run_options import RunOptions
+
+
+def build(options: RunOptions, metadata_connection_config=None) -> tfx.dsl.Pipeline:
+  """The pipeline for `options`, with its paths under options.output_dir."""
+  paths = layout(options.output_dir)
+  data_root = os.path.abspath(options.data_root)
+  if not os.path.isdir(data_root):
+    raise FileNotFoundError(f'Dataset folder not found: {data_root}')
+  if metadata_connection_config is None:
+    metadata_connection_config = metadata_config.connection_config(
+        options.metadata_mysql, paths.metadata_path)
+  logging.info('ML Metadata: %s', metadata_config.describe(metadata_connection_config))
+  return pipeline_lib.create_pipeline(
+      pipeline_name=configs.PIPELINE_NAME,
+      pipeline_root=paths.pipeline_root,
+      data_root=data_root,
+      input_fingerprint=fingerprint(data_root, options.span),
+      ingest_options=options.ingest_options(),
+      schema_path=os.path.join(configs.SCHEMA_DIR, 'schema.pbtxt'),
+      preprocessing_fn=configs.PREPROCESSING_FN,
+      transform_config=options.transform_config(),
+      run_fn=configs.RUN_FN,
+      trainer_config=options.trainer_config(),
+      eval_config=make_eval_config(
+          min_accuracy=options.min_accuracy,
+          min_covid_recall=options.min_covid_recall,
+          max_accuracy_drop=options.max_accuracy_drop),
+      serving_model_dir=paths.serving_dir,
+      warm_start=options.warm_start,
+      enable_cache=options.enable_cache,
+      metadata_connection_config=metadata_connection_config,
+      beam_pipeline_args=beam_args.validate(
+          options.beam_pipeline_args or configs.BEAM_PIPELINE_ARGS, data_root, paths.pipeline_root))
+
+
+def run(options: RunOptions) -> None:
+  """Runs the whole pipeline to completion (raises if a component fails)."""
+  os.makedirs(options.output_dir, exist_ok=True)
+  logging.info('Running pipeline %s on %s -> %s', configs.PIPELINE_NAME, options.data_root,
+               os.path.abspath(options.output_dir))
+  with run_lock.hold(options.output_dir, options.lock_wait):
+    tfx.orchestration.LocalDagRunner().run(build(options))

@@ -1,0 +1,47 @@
+"""Everything a user chooses for one pipeline run, with the defaults of pipeline/configs.py."""
+import dataclasses
+from typing import Any, Dict, List, Optional
+
+from pipeline import configs
+
+
+@dataclasses.dataclass
+class RunOptions:
+  """Options of `cxr run`; the runner turns them into component arguments."""
+  data_root: str
+  output_dir: str
+  # Ingestion.
+  span: str = 'latest'
+  group_regex: str = ''
+  unknown_classes: str = 'error'
+  max_bad_fraction: float = configs.MAX_BAD_FRACTION
+  max_image_pixels: int = configs.MAX_IMAGE_PIXELS
+  # Transform.
+  image_size: int = configs.IMAGE_SIZE
+  image_channels: int = configs.IMAGE_CHANNELS
+  normalization: str = configs.NORMALIZATION
+  # Trainer: a preset plus overrides of its hyperparameters (components.hparams).
+  preset: str = configs.PRESET
+  hparam_overrides: Dict[str, Any] = dataclasses.field(default_factory=dict)
+  warm_start: bool = False
+  # Evaluator gate.
+  min_accuracy: float = configs.MIN_ACCURACY
+  min_covid_recall: float = configs.MIN_COVID_RECALL
+  max_accuracy_drop: float = configs.MAX_ACCURACY_DROP
+  # Orchestration.
+  enable_cache: bool = True
+  beam_pipeline_args: Optional[List[str]] = None
+  metadata_mysql: str = ''      # HOST[:PORT]/DATABASE: MySQL metadata store instead of SQLite
+  lock_wait: float = 0.0        # seconds to wait for another run of the same output folder
+
+  def ingest_options(self) -> Dict[str, Any]:
+    return dict(span=self.span, group_regex=self.group_regex, unknown_classes=self.unknown_classes,
+                max_bad_fraction=self.max_bad_fraction, max_image_pixels=self.max_image_pixels)
+
+  def transform_config(self) -> Dict[str, Any]:
+    return dict(image_size=self.image_size, image_channels=self.image_channels)
+
+  def trainer_config(self) -> Dict[str, Any]:
+    return dict(preset=self.preset, image_size=self.image_size,
+                image_channels=self.image_channels, normalization=self.normalization,
+                warm_start=self.warm_start, **self.hparam_overrides)

@@ -1,0 +1,82 @@
+"""Test helpers: a tiny SavedModel with the project's serving signatures, and raw tf.Examples.
+
+The fake model reads an image's mean brightness as a row index into a fixed probability table, so
+a test chooses each example's predicted probabilities through the gray level of a 4x4 PNG.
+"""
+import io
+import os
+from typing import Sequence
+
+import numpy as np
+from PIL import Image
+import tensorflow as tf
+
+from components import features
+from components import labels
+
+GRAY_STEP = 8  # gray level of table row i: i * GRAY_STEP
+
+
+def png_for_row(row: int) -> bytes:
+  """A 4x4 grayscale PNG that the fake model maps to table row `row`."""
+  buffer = io.BytesIO()
+  Image.fromarray(np.full((4, 4), row * GRAY_STEP, dtype=np.uint8)).save(buffer, format='PNG')
+  return buffer.getvalue()
+
+
+class _TableModel(tf.Module):
+  """probabilities = table[round(mean gray / GRAY_STEP)]."""
+
+  def __init__(self, table: np.ndarray):
+    super().__init__()
+    self.table = tf.constant(table, dtype=tf.float32)
+    self.class_names = tf.constant(labels.CLASS_NAMES)
+
+  def _outputs(self, images: tf.Tensor):
+    def row(encoded):
+      image = tf.io.decode_image(encoded, channels=1, expand_animations=False)
+      index = tf.cast(tf.round(tf.reduce_mean(tf.cast(image, tf.float32)) / GRAY_STEP), tf.int32)
+      return tf.minimum(index, tf.shape(self.table)[0] - 1)
+
+    probabilities = tf.gather(self.table, tf.map_fn(row, images, fn_output_signature=tf.int32))
+    class_id = tf.argmax(probabilities, axis=-1)
+    return {'probabilities': probabilities, 'class_id': class_id,
+            'class_name': tf.gather(self.class_names, class_id)}
+
+  @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name='image_bytes')])
+  def serve_images(self, image_bytes):
+    return self._outputs(image_bytes)
+
+  @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name='examples')])
+  def serve_examples(self, examples):
+    parsed = tf.io.parse_example(
+        examples, {features.IMAGE_KEY: tf.io.FixedLenFeature([], tf.string)})
+    return self._outputs(parsed[features.IMAGE_KEY])
+
+
+def save_model(export_dir: str, table: Sequence[Sequence[float]]) -> str:
+  """Saves a fake model with `serving_default` and `serving_examples`; returns export_dir."""
+  model = _TableModel(np.asarray(table, dtype=np.float32))
+  tf.saved_model.save(model, export_dir, signatures={
+      'serving_default': model.serve_images, 'serving_examples': model.serve_examples})
+  return export_dir
+
+
+def serialized_example(row: int, label: int, source: str = 'Test') -> bytes:
+  """A raw tf.Example (image, label, source) whose image maps to table row `row`."""
+  feature = {
+      features.IMAGE_KEY: tf.train.Feature(bytes_list=tf.train.BytesList(value=[png_for_row(row)])),
+      features.LABEL_KEY: tf.train.Feature(int64_list=tf.train.Int64List(value=[label])),
+      features.SOURCE_KEY: tf.train.Feature(bytes_list=tf.train.BytesList(value=[source.encode()])),
+  }
+  return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
+
+
+def write_split(examples_uri: str, split: str, records: Sequence[bytes]) -> None:
+  """Writes records as ExampleGen does: gzip TFRecords in `examples_uri/Split-<split>/`."""
+  split_dir = os.path.join(examples_uri, f'Split-{split}')
+  os.makedirs(split_dir, exist_ok=True)
+  path = os.path.join(split_dir, 'data_tfrecord-00000-of-00001.gz')
+  with tf.io.TFRecordWriter(path, options='GZIP') as writer:
+    for record in records:
+      writer.write(record)

@@ -1,0 +1,115 @@
+"""ML Metadata on a real MySQL-protocol server (MariaDB) that the fixture starts on loopback.
+
+The server comes from scripts/install_test_services.sh (mariadb-server); the test is skipped with
+that hint only when no server binary is installed.
+"""
+import os
+import shutil
+import socket
+import subprocess
+import time
+
+import pytest
+
+from pipeline import metadata_config
+from pipeline import metadata_queries
+from pipeline.output_layout import layout
+
+USER, PASSWORD, DATABASE = 'cxr', 'cxr-test-password', 'cxr_metadata'
+
+
+def _find(*names):
+  for name in names:
+    path = shutil.which(name) or shutil.which(name, path='/usr/sbin:/usr/local/sbin')
+    if path:
+      return path
+  return None
+
+
+def _free_port():
+  with socket.socket() as s:
+    s.bind(('127.0.0.1', 0))
+    return s.getsockname()[1]
+
+
+def _wait_for_server(port, process, log_path, timeout=60.0):
+  import pymysql  # pylint: disable=g-import-not-at-top
+  deadline = time.monotonic() + timeout
+  while True:
+    try:
+      return pymysql.connect(host='127.0.0.1', port=port, user='root', password='')
+    except pymysql.err.OperationalError:
+      if process.poll() is not None or time.monotonic() > deadline:
+        with open(log_path, encoding='utf-8', errors='replace') as f:
+          raise RuntimeError(f'MariaDB did not start on port {port}:\n{f.read()[-3000:]}')
+      time.sleep(0.2)
+
+
+@pytest.fixture(scope='module')
+def mysql_address(tmp_path_factory):
+  """HOST:PORT/DATABASE of a fresh MariaDB server, with account USER that may create DATABASE."""
+  server, install_db = _find('mariadbd', 'mysqld'), _find('mariadb-install-db', 'mysql_install_db')
+  if not server or not install_db:
+    pytest.skip('No MariaDB/MySQL server installed: run scripts/install_test_services.sh')
+  base = tmp_path_factory.mktemp('mariadb')
+  datadir, log_path = base / 'data', base / 'server.log'
+  as_root = ['--user=root'] if os.geteuid() == 0 else []
+  subprocess.run([install_db, '--no-defaults', f'--datadir={datadir}', '--skip-test-db',
+                  '--auth-root-authentication-method=normal'] + as_root,
+                 check=True, capture_output=True)
+  port = _free_port()
+  with open(log_path, 'w', encoding='utf-8') as log:
+    process = subprocess.Popen(
+        [server, '--no-defaults', f'--datadir={datadir}', f'--port={port}', '--bind-address=127.0.0.1',
+         f'--socket={base / "mysqld.sock"}', f'--pid-file={base / "mysqld.pid"}',
+         '--innodb-buffer-pool-size=32M', '--skip-name-resolve'] + as_root,
+        stdout=log, stderr=subprocess.STDOUT)
+  try:
+    root = _wait_for_server(port, process, log_path)
+    with root.cursor() as cursor:
+      cursor.execute(f"CREATE USER '{USER}'@'127.0.0.1' IDENTIFIED BY '{PASSWORD}'")
+      cursor.execute(f"GRANT ALL PRIVILEGES ON {DATABASE}.* TO '{USER}'@'127.0.0.1'")
+    root.close()
+    yield f'127.0.0.1:{port}/{DATABASE}'
+  finally:
+    process.terminate()
+    process.wait(timeout=60)
+
+
+@pytest.fixture
+def account(monkeypatch):
+  monkeypatch.setenv(metadata_config.USER_ENV, USER)
+  monkeypatch.setenv(metadata_config.PASSWORD_ENV, PASSWORD)
+
+
+def test_artifacts_written_through_one_connection_are_read_through_another(mysql_address, account):
+  from ml_metadata.metadata_store import metadata_store  # pylint: disable=g-import-not-at-top
+  from ml_metadata.proto import metadata_store_pb2  # pylint: disable=g-import-not-at-top
+  writer = metadata_store.MetadataStore(metadata_config.mysql_config(mysql_address))
+  model_type = writer.put_artifact_type(metadata_store_pb2.ArtifactType(
+      name='Model', properties={'version': metadata_store_pb2.INT}))
+  artifact = metadata_store_pb2.Artifact(type_id=model_type, uri='/serving/1')
+  artifact.properties['version'].int_value = 1
+  artifact.custom_properties['accuracy'].double_value = 0.93
+  [artifact_id] = writer.put_artifacts([artifact])
+
+  reader = metadata_store.MetadataStore(metadata_config.mysql_config(mysql_address))
+  [found] = reader.get_artifacts_by_id([artifact_id])
+  assert found.uri == '/serving/1'
+  assert found.properties['version'].int_value == 1
+  assert metadata_queries.custom_property(found, 'accuracy') == pytest.approx(0.93)
+
+  import pymysql  # pylint: disable=g-import-not-at-top
+  host, port = mysql_address.split('/')[0].split(':')
+  with pymysql.connect(host=host, port=int(port), user=USER, password=PASSWORD,
+                       database=DATABASE) as connection, connection.cursor() as cursor:
+    cursor.execute('SELECT uri FROM Artifact WHERE id = %s', (artifact_id,))
+    assert cursor.fetchone() == ('/serving/1',)  # stored in the server, not in a local file
+
+
+def test_wrong_password_fails_with_the_servers_error(mysql_address, monkeypatch):
+  from ml_metadata.metadata_store import metadata_store  # pylint: disable=g-import-not-at-top
+  monkeypatch.setenv(metadata_config.USER_ENV, USER)
+  monkeypatch.setenv(metadata_config.PASSWORD_ENV, 'wrong')
+  with pytest.raises(Exception, match='Access denied'):
+    metadata_store.MetadataStore(metadata_config.mysql_config(mysql_address))

@@ -1,0 +1,190 @@
+"""Orchestration pieces: Beam argument sets, metadata connection, run lock, BeamDagRunner wiring."""
+import os
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+from pipeline import beam_args
+from pipeline import metadata_config
+from pipeline import run_lock
+
+DATAFLOW_OK = ['--project=my-project', '--region=europe-west4', '--temp_location=gs://my-bucket/tmp']
+
+
+# Beam arguments.
+
+def test_direct_engine_defaults_to_multi_processing_on_every_core():
+  args = beam_args.compose('direct')
+  assert args == ['--direct_running_mode=multi_processing', '--direct_num_workers=0']
+
+
+def test_user_arguments_follow_the_preset_so_they_win():
+  args = beam_args.compose('direct', ['--direct_running_mode=in_memory'])
+  assert args[-1] == '--direct_running_mode=in_memory'
+  from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions  # pylint: disable=g-import-not-at-top
+  assert PipelineOptions(args).view_as(DirectOptions).direct_running_mode == 'in_memory'
+
+
+def test_misspelt_option_is_rejected_with_a_suggestion():
+  with pytest.raises(beam_args.BeamArgsError, match=r'Unknown Beam option --direct-running-mode '
+                     r'\(did you mean --direct_running_mode\?\)'):
+    beam_args.compose('direct', ['--direct-running-mode=in_memory'])
+
+
+def test_unsupported_runner_and_engine_are_rejected():
+  with pytest.raises(beam_args.BeamArgsError, match="Unsupported Beam --runner 'SamzaRunner'"):
+    beam_args.validate(['--runner=SamzaRunner'])
+  with pytest.raises(beam_args.BeamArgsError, match="Unknown Beam engine 'storm'"):
+    beam_args.compose('storm')
+
+
+def test_complete_dataflow_arguments_install_this_package_on_workers():
+  args = beam_args.compose('dataflow', DATAFLOW_OK, data_root='gs://my-bucket/data',
+                           pipeline_root='gs://my-bucket/out/pipeline_root')
+  assert '--runner=DataflowRunner' in args
+  assert f'--setup_file={beam_args.PACKAGE_SETUP_FILE}' in args
+  assert os.path.isfile(beam_args.PACKAGE_SETUP_FILE)
+  assert args[-len(DATAFLOW_OK):] == DATAFLOW_OK
+
+
+def test_dataflow_lists_every_missing_or_invalid_argument():
+  with pytest.raises(beam_args.BeamArgsError) as raised:
+    beam_args.compose('dataflow', ['--temp_location=/tmp/beam'], data_root='/data',
+                      pipeline_root='gs://my-bucket/out')
+  message = str(raised.value)
+  assert 'Missing required option: project' in message
+  assert 'DataflowRunner needs --region' in message
+  assert 'Invalid GCS path (/tmp/beam), given for the option: temp_location' in message
+  assert "cannot read the local data folder '/data'" in message
+  assert 'output folder' not in message  # gs:// output is fine
+
+
+def test_dataflow_setup_file_must_exist():
+  with pytest.raises(beam_args.BeamArgsError, match='--setup_file /nowhere/setup.py does not exist'):
+    beam_args.compose('dataflow', DATAFLOW_OK + ['--setup_file=/nowhere/setup.py'])
+
+
+def test_flink_needs_a_master_and_an_environment():
+  with pytest.raises(beam_args.BeamArgsError) as raised:
+    beam_args.compose('flink')
+  assert 'FlinkRunner needs --flink_master' in str(raised.value)
+  assert 'FlinkRunner needs --environment_type' in str(raised.value)
+  args = beam_args.compose('flink', ['--flink_master=localhost:8081', '--environment_type=LOOPBACK'])
+  assert args[0] == '--runner=FlinkRunner'
+
+
+@pytest.mark.parametrize('environment, expected', [
+    (['--environment_type=DOCKER'], '--environment_type=DOCKER needs --environment_config=IMAGE'),
+    (['--environment_type=PROCESS'], 'Option process_command is required for environment type PROCESS'),
+    (['--environment_type=KUBERNETES'], "--environment_type must be one of DOCKER, PROCESS, EXTERNAL, "
+                                        "LOOPBACK, got 'KUBERNETES'"),
+])
+def test_portable_environment_errors(environment, expected):
+  with pytest.raises(beam_args.BeamArgsError, match=expected):
+    beam_args.compose('spark', ['--spark_master_url=spark://spark:7077'] + environment)
+
+
+def test_spark_with_an_image_and_portable_runner_with_a_job_server():
+  beam_args.compose('spark', ['--spark_master_url=spark://spark:7077', '--environment_type=DOCKER',
+                              '--environment_config=registry/cxr-beam:0.1.0'])
+  with pytest.raises(beam_args.BeamArgsError, match='PortableRunner needs --job_endpoint'):
+    beam_args.validate(['--runner=PortableRunner', '--environment_type=LOOPBACK'])
+  beam_args.validate(['--runner=PortableRunner', '--job_endpoint=localhost:8099',
+                      '--environment_type=LOOPBACK'])
+
+
+# Metadata connection.
+
+def test_sqlite_is_the_default_metadata_store(tmp_path):
+  config = metadata_config.connection_config('', str(tmp_path / 'metadata.sqlite'))
+  assert config.sqlite.filename_uri == str(tmp_path / 'metadata.sqlite')
+  assert metadata_config.describe(config) == f'SQLite {tmp_path / "metadata.sqlite"}'
+
+
+def test_mysql_address_takes_the_account_from_the_environment():
+  env = {metadata_config.USER_ENV: 'cxr', metadata_config.PASSWORD_ENV: 's3cret'}
+  config = metadata_config.connection_config('db.internal:3307/cxr_meta', 'unused.sqlite', env)
+  assert (config.mysql.host, config.mysql.port, config.mysql.database) == ('db.internal', 3307, 'cxr_meta')
+  assert (config.mysql.user, config.mysql.password) == ('cxr', 's3cret')
+  assert metadata_config.describe(config) == 'MySQL cxr@db.internal:3307/cxr_meta'
+  assert metadata_config.parse_mysql_address('db/meta').port == metadata_config.DEFAULT_MYSQL_PORT
+
+
+@pytest.mark.parametrize('spec', ['db.internal', 'db:port/x', 'db:3306/', 'db:99999/x', 'db:1/x;drop'])
+def test_invalid_mysql_address_is_rejected(spec):
+  with pytest.raises(ValueError, match=r'MySQL metadata address|Invalid port'):
+    metadata_config.parse_mysql_address(spec)
+
+
+def test_mysql_without_an_account_says_which_variables_to_set():
+  with pytest.raises(ValueError, match=f'set {metadata_config.USER_ENV}'):
+    metadata_config.mysql_config('db/meta', env={})
+
+
+# Run lock.
+
+_HOLDER = textwrap.dedent('''
+    import sys, time
+    from pipeline import run_lock
+    with run_lock.hold(sys.argv[1]):
+      print('locked', flush=True)
+      time.sleep(float(sys.argv[2]))
+''')
+
+
+def _start_holder(output_dir, seconds):
+  """Another process that holds the run lock of `output_dir` for `seconds`."""
+  holder = subprocess.Popen([sys.executable, '-c', _HOLDER, str(output_dir), str(seconds)],
+                            stdout=subprocess.PIPE, text=True)
+  assert holder.stdout.readline().strip() == 'locked'
+  return holder
+
+
+def test_second_run_of_the_same_output_folder_fails_naming_the_holder(tmp_path):
+  holder = _start_holder(tmp_path, 60)
+  try:
+    started = time.monotonic()
+    with pytest.raises(run_lock.OutputFolderBusy) as raised:
+      with run_lock.hold(str(tmp_path)):
+        pytest.fail('lock taken while another process holds it')
+    assert time.monotonic() - started < 5
+    assert f'pid {holder.pid}' in str(raised.value)
+    assert '--lock-wait' in str(raised.value)
+    with run_lock.hold(str(tmp_path / 'other-output')):
+      pass  # other folders are independent
+  finally:
+    holder.kill()
+    holder.wait()
+  with run_lock.hold(str(tmp_path)):  # the kernel dropped the killed holder's lock
+    pass
+
+
+def test_waiting_run_starts_when_the_first_one_ends(tmp_path):
+  holder = _start_holder(tmp_path, 1.5)
+  try:
+    started = time.monotonic()
+    with run_lock.hold(str(tmp_path), wait_seconds=60, poll_seconds=0.1):
+      waited = time.monotonic() - started
+      assert holder.poll() is not None  # the first run has finished
+      with open(tmp_path / run_lock.LOCK_FILE, encoding='utf-8') as f:
+        assert f'pid {os.getpid()}' in f.read()
+    assert 0.5 < waited < 30
+  finally:
+    holder.kill()
+    holder.wait()
+
+
+def test_waiting_gives_up_after_the_timeout(tmp_path):
+  holder = _start_holder(tmp_path, 60)
+  try:
+    started = time.monotonic()
+    with pytest.raises(run_lock.OutputFolderBusy):
+      with run_lock.hold(str(tmp_path), wait_seconds=1.0, poll_seconds=0.1):
+        pass
+    assert 0.9 < time.monotonic() - started < 10
+  finally:
+    holder.kill()
+    holder.wait()
