@@ -24,6 +24,8 @@ setuptools.setup(
         'matplotlib',
         'scikit-learn',
         'psutil',
+        'kfp-pipeline-spec>=0.2.2,<0.3',  # KubeflowV2DagRunner (cxr compile-kfp); 0.3+ needs protobuf 4
+        'pymysql',  # clear errors for a MySQL metadata store (pipeline/metadata_config.py)
     ],
     extras_require={'test': ['pytest', 'pytest-xdist']},
     entry_points={'console_scripts': ['cxr=pipeline.cli:main']},

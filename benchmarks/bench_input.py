@@ -49,17 +49,16 @@ def _seed_images_per_s(train_dir: str, num_images: int) -> float:
   return num_images / (time.perf_counter() - start)
 
 
-def _raw_examples(train_dir: str) -> list:
-  """Serialized raw tf.Examples (image bytes, label) of every PNG, as ingestion writes them."""
-  records = []
-  for label, name in enumerate(labels.CLASS_NAMES):
-    for path in sorted(glob.glob(os.path.join(train_dir, name, '*.png'))):
-      with open(path, 'rb') as f:
-        records.append(tf.train.Example(features=tf.train.Features(feature={
-            features.IMAGE_KEY: tf.train.Feature(bytes_list=tf.train.BytesList(value=[f.read()])),
-            features.LABEL_KEY: tf.train.Feature(int64_list=tf.train.Int64List(value=[label])),
-        })).SerializeToString())
-  return records
+def _write_raw_examples(train_dir: str, path: str) -> None:
+  """Writes every PNG as a raw tf.Example (image bytes, label) to a gzip TFRecord, as ingestion does."""
+  with tf.io.TFRecordWriter(path, options='GZIP') as writer:
+    for label, name in enumerate(labels.CLASS_NAMES):
+      for png_path in sorted(glob.glob(os.path.join(train_dir, name, '*.png'))):
+        with open(png_path, 'rb') as f:
+          writer.write(tf.train.Example(features=tf.train.Features(feature={
+              features.IMAGE_KEY: tf.train.Feature(bytes_list=tf.train.BytesList(value=[f.read()])),
+              features.LABEL_KEY: tf.train.Feature(int64_list=tf.train.Int64List(value=[label])),
+          })).SerializeToString())
 
 
 def _our_images_per_s(pattern: str, tf_transform_output, num_images: int, epochs: int) -> float:
@@ -91,11 +90,12 @@ def run(quick: bool = False) -> dict:
 
     seed_rate = _seed_images_per_s(train_dir, num_images)
 
-    raw_examples = _raw_examples(train_dir)
+    raw_path = os.path.join(work_dir, 'raw_examples.gz')
+    _write_raw_examples(train_dir, raw_path)
     transform_dir = os.path.join(work_dir, 'transform')
     start = time.perf_counter()
     tf_transform_output = preprocessing.transform_locally(
-        {'train': raw_examples}, transform_dir,
+        {'train': raw_path}, transform_dir,
         custom_config={'image_size': IMAGE_SIZE, 'image_channels': 1})
     transform_rate = num_images / (time.perf_counter() - start)
     pattern = os.path.join(transform_dir, preprocessing.TRANSFORMED_EXAMPLES_DIR, 'Split-train', '*')

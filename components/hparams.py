@@ -7,9 +7,10 @@ import dataclasses
 import os
 from typing import Any, Dict, Mapping, Optional, Tuple
 
+from components import image_ops
+
 MIXED_PRECISION_MODES = ('auto', 'on', 'off')
 LR_SCHEDULES = ('constant', 'plateau')
-NORMALIZATIONS = ('featurewise_center', 'resnet_v2')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -29,6 +30,8 @@ class HParams:
   # Optimisation.
   learning_rate: float = 1e-4
   lr_schedule: str = 'plateau'       # 'constant' or 'plateau' (ReduceLROnPlateau on val_loss)
+  plateau_factor: float = 0.2        # 'plateau': lr *= factor after plateau_patience flat epochs
+  plateau_patience: int = 2
   epochs: int = 30
   batch_size: int = 32               # per replica; the global batch is batch_size x replicas
   early_stopping_patience: int = 5   # epochs without val_loss improvement; 0 disables
@@ -51,41 +54,42 @@ PRESETS: Dict[str, Dict[str, Any]] = {
                         early_stopping_patience=5, seed=42),
 }
 
-_OVERRIDABLE = {f.name for f in dataclasses.fields(HParams)} - {'preset'}
+_TYPES = {f.name: f.type for f in dataclasses.fields(HParams)}
+_OVERRIDABLE = set(_TYPES) - {'preset'}
 
 
 def _coerce(key: str, value: Any) -> Any:
-  """Converts a JSON/CLI value to the field's type; raises ValueError with the key's name."""
-  if key in ('train_steps', 'eval_steps', 'seed'):
-    return None if value is None else _coerce_int(key, value)
-  if key in ('image_size', 'image_channels', 'freeze_layers', 'epochs', 'batch_size',
-             'early_stopping_patience'):
-    return _coerce_int(key, value)
-  if key in ('zoom_range', 'dropout', 'learning_rate'):
-    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-      raise ValueError(f'Hyperparameter {key!r} must be a number, got {value!r}')
-    try:
-      return float(value)
-    except ValueError:
-      raise ValueError(f'Hyperparameter {key!r} must be a number, got {value!r}') from None
-  if key == 'xla' or key == 'warm_start':
-    if isinstance(value, bool):
-      return value
-    if isinstance(value, str) and value.lower() in ('true', 'false', '1', '0'):
-      return value.lower() in ('true', '1')
-    raise ValueError(f'Hyperparameter {key!r} must be true or false, got {value!r}')
-  if key == 'dense_units':
+  """Converts a JSON or command-line value to the field's type; ValueError names the key."""
+  kind = _TYPES[key]
+  if kind == Optional[int] and value is None:
+    return None
+  if kind in (int, Optional[int]):
+    return _to_int(key, value)
+  if kind is float:
+    if not isinstance(value, bool):
+      try:
+        return float(value)
+      except (TypeError, ValueError):
+        pass
+    raise ValueError(f'Hyperparameter {key!r} must be a number, got {value!r}')
+  if kind is bool:
+    if isinstance(value, str) and value.lower() in ('true', 'false'):
+      return value.lower() == 'true'
+    if not isinstance(value, bool):
+      raise ValueError(f'Hyperparameter {key!r} must be true or false, got {value!r}')
+    return value
+  if kind == Tuple[int, ...]:
     if isinstance(value, str):
       value = [v for v in value.split(',') if v.strip()]
     if not isinstance(value, (list, tuple)):
-      raise ValueError(f"Hyperparameter 'dense_units' must be a list of ints, got {value!r}")
-    return tuple(_coerce_int(key, v) for v in value)
+      raise ValueError(f'Hyperparameter {key!r} must be a list of integers, got {value!r}')
+    return tuple(_to_int(key, v) for v in value)
   if not isinstance(value, str):
     raise ValueError(f'Hyperparameter {key!r} must be a string, got {value!r}')
   return value
 
 
-def _coerce_int(key: str, value: Any) -> int:
+def _to_int(key: str, value: Any) -> int:
   if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
     raise ValueError(f'Hyperparameter {key!r} must be an integer, got {value!r}')
   try:
@@ -99,7 +103,8 @@ def _validate(hp: HParams) -> None:
   checks = (
       (hp.image_size >= 32, 'image_size must be >= 32 (ResNet152V2 minimum)'),
       (hp.image_channels in (1, 3), 'image_channels must be 1 or 3'),
-      (hp.normalization in NORMALIZATIONS, f'normalization must be one of {NORMALIZATIONS}'),
+      (hp.normalization in image_ops.NORMALIZATIONS,
+       f'normalization must be one of {image_ops.NORMALIZATIONS}'),
       (0.0 <= hp.zoom_range < 1.0, 'zoom_range must be in [0, 1)'),
       (hp.weights in ('imagenet', 'none') or hp.weights.endswith(('.h5', '.hdf5')),
        f"weights must be 'imagenet', 'none' or a path to a .h5 file, got {hp.weights!r}"),
@@ -111,11 +116,14 @@ def _validate(hp: HParams) -> None:
       (0.0 <= hp.dropout < 1.0, 'dropout must be in [0, 1)'),
       (hp.learning_rate > 0, 'learning_rate must be > 0'),
       (hp.lr_schedule in LR_SCHEDULES, f'lr_schedule must be one of {LR_SCHEDULES}'),
+      (0.0 < hp.plateau_factor < 1.0, 'plateau_factor must be in (0, 1)'),
+      (hp.plateau_patience >= 1, 'plateau_patience must be >= 1'),
       (hp.epochs >= 1, 'epochs must be >= 1'),
       (hp.batch_size >= 1, 'batch_size must be >= 1'),
       (hp.early_stopping_patience >= 0, 'early_stopping_patience must be >= 0 (0 disables)'),
       (hp.train_steps is None or hp.train_steps >= 0, 'train_steps must be >= 0 (0: whole epochs)'),
       (hp.eval_steps is None or hp.eval_steps >= 0, 'eval_steps must be >= 0 (0: whole split)'),
+      (hp.seed is None or hp.seed >= 0, 'seed must be >= 0 or null'),
       (hp.mixed_precision in MIXED_PRECISION_MODES,
        f'mixed_precision must be one of {MIXED_PRECISION_MODES}'),
   )

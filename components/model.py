@@ -4,7 +4,7 @@ ResNet152V2 (no top) -> GlobalAveragePooling2D -> [Dense(u, relu) -> Dropout -> 
 for u in dense_units -> Dense(3, softmax). The first `freeze_layers` layers of the base are frozen.
 """
 import os
-from typing import Sequence
+from typing import Optional, Sequence
 
 from absl import logging
 import tensorflow as tf
@@ -51,6 +51,17 @@ def load_base_weights(base: tf.keras.Model, path: str) -> None:
         f'{IMAGENET_WEIGHTS_FILE} with the weights of {len(base.layers)} layers.') from e
 
 
+def load_saved_model_weights(model: tf.keras.Model, saved_model_dir: str) -> None:
+  """Restores every weight of `model` from an earlier export of the same architecture."""
+  try:
+    status = model.load_weights(saved_model_dir)
+    status.expect_partial()  # the export also holds the Transform layer and signatures
+    status.assert_existing_objects_matched()
+  except (ValueError, AssertionError, tf.errors.OpError) as e:
+    raise WeightsError(f'Cannot warm start from {saved_model_dir}: it does not hold the weights of '
+                       f'this model (another architecture or hyperparameters?): {e}') from e
+
+
 def build_model(image_size: int,
                 num_classes: int = labels.NUM_CLASSES,
                 weights: str = 'imagenet',
@@ -58,22 +69,27 @@ def build_model(image_size: int,
                 dense_units: Sequence[int] = (512, 256, 64),
                 dropout: float = 0.3,
                 learning_rate: float = 1e-4,
-                jit_compile: bool = False) -> tf.keras.Model:
+                jit_compile: bool = False,
+                warm_start_from: Optional[str] = None) -> tf.keras.Model:
   """The compiled transfer model (Adam, sparse categorical cross-entropy, accuracy).
 
   Args:
     weights: 'imagenet', 'none' (random init) or the path to a ResNet152V2 notop .h5 file.
     freeze_layers: the first N layers of the ResNet152V2 base are not trained.
+    warm_start_from: a SavedModel exported from a model of the same architecture, whose weights
+      replace the initial ones (pass weights='none' to skip loading the backbone's).
 
   Build it inside the distribution strategy's scope and after setting the Keras dtype policy;
   the output layer always computes in float32.
   """
+  if weights == 'imagenet':
+    weights_path = imagenet_weights_path()  # before the slow build: fails fast when offline
+  else:
+    weights_path = None if weights == 'none' else weights
   base = tf.keras.applications.ResNet152V2(
       include_top=False, weights=None, input_shape=(image_size, image_size, 3))
-  if weights == 'imagenet':
-    load_base_weights(base, imagenet_weights_path())
-  elif weights != 'none':
-    load_base_weights(base, weights)
+  if weights_path:
+    load_base_weights(base, weights_path)
   for i, layer in enumerate(base.layers):
     layer.trainable = i >= freeze_layers
   logging.info('ResNet152V2 base: %d layers, weights=%s, first %d frozen', len(base.layers),
@@ -89,6 +105,9 @@ def build_model(image_size: int,
   outputs = tf.keras.layers.Dense(num_classes, activation='softmax', dtype='float32',
                                   name=OUTPUT_NAME)(x)
   model = tf.keras.Model(inputs, outputs, name='resnet152v2_cxr')
+  if warm_start_from:
+    load_saved_model_weights(model, warm_start_from)
+    logging.info('Warm start: weights restored from %s', warm_start_from)
   model.compile(optimizer=tf.keras.optimizers.Adam(learning_rate=learning_rate),
                 loss=tf.keras.losses.SparseCategoricalCrossentropy(),
                 metrics=['accuracy'],

@@ -4,10 +4,11 @@
 runs the same function with tf.Transform on Beam outside a pipeline (tests, benchmarks) and
 writes the Transform component's output layout.
 """
+import functools
 import logging
 import os
 import tempfile
-from typing import Any, Dict, Iterable, Mapping, Optional, Sequence
+from typing import Any, Dict, Mapping, Optional, Sequence
 
 import apache_beam as beam
 import tensorflow as tf
@@ -64,12 +65,14 @@ def preprocessing_fn(inputs: Dict[str, tf.Tensor],
   }
 
 
-def transform_locally(raw_examples: Mapping[str, Iterable[bytes]],
+def transform_locally(raw_examples: Mapping[str, str],
                       output_dir: str,
                       custom_config: Optional[Dict[str, Any]] = None,
                       analyze_splits: Sequence[str] = ('train',),
                       beam_pipeline_args: Optional[Sequence[str]] = None) -> tft.TFTransformOutput:
-  """Runs preprocessing_fn on serialized raw tf.Examples per split, as the Transform component.
+  """Runs preprocessing_fn as the Transform component does, on gzip TFRecords of raw tf.Examples.
+
+  raw_examples: split name -> file pattern (e.g. ExampleGen's `Split-train/*.gz`).
 
   Analyzes `analyze_splits` only, transforms every split, and writes into an empty `output_dir`
   `{output_dir}/transform_graph` (with the raw metadata) and
@@ -81,22 +84,23 @@ def transform_locally(raw_examples: Mapping[str, Iterable[bytes]],
   if tf.io.gfile.exists(output_dir) and tf.io.gfile.listdir(output_dir):
     raise FileExistsError(f'Transform output dir {output_dir} is not empty')
   schema = schema_utils.schema_from_feature_spec(_RAW_FEATURE_SPEC)
-  source = tfxio.TFExampleBeamRecord(physical_format='inmem', schema=schema)
-  fn = lambda inputs: preprocessing_fn(inputs, custom_config)
   graph_dir = os.path.join(output_dir, TRANSFORM_GRAPH_DIR)
   logging.info('Transform: analyzing %s, transforming %s into %s', list(analyze_splits),
                sorted(raw_examples), output_dir)
   with tempfile.TemporaryDirectory() as temp_dir, beam.Pipeline(
       argv=list(beam_pipeline_args or [])) as pipeline, tft_beam.Context(temp_dir=temp_dir):
-    raw = {split: (pipeline | f'Create[{split}]' >> beam.Create(list(records))
-                   | f'Decode[{split}]' >> source.BeamSource())
-           for split, records in raw_examples.items()}
+    sources = {split: tfxio.TFExampleRecord(pattern, schema=schema)
+               for split, pattern in raw_examples.items()}
+    raw = {split: pipeline | f'Read[{split}]' >> source.BeamSource()
+           for split, source in sources.items()}
+    adapter_config = sources[analyze_splits[0]].TensorAdapterConfig()
     analyze_data = [raw[split] for split in analyze_splits] | 'AnalyzeSplits' >> beam.Flatten()
-    transform_fn = ((analyze_data, source.TensorAdapterConfig())
-                    | tft_beam.AnalyzeDataset(fn))
+    transform_fn = ((analyze_data, adapter_config)
+                    | tft_beam.AnalyzeDataset(
+                        functools.partial(preprocessing_fn, custom_config=custom_config)))
     _ = transform_fn | tft_beam.WriteTransformFn(graph_dir)
     for split, data in raw.items():
-      transformed, _ = (((data, source.TensorAdapterConfig()), transform_fn)
+      transformed, _ = (((data, adapter_config), transform_fn)
                         | f'Transform[{split}]' >> tft_beam.TransformDataset(
                             output_record_batches=True))
       prefix = os.path.join(output_dir, TRANSFORMED_EXAMPLES_DIR, f'Split-{split}',

@@ -54,7 +54,7 @@ def _unknown_flags(args: Sequence[str]) -> List[str]:
 
 
 def _dataflow_errors(options: beam_options.PipelineOptions, validator: PipelineOptionsValidator,
-                     paths: Dict[str, Optional[str]]) -> List[str]:
+                     paths: Dict[str, Optional[str]], local_files: bool) -> List[str]:
   gcp = options.view_as(beam_options.GoogleCloudOptions)
   errors = validator.validate_cloud_options(gcp)
   if not gcp.region:
@@ -66,7 +66,7 @@ def _dataflow_errors(options: beam_options.PipelineOptions, validator: PipelineO
   if not setup_file:
     errors.append(f'DataflowRunner needs --setup_file={PACKAGE_SETUP_FILE} so that workers '
                   'can import this project (components.*)')
-  elif not os.path.isfile(setup_file):
+  elif local_files and not os.path.isfile(setup_file):
     errors.append(f'--setup_file {setup_file} does not exist')
   for name, path in paths.items():
     if path and not path.startswith(_REMOTE_SCHEMES):
@@ -106,7 +106,7 @@ def _flag_given(args: Sequence[str], name: str) -> bool:
 
 
 def validate(args: Sequence[str], data_root: Optional[str] = None,
-             pipeline_root: Optional[str] = None) -> List[str]:
+             pipeline_root: Optional[str] = None, local_files: bool = True) -> List[str]:
   """Returns `args` as a list if they are a complete, valid set; raises BeamArgsError otherwise.
 
   Offline: nothing is contacted (Beam's own Dataflow validation would create a GCS bucket).
@@ -115,6 +115,8 @@ def validate(args: Sequence[str], data_root: Optional[str] = None,
     args: Beam pipeline arguments, `--name=value` or `--name value`.
     data_root, pipeline_root: the run's input and output locations; remote workers (Dataflow)
       must be able to read them.
+    local_files: whether file arguments (--setup_file) name files of this machine; False when the
+      pipeline runs in containers (Kubeflow), where they name files of the image.
   """
   args = list(args)
   options = beam_options.PipelineOptions(args)
@@ -125,7 +127,7 @@ def validate(args: Sequence[str], data_root: Optional[str] = None,
   errors = _unknown_flags(args)
   if runner == 'DataflowRunner':
     errors += _dataflow_errors(options, validator, {'data folder': data_root,
-                                                    'output folder': pipeline_root})
+                                                    'output folder': pipeline_root}, local_files)
   elif runner in PORTABLE_RUNNERS:
     errors += _portable_errors(runner, options, validator, args)
   if errors:

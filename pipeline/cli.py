@@ -92,12 +92,46 @@ def _demo_data(args) -> int:
   return 0
 
 
+def _add_report_parser(subparsers) -> None:
+  p = subparsers.add_parser('report', help="write a run's Markdown report (gate, metrics, curves)")
+  p.add_argument('--output', required=True, help='output folder of `cxr run`')
+  p.add_argument('--run', default=None, help='pipeline run id (default: the latest run)')
+  p.set_defaults(func=_report)
+
+
+def _report(args) -> int:
+  from pipeline import report  # pylint: disable=g-import-not-at-top
+  print(report.render_report(args.output, run_id=args.run))
+  return 0
+
+
+def _add_predict_parser(subparsers) -> None:
+  p = subparsers.add_parser(
+      'predict', help='classify image files and folders with a pushed model',
+      description='Prints the class and probabilities of each image; exits with 1 if any file '
+                  'could not be read or decoded (the others are still classified).')
+  p.add_argument('--model', required=True,
+                 help='pushed model version folder, or a serving folder or `cxr run` output '
+                      'folder (its latest version)')
+  p.add_argument('images', nargs='+', metavar='IMAGE_OR_FOLDER',
+                 help='image files, or folders searched recursively for .png/.jpg/.jpeg/.bmp/.gif')
+  p.add_argument('--json', action='store_true', help='one JSON object per line')
+  p.set_defaults(func=_predict)
+
+
+def _predict(args) -> int:
+  from pipeline import predict  # pylint: disable=g-import-not-at-top
+  return predict.run(args.model, args.images, as_json=args.json)
+
+
 def build_parser() -> argparse.ArgumentParser:
   parser = argparse.ArgumentParser(prog='cxr', description=__doc__)
   parser.add_argument('-v', '--verbose', action='store_true', help='debug logging')
   subparsers = parser.add_subparsers(dest='command', required=True)
   _add_run_parser(subparsers)
   _add_demo_data_parser(subparsers)
+  _add_report_parser(subparsers)
+  _add_predict_parser(subparsers)
   return parser
 
 

@@ -24,6 +24,7 @@ def build(options: RunOptions, metadata_connection_config=None) -> tfx.dsl.Pipel
   if metadata_connection_config is None:
     metadata_connection_config = metadata_config.connection_config(
         options.metadata_mysql, paths.metadata_path)
+    metadata_config.check_reachable(metadata_connection_config)
   logging.info('ML Metadata: %s', metadata_config.describe(metadata_connection_config))
   return pipeline_lib.create_pipeline(
       pipeline_name=configs.PIPELINE_NAME,

@@ -66,6 +66,22 @@ def connection_config(metadata_mysql: str, sqlite_path: str,
   return tfx.orchestration.metadata.sqlite_metadata_connection_config(sqlite_path)
 
 
+def check_reachable(config: metadata_store_pb2.ConnectionConfig, timeout_seconds: int = 10) -> None:
+  """Logs in to a MySQL store's server; raises ConnectionError with the server's reason if not.
+
+  MLMD itself reports only 'mysql_real_connect failed' without the reason. SQLite: no-op.
+  """
+  if not config.HasField('mysql'):
+    return
+  import pymysql  # pylint: disable=g-import-not-at-top
+  mysql = config.mysql
+  try:
+    pymysql.connect(host=mysql.host, port=mysql.port, user=mysql.user, password=mysql.password,
+                    connect_timeout=timeout_seconds).close()
+  except pymysql.err.MySQLError as e:
+    raise ConnectionError(f'Cannot use the metadata store {describe(config)}: {e.args[-1]}') from e
+
+
 def describe(config: metadata_store_pb2.ConnectionConfig) -> str:
   """A one-line description of a connection, without its password (for logs)."""
   if config.HasField('mysql'):

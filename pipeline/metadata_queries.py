@@ -1,6 +1,6 @@
 """Reads a pipeline's runs and artifacts back from its ML Metadata store."""
 import contextlib
-from typing import Iterator, List, Optional
+from typing import Iterator, List, Optional, Tuple
 
 from ml_metadata.metadata_store import metadata_store
 from ml_metadata.proto import metadata_store_pb2
@@ -10,11 +10,16 @@ from pipeline.output_layout import OutputLayout
 
 
 @contextlib.contextmanager
-def open_store(paths: OutputLayout) -> Iterator[metadata_store.MetadataStore]:
-  """The SQLite metadata store of an output folder (read only: it must exist)."""
-  config = tfx.orchestration.metadata.sqlite_metadata_connection_config(paths.metadata_path)
-  config.sqlite.connection_mode = metadata_store_pb2.SqliteMetadataSourceConfig.READONLY
-  yield metadata_store.MetadataStore(config)
+def open_store(paths: OutputLayout,
+               connection_config: Optional[metadata_store_pb2.ConnectionConfig] = None,
+               ) -> Iterator[metadata_store.MetadataStore]:
+  """The metadata store of an output folder: its SQLite file (read only: it must exist), or
+  `connection_config` (e.g. a MySQL server) when given."""
+  if connection_config is None:
+    connection_config = tfx.orchestration.metadata.sqlite_metadata_connection_config(
+        paths.metadata_path)
+    connection_config.sqlite.connection_mode = metadata_store_pb2.SqliteMetadataSourceConfig.READONLY
+  yield metadata_store.MetadataStore(connection_config)
 
 
 def run_ids(store: metadata_store.MetadataStore) -> List[str]:
@@ -23,12 +28,17 @@ def run_ids(store: metadata_store.MetadataStore) -> List[str]:
   return [c.name for c in sorted(runs, key=lambda c: (c.create_time_since_epoch, c.id))]
 
 
-def artifacts_of_run(store: metadata_store.MetadataStore, run_id: str, type_name: str,
-                     ) -> List[metadata_store_pb2.Artifact]:
-  """Artifacts of a type that executions of run `run_id` produced or reused (cached)."""
+def _run_context(store: metadata_store.MetadataStore, run_id: str) -> metadata_store_pb2.Context:
   context = store.get_context_by_type_and_name('pipeline_run', run_id)
   if context is None:
     raise ValueError(f'No pipeline run {run_id!r} in the metadata store')
+  return context
+
+
+def artifacts_of_run(store: metadata_store.MetadataStore, run_id: str, type_name: str,
+                     ) -> List[metadata_store_pb2.Artifact]:
+  """Artifacts of a type that executions of run `run_id` produced or reused (cached)."""
+  context = _run_context(store, run_id)
   return [a for a in store.get_artifacts_by_context(context.id)
           if store.get_artifact_types_by_id([a.type_id])[0].name == type_name]
 
@@ -45,3 +55,27 @@ def custom_property(artifact: metadata_store_pb2.Artifact, name: str):
     return None
   value = artifact.custom_properties[name]
   return getattr(value, value.WhichOneof('value'))
+
+
+def node_executions(store: metadata_store.MetadataStore, run_id: str,
+                    ) -> List[Tuple[str, metadata_store_pb2.Execution]]:
+  """(node id, execution) of every component execution of run `run_id`, oldest first.
+
+  `execution.last_known_state` tells COMPLETE (ran), CACHED (reused an earlier result) or FAILED.
+  """
+  node_type = store.get_context_type('node')
+  found = []
+  for execution in store.get_executions_by_context(_run_context(store, run_id).id):
+    node = next(c for c in store.get_contexts_by_execution(execution.id) if c.type_id == node_type.id)
+    found.append((node.name.split('.', 1)[-1], execution))  # node context: '<pipeline>.<node id>'
+  return sorted(found, key=lambda item: item[1].id)
+
+
+def execution_artifacts(store: metadata_store.MetadataStore, execution_id: int, key: str,
+                        event_type: int = metadata_store_pb2.Event.OUTPUT,
+                        ) -> List[metadata_store_pb2.Artifact]:
+  """The artifacts an execution wrote (OUTPUT) or read (INPUT) under `key`, e.g. the Evaluator's
+  INPUT 'baseline_model'. Cached executions record the reused artifacts the same way."""
+  ids = [e.artifact_id for e in store.get_events_by_execution_ids([execution_id])
+         if e.type == event_type and e.path.steps and e.path.steps[0].key == key]
+  return store.get_artifacts_by_id(ids) if ids else []

@@ -90,10 +90,14 @@ def _classify_batch(serve, items: Sequence[Tuple[str, bytes]]) -> Iterator[Predi
                      probabilities={name: float(p) for name, p in zip(labels.CLASS_NAMES, row)})
 
 
-def classify(model_dir: str, image_paths: Sequence[str],
+def load_signature(model_dir: str):
+  """The model's serving_default signature (image_bytes -> probabilities, class_id, class_name)."""
+  return tf.saved_model.load(model_dir).signatures[SIGNATURE]
+
+
+def classify(serve, image_paths: Sequence[str],
              batch_size: int = BATCH_SIZE) -> Iterator[Prediction]:
-  """Predictions for `image_paths`, in order, through the model's serving_default signature."""
-  serve = tf.saved_model.load(model_dir).signatures[SIGNATURE]
+  """Predictions for `image_paths`, in order, through a serving_default signature."""
   for start in range(0, len(image_paths), batch_size):
     batch = image_paths[start:start + batch_size]
     results, readable = {}, []
@@ -108,16 +112,19 @@ def classify(model_dir: str, image_paths: Sequence[str],
     yield from (results[path] for path in batch)
 
 
-def run(model: str, paths: Sequence[str], as_json: bool = False, out: TextIO = sys.stdout,
-        err: TextIO = sys.stderr) -> int:
-  """Prints one line per image (JSON objects with as_json); returns the exit status."""
+def run(model: str, paths: Sequence[str], as_json: bool = False, out: Optional[TextIO] = None,
+        err: Optional[TextIO] = None) -> int:
+  """Prints one line per image (JSON objects with as_json) to `out` (stdout; text-mode errors
+  to `err`, stderr); returns the exit status."""
+  out, err = out or sys.stdout, err or sys.stderr
   model_dir = resolve_model_dir(model)
   images = find_images(paths)
   if not images:
     raise ValueError(f'No image files ({", ".join(IMAGE_EXTENSIONS)}) in {", ".join(paths)}')
   logging.info('Classifying %d image(s) with %s', len(images), model_dir)
+  serve = load_signature(model_dir)
   failed = 0
-  for prediction in classify(model_dir, images):
+  for prediction in classify(serve, images):
     failed += bool(prediction.error)
     if as_json:
       print(prediction.to_json(), file=out, flush=True)

@@ -1,4 +1,5 @@
-"""Test helpers: a tiny SavedModel with the project's serving signatures, and raw tf.Examples.
+"""Test helpers: a tiny SavedModel with the project's serving signatures, raw tf.Examples, and
+a direct run of TFX's Evaluator executor on them.
 
 The fake model reads an image's mean brightness as a row index into a fixed probability table, so
 a test chooses each example's predicted probabilities through the gray level of a 4x4 PNG.
@@ -10,9 +11,16 @@ from typing import Sequence
 import numpy as np
 from PIL import Image
 import tensorflow as tf
+from tfx.components.evaluator import executor as evaluator_executor
+from tfx.dsl.components.base import base_beam_executor
+from tfx.types import artifact_utils
+from tfx.types import standard_artifacts
+from tfx.utils import json_utils
+from tfx.utils import proto_utils
 
 from components import features
 from components import labels
+from components.evaluation import eval_config as eval_config_lib
 
 GRAY_STEP = 8  # gray level of table row i: i * GRAY_STEP
 
@@ -80,3 +88,40 @@ def write_split(examples_uri: str, split: str, records: Sequence[bytes]) -> None
   with tf.io.TFRecordWriter(path, options='GZIP') as writer:
     for record in records:
       writer.write(record)
+
+
+def examples_artifact(uri: str, records: Sequence[bytes], split: str = 'test'):
+  """An Examples artifact with one split holding `records`."""
+  examples = standard_artifacts.Examples()
+  examples.uri = uri
+  examples.split_names = artifact_utils.encode_split_names([split])
+  write_split(uri, split, records)
+  return examples
+
+
+def model_artifact(uri: str, table: Sequence[Sequence[float]]):
+  """A Model artifact whose Format-Serving folder holds a fake model (see save_model)."""
+  model = standard_artifacts.Model()
+  model.uri = uri
+  save_model(os.path.join(uri, 'Format-Serving'), table)
+  return model
+
+
+def run_evaluator(work_dir: str, examples, model, baseline=None, **gate):
+  """Runs TFX's Evaluator executor (Beam in memory) with make_eval_config(**gate) on the 'test'
+  split; returns (evaluation uri, blessing artifact)."""
+  evaluation = standard_artifacts.ModelEvaluation()
+  evaluation.uri = os.path.join(work_dir, 'evaluation')
+  blessing = standard_artifacts.ModelBlessing()
+  blessing.uri = os.path.join(work_dir, 'blessing')
+  os.makedirs(blessing.uri)
+  inputs = {'examples': [examples], 'model': [model]}
+  if baseline is not None:
+    inputs['baseline_model'] = [baseline]
+  executor = evaluator_executor.Executor(base_beam_executor.BaseBeamExecutor.Context(
+      beam_pipeline_args=['--direct_running_mode=in_memory'],
+      tmp_dir=os.path.join(work_dir, 'tmp')))
+  executor.Do(inputs, {'evaluation': [evaluation], 'blessing': [blessing]}, {
+      'eval_config': proto_utils.proto_to_json(eval_config_lib.make_eval_config(**gate)),
+      'example_splits': json_utils.dumps(['test'])})
+  return evaluation.uri, blessing

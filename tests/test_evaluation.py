@@ -8,12 +8,8 @@ import os
 import numpy as np
 import pytest
 from sklearn import metrics as sk_metrics
-from tfx.components.evaluator import executor as evaluator_executor
-from tfx.dsl.components.base import base_beam_executor
 from tfx.proto import pusher_pb2
-from tfx.types import artifact_utils
 from tfx.types import standard_artifacts
-from tfx.utils import json_utils
 from tfx.utils import proto_utils
 
 import fake_cxr_model
@@ -48,36 +44,16 @@ def _true_labels():
 @pytest.fixture(scope='module')
 def workspace(tmp_path_factory):
   root = tmp_path_factory.mktemp('evaluation')
-  examples = standard_artifacts.Examples()
-  examples.uri = str(root / 'examples')
-  examples.split_names = artifact_utils.encode_split_names(['test'])
-  fake_cxr_model.write_split(examples.uri, 'test', [
+  examples = fake_cxr_model.examples_artifact(str(root / 'examples'), [
       fake_cxr_model.serialized_example(row, label, source) for row, label, source in TEST_SPLIT])
-  models = {}
-  for name, table in (('good', GOOD_TABLE), ('bad', BAD_TABLE)):
-    models[name] = standard_artifacts.Model()
-    models[name].uri = str(root / f'model_{name}')
-    fake_cxr_model.save_model(os.path.join(models[name].uri, 'Format-Serving'), table)
+  models = {name: fake_cxr_model.model_artifact(str(root / f'model_{name}'), table)
+            for name, table in (('good', GOOD_TABLE), ('bad', BAD_TABLE))}
   return root, examples, models
 
 
 def _evaluate(workspace, name, model, baseline=None, **gate):
-  """Runs TFX's Evaluator executor; returns (evaluation uri, blessing artifact)."""
   root, examples, _ = workspace
-  evaluation = standard_artifacts.ModelEvaluation()
-  evaluation.uri = str(root / name / 'evaluation')
-  blessing = standard_artifacts.ModelBlessing()
-  blessing.uri = str(root / name / 'blessing')
-  os.makedirs(blessing.uri)
-  inputs = {'examples': [examples], 'model': [model]}
-  if baseline is not None:
-    inputs['baseline_model'] = [baseline]
-  executor = evaluator_executor.Executor(base_beam_executor.BaseBeamExecutor.Context(
-      beam_pipeline_args=['--direct_running_mode=in_memory'], tmp_dir=str(root / name / 'tmp')))
-  executor.Do(inputs, {'evaluation': [evaluation], 'blessing': [blessing]}, {
-      'eval_config': proto_utils.proto_to_json(eval_config_lib.make_eval_config(**gate)),
-      'example_splits': json_utils.dumps(['test'])})
-  return evaluation.uri, blessing
+  return fake_cxr_model.run_evaluator(str(root / name), examples, model, baseline, **gate)
 
 
 def _overall(evaluation_uri, name, class_id=None, macro=False, model_name=''):

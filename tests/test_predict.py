@@ -76,7 +76,8 @@ def test_json_lines_match_the_serving_signature_and_isolate_failures(output_dir,
 
 def test_a_corrupt_image_inside_a_batch_does_not_fail_its_neighbours(output_dir, images):
   paths = [str(images / 'a.png'), str(images / 'broken.png'), str(images / 'b.PNG')]
-  predictions = list(predict.classify(predict.resolve_model_dir(output_dir), paths, batch_size=3))
+  serve = predict.load_signature(predict.resolve_model_dir(output_dir))
+  predictions = list(predict.classify(serve, paths, batch_size=3))
   assert [p.path for p in predictions] == paths
   assert [p.class_name for p in predictions] == ['NORMAL', None, 'COVID']
   assert predictions[1].error.startswith('cannot decode image')
@@ -94,3 +95,11 @@ def test_text_output_prints_classes_to_stdout_and_errors_to_stderr(output_dir, i
   (images / 'empty').mkdir()
   with pytest.raises(ValueError, match='No image files'):
     predict.run(output_dir, [str(images / 'empty')], out=out, err=err)
+
+
+def test_cxr_predict_command(output_dir, images, capsys):
+  from pipeline import cli  # pylint: disable=g-import-not-at-top
+  assert cli.main(['predict', '--model', output_dir, '--json', str(images / 'd.png')]) == 0
+  assert json.loads(capsys.readouterr().out)['class_name'] == 'NORMAL'
+  assert cli.main(['predict', '--model', str(images), str(images / 'd.png')]) == 2
+  assert 'cxr predict: error: No model in' in capsys.readouterr().err

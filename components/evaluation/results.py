@@ -101,9 +101,9 @@ def _bound(threshold) -> str:
   higher = threshold.direction == tfma.MetricDirection.HIGHER_IS_BETTER
   parts = []
   if threshold.HasField('absolute'):
-    parts.append(f'{">=" if higher else "<="} {threshold.absolute.value:+g} (absolute)')
+    parts.append(f'{">=" if higher else "<="} {threshold.absolute.value + 0.0:+g} (absolute)')
   if threshold.HasField('relative'):
-    parts.append(f'{">=" if higher else "<="} {threshold.relative.value:+g} (relative)')
+    parts.append(f'{">=" if higher else "<="} {threshold.relative.value + 0.0:+g} (relative)')
   return ' and '.join(parts)
 
 

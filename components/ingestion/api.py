@@ -1,0 +1,48 @@
+"""Plain-Python entry point of ingestion (the TFX component is a thin wrapper over `ingest`)."""
+import dataclasses
+import logging
+from typing import Dict, Optional
+
+import apache_beam as beam
+from apache_beam.io.filesystems import FileSystems
+
+from components.ingestion import beam_pipeline
+from components.ingestion import manifest
+from components.ingestion.discovery import discover
+from components.ingestion.options import SPLITS, IngestOptions
+
+
+@dataclasses.dataclass(frozen=True)
+class IngestResult:
+  summary: Dict        # the content of summary.json
+  span: int            # latest span ingested (0 without span folders)
+  split_names: tuple
+  manifest_uri: str
+  summary_uri: str
+
+
+def ingest(input_base: str, examples_uri: str, report_uri: str, options: IngestOptions = IngestOptions(),
+           pipeline: Optional[beam.Pipeline] = None) -> IngestResult:
+  """Ingests the class folders under input_base into gzip TFRecords under examples_uri/Split-*.
+
+  Writes report_uri/manifest.parquet and report_uri/summary.json, logs a readable summary, and
+  raises ValueError on unknown class folders (unless ignored), when no image is found, when more
+  than options.max_bad_fraction of the image files are quarantined, or when a split is empty.
+  `pipeline` defaults to Beam's in-process runner (FnApiRunner, the DirectRunner's engine); pass
+  one built with the pipeline's Beam args to run in parallel or on a cluster.
+  """
+  discovery = discover(input_base, options)
+  candidates = discovery.candidates
+  if not candidates:
+    raise ValueError(f'No image files found under {input_base} ({len(discovery.entries)} other files); expected '
+                     f'class folders of PNG/JPEG/BMP/TIFF images')
+  logging.info('Ingesting %s: %d image files and %d other files%s', input_base, len(candidates),
+               len(discovery.entries) - len(candidates), f' in spans {list(discovery.spans)}' if discovery.spans else '')
+  with pipeline or beam.Pipeline(runner='FnApiRunner') as p:
+    beam_pipeline.build(p, discovery, input_base, examples_uri, report_uri, options)
+  summary = manifest.read_summary(report_uri)
+  logging.info('%s\n  report: %s', manifest.format_summary(summary), report_uri)
+  manifest.check(summary, report_uri)
+  return IngestResult(summary=summary, span=discovery.span, split_names=SPLITS,
+                      manifest_uri=FileSystems.join(report_uri, manifest.MANIFEST_FILE),
+                      summary_uri=FileSystems.join(report_uri, manifest.SUMMARY_FILE))

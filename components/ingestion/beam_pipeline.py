@@ -1,0 +1,124 @@
+"""The Beam graph of ingestion: inspect every candidate, plan the splits, write examples and report.
+
+Stage 1 (parallel) reads each candidate once: sha256 + one validating decode -> small records.
+The plan (dedup + splits) needs all hashes, so it runs once over those records and reaches
+stage 2 as a side input. Stage 2 (parallel) reads each kept file again, checks its sha256 is
+unchanged, and streams tf.Examples into one gzip TFRecord sink per split. No image bytes are
+held beyond the element being processed; DoFns keep no state besides constructor arguments,
+so the graph runs unchanged on DirectRunner (multi_processing), Dataflow, Flink or Spark.
+"""
+import hashlib
+import json
+import logging
+import os
+
+import apache_beam as beam
+import tensorflow as tf
+
+from components import features
+from components import labels
+from components.ingestion import image_check
+from components.ingestion import inspection
+from components.ingestion import manifest
+from components.ingestion import splitting
+from components.ingestion.discovery import Discovery
+from components.ingestion.options import SPLITS, IngestOptions
+from components.ingestion.tfrecord_sink import WriteGzipTFRecords
+
+EXAMPLES_FILE_PREFIX = 'data_tfrecord'
+_LOG_EVERY = 500
+
+
+def _bytes_feature(value: bytes) -> tf.train.Feature:
+  return tf.train.Feature(bytes_list=tf.train.BytesList(value=[value]))
+
+
+def _int_feature(value: int) -> tf.train.Feature:
+  return tf.train.Feature(int64_list=tf.train.Int64List(value=[value]))
+
+
+def to_example(item: inspection.Inspected, image: bytes) -> bytes:
+  """The serialized raw tf.Example of one ingested image (schemas/schema.pbtxt)."""
+  entry, info = item.entry, item.info
+  return tf.train.Example(features=tf.train.Features(feature={
+      features.IMAGE_KEY: _bytes_feature(image),
+      features.LABEL_KEY: _int_feature(entry.label),
+      features.LABEL_NAME_KEY: _bytes_feature(labels.CLASS_NAMES[entry.label].encode()),
+      features.PATH_KEY: _bytes_feature(entry.path.encode()),
+      features.SHA256_KEY: _bytes_feature(item.sha256.encode()),
+      features.SOURCE_KEY: _bytes_feature(entry.source.encode()),
+      features.FORMAT_KEY: _bytes_feature(info.stored_format.encode()),
+      features.HEIGHT_KEY: _int_feature(info.height),
+      features.WIDTH_KEY: _int_feature(info.width),
+      features.CHANNELS_KEY: _int_feature(info.channels),
+  })).SerializeToString()
+
+
+class _Inspect(beam.DoFn):
+  """Stage 1: hash and validate one candidate."""
+
+  def __init__(self, max_image_pixels: int):
+    self._max_image_pixels = max_image_pixels
+    self._done = 0
+
+  def process(self, entry):
+    item = inspection.inspect_file(entry, self._max_image_pixels)
+    beam.metrics.Metrics.counter('ingestion', 'quarantined' if item.reason else 'valid').inc()
+    self._done += 1
+    if self._done % _LOG_EVERY == 0:
+      logging.info('Worker %d: inspected %d files', os.getpid(), self._done)
+    yield item
+
+
+class _EncodeExample(beam.DoFn):
+  """Stage 2: the tf.Example of one kept file, tagged with its split."""
+
+  def __init__(self, max_image_pixels: int):
+    self._max_image_pixels = max_image_pixels
+    self._done = 0
+
+  def process(self, item, plan):
+    fate = plan[item.entry.path]
+    if fate.status != splitting.INGESTED:
+      return
+    data = inspection.read_bytes(item.entry.uri)
+    if hashlib.sha256(data).hexdigest() != item.sha256:
+      raise RuntimeError(f'{item.entry.uri} changed while it was being ingested; run the ingestion again')
+    image = image_check.stored_bytes(data, item.info, self._max_image_pixels)
+    beam.metrics.Metrics.counter('ingestion', f'written_{fate.split}').inc()
+    self._done += 1
+    if self._done % _LOG_EVERY == 0:
+      logging.info('Worker %d: wrote %d examples', os.getpid(), self._done)
+    yield beam.pvalue.TaggedOutput(fate.split, to_example(item, image))
+
+
+def _summary_json(manifest_rows, discovery: Discovery, input_base: str, options: IngestOptions) -> str:
+  return json.dumps(manifest.summarize(manifest_rows, input_base, discovery.spans, options.max_bad_fraction,
+                                       discovery.unknown_folders), indent=1)
+
+
+def build(pipeline: beam.Pipeline, discovery: Discovery, input_base: str, examples_uri: str, report_uri: str,
+          options: IngestOptions):
+  """Adds ingestion to `pipeline`: Split-{train,eval,test} under examples_uri, the report under report_uri."""
+  ignored = [e for e in discovery.entries if not e.is_candidate]
+  inspected = (pipeline
+               | 'Candidates' >> beam.Create(discovery.candidates)
+               | 'Inspect' >> beam.ParDo(_Inspect(options.max_image_pixels)))
+  all_inspected = inspected | 'CollectInspected' >> beam.combiners.ToList()
+  plan = all_inspected | 'PlanSplits' >> beam.Map(splitting.plan, options)
+
+  examples = inspected | 'EncodeExamples' >> beam.ParDo(
+      _EncodeExample(options.max_image_pixels), plan=beam.pvalue.AsSingleton(plan)).with_outputs(*SPLITS)
+  for split in SPLITS:
+    prefix = os.path.join(examples_uri, f'Split-{split}', EXAMPLES_FILE_PREFIX)
+    _ = examples[split] | f'Write{split.capitalize()}' >> WriteGzipTFRecords(prefix)
+
+  manifest_rows = all_inspected | 'ManifestRows' >> beam.FlatMap(
+      manifest.rows, plan=beam.pvalue.AsSingleton(plan), ignored=ignored)
+  _ = manifest_rows | 'WriteManifest' >> beam.io.WriteToParquet(
+      os.path.join(report_uri, manifest.MANIFEST_FILE), manifest.SCHEMA, num_shards=1, shard_name_template='')
+  _ = (manifest_rows
+       | 'CollectRows' >> beam.combiners.ToList()
+       | 'Summarize' >> beam.Map(_summary_json, discovery, input_base, options)
+       | 'WriteSummary' >> beam.io.WriteToText(os.path.join(report_uri, manifest.SUMMARY_FILE), num_shards=1,
+                                               shard_name_template=''))

@@ -1,0 +1,44 @@
+"""Reads one candidate file once: content hash and validation, as a small picklable record."""
+import dataclasses
+import hashlib
+from typing import Optional
+
+from apache_beam.io.filesystem import CompressionTypes
+from apache_beam.io.filesystems import FileSystems
+
+from components.ingestion import image_check
+from components.ingestion.discovery import FileEntry
+
+UNREADABLE = 'unreadable'
+
+
+@dataclasses.dataclass(frozen=True)
+class Inspected:
+  """A candidate after its first read: sha256 and image facts, or why it is quarantined."""
+  entry: FileEntry
+  sha256: str = ''
+  info: Optional[image_check.ImageInfo] = None
+  reason: str = ''  # quarantine reason; '' for a valid image
+  detail: str = ''
+
+
+def read_bytes(uri: str) -> bytes:
+  with FileSystems.open(uri, compression_type=CompressionTypes.UNCOMPRESSED) as f:
+    return f.read()
+
+
+def inspect_file(entry: FileEntry, max_image_pixels: int) -> Inspected:
+  """One read, one sha256, one validating decode. Never raises for bad input."""
+  if entry.size > image_check.max_file_bytes(max_image_pixels):
+    return Inspected(entry, reason=image_check.FILE_TOO_LARGE,
+                     detail=f'{entry.size:,} bytes is more than any image of max_image_pixels='
+                            f'{max_image_pixels:,} can take')
+  try:
+    data = read_bytes(entry.uri)
+  except Exception as e:  # pylint: disable=broad-except  (permissions, I/O errors, vanished files)
+    return Inspected(entry, reason=UNREADABLE, detail=f'{type(e).__name__}: {e}')
+  sha256 = hashlib.sha256(data).hexdigest()
+  try:
+    return Inspected(entry, sha256=sha256, info=image_check.inspect(data, max_image_pixels))
+  except image_check.BadImage as bad:
+    return Inspected(entry, sha256=sha256, reason=bad.reason, detail=bad.detail)

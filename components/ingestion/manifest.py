@@ -1,0 +1,120 @@
+"""The ingestion report: one manifest row per file found, counts that reconcile, and the checks."""
+import collections
+import json
+from typing import Dict, List, Sequence
+
+import pyarrow as pa
+from apache_beam.io.filesystem import CompressionTypes
+from apache_beam.io.filesystems import FileSystems
+
+from components import labels
+from components.ingestion.discovery import FileEntry
+from components.ingestion.inspection import Inspected
+from components.ingestion.options import SPLITS
+from components.ingestion.splitting import DUPLICATE, IGNORED, INGESTED, QUARANTINED, Assignment
+
+MANIFEST_FILE = 'manifest.parquet'
+SUMMARY_FILE = 'summary.json'
+STATUSES = (INGESTED, QUARANTINED, DUPLICATE, IGNORED)
+TRANSCODED_TO_PNG = 'transcoded_to_png'
+
+SCHEMA = pa.schema([
+    ('path', pa.string()), ('sha256', pa.string()), ('label', pa.int64()), ('label_name', pa.string()),
+    ('split', pa.string()), ('status', pa.string()), ('reason', pa.string()), ('detail', pa.string()),
+    ('format', pa.string()), ('stored_format', pa.string()), ('height', pa.int64()), ('width', pa.int64()),
+    ('channels', pa.int64()), ('size_bytes', pa.int64()), ('source', pa.string()), ('group', pa.string()),
+    ('duplicate_of', pa.string()),
+])
+
+
+def _row(entry: FileEntry, status: str, reason: str = '', detail: str = '', **fields) -> Dict:
+  row = dict.fromkeys(SCHEMA.names, '')
+  row.update(path=entry.path, label=entry.label, status=status, reason=reason, detail=detail,
+             label_name=labels.CLASS_NAMES[entry.label] if entry.label >= 0 else '', source=entry.source,
+             group=entry.group, size_bytes=entry.size, height=0, width=0, channels=0)
+  row.update(fields)
+  return row
+
+
+def rows(inspected: Sequence[Inspected], plan: Dict[str, Assignment], ignored: Sequence[FileEntry]) -> List[Dict]:
+  """Every file found, sorted by path: candidates with their fate, then the ignored ones."""
+  out = [_row(e, IGNORED, e.ignored_reason) for e in ignored]
+  for item in inspected:
+    fate = plan[item.entry.path]
+    info = item.info
+    facts = dict(sha256=item.sha256)
+    if info:
+      facts.update(format=info.format, stored_format=info.stored_format, height=info.height, width=info.width,
+                   channels=info.channels)
+    reason = TRANSCODED_TO_PNG if fate.status == INGESTED and info.transcoded else fate.reason
+    out.append(_row(item.entry, fate.status, reason, fate.detail, split=fate.split,
+                    duplicate_of=fate.duplicate_of, **facts))
+  return sorted(out, key=lambda r: r['path'])
+
+
+def summarize(manifest_rows: Sequence[Dict], input_base: str, spans: Sequence[int], max_bad_fraction: float,
+              unknown_folders: Sequence[str] = ()) -> Dict:
+  """Counts by status, split, class and reason; files_found == sum of the status counts."""
+  status = collections.Counter(r['status'] for r in manifest_rows)
+  splits = {s: dict.fromkeys(labels.CLASS_NAMES, 0) for s in SPLITS}
+  reasons = {s: collections.Counter() for s in STATUSES}
+  for r in manifest_rows:
+    if r['status'] == INGESTED:
+      splits[r['split']][r['label_name']] += 1
+    if r['reason']:
+      reasons[r['status']][r['reason']] += 1
+  for counts in splits.values():
+    counts['total'] = sum(counts.values())
+  image_files = status[INGESTED] + status[QUARANTINED] + status[DUPLICATE]
+  return {
+      'input_base': input_base,
+      'spans': list(spans),
+      'files_found': len(manifest_rows),
+      'status': {s: status[s] for s in STATUSES},
+      'splits': splits,
+      'classes': {c: sum(splits[s][c] for s in SPLITS) for c in labels.CLASS_NAMES},
+      'reasons': {s: dict(sorted(reasons[s].items())) for s in STATUSES if reasons[s]},
+      'image_files': image_files,
+      'bad_fraction': status[QUARANTINED] / image_files if image_files else 0.0,
+      'max_bad_fraction': max_bad_fraction,
+      'unknown_class_folders': list(unknown_folders),
+  }
+
+
+def read_summary(report_uri: str) -> Dict:
+  path = FileSystems.join(report_uri, SUMMARY_FILE)
+  with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
+    return json.loads(f.read())
+
+
+def format_summary(summary: Dict) -> str:
+  """A readable multi-line account of the run for the log."""
+  s = summary['status']
+  lines = [f"Ingestion of {summary['input_base']}" + (f" spans {summary['spans']}" if summary['spans'] else '') +
+           f": {summary['files_found']} files found = {s[INGESTED]} ingested + {s[QUARANTINED]} quarantined + "
+           f"{s[DUPLICATE]} duplicates + {s[IGNORED]} ignored (not images)"]
+  width = max(len(c) for c in labels.CLASS_NAMES)
+  lines.append('  split  ' + '  '.join(c.rjust(width) for c in labels.CLASS_NAMES) + '  total'.rjust(width))
+  for split, counts in summary['splits'].items():
+    lines.append(f'  {split:<5}  ' + '  '.join(str(counts[c]).rjust(width) for c in labels.CLASS_NAMES) +
+                 str(counts['total']).rjust(width + 2))
+  for status, reasons in summary['reasons'].items():
+    lines.append(f'  {status}: ' + ', '.join(f'{r} {n}' for r, n in reasons.items()))
+  if summary['unknown_class_folders']:
+    lines.append(f"  unknown class folders skipped: {summary['unknown_class_folders']}")
+  return '\n'.join(lines)
+
+
+def check(summary: Dict, report_uri: str, expected_splits: Sequence[str] = SPLITS):
+  """Fails on too many quarantined files or on an empty split, naming counts and the report."""
+  where = FileSystems.join(report_uri, MANIFEST_FILE)
+  s = summary['status']
+  if summary['bad_fraction'] > summary['max_bad_fraction']:
+    reasons = ', '.join(f'{r} {n}' for r, n in summary['reasons'].get(QUARANTINED, {}).items())
+    raise ValueError(f"{s[QUARANTINED]} of {summary['image_files']} image files ({summary['bad_fraction']:.1%}) "
+                     f"were quarantined ({reasons}), more than max_bad_fraction={summary['max_bad_fraction']:.1%}. "
+                     f'Every file and its reason is in {where}.')
+  empty = [split for split in expected_splits if summary['splits'][split]['total'] == 0]
+  if empty:
+    raise ValueError(f"Split(s) {empty} received no images ({s[INGESTED]} ingested in all). Add images or adjust "
+                     f'eval_fraction/split_ratios; see {where}.')

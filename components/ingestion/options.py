@@ -1,0 +1,68 @@
+"""Ingestion options, validated once so every stage can trust them."""
+import dataclasses
+import re
+from typing import Tuple
+
+from pipeline import configs
+
+SPLITS = ('train', 'eval', 'test')
+UNKNOWN_CLASS_MODES = ('error', 'ignore')
+
+
+def parse_split_ratios(text: str) -> Tuple[float, float, float]:
+  """'0.8,0.1,0.1' -> (0.8, 0.1, 0.1): train/eval/test ratios for a single root of class folders."""
+  try:
+    ratios = tuple(float(part) for part in text.split(','))
+  except ValueError:
+    raise ValueError(f"split_ratios must be three comma-separated numbers like '0.8,0.1,0.1', got {text!r}") from None
+  if len(ratios) != 3:
+    raise ValueError(f"split_ratios must have three values (train,eval,test), got {text!r}")
+  return ratios
+
+
+def format_split_ratios(ratios) -> str:
+  return ','.join(f'{r:g}' for r in ratios)
+
+
+@dataclasses.dataclass(frozen=True)
+class IngestOptions:
+  """What to ingest and how to split it.
+
+  span: 'latest', 'all', 'N' or 'N-M' (span-N folders); ignored when there are no span folders.
+  eval_fraction: share of Train/ that becomes the eval split (Train/+Test/ layout).
+  split_ratios: train/eval/test ratios for a single root of class folders.
+  group_regex: regex on the file name; files with the same match (first group if any) stay in one split.
+  unknown_classes: 'error' stops on folders that are not a known class; 'ignore' skips and reports them.
+  max_bad_fraction: the run fails when more than this share of image files is quarantined.
+  max_image_pixels: images with more pixels are refused from their header, before decoding.
+  split_seed: salt of the hash that orders files for the split assignment.
+  """
+  span: str = 'latest'
+  eval_fraction: float = configs.EVAL_FRACTION_OF_TRAIN
+  split_ratios: Tuple[float, float, float] = configs.SPLIT_RATIOS
+  group_regex: str = ''
+  unknown_classes: str = 'error'
+  max_bad_fraction: float = configs.MAX_BAD_FRACTION
+  max_image_pixels: int = configs.MAX_IMAGE_PIXELS
+  split_seed: str = configs.SPLIT_SEED
+
+  def __post_init__(self):
+    if not re.fullmatch(r'latest|all|\d+|\d+-\d+', self.span):
+      raise ValueError(f"span must be 'latest', 'all', 'N' or 'N-M', got {self.span!r}")
+    if not 0.0 <= self.eval_fraction < 1.0:
+      raise ValueError(f'eval_fraction must be in [0, 1), got {self.eval_fraction}')
+    ratios = tuple(float(r) for r in self.split_ratios)
+    if len(ratios) != 3 or min(ratios) < 0 or ratios[0] <= 0 or abs(sum(ratios) - 1.0) > 1e-6:
+      raise ValueError(f'split_ratios must be three non-negative train/eval/test ratios summing to 1 '
+                       f'with train > 0, got {self.split_ratios}')
+    object.__setattr__(self, 'split_ratios', ratios)
+    if self.unknown_classes not in UNKNOWN_CLASS_MODES:
+      raise ValueError(f'unknown_classes must be one of {UNKNOWN_CLASS_MODES}, got {self.unknown_classes!r}')
+    if not 0.0 <= self.max_bad_fraction <= 1.0:
+      raise ValueError(f'max_bad_fraction must be in [0, 1], got {self.max_bad_fraction}')
+    if self.max_image_pixels <= 0:
+      raise ValueError(f'max_image_pixels must be positive, got {self.max_image_pixels}')
+    try:
+      re.compile(self.group_regex)
+    except re.error as e:
+      raise ValueError(f'group_regex {self.group_regex!r} is not a valid regular expression: {e}') from None

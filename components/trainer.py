@@ -1,0 +1,216 @@
+"""TFX Trainer `run_fn`: trains the ResNet152V2 transfer model and exports it with its signatures.
+
+Hyperparameters come from the Trainer's custom_config (components.hparams). One GPU or the CPU
+runs under OneDeviceStrategy, several GPUs under MirroredStrategy; mixed precision and XLA are
+options. The weights of the epoch with the lowest val_loss are the ones exported.
+"""
+import contextlib
+import importlib
+import math
+import os
+import tempfile
+import time
+from typing import Dict, Iterator, List, Sequence, Tuple
+
+from absl import logging
+import tensorflow as tf
+import tensorflow_transform as tft
+from tfx import v1 as tfx
+
+from components import hparams as hparams_lib
+from components import input_pipeline
+from components import model as model_lib
+from components import signatures
+from components import training_report
+
+BEST_WEIGHTS_FILE = 'best.weights.h5'
+
+
+def keras_version() -> str:
+  """'tf_keras 2.16.0' (Keras 2, what TFT needs) or 'keras 3.x' behind tf.keras."""
+  package = tf.keras.__name__.split('.')[0]
+  return f'{package} {importlib.import_module(package).__version__}'
+
+
+def configure_gpus() -> int:
+  """Turns on memory growth for every visible GPU (CUDA_VISIBLE_DEVICES); returns their count."""
+  gpus = tf.config.list_physical_devices('GPU')
+  for gpu in gpus:
+    try:
+      tf.config.experimental.set_memory_growth(gpu, True)
+    except RuntimeError:  # the GPUs were initialised earlier in this process
+      pass
+  return len(gpus)
+
+
+def make_strategy(gpu_count: int) -> tf.distribute.Strategy:
+  """MirroredStrategy over all GPUs when there are several, else the one GPU or the CPU."""
+  if gpu_count > 1:
+    return tf.distribute.MirroredStrategy()
+  return tf.distribute.OneDeviceStrategy('/gpu:0' if gpu_count else '/cpu:0')
+
+
+def use_mixed_precision(mode: str, gpu_count: int) -> bool:
+  """'on', 'off', or 'auto': mixed_float16 only where it pays off, i.e. on GPUs."""
+  return mode == 'on' or (mode == 'auto' and gpu_count > 0)
+
+
+@contextlib.contextmanager
+def dtype_policy(mixed: bool) -> Iterator[None]:
+  """Sets the Keras global dtype policy for the layers built inside, then restores it."""
+  previous = tf.keras.mixed_precision.global_policy()
+  tf.keras.mixed_precision.set_global_policy('mixed_float16' if mixed else 'float32')
+  try:
+    yield
+  finally:
+    tf.keras.mixed_precision.set_global_policy(previous)
+
+
+def build(hp: hparams_lib.HParams, warm_start_from: str = None) -> tf.keras.Model:
+  """build_model with the hyperparameters; call it under the strategy scope and dtype policy."""
+  model = model_lib.build_model(
+      hp.image_size, weights='none' if warm_start_from else hp.weights,
+      freeze_layers=hp.freeze_layers, dense_units=hp.dense_units, dropout=hp.dropout,
+      learning_rate=hp.learning_rate, jit_compile=hp.xla, warm_start_from=warm_start_from)
+  # TF 2.16's autograph only skips the `keras` package, not `tf_keras`, and converting every
+  # layer call makes tracing ResNet152V2 several times slower; Keras' steps need no conversion.
+  for step in ('train_step', 'test_step', 'predict_step'):
+    setattr(model, step, tf.autograph.experimental.do_not_convert(getattr(model, step)))
+  return model
+
+
+class EpochLogger(tf.keras.callbacks.Callback):
+  """One absl log line per epoch (metrics, learning rate, duration), for the pipeline log."""
+
+  def __init__(self, epochs: int):
+    super().__init__()
+    self._epochs = epochs
+    self._start = 0.0
+
+  def on_epoch_begin(self, epoch, logs=None):
+    self._start = time.time()
+
+  def on_epoch_end(self, epoch, logs=None):
+    metrics = ' '.join(f'{k}={v:.4f}' for k, v in sorted((logs or {}).items()) if k != 'lr')
+    lr = float(tf.keras.backend.get_value(self.model.optimizer.learning_rate))
+    logging.info('Epoch %d/%d (%.0f s): %s lr=%.3g', epoch + 1, self._epochs,
+                 time.time() - self._start, metrics, lr)
+
+
+def make_callbacks(hp: hparams_lib.HParams, best_weights_path: str,
+                   log_dir: str) -> List[tf.keras.callbacks.Callback]:
+  """Best-val_loss checkpoint, optional lr plateau and early stopping, TensorBoard, log lines."""
+  callbacks = [tf.keras.callbacks.ModelCheckpoint(
+      best_weights_path, monitor='val_loss', save_best_only=True, save_weights_only=True)]
+  if hp.lr_schedule == 'plateau':
+    callbacks.append(tf.keras.callbacks.ReduceLROnPlateau(
+        monitor='val_loss', factor=hp.plateau_factor, patience=hp.plateau_patience,
+        min_lr=hp.learning_rate * 1e-3))
+  if hp.early_stopping_patience:
+    callbacks.append(tf.keras.callbacks.EarlyStopping(
+        monitor='val_loss', patience=hp.early_stopping_patience))
+  if log_dir:
+    callbacks.append(tf.keras.callbacks.TensorBoard(log_dir=log_dir, write_graph=False,
+                                                    profile_batch=0))
+  callbacks.append(EpochLogger(hp.epochs))
+  return callbacks
+
+
+def fit_best(model: tf.keras.Model, train_data: tf.data.Dataset, eval_data: tf.data.Dataset,
+             hp: hparams_lib.HParams, steps_per_epoch: int,
+             log_dir: str = '') -> Tuple[Dict[str, List[float]], int]:
+  """Fits, then restores the weights of the epoch with the lowest val_loss.
+
+  Returns the history and that epoch (1-based; 0 when no epoch had a finite val_loss, in which
+  case the last weights stay).
+  """
+  with tempfile.TemporaryDirectory() as temp_dir:
+    best_weights_path = os.path.join(temp_dir, BEST_WEIGHTS_FILE)
+    history = model.fit(train_data, validation_data=eval_data, epochs=hp.epochs,
+                        steps_per_epoch=steps_per_epoch, verbose=0,
+                        callbacks=make_callbacks(hp, best_weights_path, log_dir)).history
+    val_losses = history.get('val_loss', [])
+    finite = [(loss, epoch) for epoch, loss in enumerate(val_losses, 1) if math.isfinite(loss)]
+    if not os.path.exists(best_weights_path) or not finite:
+      logging.warning('No epoch had a finite val_loss (%s): exporting the last weights', val_losses)
+      return history, 0
+    best_loss, best_epoch = min(finite)
+    model.load_weights(best_weights_path)
+    logging.info('Restored the weights of epoch %d/%d (val_loss %.4f)', best_epoch,
+                 len(val_losses), best_loss)
+  return history, best_epoch
+
+
+def count_examples(file_patterns: Sequence[str]) -> int:
+  """Records in the gzip TFRecord files matching `file_patterns`."""
+  files = [f for pattern in file_patterns for f in tf.io.gfile.glob(pattern)]
+  if not files:
+    return 0
+  dataset = tf.data.TFRecordDataset(files, compression_type='GZIP')
+  return int(dataset.reduce(tf.constant(0, tf.int64), lambda n, _: n + 1))
+
+
+def export(model: tf.keras.Model, hp: hparams_lib.HParams,
+           tf_transform_output: tft.TFTransformOutput, serving_model_dir: str) -> None:
+  """Saves the model with the serving signatures (components.signatures) as a SavedModel."""
+  model.save(serving_model_dir, save_format='tf', include_optimizer=False, save_traces=False,
+             signatures=signatures.make_serving_signatures(
+                 model, tf_transform_output, hp.image_channels, hp.normalization))
+
+
+def run_fn(fn_args: tfx.components.FnArgs) -> None:
+  """Trains on fn_args.train_files, validates on fn_args.eval_files, exports the best epoch."""
+  hp = hparams_lib.from_custom_config(fn_args.custom_config)
+  logging.info('TensorFlow %s, %s; hyperparameters: %s', tf.__version__, keras_version(),
+               hparams_lib.to_dict(hp))
+  if not keras_version().startswith('tf_keras'):
+    raise RuntimeError('tf.keras is Keras 3; set TF_USE_LEGACY_KERAS=1 before TensorFlow is '
+                       'imported (TFX 1.16 Transform layers need Keras 2).')
+  if hp.seed is not None:
+    tf.keras.utils.set_random_seed(hp.seed)
+  gpu_count = configure_gpus()
+  strategy = make_strategy(gpu_count)
+  mixed = use_mixed_precision(hp.mixed_precision, gpu_count)
+  replicas = strategy.num_replicas_in_sync
+  global_batch = hp.batch_size * replicas
+  logging.info('%d GPU(s), %s with %d replica(s), global batch %d, mixed precision %s, XLA %s',
+               gpu_count, type(strategy).__name__, replicas, global_batch, mixed, hp.xla)
+
+  tf_transform_output = tft.TFTransformOutput(fn_args.transform_graph_path)
+  train_count = count_examples(fn_args.train_files)
+  if not train_count:
+    raise ValueError(f'No training examples in {fn_args.train_files}')
+  steps_per_epoch = hp.train_steps or fn_args.train_steps or math.ceil(train_count / global_batch)
+  eval_steps = hp.eval_steps or fn_args.eval_steps
+  logging.info('%d training examples, %d steps per epoch; eval steps: %s', train_count,
+               steps_per_epoch, eval_steps or 'whole split')
+  data_args = dict(tf_transform_output=tf_transform_output, batch_size=global_batch,
+                   image_channels=hp.image_channels, normalization=hp.normalization)
+  train_data = input_pipeline.make_dataset(fn_args.train_files, training=True,
+                                           zoom_range=hp.zoom_range, seed=hp.seed, **data_args)
+  eval_data = input_pipeline.make_dataset(fn_args.eval_files, training=False, **data_args)
+  if eval_steps:
+    eval_data = eval_data.take(eval_steps)
+
+  warm_start_from = fn_args.base_model if hp.warm_start else None
+  if hp.warm_start and not warm_start_from:
+    logging.info('Warm start requested but no blessed model yet: starting from %s', hp.weights)
+  with strategy.scope(), dtype_policy(mixed):
+    model = build(hp, warm_start_from)
+  history, best_epoch = fit_best(model, train_data, eval_data, hp, steps_per_epoch,
+                                 log_dir=fn_args.model_run_dir)
+
+  if mixed:  # serve in float32: the same weights, portable to CPUs without fast float16
+    with dtype_policy(False):
+      export_model = model_lib.build_model(hp.image_size, weights='none',
+                                           freeze_layers=hp.freeze_layers,
+                                           dense_units=hp.dense_units, dropout=hp.dropout)
+    export_model.set_weights(model.get_weights())
+  else:
+    export_model = model
+  export(export_model, hp, tf_transform_output, fn_args.serving_model_dir)
+  logging.info('Exported the model of epoch %d to %s', best_epoch, fn_args.serving_model_dir)
+  paths = training_report.write_report(fn_args.model_run_dir, history, best_epoch=best_epoch,
+                                       hparams=hparams_lib.to_dict(hp),
+                                       train_examples=train_count, keras=keras_version())
+  logging.info('Training report: %s', ', '.join(sorted(paths.values())))

@@ -1,0 +1,94 @@
+"""Compiles the pipeline for Kubeflow Pipelines v2 / Vertex AI Pipelines (a PipelineJob JSON).
+
+`cxr compile-kfp` writes the spec; submit it with the KFP SDK or `gcloud ai` (docs/scaling_out.md).
+Every component runs in one container image that holds TFX and this project: build it from the
+Dockerfile in docs/scaling_out.md, push it to a registry the cluster can pull from, and pass it as
+`--image`. The image installs the project in CONTAINER_PROJECT_DIR, so the schema is read there.
+
+Differences from the local runners:
+- paths are remote: data and output on gs:// (the pipeline root); KFP keeps its own ML Metadata;
+- the serving folder must be a filesystem path inside the containers (the pusher renames folders
+  atomically): on Vertex, Cloud Storage is mounted at /gcs/<bucket>/, which is the default;
+- the input fingerprint cannot be computed when compiling (a recurring run reuses one spec for new
+  data), so the ingestion step is never cached; downstream steps re-run on its new output.
+"""
+import json
+import logging
+import os
+from typing import Any, Dict, Optional
+
+from tfx import v1 as tfx
+from tfx.orchestration.kubeflow.v2 import kubeflow_v2_dag_runner
+
+from components.evaluation.eval_config import make_eval_config
+from pipeline import beam_args
+from pipeline import configs
+from pipeline import pipeline as pipeline_lib
+from pipeline.output_layout import OutputLayout
+from pipeline.run_options import RunOptions
+
+DEFAULT_IMAGE = 'cxr-tfx-pipeline:0.1.0'  # `docker build -t cxr-tfx-pipeline:0.1.0 .`
+CONTAINER_PROJECT_DIR = '/pipeline'       # WORKDIR of the image; holds schemas/
+INGESTION_NODE_ID = 'ImageFolderExampleGen'
+RUNTIME_FINGERPRINT = 'not-cached-on-kubeflow'
+
+
+def default_serving_dir(output_dir: str) -> str:
+  """gs://bucket/path -> /gcs/bucket/path/serving (Vertex's Cloud Storage mount)."""
+  if not output_dir.startswith('gs://'):
+    raise ValueError(f'Kubeflow/Vertex output must be a gs:// folder, got {output_dir!r}')
+  return '/gcs/' + OutputLayout(output_dir[len('gs://'):].rstrip('/')).serving_dir
+
+
+def build(options: RunOptions, serving_dir: str,
+          project_dir: str = CONTAINER_PROJECT_DIR) -> tfx.dsl.Pipeline:
+  """The pipeline for `options` with container paths; nothing is read from this machine."""
+  for name, path in (('data', options.data_root), ('output', options.output_dir)):
+    if '://' not in path:
+      raise ValueError(f'Kubeflow/Vertex components cannot read the local {name} folder {path!r}: '
+                       'use a gs:// path')
+  if '://' in serving_dir:
+    raise ValueError(f'The serving folder must be a path inside the containers (e.g. /gcs/bucket/'
+                     f'serving on Vertex), got {serving_dir!r}')
+  paths = OutputLayout(options.output_dir.rstrip('/'))
+  return pipeline_lib.create_pipeline(
+      pipeline_name=configs.PIPELINE_NAME,
+      pipeline_root=paths.pipeline_root,
+      data_root=options.data_root,
+      input_fingerprint=RUNTIME_FINGERPRINT,
+      ingest_options=options.ingest_options(),
+      schema_path=os.path.join(project_dir, 'schemas', 'schema.pbtxt'),
+      preprocessing_fn=configs.PREPROCESSING_FN,
+      transform_config=options.transform_config(),
+      run_fn=configs.RUN_FN,
+      trainer_config=options.trainer_config(),
+      eval_config=make_eval_config(
+          min_accuracy=options.min_accuracy,
+          min_covid_recall=options.min_covid_recall,
+          max_accuracy_drop=options.max_accuracy_drop),
+      serving_model_dir=serving_dir,
+      warm_start=options.warm_start,
+      enable_cache=options.enable_cache,
+      beam_pipeline_args=beam_args.validate(
+          options.beam_pipeline_args or configs.BEAM_PIPELINE_ARGS, options.data_root,
+          paths.pipeline_root, local_files=False))
+
+
+def compile_pipeline(options: RunOptions, output_file: str, image: str = DEFAULT_IMAGE,
+                     serving_dir: Optional[str] = None,
+                     project_dir: str = CONTAINER_PROJECT_DIR) -> Dict[str, Any]:
+  """Writes the PipelineJob JSON of the pipeline to `output_file` and returns it."""
+  serving_dir = serving_dir or default_serving_dir(options.output_dir)
+  runner = kubeflow_v2_dag_runner.KubeflowV2DagRunner(
+      config=kubeflow_v2_dag_runner.KubeflowV2DagRunnerConfig(default_image=image),
+      output_dir=os.path.dirname(os.path.abspath(output_file)),
+      output_filename=os.path.basename(output_file))
+  job = runner.run(build(options, serving_dir, project_dir), write_out=False)
+  tasks = job['pipelineSpec']['root']['dag']['tasks']
+  tasks[INGESTION_NODE_ID]['cachingOptions'] = {'enableCache': False}
+  os.makedirs(os.path.dirname(os.path.abspath(output_file)), exist_ok=True)
+  with open(output_file, 'w', encoding='utf-8') as f:
+    json.dump(job, f, indent=2, sort_keys=True)
+  logging.info('Wrote the Kubeflow v2 pipeline spec (%d steps, image %s) to %s', len(tasks), image,
+               output_file)
+  return job

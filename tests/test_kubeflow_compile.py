@@ -1,0 +1,121 @@
+"""The Kubeflow Pipelines v2 / Vertex spec: every node, the container image, paths and caching."""
+import json
+
+import pytest
+
+from pipeline import kubeflow_v2_runner
+from pipeline.run_options import RunOptions
+
+IMAGE = 'europe-docker.pkg.dev/my-project/cxr/cxr-tfx-pipeline:0.1.0'
+
+
+def _options(**kwargs):
+  return RunOptions(data_root='gs://my-bucket/data', output_dir='gs://my-bucket/cxr', **kwargs)
+
+
+@pytest.fixture(scope='module')
+def compiled(tmp_path_factory):
+  path = tmp_path_factory.mktemp('kfp') / 'cxr-covid.json'
+  options = _options(image_size=128, warm_start=True,
+                     beam_pipeline_args=['--direct_running_mode=multi_processing',
+                                         '--direct_num_workers=4'])
+  job = kubeflow_v2_runner.compile_pipeline(options, str(path), image=IMAGE)
+  pipeline = kubeflow_v2_runner.build(options, kubeflow_v2_runner.default_serving_dir(options.output_dir))
+  with open(path, encoding='utf-8') as f:
+    assert json.load(f) == job  # the file holds what was returned
+  return job, pipeline
+
+
+def _tasks(job):
+  return job['pipelineSpec']['root']['dag']['tasks']
+
+
+def _parameter(job, task, name):
+  return _tasks(job)[task]['inputs']['parameters'][name]['runtimeValue']['constantValue']['stringValue']
+
+
+def test_every_pipeline_node_is_a_task(compiled):
+  job, pipeline = compiled
+  node_ids = {component.id for component in pipeline.components}
+  assert 'latest_blessed_model_resolver' in node_ids and 'Evaluator' in node_ids
+  tasks = set(_tasks(job))
+  for node_id in node_ids:
+    assert node_id in tasks or any(t.startswith(node_id + '-') for t in tasks), node_id
+  # KFP resolves the baseline with two queries (model, blessing) instead of one Resolver node.
+  assert len(tasks) == len(node_ids) + 1
+  assert set(_tasks(job)['Evaluator']['dependentTasks']) == {
+      'ImageFolderExampleGen', 'Trainer', 'latest_blessed_model_resolver-model-resolver'}
+  assert 'latest_blessed_model_resolver-model-resolver' in _tasks(job)['Trainer']['dependentTasks']
+
+
+def test_every_container_runs_the_given_image_with_the_beam_arguments(compiled):
+  job, _ = compiled
+  executors = job['pipelineSpec']['deploymentSpec']['executors']
+  containers = {name: e['container'] for name, e in executors.items() if 'container' in e}
+  assert len(containers) == 8  # all nodes but the two resolver queries
+  for name, container in containers.items():
+    assert container['image'] == IMAGE, name
+    assert container['command'][-1] == 'tfx.orchestration.kubeflow.v2.container.kubeflow_v2_run_executor'
+  ingestion_args = containers['ImageFolderExampleGen_executor']['args']
+  assert ingestion_args[-2:] == ['--direct_running_mode=multi_processing', '--direct_num_workers=4']
+  assert 'components.ingestion.component.ImageFolderExampleGen_Executor' in ingestion_args
+
+
+def test_paths_point_into_the_bucket_and_the_image(compiled):
+  job, _ = compiled
+  assert job['runtimeConfig']['gcsOutputDirectory'] == 'gs://my-bucket/cxr/pipeline_root'
+  assert _parameter(job, 'ImageFolderExampleGen', 'input_base') == 'gs://my-bucket/data'
+  assert _parameter(job, 'ImportSchemaGen', 'schema_file') == '/pipeline/schemas/schema.pbtxt'
+  destination = json.loads(_parameter(job, 'AtomicPusher', 'push_destination'))
+  assert destination['filesystem']['base_directory'] == '/gcs/my-bucket/cxr/serving'
+
+
+def test_component_code_and_options_are_carried(compiled):
+  job, _ = compiled
+  assert _parameter(job, 'Trainer', 'run_fn') == 'components.trainer.run_fn'
+  assert _parameter(job, 'Transform', 'preprocessing_fn') == 'components.preprocessing.preprocessing_fn'
+  trainer_config = json.loads(_parameter(job, 'Trainer', 'custom_config'))
+  assert trainer_config['image_size'] == 128 and trainer_config['warm_start'] is True
+  assert 'base_model' in _tasks(job)['Trainer']['inputs']['artifacts']  # warm start from the baseline
+
+
+def test_ingestion_is_never_cached_and_the_rest_is(compiled):
+  job, _ = compiled
+  caching = {name: task.get('cachingOptions', {}).get('enableCache')
+             for name, task in _tasks(job).items() if not name.startswith('latest_blessed')}
+  assert caching.pop('ImageFolderExampleGen') is False
+  assert set(caching.values()) == {True}
+
+
+def test_default_image_and_no_cache_option(tmp_path):
+  job = kubeflow_v2_runner.compile_pipeline(_options(enable_cache=False), str(tmp_path / 'p.json'))
+  images = {e['container']['image'] for e in job['pipelineSpec']['deploymentSpec']['executors'].values()
+            if 'container' in e}
+  assert images == {kubeflow_v2_runner.DEFAULT_IMAGE}
+  assert all(not task.get('cachingOptions', {}).get('enableCache') for task in _tasks(job).values())
+
+
+@pytest.mark.parametrize('kwargs, message', [
+    (dict(data_root='/data/cxr', output_dir='gs://b/out'), "cannot read the local data folder '/data/cxr'"),
+    (dict(data_root='gs://b/data', output_dir='out'), 'output must be a gs:// folder'),
+])
+def test_local_paths_are_rejected(tmp_path, kwargs, message):
+  with pytest.raises(ValueError, match=message):
+    kubeflow_v2_runner.compile_pipeline(RunOptions(**kwargs), str(tmp_path / 'p.json'))
+
+
+def test_serving_folder_must_be_a_container_path(tmp_path):
+  with pytest.raises(ValueError, match='serving folder must be a path inside the containers'):
+    kubeflow_v2_runner.compile_pipeline(_options(), str(tmp_path / 'p.json'),
+                                        serving_dir='gs://my-bucket/serving')
+
+
+def test_dataflow_arguments_are_validated_with_container_paths(tmp_path):
+  dataflow = ['--runner=DataflowRunner', '--region=europe-west4', '--temp_location=gs://my-bucket/tmp',
+              '--setup_file=/pipeline/setup.py']  # a file of the image, not of this machine
+  with pytest.raises(ValueError, match='Missing required option: project'):
+    kubeflow_v2_runner.compile_pipeline(_options(beam_pipeline_args=dataflow), str(tmp_path / 'p.json'))
+  job = kubeflow_v2_runner.compile_pipeline(
+      _options(beam_pipeline_args=dataflow + ['--project=my-project']), str(tmp_path / 'p.json'))
+  args = job['pipelineSpec']['deploymentSpec']['executors']['Transform_executor']['container']['args']
+  assert '--runner=DataflowRunner' in args and '--setup_file=/pipeline/setup.py' in args

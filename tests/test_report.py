@@ -1,0 +1,131 @@
+"""`cxr report`: renders a run's report from ML Metadata and the Evaluator/Trainer outputs."""
+import os
+
+import numpy as np
+import pytest
+from ml_metadata.metadata_store import metadata_store
+from ml_metadata.proto import metadata_store_pb2
+from sklearn import metrics as sk_metrics
+from tfx import v1 as tfx
+
+import fake_cxr_model
+from components import labels
+from components import training_report
+from pipeline import report
+from pipeline.output_layout import layout
+
+CANDIDATE = [[0.8, 0.1, 0.1], [0.1, 0.7, 0.2], [0.2, 0.2, 0.6], [0.45, 0.4, 0.15]]
+BASELINE = [[0.8, 0.1, 0.1], [0.1, 0.7, 0.2], [0.2, 0.2, 0.6], [0.3, 0.6, 0.1]]
+# (table row, label, source): the candidate misses one NORMAL and one VIRAL PNEUMONIA image, the
+# baseline also misses the two COVID images of row 3.
+TEST_SPLIT = ([(0, 0, 'A'), (0, 0, 'A'), (3, 0, 'B'), (3, 0, 'B'), (1, 1, 'A'), (1, 1, 'A'),
+               (1, 1, 'A'), (3, 1, 'A'), (2, 2, 'A'), (2, 2, 'A'), (2, 2, 'B'), (1, 2, 'B')])
+RUN_ID = '20260101-120000.000001'
+
+
+def _put_artifact(store, context_id, type_name, uri, **properties):
+  type_id = store.put_artifact_type(metadata_store_pb2.ArtifactType(name=type_name))
+  artifact = metadata_store_pb2.Artifact(type_id=type_id, uri=uri)
+  for key, value in properties.items():
+    if isinstance(value, int):
+      artifact.custom_properties[key].int_value = value
+    else:
+      artifact.custom_properties[key].string_value = value
+  [artifact_id] = store.put_artifacts([artifact])
+  store.put_attributions_and_associations(
+      [metadata_store_pb2.Attribution(context_id=context_id, artifact_id=artifact_id)], [])
+
+
+@pytest.fixture(scope='module')
+def output_dir(tmp_path_factory):
+  """An output folder with a metadata store of two runs; the latest evaluated a candidate
+  against a blessed baseline, was blessed and pushed."""
+  root = tmp_path_factory.mktemp('report')
+  paths = layout(str(root / 'output'))
+  os.makedirs(paths.root)
+  examples = fake_cxr_model.examples_artifact(str(root / 'examples'), [
+      fake_cxr_model.serialized_example(row, label, source) for row, label, source in TEST_SPLIT])
+  candidate = fake_cxr_model.model_artifact(str(root / 'candidate'), CANDIDATE)
+  baseline = fake_cxr_model.model_artifact(str(root / 'baseline'), BASELINE)
+  evaluation_uri, blessing = fake_cxr_model.run_evaluator(
+      str(root / 'evaluator'), examples, candidate, baseline, min_accuracy=0.5,
+      min_covid_recall=0.5, max_accuracy_drop=0.0)
+  model_run_uri = str(root / 'model_run')
+  training_report.write_report(
+      model_run_uri, {'accuracy': [0.5, 0.8], 'val_accuracy': [0.4, 0.7], 'loss': [1.0, 0.5],
+                      'val_loss': [1.1, 0.6]}, preset='recommended', epochs=2)
+
+  store = metadata_store.MetadataStore(
+      tfx.orchestration.metadata.sqlite_metadata_connection_config(paths.metadata_path))
+  run_type = store.put_context_type(metadata_store_pb2.ContextType(name='pipeline_run'))
+  old_run, run = store.put_contexts([metadata_store_pb2.Context(type_id=run_type, name='old-run'),
+                                     metadata_store_pb2.Context(type_id=run_type, name=RUN_ID)])
+  _put_artifact(store, old_run, 'Model', baseline.uri)
+  _put_artifact(store, run, 'Model', candidate.uri)
+  _put_artifact(store, run, 'ModelRun', model_run_uri)
+  _put_artifact(store, run, 'ModelEvaluation', evaluation_uri)
+  _put_artifact(store, run, 'ModelBlessing', blessing.uri,
+                blessed=blessing.get_int_custom_property('blessed'),
+                baseline_model=blessing.get_string_custom_property('baseline_model'))
+  _put_artifact(store, run, 'PushedModel', str(root / 'pushed'), pushed=1,
+                pushed_destination=os.path.join(paths.serving_dir, '1767268800'))
+  return paths.root
+
+
+def _section(text, title):
+  start = text.index(f'## {title}')
+  end = text.find('\n## ', start + 1)
+  return text[start:end if end > 0 else None]
+
+
+def test_report_of_the_latest_run(output_dir):
+  path = report.render_report(output_dir)
+  report_dir = os.path.join(layout(output_dir).reports_dir, RUN_ID)
+  assert path == os.path.join(report_dir, 'report.md')
+  text = open(path).read()
+
+  decision = _section(text, 'Decision')
+  assert f'**BLESSED**: pushed to `{layout(output_dir).serving_dir}/1767268800`.' in decision
+  assert '| recall (COVID) | >= 0.5 | 1.0000 | pass |' in decision
+  assert '| accuracy change vs baseline | >= +0 (absolute) | +0.0833 | pass |' in decision
+
+  y_true = [label for _, label, _ in TEST_SPLIT]
+  y_pred = [int(np.argmax(CANDIDATE[row])) for row, _, _ in TEST_SPLIT]
+  expected = sk_metrics.classification_report(y_true, y_pred, output_dict=True, zero_division=0)
+  table = _section(text, 'Classification report')
+  for i, name in enumerate(labels.CLASS_NAMES):
+    scores = expected[str(i)]
+    assert (f'| {name} | {scores["precision"]:.4f} | {scores["recall"]:.4f} | '
+            f'{scores["f1-score"]:.4f} | {scores["support"]:g} |') in table
+  assert f'| accuracy |  |  | {expected["accuracy"]:.4f} | 12 |' in table
+  macro = expected['macro avg']
+  assert (f'| macro avg | {macro["precision"]:.4f} | {macro["recall"]:.4f} | '
+          f'{macro["f1-score"]:.4f} | 12 |') in table
+
+  matrix = sk_metrics.confusion_matrix(y_true, y_pred)
+  assert '| COVID | ' + ' | '.join(f'{n:g}' for n in matrix[0]) + ' |' in _section(
+      text, 'Confusion matrix')
+  comparison = _section(text, 'Comparison with the blessed baseline')
+  assert '| recall (COVID) | 1.0000 | 0.5000 | +0.5000 |' in comparison
+  assert 'source:B' in _section(text, 'By source')
+  training = _section(text, 'Training')
+  assert '- preset: `"recommended"`' in training and '![Model accuracy](accuracy.png)' in training
+  for image in ('confusion_matrix.png', 'accuracy.png', 'loss.png', 'val_loss.png'):
+    with open(os.path.join(report_dir, image), 'rb') as f:
+      assert f.read(8) == b'\x89PNG\r\n\x1a\n'
+
+
+def test_report_of_an_unknown_or_unevaluated_run_fails_clearly(output_dir, tmp_path):
+  with pytest.raises(ValueError, match=r"No run 'nope'.*runs: old-run, " + RUN_ID):
+    report.render_report(output_dir, run_id='nope')
+  with pytest.raises(ValueError, match='Run old-run has no evaluation'):
+    report.render_report(output_dir, run_id='old-run')
+  with pytest.raises(FileNotFoundError, match='No metadata store'):
+    report.render_report(str(tmp_path))
+
+
+def test_cxr_report_command(output_dir, capsys):
+  from pipeline import cli  # pylint: disable=g-import-not-at-top
+  assert cli.main(['report', '--output', output_dir, '--run', RUN_ID]) == 0
+  assert capsys.readouterr().out.strip() == os.path.join(
+      layout(output_dir).reports_dir, RUN_ID, 'report.md')
