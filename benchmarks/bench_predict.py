@@ -62,7 +62,8 @@ def run(quick: bool = False) -> dict:
     load_seconds = time.perf_counter() - start
     single = _images_per_s(serve, paths, 1)
     batched = _images_per_s(serve, paths, predict.BATCH_SIZE)
-  print(f'predict ({len(paths)} PNGs 299 px -> ResNet152V2 at {image_size} px, {cores} cores): '
+  print(f'predict ({len(paths)} PNGs 299 px -> ResNet152V2 at {image_size} px, {cores} cores, '
+        f'load average {os.getloadavg()[0]:.1f}): '
         f'one call per image {single:.2f} images/s, batches of {predict.BATCH_SIZE} '
         f'{batched:.2f} images/s ({batched / single:.2f}x); model load {load_seconds:.1f} s')
   return {'predict.images_per_s': round(batched, 2),

@@ -38,7 +38,7 @@ def make_dataset(file_pattern: Union[str, Sequence[str]],
     seed: seeds the file order, the shuffle and the zoom.
     deterministic: reproducible order and augmentation (seed 0 when `seed` is None), at some
       cost in throughput.
-    cache: keep the serialized examples in memory after the first pass (about 30 KB per
+    cache: keep the serialized examples in memory after the first pass (about 20 KB per
       224 px grayscale example) instead of re-reading the files.
   """
   if normalization not in image_ops.NORMALIZATIONS:
@@ -90,19 +90,28 @@ def random_zoom(images: tf.Tensor, zoom_range: float, seed: tf.Tensor) -> tf.Ten
 
 
 def zoom(images: tf.Tensor, factors: tf.Tensor) -> tf.Tensor:
-  """Zooms [B, H, W, C] images about their centre as Keras apply_affine_transform(zx, zy).
+  """Zooms square [B, S, S, C] images about their centre as Keras apply_affine_transform(zx, zy).
 
   factors [B, 2] = (zx, zy): output pixel (row, col) samples the input at
-  (c_h + zy * (row - c_h), c_w + zx * (col - c_w)), c = (size - 1) / 2, so a factor above 1
-  zooms out. Bilinear interpolation, edges extended (fill_mode 'nearest'). Returns float32.
+  (c + zy * (row - c), c + zx * (col - c)), c = (S - 1) / 2, so a factor above 1 zooms out.
+  Bilinear interpolation, edges extended (fill_mode 'nearest'). Separable, rows then (after a
+  transpose) columns: several times faster on CPU than ImageProjectiveTransformV3. Float32 out.
   """
-  images = tf.cast(images, tf.float32)
-  size = tf.cast(tf.shape(images)[1:3], tf.float32)
-  zx, zy = factors[:, 0], factors[:, 1]
-  zeros = tf.zeros_like(zx)
-  transforms = tf.stack([zx, zeros, (1.0 - zx) * (size[1] - 1.0) / 2.0,
-                         zeros, zy, (1.0 - zy) * (size[0] - 1.0) / 2.0,
-                         zeros, zeros], axis=1)
-  return tf.raw_ops.ImageProjectiveTransformV3(
-      images=images, transforms=transforms, output_shape=tf.shape(images)[1:3],
-      fill_value=0.0, interpolation='BILINEAR', fill_mode='NEAREST')
+  transpose = lambda x: tf.transpose(x, [0, 2, 1, 3])
+  images = _resample_rows(tf.cast(images, tf.float32), factors[:, 1])
+  return transpose(_resample_rows(transpose(images), factors[:, 0]))
+
+
+def _resample_rows(images: tf.Tensor, factors: tf.Tensor) -> tf.Tensor:
+  """Linear interpolation between rows at c + factor * (row - c), clamped to the edge rows."""
+  size = tf.shape(images)[1]
+  last = tf.cast(size - 1, tf.float32)
+  centre = last / 2.0
+  positions = centre + factors[:, tf.newaxis] * (tf.range(last + 1.0) - centre)
+  positions = tf.clip_by_value(positions, 0.0, last)
+  low = tf.floor(positions)
+  weight = (positions - low)[:, :, tf.newaxis, tf.newaxis]
+  low = tf.cast(low, tf.int32)
+  below = tf.gather(images, low, axis=1, batch_dims=1)
+  above = tf.gather(images, tf.minimum(low + 1, size - 1), axis=1, batch_dims=1)
+  return below + (above - below) * weight

@@ -39,10 +39,14 @@ def imagenet_weights_path() -> str:
     ) from e
 
 
-def load_base_weights(base: tf.keras.Model, path: str) -> None:
-  """Loads a ResNet152V2 notop .h5 weights file into `base`, layer by layer (by_name=False)."""
+def _check_exists(path: str) -> None:
   if not os.path.isfile(path):
     raise WeightsError(f'Weights file not found: {path}')
+
+
+def load_base_weights(base: tf.keras.Model, path: str) -> None:
+  """Loads a ResNet152V2 notop .h5 weights file into `base`, layer by layer (by_name=False)."""
+  _check_exists(path)
   try:
     base.load_weights(path)
   except (ValueError, OSError, KeyError) as e:
@@ -82,10 +86,14 @@ def build_model(image_size: int,
   Build it inside the distribution strategy's scope and after setting the Keras dtype policy;
   the output layer always computes in float32.
   """
+  # Weights are found before the slow build, to fail fast.
   if weights == 'imagenet':
-    weights_path = imagenet_weights_path()  # before the slow build: fails fast when offline
+    weights_path = imagenet_weights_path()
+  elif weights == 'none':
+    weights_path = None
   else:
-    weights_path = None if weights == 'none' else weights
+    weights_path = weights
+    _check_exists(weights_path)
   base = tf.keras.applications.ResNet152V2(
       include_top=False, weights=None, input_shape=(image_size, image_size, 3))
   if weights_path:
@@ -112,6 +120,10 @@ def build_model(image_size: int,
                 loss=tf.keras.losses.SparseCategoricalCrossentropy(),
                 metrics=['accuracy'],
                 jit_compile=jit_compile)
+  # TF 2.16's autograph skips the `keras` package but not `tf_keras`: converting every layer call
+  # makes tracing ResNet152V2 several times slower, and Keras' own steps need no conversion.
+  for step in ('train_step', 'test_step', 'predict_step'):
+    setattr(model, step, tf.autograph.experimental.do_not_convert(getattr(model, step)))
   return model
 
 

@@ -73,6 +73,9 @@ def transform_locally(raw_examples: Mapping[str, str],
   """Runs preprocessing_fn as the Transform component does, on gzip TFRecords of raw tf.Examples.
 
   raw_examples: split name -> file pattern (e.g. ExampleGen's `Split-train/*.gz`).
+  Runs on Beam's FnApiRunner in this process (what the DirectRunner picks for batch pipelines,
+  minus its attempt to download the Prism runner); `beam_pipeline_args` may set
+  --direct_running_mode and --direct_num_workers.
 
   Analyzes `analyze_splits` only, transforms every split, and writes into an empty `output_dir`
   `{output_dir}/transform_graph` (with the raw metadata) and
@@ -88,7 +91,8 @@ def transform_locally(raw_examples: Mapping[str, str],
   logging.info('Transform: analyzing %s, transforming %s into %s', list(analyze_splits),
                sorted(raw_examples), output_dir)
   with tempfile.TemporaryDirectory() as temp_dir, beam.Pipeline(
-      argv=list(beam_pipeline_args or [])) as pipeline, tft_beam.Context(temp_dir=temp_dir):
+      runner='FnApiRunner', argv=list(beam_pipeline_args or [])) as pipeline, \
+      tft_beam.Context(temp_dir=temp_dir):
     sources = {split: tfxio.TFExampleRecord(pattern, schema=schema)
                for split, pattern in raw_examples.items()}
     raw = {split: pipeline | f'Read[{split}]' >> source.BeamSource()

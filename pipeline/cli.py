@@ -1,5 +1,6 @@
 """`cxr`: the command line of the chest X-ray pipeline."""
 import argparse
+import dataclasses
 import logging
 import os
 import sys
@@ -8,6 +9,7 @@ os.environ.setdefault('TF_USE_LEGACY_KERAS', '1')  # before TensorFlow is first 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
 from pipeline import configs  # pylint: disable=g-import-not-at-top
+from pipeline import run_lock  # pylint: disable=g-import-not-at-top
 
 _HPARAM_FLAGS = (  # flag, hparams key, type
     ('--epochs', 'epochs', int),
@@ -21,8 +23,8 @@ _HPARAM_FLAGS = (  # flag, hparams key, type
 )
 
 
-def _add_run_parser(subparsers) -> None:
-  p = subparsers.add_parser('run', help='run the whole pipeline on a dataset folder')
+def _add_pipeline_arguments(p):
+  """Arguments of `run` and `compile-kfp`; returns the 'orchestration' group for more flags."""
   p.add_argument('--data', required=True, help='dataset root (class folders, Train/Test, Kaggle or span-N layout)')
   p.add_argument('--output', required=True, help='output folder: pipeline root, metadata store, serving/<version>/')
   p.add_argument('--demo', action='store_true', help=f'small, fast settings for the demo data: image size {configs.DEMO_IMAGE_SIZE}, {configs.DEMO_HPARAMS}')
@@ -45,8 +47,28 @@ def _add_run_parser(subparsers) -> None:
   g.add_argument('--max-accuracy-drop', type=float, default=configs.MAX_ACCURACY_DROP)
   g = p.add_argument_group('orchestration')
   g.add_argument('--no-cache', action='store_true', help='re-run every component')
+  g.add_argument('--beam-engine', choices=('direct', 'dataflow', 'flink', 'spark'), default='direct',
+                 help='where the Beam steps run; the --beam-arg flags complete the engine\'s preset '
+                      '(pipeline/beam_args.py, docs/scaling_out.md)')
   g.add_argument('--beam-arg', action='append', default=None, dest='beam_args',
-                 help=f'Beam pipeline argument (repeatable); default {" ".join(configs.BEAM_PIPELINE_ARGS)}')
+                 help=f'Beam pipeline argument (repeatable), e.g. --beam-arg=--project=P; default '
+                      f'{" ".join(configs.BEAM_PIPELINE_ARGS)}')
+  return g
+
+
+def _add_run_parser(subparsers) -> None:
+  p = subparsers.add_parser('run', help='run the whole pipeline on a dataset folder')
+  g = _add_pipeline_arguments(p)
+  g.add_argument('--runner', choices=('local', 'beam'), default='local',
+                 help='orchestrator: TFX LocalDagRunner, or BeamDagRunner (the DAG as a Beam pipeline)')
+  g.add_argument('--metadata-mysql', default=os.environ.get('CXR_METADATA_MYSQL', ''),
+                 metavar='HOST[:PORT]/DATABASE',
+                 help='ML Metadata on a MySQL server instead of OUTPUT/metadata.sqlite; account in '
+                      'CXR_MYSQL_USER / CXR_MYSQL_PASSWORD (default: $CXR_METADATA_MYSQL)')
+  g.add_argument('--pipeline-root', default='', metavar='FOLDER',
+                 help='artifacts folder (default OUTPUT/pipeline_root); a gs:// folder for Dataflow')
+  g.add_argument('--lock-wait', type=float, default=0.0, metavar='SECONDS',
+                 help='wait this long for another run of the same --output to finish (default: fail at once)')
   p.set_defaults(func=_run)
 
 
@@ -63,14 +85,26 @@ def run_options_from_args(args):
       image_channels=args.image_channels, normalization=args.normalization, preset=args.preset,
       hparam_overrides=overrides, warm_start=args.warm_start, min_accuracy=args.min_accuracy,
       min_covid_recall=args.min_covid_recall, max_accuracy_drop=args.max_accuracy_drop,
-      enable_cache=not args.no_cache, beam_pipeline_args=args.beam_args)
+      enable_cache=not args.no_cache, beam_pipeline_args=_beam_pipeline_args(args))
+
+
+def _beam_pipeline_args(args):
+  """The engine's preset plus the --beam-arg flags (validated), or None for the default."""
+  if args.beam_engine == 'direct' and not args.beam_args:
+    return None
+  from pipeline import beam_args  # pylint: disable=g-import-not-at-top
+  return beam_args.compose(args.beam_engine, args.beam_args or ())
 
 
 def _run(args) -> int:
-  from pipeline import local_runner  # pylint: disable=g-import-not-at-top
   from pipeline import run_summary  # pylint: disable=g-import-not-at-top
-  options = run_options_from_args(args)
-  local_runner.run(options)
+  options = dataclasses.replace(run_options_from_args(args), metadata_mysql=args.metadata_mysql,
+                                pipeline_root=args.pipeline_root, lock_wait=args.lock_wait)
+  if args.runner == 'beam':
+    from pipeline import beam_runner as runner  # pylint: disable=g-import-not-at-top
+  else:
+    from pipeline import local_runner as runner  # pylint: disable=g-import-not-at-top
+  runner.run(options)
   print(run_summary.summarize(options.output_dir))
   return 0
 
@@ -96,12 +130,16 @@ def _add_report_parser(subparsers) -> None:
   p = subparsers.add_parser('report', help="write a run's Markdown report (gate, metrics, curves)")
   p.add_argument('--output', required=True, help='output folder of `cxr run`')
   p.add_argument('--run', default=None, help='pipeline run id (default: the latest run)')
+  p.add_argument('--metadata-mysql', default=os.environ.get('CXR_METADATA_MYSQL', ''),
+                 metavar='HOST[:PORT]/DATABASE', help='read a MySQL metadata store (as `cxr run`)')
   p.set_defaults(func=_report)
 
 
 def _report(args) -> int:
+  from pipeline import metadata_config  # pylint: disable=g-import-not-at-top
   from pipeline import report  # pylint: disable=g-import-not-at-top
-  print(report.render_report(args.output, run_id=args.run))
+  config = metadata_config.mysql_config(args.metadata_mysql) if args.metadata_mysql else None
+  print(report.render_report(args.output, run_id=args.run, connection_config=config))
   return 0
 
 
@@ -124,6 +162,47 @@ def _predict(args) -> int:
   return predict.run(args.model, args.images, as_json=args.json)
 
 
+def _add_history_parser(subparsers) -> None:
+  p = subparsers.add_parser(
+      'history', help='every run of an output folder: span, cached steps, metrics, blessing, push')
+  p.add_argument('--output', required=True, help='output folder of `cxr run`')
+  p.add_argument('--json', action='store_true', help='a JSON list instead of a table')
+  p.add_argument('--metadata-mysql', default=os.environ.get('CXR_METADATA_MYSQL', ''),
+                 metavar='HOST[:PORT]/DATABASE', help='read a MySQL metadata store (as `cxr run`)')
+  p.set_defaults(func=_history)
+
+
+def _history(args) -> int:
+  from pipeline import history  # pylint: disable=g-import-not-at-top
+  from pipeline import metadata_config  # pylint: disable=g-import-not-at-top
+  config = metadata_config.mysql_config(args.metadata_mysql) if args.metadata_mysql else None
+  records = history.read_history(args.output, config)
+  print(history.to_json(records) if args.json else history.format_table(records))
+  return 0
+
+
+def _add_compile_kfp_parser(subparsers) -> None:
+  p = subparsers.add_parser(
+      'compile-kfp', help='write the Kubeflow Pipelines v2 / Vertex AI pipeline spec (JSON)',
+      description='--data and --output are gs:// folders; see docs/scaling_out.md.')
+  _add_pipeline_arguments(p)
+  p.add_argument('--file', default='cxr-covid-pipeline.json', help='pipeline spec to write')
+  p.add_argument('--image', default=None,
+                 help='container image with TFX and this project (default cxr-tfx-pipeline:0.1.0)')
+  p.add_argument('--serving-dir', default=None,
+                 help='push folder inside the containers (default /gcs/<bucket>/<path>/serving)')
+  p.set_defaults(func=_compile_kfp)
+
+
+def _compile_kfp(args) -> int:
+  from pipeline import kubeflow_v2_runner  # pylint: disable=g-import-not-at-top
+  job = kubeflow_v2_runner.compile_pipeline(
+      run_options_from_args(args), args.file, image=args.image or kubeflow_v2_runner.DEFAULT_IMAGE,
+      serving_dir=args.serving_dir)
+  print(f'Wrote {args.file}: {len(job["pipelineSpec"]["root"]["dag"]["tasks"])} steps')
+  return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
   parser = argparse.ArgumentParser(prog='cxr', description=__doc__)
   parser.add_argument('-v', '--verbose', action='store_true', help='debug logging')
@@ -132,6 +211,8 @@ def build_parser() -> argparse.ArgumentParser:
   _add_demo_data_parser(subparsers)
   _add_report_parser(subparsers)
   _add_predict_parser(subparsers)
+  _add_history_parser(subparsers)
+  _add_compile_kfp_parser(subparsers)
   return parser
 
 
@@ -141,7 +222,7 @@ def main(argv=None) -> int:
                       format='%(asctime)s %(levelname)s %(name)s: %(message)s')
   try:
     return args.func(args)
-  except (ValueError, FileNotFoundError) as e:
+  except (ValueError, FileNotFoundError, ConnectionError, run_lock.OutputFolderBusy) as e:
     print(f'cxr {args.command}: error: {e}', file=sys.stderr)
     return 2
 

@@ -16,10 +16,15 @@ from pipeline.run_options import RunOptions
 
 
 def build(options: RunOptions, metadata_connection_config=None) -> tfx.dsl.Pipeline:
-  """The pipeline for `options`, with its paths under options.output_dir."""
+  """The pipeline for `options`, with its paths under options.output_dir.
+
+  Data and artifacts (options.pipeline_root) may be remote (gs://, for Dataflow workers); the
+  metadata store, the served models and the run lock stay in the local output folder.
+  """
   paths = layout(options.output_dir)
-  data_root = os.path.abspath(options.data_root)
-  if not os.path.isdir(data_root):
+  pipeline_root = options.pipeline_root or paths.pipeline_root
+  data_root = options.data_root if '://' in options.data_root else os.path.abspath(options.data_root)
+  if '://' not in data_root and not os.path.isdir(data_root):
     raise FileNotFoundError(f'Dataset folder not found: {data_root}')
   if metadata_connection_config is None:
     metadata_connection_config = metadata_config.connection_config(
@@ -28,7 +33,7 @@ def build(options: RunOptions, metadata_connection_config=None) -> tfx.dsl.Pipel
   logging.info('ML Metadata: %s', metadata_config.describe(metadata_connection_config))
   return pipeline_lib.create_pipeline(
       pipeline_name=configs.PIPELINE_NAME,
-      pipeline_root=paths.pipeline_root,
+      pipeline_root=pipeline_root,
       data_root=data_root,
       input_fingerprint=fingerprint(data_root, options.span),
       ingest_options=options.ingest_options(),
@@ -46,7 +51,7 @@ def build(options: RunOptions, metadata_connection_config=None) -> tfx.dsl.Pipel
       enable_cache=options.enable_cache,
       metadata_connection_config=metadata_connection_config,
       beam_pipeline_args=beam_args.validate(
-          options.beam_pipeline_args or configs.BEAM_PIPELINE_ARGS, data_root, paths.pipeline_root))
+          options.beam_pipeline_args or configs.BEAM_PIPELINE_ARGS, data_root, pipeline_root))
 
 
 def run(options: RunOptions) -> None:

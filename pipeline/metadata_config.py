@@ -13,7 +13,6 @@ from typing import Mapping, Optional
 from ml_metadata.proto import metadata_store_pb2
 from tfx import v1 as tfx
 
-MYSQL_ENV = 'CXR_METADATA_MYSQL'
 USER_ENV = 'CXR_MYSQL_USER'
 PASSWORD_ENV = 'CXR_MYSQL_PASSWORD'
 DEFAULT_MYSQL_PORT = 3306

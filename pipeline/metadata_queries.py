@@ -79,3 +79,10 @@ def execution_artifacts(store: metadata_store.MetadataStore, execution_id: int, 
   ids = [e.artifact_id for e in store.get_events_by_execution_ids([execution_id])
          if e.type == event_type and e.path.steps and e.path.steps[0].key == key]
   return store.get_artifacts_by_id(ids) if ids else []
+
+
+def node_outputs(store: metadata_store.MetadataStore, run_id: str, node_id: str, key: str,
+                 ) -> List[metadata_store_pb2.Artifact]:
+  """The artifacts node `node_id` wrote (or reused, when cached) under `key` in run `run_id`."""
+  return [artifact for node, execution in node_executions(store, run_id) if node == node_id
+          for artifact in execution_artifacts(store, execution.id, key)]

@@ -7,6 +7,7 @@ import dataclasses
 import json
 import logging
 import os
+import re
 import sys
 from typing import Dict, Iterable, Iterator, List, Optional, Sequence, TextIO, Tuple
 
@@ -17,7 +18,7 @@ from components.pusher import versioned_dir
 from pipeline.output_layout import layout
 
 IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.gif')  # what tf.io.decode_image reads
-BATCH_SIZE = 32
+BATCH_SIZE = 4  # ResNet152V2 on CPU: 2-4 beat 1, 8+ lose (benchmarks/bench_predict.py)
 SIGNATURE = 'serving_default'
 
 
@@ -68,8 +69,14 @@ def find_images(paths: Iterable[str]) -> List[str]:
   return found
 
 
+_TF_ERROR_NOISE = re.compile(r'^(Graph execution error:|Detected at node|<stack traces|\s)')
+
+
 def _error_message(error: tf.errors.OpError) -> str:
-  return error.message.strip().splitlines()[0]
+  """The cause in a TensorFlow error, e.g. 'Invalid PNG. Failed to initialize decoder.'"""
+  lines = [line for line in error.message.splitlines()
+           if line.strip() and not _TF_ERROR_NOISE.match(line)]
+  return re.sub(r'\s*\[Op:\S+\]$', '', lines[-1] if lines else error.message.strip())
 
 
 def _classify_batch(serve, items: Sequence[Tuple[str, bytes]]) -> Iterator[Prediction]:

@@ -5,6 +5,7 @@ test-split classification report (argmax; the gate's own computation), ROC AUC, 
 matrix (also as a PNG heatmap), the comparison with the blessed baseline, metrics by source and
 the training curves (PNGs written by the Trainer into its model_run artifact).
 """
+import dataclasses
 import datetime
 import glob
 import json
@@ -18,6 +19,7 @@ import matplotlib
 matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
 import numpy as np
+from ml_metadata.proto import metadata_store_pb2
 
 from components import labels
 from components import training_report
@@ -156,67 +158,116 @@ def _run_dir_name(run_id: str) -> str:
   return re.sub(r'[^A-Za-z0-9._-]', '_', run_id)
 
 
-def render_report(output_dir: str, run_id: Optional[str] = None) -> str:
-  """Writes OUTPUT/reports/<run id>/report.md for `run_id` (default: the latest run)."""
+def _producer(store, artifact: metadata_store_pb2.Artifact) -> Optional[int]:
+  """Id of the execution that wrote `artifact` (any one, when cached executions reused it)."""
+  return next((e.execution_id for e in store.get_events_by_artifact_ids([artifact.id])
+               if e.type == metadata_store_pb2.Event.OUTPUT), None)
+
+
+def _one(store, execution_id: Optional[int], key: str,
+         event_type: int = metadata_store_pb2.Event.OUTPUT,
+         ) -> Optional[metadata_store_pb2.Artifact]:
+  found = (metadata_queries.execution_artifacts(store, execution_id, key, event_type)
+           if execution_id is not None else [])
+  return found[0] if found else None
+
+
+@dataclasses.dataclass(frozen=True)
+class RunArtifacts:
+  """What one run's report reads, found through ML Metadata (None when missing)."""
+  run_id: str
+  evaluation: metadata_store_pb2.Artifact
+  blessing: Optional[metadata_store_pb2.Artifact]
+  model: Optional[metadata_store_pb2.Artifact]
+  baseline_model: Optional[metadata_store_pb2.Artifact]
+  model_run: Optional[metadata_store_pb2.Artifact]
+  pushed_model: Optional[metadata_store_pb2.Artifact]
+
+
+def find_run_artifacts(output_dir: str, run_id: Optional[str] = None,
+                       connection_config: Optional[metadata_store_pb2.ConnectionConfig] = None,
+                       ) -> RunArtifacts:
+  """The evaluation of `run_id` (default: the latest run that has one) and the artifacts around
+  it, from the output folder's SQLite store or `connection_config`."""
   paths = layout(output_dir)
-  if not os.path.exists(paths.metadata_path):
+  if connection_config is None and not os.path.exists(paths.metadata_path):
     raise FileNotFoundError(f'No metadata store at {paths.metadata_path}: is {output_dir} the '
                             'output folder of `cxr run`?')
-  with metadata_queries.open_store(paths) as store:
+  with metadata_queries.open_store(paths, connection_config) as store:
     runs = metadata_queries.run_ids(store)
     if not runs:
-      raise ValueError(f'No pipeline run recorded in {paths.metadata_path}')
-    run_id = run_id or runs[-1]
+      raise ValueError(f'No pipeline run recorded in the metadata store of {output_dir}')
+    if run_id is None:
+      run_id = next((r for r in reversed(runs)
+                     if metadata_queries.latest_artifact(store, r, 'ModelEvaluation')), runs[-1])
+      if run_id != runs[-1]:
+        logging.warning('The latest run, %s, has no evaluation: reporting on run %s', runs[-1],
+                        run_id)
     if run_id not in runs:
-      raise ValueError(f'No run {run_id!r} in {paths.metadata_path}; runs: {", ".join(runs)}')
-    artifact = {type_name: metadata_queries.latest_artifact(store, run_id, type_name)
-                for type_name in ('ModelEvaluation', 'ModelBlessing', 'ModelRun', 'Model',
-                                  'PushedModel')}
-  evaluation = artifact['ModelEvaluation']
-  if evaluation is None:
-    raise ValueError(f'Run {run_id} has no evaluation (did it stop before the Evaluator?)')
-  report_dir = os.path.join(paths.reports_dir, _run_dir_name(run_id))
-  os.makedirs(report_dir, exist_ok=True)
-  logging.info('Writing the report of run %s to %s', run_id, report_dir)
+      raise ValueError(f'No run {run_id!r} in the metadata store; runs: {", ".join(runs)}')
+    evaluation = metadata_queries.latest_artifact(store, run_id, 'ModelEvaluation')
+    if evaluation is None:
+      raise ValueError(f'Run {run_id} has no evaluation (did it stop before the Evaluator?)')
+    evaluator = _producer(store, evaluation)
+    model = _one(store, evaluator, 'model', metadata_store_pb2.Event.INPUT)
+    return RunArtifacts(
+        run_id=run_id, evaluation=evaluation, blessing=_one(store, evaluator, 'blessing'),
+        model=model,
+        baseline_model=_one(store, evaluator, 'baseline_model', metadata_store_pb2.Event.INPUT),
+        model_run=_one(store, _producer(store, model), 'model_run') if model else None,
+        pushed_model=metadata_queries.latest_artifact(store, run_id, 'PushedModel'))
 
-  eval_config = results.load_eval_config(evaluation.uri)
+
+def _markdown(run: RunArtifacts, output_root: str, report_dir: str) -> List[str]:
+  eval_config = results.load_eval_config(run.evaluation.uri)
   candidate, baseline = results.model_names(eval_config)
-  metrics = results.load_metrics(evaluation.uri)
-  matrix = results.load_confusion_matrix(evaluation.uri, model_name=candidate)
+  metrics = results.load_metrics(run.evaluation.uri)
+  overall = metrics.get(results.OVERALL, {})
+  matrix = results.load_confusion_matrix(run.evaluation.uri, model_name=candidate)
   report = classification_report.classification_report(matrix, labels.CLASS_NAMES)
   save_confusion_matrix_png(matrix, os.path.join(report_dir, CONFUSION_MATRIX_PNG))
-  blessing, pushed_model = artifact['ModelBlessing'], artifact['PushedModel']
-  pushed = (metadata_queries.custom_property(pushed_model, 'pushed_destination')
-            if pushed_model is not None and metadata_queries.custom_property(pushed_model, 'pushed')
-            else None)
-  overall = metrics.get(results.OVERALL, {})
+  pushed = None
+  if run.pushed_model and metadata_queries.custom_property(run.pushed_model, 'pushed'):
+    pushed = metadata_queries.custom_property(run.pushed_model, 'pushed_destination')
 
-  lines = [f'# Run report: {run_id}', '',
+  lines = [f'# Run report: {run.run_id}', '',
            f'- Generated: {datetime.datetime.now().isoformat(timespec="seconds")}',
-           f'- Output folder: `{paths.root}`',
-           f'- Model: `{artifact["Model"].uri if artifact["Model"] else "n/a"}`',
-           f'- Evaluation: `{evaluation.uri}`', '']
+           f'- Output folder: `{output_root}`',
+           f'- Model: `{run.model.uri if run.model else "n/a"}`',
+           f'- Evaluation: `{run.evaluation.uri}`', '']
   lines += _gate_section(
-      metadata_queries.custom_property(blessing, 'blessed') if blessing else None,
-      results.load_gate(evaluation.uri), pushed, baseline is not None)
+      metadata_queries.custom_property(run.blessing, 'blessed') if run.blessing else None,
+      results.load_gate(run.evaluation.uri), pushed, baseline is not None)
   lines += [f'## Classification report (test split, {report.macro_avg.support:g} images, argmax)',
             ''] + classification_report_table(report) + ['']
-  auc_rows = [[labels.CLASS_NAMES[i], _fmt(overall.get(results.MetricId(
-      eval_config_lib.AUC, class_id=i, model_name=candidate)))] for i in range(labels.NUM_CLASSES)]
-  auc_rows.append(['macro avg', _fmt(overall.get(results.MetricId(
-      eval_config_lib.AUC, macro=True, model_name=candidate)))])
-  lines += ['ROC AUC, one class vs the rest:', ''] + _table(['class', 'ROC AUC'], auc_rows) + ['']
+  auc = [results.MetricId(eval_config_lib.AUC, class_id=i, model_name=candidate)
+         for i in range(labels.NUM_CLASSES)]
+  auc.append(results.MetricId(eval_config_lib.AUC, macro=True, model_name=candidate))
+  lines += ['ROC AUC, one class vs the rest:', ''] + _table(
+      ['class', 'ROC AUC'],
+      [[name, _fmt(overall.get(metric))]
+       for name, metric in zip(labels.CLASS_NAMES + ('macro avg',), auc)]) + ['']
   lines += ['## Confusion matrix', '', 'Rows: true class; columns: predicted class (argmax).', '']
   lines += _table([''] + list(labels.CLASS_NAMES), [
       [name] + [f'{count:g}' for count in row] for name, row in zip(labels.CLASS_NAMES, matrix)])
   lines += ['', f'![Confusion matrix]({CONFUSION_MATRIX_PNG})', '']
   if baseline is not None:
     lines += _baseline_section(overall, candidate, baseline,
-                               metadata_queries.custom_property(blessing, 'baseline_model') or '')
+                               run.baseline_model.uri if run.baseline_model else 'n/a')
   lines += _slices_section(metrics, candidate)
-  lines += _training_section(artifact['ModelRun'].uri if artifact['ModelRun'] else None,
-                             report_dir)
+  return lines + _training_section(run.model_run.uri if run.model_run else None, report_dir)
+
+
+def render_report(output_dir: str, run_id: Optional[str] = None,
+                  connection_config: Optional[metadata_store_pb2.ConnectionConfig] = None) -> str:
+  """Writes OUTPUT/reports/<run id>/report.md for `run_id` (default: the latest evaluated run);
+  returns its path. `connection_config`: a metadata store other than OUTPUT/metadata.sqlite."""
+  run = find_run_artifacts(output_dir, run_id, connection_config)
+  paths = layout(output_dir)
+  report_dir = os.path.join(paths.reports_dir, _run_dir_name(run.run_id))
+  os.makedirs(report_dir, exist_ok=True)
+  logging.info('Writing the report of run %s to %s', run.run_id, report_dir)
   path = os.path.join(report_dir, REPORT_FILE)
   with open(path, 'w') as f:
-    f.write('\n'.join(lines))
+    f.write('\n'.join(_markdown(run, paths.root, report_dir)))
   return path

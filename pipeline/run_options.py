@@ -32,6 +32,7 @@ class RunOptions:
   enable_cache: bool = True
   beam_pipeline_args: Optional[List[str]] = None
   metadata_mysql: str = ''      # HOST[:PORT]/DATABASE: MySQL metadata store instead of SQLite
+  pipeline_root: str = ''       # artifacts; default OUTPUT/pipeline_root (gs:// for Dataflow)
   lock_wait: float = 0.0        # seconds to wait for another run of the same output folder
 
   def ingest_options(self) -> Dict[str, Any]:

@@ -41,15 +41,15 @@ def first_run(tmp_path_factory):
   return data_root, output_dir
 
 
-def _run_artifacts(output_dir, type_name):
+def _latest_run_outputs(output_dir, node_id, key):
   with metadata_queries.open_store(layout(output_dir)) as store:
     run_id = metadata_queries.run_ids(store)[-1]
-    return metadata_queries.artifacts_of_run(store, run_id, type_name)
+    return metadata_queries.node_outputs(store, run_id, node_id, key)
 
 
 def test_split_counts_match_the_files(first_run):
   _, output_dir = first_run
-  (examples,) = _run_artifacts(output_dir, 'Examples')
+  (examples,) = _latest_run_outputs(output_dir, 'ImageFolderExampleGen', 'examples')
   counts = {split: _count_examples(os.path.join(examples.uri, f'Split-{split}'))
             for split in ('train', 'eval', 'test')}
   assert counts['test'] == TEST_PER_CLASS * labels.NUM_CLASSES
@@ -59,7 +59,7 @@ def test_split_counts_match_the_files(first_run):
 
 def test_blessed_model_is_pushed_and_serves_raw_png(first_run):
   data_root, output_dir = first_run
-  (blessing,) = _run_artifacts(output_dir, 'ModelBlessing')
+  (blessing,) = _latest_run_outputs(output_dir, 'Evaluator', 'blessing')
   assert metadata_queries.custom_property(blessing, 'blessed') == 1
   versions = os.listdir(layout(output_dir).serving_dir)
   assert len(versions) == 1
@@ -80,6 +80,6 @@ def test_model_under_threshold_is_not_pushed(first_run):
   serving_dir = layout(output_dir).serving_dir
   before = sorted(os.listdir(serving_dir))
   local_runner.run(_options(data_root, output_dir, min_accuracy=1.01, min_covid_recall=0.0))
-  (blessing,) = _run_artifacts(output_dir, 'ModelBlessing')
+  (blessing,) = _latest_run_outputs(output_dir, 'Evaluator', 'blessing')
   assert metadata_queries.custom_property(blessing, 'blessed') == 0
   assert sorted(os.listdir(serving_dir)) == before

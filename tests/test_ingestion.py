@@ -8,10 +8,12 @@ import shutil
 import struct
 import zlib
 
+import apache_beam as beam
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
 import tensorflow as tf
+from apache_beam.options.pipeline_options import PipelineOptions
 from PIL import Image
 
 from components import demo_data
@@ -54,10 +56,14 @@ def _run(root, tmp_path, name='out', **options):
   return result, {row['path']: row for row in manifest}, out
 
 
-def _examples(out, split):
+def _records(out, split):
   files = tf.io.gfile.glob(str(out / 'examples' / f'Split-{split}' / 'data_tfrecord-*.gz'))
   assert files, f'no files for split {split}'
-  return [tf.train.Example.FromString(r.numpy()) for r in tf.data.TFRecordDataset(files, compression_type='GZIP')]
+  return [r.numpy() for r in tf.data.TFRecordDataset(files, compression_type='GZIP')]
+
+
+def _examples(out, split):
+  return [tf.train.Example.FromString(r) for r in _records(out, split)]
 
 
 def _value(example, key):
@@ -274,17 +280,18 @@ def test_formats_are_recorded_and_transcoded_losslessly(tmp_path):
       np.testing.assert_array_equal(decoded[..., 0] if channels == 1 else decoded, np.asarray(image))
 
 
-def test_image_check_refuses_from_the_header_and_reports_reasons():
-  small = io.BytesIO()
-  _image(1, size=(64, 64)).save(small, format='PNG')
-  with pytest.raises(image_check.BadImage, match='64x64 = 4,096 pixels > max_image_pixels=1,000') as error:
-    image_check.inspect(small.getvalue(), max_pixels=1000)
-  assert error.value.reason == 'too_many_pixels'
-  with pytest.raises(image_check.BadImage) as error:  # 10 billion pixels: refused without decoding
-    image_check.inspect(_png_claiming(100_000, 100_000), max_pixels=10 ** 12)
-  assert error.value.reason == 'too_many_pixels'
-  info = image_check.inspect(small.getvalue(), max_pixels=4096)
-  assert (info.format, info.height, info.width, info.channels, info.transcoded) == ('PNG', 64, 64, 1, False)
+def test_parallel_beam_workers_give_the_same_result(tmp_path):
+  root = tmp_path / 'data'
+  demo_data.generate(str(root), train_per_class=4, test_per_class=2, min_size=32, max_size=40)
+  shutil.copy(root / 'Train' / 'COVID' / 'covid_0000.png', root / 'Train' / 'COVID' / 'x_copy.png')
+  _, in_process, out = _run(root, tmp_path, 'in_process')
+  parallel_out = tmp_path / 'parallel'
+  pipeline = beam.Pipeline(options=PipelineOptions(
+      ['--runner=FnApiRunner', '--direct_running_mode=multi_processing', '--direct_num_workers=2']))
+  result = ingest(str(root), str(parallel_out / 'examples'), str(parallel_out / 'report'), IngestOptions(), pipeline)
+  assert {r['path']: r for r in pq.read_table(result.manifest_uri).to_pylist()} == in_process
+  for split in ('train', 'eval', 'test'):
+    assert sorted(_records(parallel_out, split)) == sorted(_records(out, split))
 
 
 def _inspected(path, label, content, role='any', group=''):

@@ -18,7 +18,7 @@ SCHEMA_PATH = os.path.join(configs.SCHEMA_DIR, 'schema.pbtxt')
 
 def _run_pipeline(data, root):
   example_gen = ImageFolderExampleGen(input_base=str(data), input_fingerprint=fingerprint(str(data)),
-                                      group_regex=r'(\w+)_\d+')
+                                      split_ratios='0.7,0.15,0.15')
   metadata = tfx.orchestration.metadata.sqlite_metadata_connection_config(str(root / 'metadata.sqlite'))
   tfx.orchestration.LocalDagRunner().run(tfx.dsl.Pipeline(
       pipeline_name='ingestion-test', pipeline_root=str(root / 'pipeline'), components=[example_gen],

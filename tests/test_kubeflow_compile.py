@@ -119,3 +119,21 @@ def test_dataflow_arguments_are_validated_with_container_paths(tmp_path):
       _options(beam_pipeline_args=dataflow + ['--project=my-project']), str(tmp_path / 'p.json'))
   args = job['pipelineSpec']['deploymentSpec']['executors']['Transform_executor']['container']['args']
   assert '--runner=DataflowRunner' in args and '--setup_file=/pipeline/setup.py' in args
+
+
+def test_cli_compiles_with_the_run_flags(tmp_path, capsys):
+  from pipeline import cli  # pylint: disable=g-import-not-at-top
+  path = tmp_path / 'spec.json'
+  assert cli.main(['compile-kfp', '--data', 'gs://my-bucket/data', '--output', 'gs://my-bucket/cxr',
+                   '--image', IMAGE, '--file', str(path), '--min-accuracy', '0.9', '--epochs', '3',
+                   '--serving-dir', '/mnt/models/cxr']) == 0
+  assert f'Wrote {path}: 10 steps' in capsys.readouterr().out
+  with open(path, encoding='utf-8') as f:
+    job = json.load(f)
+  assert json.loads(_parameter(job, 'Trainer', 'custom_config'))['epochs'] == 3
+  assert '0.9' in _parameter(job, 'Evaluator', 'eval_config')
+  destination = json.loads(_parameter(job, 'AtomicPusher', 'push_destination'))
+  assert destination['filesystem']['base_directory'] == '/mnt/models/cxr'
+  assert cli.main(['compile-kfp', '--data', '/local/data', '--output', 'gs://my-bucket/cxr',
+                   '--file', str(path)]) == 2
+  assert "cannot read the local data folder '/local/data'" in capsys.readouterr().err

@@ -118,3 +118,27 @@ def test_wrong_password_or_no_server_is_reported_with_the_servers_reason(mysql_a
   config.mysql.port = _free_port()
   with pytest.raises(ConnectionError, match="Can't connect to MySQL server on '127.0.0.1'"):
     metadata_config.check_reachable(config, timeout_seconds=2)
+
+
+def test_pipeline_steps_record_and_reuse_results_in_mysql(mysql_address, account, tmp_path):
+  """Ingestion and StatisticsGen of the real pipeline (a partial run) against the server, twice:
+  the second run reuses both results from the MySQL store; `cxr history` reads them back."""
+  from tfx.orchestration import pipeline as tfx_pipeline  # pylint: disable=g-import-not-at-top
+  from tfx import v1 as tfx  # pylint: disable=g-import-not-at-top
+  from components import demo_data  # pylint: disable=g-import-not-at-top
+  from pipeline import history  # pylint: disable=g-import-not-at-top
+  from pipeline import local_runner  # pylint: disable=g-import-not-at-top
+  from pipeline.run_options import RunOptions  # pylint: disable=g-import-not-at-top
+  data_root, output_dir = str(tmp_path / 'data'), str(tmp_path / 'output')
+  demo_data.generate(data_root, train_per_class=3, test_per_class=1, min_size=16, max_size=24)
+  options = RunOptions(data_root=data_root, output_dir=output_dir, metadata_mysql=mysql_address,
+                       beam_pipeline_args=['--direct_running_mode=in_memory'])
+  steps = tfx_pipeline.RunOptions(to_nodes=['StatisticsGen'])
+  for _ in range(2):
+    tfx.orchestration.LocalDagRunner().run(local_runner.build(options), run_options=steps)
+
+  assert not os.path.exists(layout(output_dir).metadata_path)  # nothing went to SQLite
+  first, second = history.read_history(output_dir, metadata_config.mysql_config(mysql_address))
+  assert first.ran == ['ImageFolderExampleGen', 'StatisticsGen'] and first.cached == []
+  assert second.cached == ['ImageFolderExampleGen', 'StatisticsGen'] and second.ran == []
+  assert first.span == second.span == 0  # no span-N folders

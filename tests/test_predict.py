@@ -62,7 +62,7 @@ def test_json_lines_match_the_serving_signature_and_isolate_failures(output_dir,
   lines = [json.loads(line) for line in out.getvalue().splitlines()]
   by_name = {os.path.relpath(line['path'], images): line for line in lines}
   assert sorted(by_name) == ['a.png', 'b.PNG', 'broken.png', 'd.png', 'missing.png', 'sub/c.png']
-  assert 'cannot decode image' in by_name['broken.png']['error']
+  assert by_name['broken.png']['error'].startswith('cannot decode image: Invalid PNG')
   assert 'cannot read file' in by_name['missing.png']['error']
   good = [line for line in lines if 'error' not in line]
   classes, probabilities = _signature_classes(predict.resolve_model_dir(output_dir),

@@ -23,7 +23,7 @@ TEST_SPLIT = ([(0, 0, 'A'), (0, 0, 'A'), (3, 0, 'B'), (3, 0, 'B'), (1, 1, 'A'), 
 RUN_ID = '20260101-120000.000001'
 
 
-def _put_artifact(store, context_id, type_name, uri, **properties):
+def _put_artifact(store, type_name, uri, **properties):
   type_id = store.put_artifact_type(metadata_store_pb2.ArtifactType(name=type_name))
   artifact = metadata_store_pb2.Artifact(type_id=type_id, uri=uri)
   for key, value in properties.items():
@@ -31,15 +31,34 @@ def _put_artifact(store, context_id, type_name, uri, **properties):
       artifact.custom_properties[key].int_value = value
     else:
       artifact.custom_properties[key].string_value = value
-  [artifact_id] = store.put_artifacts([artifact])
+  return store.put_artifacts([artifact])[0]
+
+
+def _put_execution(store, run_context, type_name, inputs, outputs):
+  """Records an execution of run `run_context` with its {key: artifact id} inputs and outputs."""
+  type_id = store.put_execution_type(metadata_store_pb2.ExecutionType(name=type_name))
+  [execution_id] = store.put_executions([metadata_store_pb2.Execution(type_id=type_id)])
+  events = []
+  for event_type, artifacts in ((metadata_store_pb2.Event.INPUT, inputs),
+                                (metadata_store_pb2.Event.OUTPUT, outputs)):
+    for key, artifact_id in artifacts.items():
+      event = metadata_store_pb2.Event(artifact_id=artifact_id, execution_id=execution_id,
+                                       type=event_type)
+      event.path.steps.add().key = key
+      event.path.steps.add().index = 0
+      events.append(event)
+  store.put_events(events)
   store.put_attributions_and_associations(
-      [metadata_store_pb2.Attribution(context_id=context_id, artifact_id=artifact_id)], [])
+      [metadata_store_pb2.Attribution(context_id=run_context, artifact_id=a)
+       for a in list(inputs.values()) + list(outputs.values())],
+      [metadata_store_pb2.Association(context_id=run_context, execution_id=execution_id)])
 
 
 @pytest.fixture(scope='module')
 def output_dir(tmp_path_factory):
-  """An output folder with a metadata store of two runs; the latest evaluated a candidate
-  against a blessed baseline, was blessed and pushed."""
+  """An output folder with a metadata store of three runs: the second trained a candidate,
+  evaluated it against the blessed baseline of the first run, blessed and pushed it; the third
+  failed before its evaluation."""
   root = tmp_path_factory.mktemp('report')
   paths = layout(str(root / 'output'))
   os.makedirs(paths.root)
@@ -58,17 +77,23 @@ def output_dir(tmp_path_factory):
   store = metadata_store.MetadataStore(
       tfx.orchestration.metadata.sqlite_metadata_connection_config(paths.metadata_path))
   run_type = store.put_context_type(metadata_store_pb2.ContextType(name='pipeline_run'))
-  old_run, run = store.put_contexts([metadata_store_pb2.Context(type_id=run_type, name='old-run'),
-                                     metadata_store_pb2.Context(type_id=run_type, name=RUN_ID)])
-  _put_artifact(store, old_run, 'Model', baseline.uri)
-  _put_artifact(store, run, 'Model', candidate.uri)
-  _put_artifact(store, run, 'ModelRun', model_run_uri)
-  _put_artifact(store, run, 'ModelEvaluation', evaluation_uri)
-  _put_artifact(store, run, 'ModelBlessing', blessing.uri,
-                blessed=blessing.get_int_custom_property('blessed'),
-                baseline_model=blessing.get_string_custom_property('baseline_model'))
-  _put_artifact(store, run, 'PushedModel', str(root / 'pushed'), pushed=1,
-                pushed_destination=os.path.join(paths.serving_dir, '1767268800'))
+  old_run, run, _ = store.put_contexts([
+      metadata_store_pb2.Context(type_id=run_type, name=name)
+      for name in ('old-run', RUN_ID, 'failed-run')])  # the last run stopped before the Evaluator
+  baseline_id = _put_artifact(store, 'Model', baseline.uri)
+  _put_execution(store, old_run, 'Trainer', {}, {'model': baseline_id})
+  model_id = _put_artifact(store, 'Model', candidate.uri)
+  _put_execution(store, run, 'Trainer', {}, {
+      'model': model_id, 'model_run': _put_artifact(store, 'ModelRun', model_run_uri)})
+  blessing_id = _put_artifact(store, 'ModelBlessing', blessing.uri,
+                              blessed=blessing.get_int_custom_property('blessed'))
+  _put_execution(store, run, 'Evaluator', {'model': model_id, 'baseline_model': baseline_id}, {
+      'evaluation': _put_artifact(store, 'ModelEvaluation', evaluation_uri),
+      'blessing': blessing_id})
+  _put_execution(store, run, 'Pusher', {'model': model_id, 'model_blessing': blessing_id}, {
+      'pushed_model': _put_artifact(store, 'PushedModel', str(root / 'pushed'), pushed=1,
+                                    pushed_destination=os.path.join(paths.serving_dir,
+                                                                    '1767268800'))})
   return paths.root
 
 
@@ -78,12 +103,13 @@ def _section(text, title):
   return text[start:end if end > 0 else None]
 
 
-def test_report_of_the_latest_run(output_dir):
+def test_report_of_the_latest_evaluated_run(output_dir):
   path = report.render_report(output_dir)
   report_dir = os.path.join(layout(output_dir).reports_dir, RUN_ID)
   assert path == os.path.join(report_dir, 'report.md')
   text = open(path).read()
 
+  assert f'- Model: `{os.path.join(os.path.dirname(output_dir), "candidate")}`' in text
   decision = _section(text, 'Decision')
   assert f'**BLESSED**: pushed to `{layout(output_dir).serving_dir}/1767268800`.' in decision
   assert '| recall (COVID) | >= 0.5 | 1.0000 | pass |' in decision
@@ -107,6 +133,7 @@ def test_report_of_the_latest_run(output_dir):
       text, 'Confusion matrix')
   comparison = _section(text, 'Comparison with the blessed baseline')
   assert '| recall (COVID) | 1.0000 | 0.5000 | +0.5000 |' in comparison
+  assert 'Baseline model: `' + os.path.join(os.path.dirname(output_dir), 'baseline') in comparison
   assert 'source:B' in _section(text, 'By source')
   training = _section(text, 'Training')
   assert '- preset: `"recommended"`' in training and '![Model accuracy](accuracy.png)' in training
@@ -116,10 +143,11 @@ def test_report_of_the_latest_run(output_dir):
 
 
 def test_report_of_an_unknown_or_unevaluated_run_fails_clearly(output_dir, tmp_path):
-  with pytest.raises(ValueError, match=r"No run 'nope'.*runs: old-run, " + RUN_ID):
+  with pytest.raises(ValueError, match=f"No run 'nope' in the metadata store; runs: old-run, "
+                                       f'{RUN_ID}, failed-run'):
     report.render_report(output_dir, run_id='nope')
-  with pytest.raises(ValueError, match='Run old-run has no evaluation'):
-    report.render_report(output_dir, run_id='old-run')
+  with pytest.raises(ValueError, match='Run failed-run has no evaluation'):
+    report.render_report(output_dir, run_id='failed-run')
   with pytest.raises(FileNotFoundError, match='No metadata store'):
     report.render_report(str(tmp_path))
 

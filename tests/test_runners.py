@@ -188,3 +188,76 @@ def test_waiting_gives_up_after_the_timeout(tmp_path):
   finally:
     holder.kill()
     holder.wait()
+
+
+# Runners: what happens before any step runs.
+
+@pytest.fixture
+def tiny_dataset(tmp_path):
+  from components import demo_data  # pylint: disable=g-import-not-at-top
+  demo_data.generate(str(tmp_path / 'data'), train_per_class=2, test_per_class=1, min_size=16,
+                     max_size=16)
+  return str(tmp_path / 'data')
+
+
+def _run_options(data_root, output_dir, **kwargs):
+  from pipeline.run_options import RunOptions  # pylint: disable=g-import-not-at-top
+  return RunOptions(data_root=data_root, output_dir=output_dir, **kwargs)
+
+
+@pytest.mark.parametrize('runner_module', ['local_runner', 'beam_runner'])
+def test_runners_refuse_an_output_folder_in_use_before_running_anything(runner_module, tmp_path,
+                                                                         tiny_dataset):
+  import importlib  # pylint: disable=g-import-not-at-top
+  runner = importlib.import_module(f'pipeline.{runner_module}')
+  output_dir = tmp_path / 'output'
+  holder = _start_holder(output_dir, 60)
+  try:
+    with pytest.raises(run_lock.OutputFolderBusy, match=f'pid {holder.pid}'):
+      runner.run(_run_options(tiny_dataset, str(output_dir)))
+  finally:
+    holder.kill()
+    holder.wait()
+  assert not (output_dir / 'metadata.sqlite').exists()
+
+
+def test_build_validates_beam_arguments_and_the_metadata_server(tmp_path, tiny_dataset, monkeypatch):
+  from pipeline import local_runner  # pylint: disable=g-import-not-at-top
+  with pytest.raises(beam_args.BeamArgsError, match='FlinkRunner needs --flink_master'):
+    local_runner.build(_run_options(tiny_dataset, str(tmp_path / 'out'),
+                                    beam_pipeline_args=['--runner=FlinkRunner']))
+  monkeypatch.setenv(metadata_config.USER_ENV, 'cxr')
+  with pytest.raises(ConnectionError, match="Cannot use the metadata store MySQL cxr@127.0.0.1:1/m"):
+    local_runner.build(_run_options(tiny_dataset, str(tmp_path / 'out'),
+                                    metadata_mysql='127.0.0.1:1/m'))
+
+
+def test_beam_runner_hands_the_whole_pipeline_to_beam_dag_runner_under_the_lock(
+    tmp_path, tiny_dataset, monkeypatch):
+  """BeamDagRunner gets the compiled pipeline (IR) of local_runner.build, with the run lock held.
+
+  The e2e retraining test runs it for real; here only its input is checked.
+  """
+  from tfx.orchestration.beam import beam_dag_runner  # pylint: disable=g-import-not-at-top
+  from pipeline import beam_runner  # pylint: disable=g-import-not-at-top
+  output_dir = tmp_path / 'output'
+  seen = {}
+
+  def record(self, pipeline_ir, run_options=None):
+    del self, run_options
+    seen['nodes'] = [node.pipeline_node.node_info.id for node in pipeline_ir.nodes]
+    root = pipeline_ir.runtime_spec.pipeline_root
+    seen['root'] = root.runtime_parameter.default_value.string_value
+    with open(output_dir / run_lock.LOCK_FILE, encoding='utf-8') as f:
+      seen['lock'] = f.read()
+
+  monkeypatch.setattr(beam_dag_runner.BeamDagRunner, 'run_with_ir', record)
+  beam_runner.run(_run_options(tiny_dataset, str(output_dir)))
+  assert seen['nodes'][0] == 'ImageFolderExampleGen'
+  assert set(seen['nodes']) == {'ImageFolderExampleGen', 'StatisticsGen', 'ImportSchemaGen',
+                                'ExampleValidator', 'Transform', 'latest_blessed_model_resolver',
+                                'Trainer', 'Evaluator', 'AtomicPusher'}
+  assert seen['root'] == str(output_dir / 'pipeline_root')
+  assert f'pid {os.getpid()}' in seen['lock']
+  with open(output_dir / run_lock.LOCK_FILE, encoding='utf-8') as f:
+    assert f.read() == ''  # released

@@ -1,4 +1,4 @@
-"""TFMA metrics: per-class precision, recall and F1 at argmax (the notebook's classification report).
+"""TFMA metrics: per-class precision, recall and F1 at argmax, as in the notebook's report.
 
 TFMA's own Precision/Recall binarize each class score at 0.5 (or count top-k hits), which is not
 what a multi-class classification report means. These metrics derive from TFMA's multi-class

@@ -1,22 +1,22 @@
 """The Beam graph of ingestion: inspect every candidate, plan the splits, write examples and report.
 
-Stage 1 (parallel) reads each candidate once: sha256 + one validating decode -> small records.
+Stage 1 (parallel) reads each candidate once: sha256 + one full validation -> small records.
 The plan (dedup + splits) needs all hashes, so it runs once over those records and reaches
-stage 2 as a side input. Stage 2 (parallel) reads each kept file again, checks its sha256 is
-unchanged, and streams tf.Examples into one gzip TFRecord sink per split. No image bytes are
-held beyond the element being processed; DoFns keep no state besides constructor arguments,
-so the graph runs unchanged on DirectRunner (multi_processing), Dataflow, Flink or Spark.
+stage 2 as a side input. Stage 2 (parallel) reads each kept file again (from the page cache
+locally), checks its size is unchanged, and streams tf.Examples into one gzip TFRecord sink per
+split. No image bytes are held beyond the element being processed; DoFns keep no state besides
+constructor arguments, so the graph runs unchanged on DirectRunner (multi_processing), Dataflow,
+Flink or Spark. Workers do not import TensorFlow (see example_encoding).
 """
-import hashlib
 import json
 import logging
 import os
 
 import apache_beam as beam
-import tensorflow as tf
 
 from components import features
 from components import labels
+from components.ingestion import example_encoding
 from components.ingestion import image_check
 from components.ingestion import inspection
 from components.ingestion import manifest
@@ -29,29 +29,21 @@ EXAMPLES_FILE_PREFIX = 'data_tfrecord'
 _LOG_EVERY = 500
 
 
-def _bytes_feature(value: bytes) -> tf.train.Feature:
-  return tf.train.Feature(bytes_list=tf.train.BytesList(value=[value]))
-
-
-def _int_feature(value: int) -> tf.train.Feature:
-  return tf.train.Feature(int64_list=tf.train.Int64List(value=[value]))
-
-
 def to_example(item: inspection.Inspected, image: bytes) -> bytes:
   """The serialized raw tf.Example of one ingested image (schemas/schema.pbtxt)."""
   entry, info = item.entry, item.info
-  return tf.train.Example(features=tf.train.Features(feature={
-      features.IMAGE_KEY: _bytes_feature(image),
-      features.LABEL_KEY: _int_feature(entry.label),
-      features.LABEL_NAME_KEY: _bytes_feature(labels.CLASS_NAMES[entry.label].encode()),
-      features.PATH_KEY: _bytes_feature(entry.path.encode()),
-      features.SHA256_KEY: _bytes_feature(item.sha256.encode()),
-      features.SOURCE_KEY: _bytes_feature(entry.source.encode()),
-      features.FORMAT_KEY: _bytes_feature(info.stored_format.encode()),
-      features.HEIGHT_KEY: _int_feature(info.height),
-      features.WIDTH_KEY: _int_feature(info.width),
-      features.CHANNELS_KEY: _int_feature(info.channels),
-  })).SerializeToString()
+  return example_encoding.serialize({
+      features.IMAGE_KEY: image,
+      features.LABEL_KEY: entry.label,
+      features.LABEL_NAME_KEY: labels.CLASS_NAMES[entry.label].encode(),
+      features.PATH_KEY: entry.path.encode(),
+      features.SHA256_KEY: item.sha256.encode(),
+      features.SOURCE_KEY: entry.source.encode(),
+      features.FORMAT_KEY: info.stored_format.encode(),
+      features.HEIGHT_KEY: info.height,
+      features.WIDTH_KEY: info.width,
+      features.CHANNELS_KEY: info.channels,
+  })
 
 
 class _Inspect(beam.DoFn):
@@ -82,7 +74,7 @@ class _EncodeExample(beam.DoFn):
     if fate.status != splitting.INGESTED:
       return
     data = inspection.read_bytes(item.entry.uri)
-    if hashlib.sha256(data).hexdigest() != item.sha256:
+    if len(data) != item.entry.size:
       raise RuntimeError(f'{item.entry.uri} changed while it was being ingested; run the ingestion again')
     image = image_check.stored_bytes(data, item.info, self._max_image_pixels)
     beam.metrics.Metrics.counter('ingestion', f'written_{fate.split}').inc()

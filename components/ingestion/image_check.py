@@ -1,14 +1,18 @@
-"""Validates one image file's bytes with a single full decode, and prepares the bytes to store.
+"""Validates one image file's bytes with a single full check, and prepares the bytes to store.
 
 PNG and JPEG (grayscale or RGB) are stored as the original bytes; other formats that Pillow reads
 (BMP, TIFF, GIF, WebP, PNM, CMYK JPEG, ...) are transcoded to lossless PNG, 16-bit kept 16-bit.
 The pixel count is checked from the header, before anything is decoded (decompression bombs).
+PNGs are validated by png_check (every check a decoder makes, without building pixels), other
+formats by a full Pillow decode.
 """
 import dataclasses
 import io
 import warnings
 
 from PIL import Image, UnidentifiedImageError
+
+from components.ingestion import png_check
 
 STORED_AS_IS = {'PNG': None, 'JPEG': {'L', 'RGB'}}  # format -> modes kept verbatim (None: all)
 BYTES_PER_PIXEL_BOUND = 8  # 16-bit RGBA, uncompressed: no valid image file is larger per pixel
@@ -74,13 +78,13 @@ def _open(data: bytes, max_pixels: int) -> Image.Image:
 
 
 def _decode(data: bytes, max_pixels: int) -> Image.Image:
-  """Header check, then one full decode (plus the chunk CRC check for PNG, which decoders enforce)."""
+  """Header check, then one full validation: png_check for PNG (no pixels needed), else a decode."""
   image = _open(data, max_pixels)
   try:
-    if image.format == 'PNG':
-      image.verify()  # chunk CRCs; leaves the object unusable, so decode from a fresh one
-      image = _open(data, max_pixels)
-    image.load()
+    if image.format == 'PNG' and not png_check.is_interlaced(data):
+      png_check.validate(data)
+    else:
+      image.load()
   except Exception as e:  # pylint: disable=broad-except
     message = f'{type(e).__name__}: {e}'
     raise BadImage(TRUNCATED if 'truncated' in message.lower() else CORRUPT, message) from None
@@ -107,7 +111,7 @@ def _channels(image: Image.Image, mode: str) -> int:
 
 
 def inspect(data: bytes, max_pixels: int) -> ImageInfo:
-  """Validates `data` with one full decode; raises BadImage with the reason."""
+  """Validates `data` with one full check; raises BadImage with the reason."""
   if not data:
     raise BadImage(EMPTY_FILE, 'the file is empty (0 bytes)')
   image = _decode(data, max_pixels)

@@ -1,0 +1,151 @@
+"""Ingestion throughput and memory: our Beam ingestion vs the floor of decoding the files with PIL.
+
+Same generated ~1024 px grayscale PNGs (seed layout) for both, in one run:
+- floor: a multiprocessing Pool on every core reads and fully decodes each file with PIL;
+- ours: components.ingestion.ingest on Beam (multi_processing on every core): listing, read,
+  sha256, validating decode, dedup, splits, gzip TFRecords and the report, worker start-up included.
+Peak RSS is that of this process plus all its children (psutil, sampled in a thread), measured
+for ingestion at two dataset sizes to show that it does not grow with the number of images.
+The marginal rate, (n_large - n_small) / (t_large - t_small), leaves out the fixed cost of a run
+(Beam worker start-up, stage scheduling, report) to show the per-image cost.
+"""
+import os
+
+os.environ.setdefault('TF_USE_LEGACY_KERAS', '1')
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+
+import io  # pylint: disable=g-import-not-at-top,wrong-import-position
+import logging
+import multiprocessing
+import tempfile
+import threading
+import time
+
+import apache_beam as beam
+import psutil
+from apache_beam.options.pipeline_options import PipelineOptions
+from PIL import Image
+
+from components import demo_data
+from components.ingestion import ingest
+from components.ingestion import discovery
+
+IMAGE_SIZE = 1024
+BEAM_ARGS = ['--runner=FnApiRunner', '--direct_running_mode=multi_processing', '--direct_num_workers=0']
+
+
+class PeakRss:
+  """Peak resident memory of this process and all its descendants, sampled every 20 ms."""
+
+  def __init__(self):
+    self.peak_mb = 0.0
+    self._stop = threading.Event()
+    self._thread = threading.Thread(target=self._sample, daemon=True)
+
+  def _sample(self):
+    me = psutil.Process()
+    while not self._stop.is_set():
+      total = 0
+      for process in [me] + me.children(recursive=True):
+        try:
+          total += process.memory_info().rss
+        except psutil.Error:  # a child that just exited
+          pass
+      self.peak_mb = max(self.peak_mb, total / 2 ** 20)
+      self._stop.wait(0.02)
+
+  def __enter__(self):
+    self._thread.start()
+    return self
+
+  def __exit__(self, *exc):
+    self._stop.set()
+    self._thread.join()
+
+
+def _decode(path: str) -> int:
+  with open(path, 'rb') as f:
+    data = f.read()
+  with Image.open(io.BytesIO(data)) as image:
+    image.load()
+    return image.width
+
+
+def _decode_floor(root: str) -> tuple:
+  """(images/s, seconds) of reading and decoding every candidate with PIL on all cores."""
+  paths = [e.uri for e in discovery.discover(root).candidates]
+  start = time.perf_counter()
+  with multiprocessing.get_context('fork').Pool(os.cpu_count()) as pool:
+    pool.map(_decode, paths, chunksize=8)
+  seconds = time.perf_counter() - start
+  return len(paths) / seconds, seconds
+
+
+def _ingest(root: str, out: str) -> tuple:
+  """(images/s, seconds, peak RSS MB) of our ingestion of `root`."""
+  with PeakRss() as rss:
+    start = time.perf_counter()
+    result = ingest(root, os.path.join(out, 'examples'), os.path.join(out, 'report'),
+                    pipeline=beam.Pipeline(options=PipelineOptions(BEAM_ARGS)))
+    seconds = time.perf_counter() - start
+  return result.summary['image_files'] / seconds, seconds, rss.peak_mb
+
+
+def _dataset(root: str, n: int) -> int:
+  """Seed layout with ~n images of IMAGE_SIZE px (10% of them under Test/); returns the count."""
+  per_class = n // 3
+  test = max(1, per_class // 10)
+  demo_data.generate(root, train_per_class=per_class - test, test_per_class=test, seed=1, min_size=IMAGE_SIZE - 32,
+                     max_size=IMAGE_SIZE + 32, processes=os.cpu_count())
+  return 3 * per_class
+
+
+def _subset(source: str, target: str, fraction: float) -> int:
+  """Hard links to the first `fraction` of each class folder of `source`."""
+  count = 0
+  for folder, _, files in os.walk(source):
+    keep = sorted(files)[:round(len(files) * fraction)]
+    os.makedirs(os.path.join(target, os.path.relpath(folder, source)), exist_ok=True)
+    for name in keep:
+      os.link(os.path.join(folder, name), os.path.join(target, os.path.relpath(folder, source), name))
+    count += len(keep)
+  return count
+
+
+def run(quick: bool = False) -> dict:
+  cores = os.cpu_count()
+  n = 240 if quick else 2000
+  with tempfile.TemporaryDirectory(prefix='bench_ingest_') as tmp:
+    large = os.path.join(tmp, 'large')
+    start = time.perf_counter()
+    n_large = _dataset(large, n)
+    print(f'Generated {n_large} images of ~{IMAGE_SIZE} px in {time.perf_counter() - start:.0f} s', flush=True)
+    small = os.path.join(tmp, 'small')
+    n_small = _subset(large, small, 0.5)
+
+    floor_rate, floor_s = _decode_floor(large)
+    print(f'decode floor (PIL, {cores} processes): {n_large} images in {floor_s:.1f} s = {floor_rate:.1f} images/s',
+          flush=True)
+    _, small_s, small_rss = _ingest(small, os.path.join(tmp, 'out_small'))
+    print(f'ingestion of {n_small}: {small_s:.1f} s, peak RSS {small_rss:.0f} MB', flush=True)
+    rate, large_s, large_rss = _ingest(large, os.path.join(tmp, 'out_large'))
+    marginal = (n_large - n_small) / (large_s - small_s)
+    print(f'ingestion of {n_large}: {large_s:.1f} s = {rate:.1f} images/s ({rate / floor_rate:.2f}x the decode '
+          f'floor), peak RSS {large_rss:.0f} MB; per extra image (start-up excluded): {marginal:.1f} images/s',
+          flush=True)
+  return {
+      'ingest.images_per_s': round(rate, 1),
+      'ingest.decode_floor_images_per_s': round(floor_rate, 1),
+      'ingest.vs_decode_floor': round(rate / floor_rate, 2),
+      'ingest.marginal_images_per_s': round(marginal, 1),
+      'ingest.peak_rss_mb_small': round(small_rss),
+      'ingest.peak_rss_mb_large': round(large_rss),
+      'ingest.n_small': n_small,
+      'ingest.n_large': n_large,
+      'ingest.cores': cores,
+  }
+
+
+if __name__ == '__main__':
+  logging.basicConfig(level=logging.WARNING)
+  print(run(quick=True))

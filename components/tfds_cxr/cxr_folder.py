@@ -1,0 +1,87 @@
+"""`cxr_folder`: a TFDS dataset of chest X-ray class folders, split exactly like ImageFolderExampleGen.
+
+It reuses the ingestion's discovery, validation, deduplication and split assignment, so a folder
+gives the same images in the same train/eval/test splits through TFDS as through the pipeline:
+
+  import components.tfds_cxr  # registers the builder
+  ds = tfds.load('cxr_folder', split='train', data_dir=..., download_and_prepare_kwargs={
+      'download_config': tfds.download.DownloadConfig(manual_dir='/path/to/dataset')})
+
+Options (span, ratios, group_regex, ...) go through `CxrFolderConfig(name=..., options=IngestOptions(...))`.
+"""
+import dataclasses
+import hashlib
+import logging
+
+import tensorflow_datasets as tfds
+
+from components import labels
+from components.ingestion import image_check
+from components.ingestion import inspection
+from components.ingestion import manifest
+from components.ingestion import splitting
+from components.ingestion.discovery import discover
+from components.ingestion.options import SPLITS, IngestOptions
+
+_LOG_EVERY = 500
+
+
+@dataclasses.dataclass(eq=False)
+class CxrFolderConfig(tfds.core.BuilderConfig):
+  options: IngestOptions = IngestOptions()
+
+
+class CxrFolder(tfds.core.GeneratorBasedBuilder):
+  """Chest X-ray class folders (COVID, NORMAL, VIRAL PNEUMONIA) read from `manual_dir`."""
+
+  VERSION = tfds.core.Version('1.0.0')
+  RELEASE_NOTES = {'1.0.0': 'First release.'}
+  BUILDER_CONFIGS = [CxrFolderConfig(name='default', description='Default ingestion options (pipeline/configs.py).')]
+  MANUAL_DOWNLOAD_INSTRUCTIONS = """\
+  Point `manual_dir` at a folder of class folders named COVID, NORMAL and VIRAL PNEUMONIA (case and
+  separators ignored): Train/ and Test/ holding class folders, class folders at the top, the Kaggle
+  COVID-19_Radiography_Dataset layout, or span-N/ folders of any of these.
+  """
+
+  def _info(self) -> tfds.core.DatasetInfo:
+    return self.dataset_info_from_configs(
+        description='Chest X-rays labelled COVID, NORMAL or VIRAL PNEUMONIA, validated and deduplicated.',
+        features=tfds.features.FeaturesDict({
+            'image': tfds.features.Image(shape=(None, None, 1)),
+            'label': tfds.features.ClassLabel(names=list(labels.CLASS_NAMES)),
+            'path': tfds.features.Text(),
+            'sha256': tfds.features.Text(),
+            'source': tfds.features.Text(),
+        }),
+        supervised_keys=('image', 'label'),
+    )
+
+  def _split_generators(self, dl_manager: tfds.download.DownloadManager):
+    options = self.builder_config.options
+    input_base = str(dl_manager.manual_dir)
+    found = discover(input_base, options)
+    inspected = []
+    for i, entry in enumerate(found.candidates, 1):
+      inspected.append(inspection.inspect_file(entry, options.max_image_pixels))
+      if i % _LOG_EVERY == 0:
+        logging.info('Inspected %d of %d files', i, len(found.candidates))
+    fates = splitting.plan(inspected, options)
+    rows = manifest.rows(inspected, fates, [e for e in found.entries if not e.is_candidate])
+    logging.info(manifest.format_summary(manifest.summarize(rows, input_base, found.spans, options.max_bad_fraction,
+                                                            found.unknown_folders)))
+    return {split: self._generate_examples([i for i in inspected if fates[i.entry.path].split == split])
+            for split in SPLITS}
+
+  def _generate_examples(self, items):
+    max_pixels = self.builder_config.options.max_image_pixels
+    for item in items:
+      data = inspection.read_bytes(item.entry.uri)
+      if hashlib.sha256(data).hexdigest() != item.sha256:
+        raise RuntimeError(f'{item.entry.uri} changed while the dataset was being prepared; prepare it again')
+      yield item.entry.path, {
+          'image': image_check.stored_bytes(data, item.info, max_pixels),
+          'label': item.entry.label,
+          'path': item.entry.path,
+          'sha256': item.sha256,
+          'source': item.entry.source,
+      }

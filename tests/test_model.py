@@ -1,0 +1,154 @@
+"""The ResNet152V2 transfer model: architecture, frozen layers, output, weights options, learning."""
+import hashlib
+import urllib.error
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from tf_keras.src.utils import data_utils
+
+from components import labels
+from components import model as model_lib
+
+pytestmark = pytest.mark.xdist_group('resnet152v2')  # one worker builds the shared models
+
+SIZE = 32
+BASE_LAYERS = 564  # ResNet152V2(include_top=False): the input layer and 563 others
+
+
+@pytest.fixture(scope='module')
+def model():
+  return model_lib.build_model(SIZE, weights='none')
+
+
+@pytest.fixture(scope='module')
+def weights_file(tmp_path_factory):
+  """A ResNet152V2 notop weights file (random init, saved at 48 px: weights have no size)."""
+  base = tf.keras.applications.ResNet152V2(include_top=False, weights=None, input_shape=(48, 48, 3))
+  path = str(tmp_path_factory.mktemp('weights') / model_lib.IMAGENET_WEIGHTS_FILE)
+  base.save_weights(path)
+  return path, base.get_weights()
+
+
+def _assert_same_weights(actual, expected):
+  assert len(actual) == len(expected)
+  for a, e in zip(actual, expected):
+    np.testing.assert_array_equal(a, e)
+
+
+def _no_network(*args, **kwargs):
+  raise urllib.error.URLError('no network in tests')
+
+
+def test_backbone_then_the_seed_head(model):
+  assert len(model_lib.base_of(model).layers) == BASE_LAYERS
+  assert [type(layer).__name__ for layer in model.layers] == (
+      ['InputLayer', 'Functional', 'GlobalAveragePooling2D']
+      + ['Dense', 'Dropout', 'BatchNormalization'] * 3 + ['Dense'])
+  dense = [layer for layer in model.layers if isinstance(layer, tf.keras.layers.Dense)]
+  assert [layer.units for layer in dense] == [512, 256, 64, labels.NUM_CLASSES]
+  assert [layer.activation.__name__ for layer in dense] == ['relu'] * 3 + ['softmax']
+  assert [layer.rate for layer in model.layers if isinstance(layer, tf.keras.layers.Dropout)] == [0.3] * 3
+  assert model.input_names == [model_lib.INPUT_NAME]
+  assert model.input_shape == (None, SIZE, SIZE, 3)
+
+
+def test_exactly_the_first_freeze_layers_are_frozen(model):
+  base = model_lib.base_of(model)
+  assert [layer.trainable for layer in base.layers] == [False] * 300 + [True] * (BASE_LAYERS - 300)
+  trainable = {id(w) for w in model.trainable_weights}
+  frozen_weights = [w for layer in base.layers[:300] for w in layer.weights]
+  assert frozen_weights and not any(id(w) in trainable for w in frozen_weights)
+  tuned_weights = [w for layer in base.layers[300:] for w in layer.trainable_weights]
+  assert tuned_weights and all(id(w) in trainable for w in tuned_weights)
+  assert all(layer.trainable for layer in model.layers[2:])
+
+
+def test_outputs_float32_probabilities(model):
+  assert model.output_shape == (None, labels.NUM_CLASSES)
+  assert model.output.dtype == tf.float32
+  images = np.random.default_rng(0).normal(size=(5, SIZE, SIZE, 3)).astype(np.float32)
+  probabilities = model(images, training=False).numpy()
+  assert probabilities.shape == (5, labels.NUM_CLASSES) and probabilities.dtype == np.float32
+  assert (probabilities >= 0).all()
+  np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
+
+
+def test_compiled_with_adam_and_sparse_cross_entropy(model):
+  assert isinstance(model.optimizer, tf.keras.optimizers.Adam)
+  assert float(model.optimizer.learning_rate.numpy()) == pytest.approx(1e-4)
+  assert isinstance(model.loss, tf.keras.losses.SparseCategoricalCrossentropy)
+
+
+def test_a_few_steps_lower_the_loss():
+  tf.keras.utils.set_random_seed(0)
+  net = model_lib.build_model(SIZE, weights='none', freeze_layers=BASE_LAYERS, learning_rate=1e-3)
+  rng = np.random.default_rng(0)
+  y = np.arange(12) % labels.NUM_CLASSES
+  x = (rng.normal(0, 0.1, (12, SIZE, SIZE, 3)) + (y[:, None, None, None] - 1) * 0.5).astype(np.float32)
+  data = tf.data.Dataset.from_tensors((x, y)).repeat()
+  losses = net.fit(data, steps_per_epoch=1, epochs=8, verbose=0).history['loss']
+  assert np.mean(losses[-3:]) < 0.5 * losses[0]
+
+
+def test_loads_a_local_weights_file(weights_file):
+  path, expected = weights_file
+  net = model_lib.build_model(SIZE, weights=path)
+  _assert_same_weights(model_lib.base_of(net).get_weights(), expected)
+
+
+def test_imagenet_weights_come_from_the_keras_cache(weights_file, tmp_path, monkeypatch):
+  path, expected = weights_file
+  cache = tmp_path / '.keras' / 'models'
+  cache.mkdir(parents=True)
+  (cache / model_lib.IMAGENET_WEIGHTS_FILE).symlink_to(path)
+  with open(path, 'rb') as f:
+    monkeypatch.setattr(model_lib, '_IMAGENET_WEIGHTS_MD5', hashlib.md5(f.read()).hexdigest())
+  monkeypatch.setenv('HOME', str(tmp_path))
+  monkeypatch.setattr(data_utils, 'urlretrieve', _no_network)
+  net = model_lib.build_model(SIZE, weights='imagenet')
+  _assert_same_weights(model_lib.base_of(net).get_weights(), expected)
+
+
+def test_imagenet_offline_fails_fast_and_says_how_to_supply_the_file(tmp_path, monkeypatch):
+  monkeypatch.setenv('HOME', str(tmp_path))
+  monkeypatch.setattr(data_utils, 'urlretrieve', _no_network)
+  monkeypatch.setattr(tf.keras.applications, 'ResNet152V2', lambda **_: pytest.fail('built'))
+  with pytest.raises(model_lib.WeightsError) as error:
+    model_lib.build_model(SIZE, weights='imagenet')
+  message = str(error.value)
+  assert 'no network in tests' in message
+  assert f'--weights /path/to/{model_lib.IMAGENET_WEIGHTS_FILE}' in message
+  assert '~/.keras/models' in message and '--weights none' in message
+
+
+def _resnet50v2_weights(path):
+  tf.keras.applications.ResNet50V2(include_top=False, weights=None,
+                                   input_shape=(SIZE, SIZE, 3)).save_weights(path)
+
+
+def _tiny_model_weights(path):
+  tf.keras.Sequential([tf.keras.Input((4,)), tf.keras.layers.Dense(2)]).save_weights(path)
+
+
+def _not_hdf5(path):
+  with open(path, 'wb') as f:
+    f.write(b'not an HDF5 file')
+
+
+@pytest.mark.parametrize('write, cause', [
+    (_resnet50v2_weights, 'Layer count mismatch'),
+    (_tiny_model_weights, 'Layer count mismatch'),
+    (_not_hdf5, ''),
+])
+def test_a_file_for_another_model_is_rejected(model, tmp_path, write, cause):
+  path = str(tmp_path / 'other.h5')
+  write(path)
+  with pytest.raises(model_lib.WeightsError, match='does not hold ResNet152V2 notop weights') as error:
+    model_lib.load_base_weights(model_lib.base_of(model), path)
+  assert cause in str(error.value) and f'{BASE_LAYERS} layers' in str(error.value)
+
+
+def test_a_missing_weights_file_is_named(tmp_path):
+  with pytest.raises(model_lib.WeightsError, match='Weights file not found: .*missing.h5'):
+    model_lib.build_model(SIZE, weights=str(tmp_path / 'missing.h5'))

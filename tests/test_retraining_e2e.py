@@ -1,0 +1,164 @@
+"""Retraining over spans: caching, warm start, the blessed baseline, the gate and the push.
+
+One output folder, four runs (a module fixture; the tests read what each run left behind):
+  1. span-1 (LocalDagRunner): trained, blessed, pushed as the first version;
+  2. span-1 again: every step cached, nothing new pushed;
+  3. span-2 added, its Train/ class folders permuted (mislabelled training data; Test/ intact),
+     BeamDagRunner, warm start: ingestion re-runs; the candidate is warm-started from and judged
+     against run 1's model and fails the gate: not pushed, the served version stays;
+  4. span-2 again with a looser gate: only the Evaluator and the pusher re-run (the candidate is
+     run 3's, from the cache), the baseline is still run 1's model (run 3's was not blessed),
+     and the candidate passes: a second version is pushed.
+
+Why the gate decides deterministically: tiny ResNet152V2 models trained from scratch for one
+epoch never get usable BatchNorm statistics, so at inference each predicts a single class, i.e.
+an accuracy of exactly 1/3 on the balanced test split. Run 3 asks for accuracy >= 0.5 (fails),
+the others for >= 0 (passes); the baseline comparison (accuracy change >= -max_accuracy_drop)
+runs in runs 3 and 4 and is checked through its recorded difference.
+"""
+import os
+
+from ml_metadata.proto import metadata_store_pb2
+import pytest
+
+from components import demo_data
+from components import labels
+from components.evaluation import eval_config as eval_config_lib
+from components.evaluation import results
+from pipeline import beam_runner
+from pipeline import history
+from pipeline import local_runner
+from pipeline import metadata_queries
+from pipeline.output_layout import layout
+from pipeline.run_options import RunOptions
+
+pytestmark = pytest.mark.e2e
+
+TRAIN_PER_CLASS, TEST_PER_CLASS = 8, 4
+LENIENT = dict(min_accuracy=0.0, min_covid_recall=0.0, max_accuracy_drop=0.0)
+STRICT = dict(LENIENT, min_accuracy=0.5)
+
+
+def _options(data_root, output_dir, warm_start, gate):
+  return RunOptions(
+      data_root=data_root, output_dir=output_dir, image_size=32, warm_start=warm_start,
+      hparam_overrides={'weights': 'none', 'epochs': 1, 'batch_size': 8},
+      beam_pipeline_args=['--direct_running_mode=in_memory'], **gate)
+
+
+def _add_span(data_root, number, permute_train_labels=False):
+  span = os.path.join(data_root, f'span-{number}')
+  demo_data.generate(span, train_per_class=TRAIN_PER_CLASS, test_per_class=TEST_PER_CLASS,
+                     seed=number, min_size=48, max_size=64)
+  if permute_train_labels:  # COVID images become NORMAL, NORMAL become VIRAL PNEUMONIA, ...
+    train = os.path.join(span, 'Train')
+    for name in labels.CLASS_NAMES:
+      os.rename(os.path.join(train, name), os.path.join(train, name + '.tmp'))
+    for i, name in enumerate(labels.CLASS_NAMES):
+      os.rename(os.path.join(train, name + '.tmp'),
+                os.path.join(train, labels.CLASS_NAMES[(i + 1) % labels.NUM_CLASSES]))
+
+
+def _evaluator_details(output_dir, run_id):
+  """(baseline model ids, Trainer base_model ids, evaluation uri) recorded for a run."""
+  with metadata_queries.open_store(layout(output_dir)) as store:
+    executions = dict(metadata_queries.node_executions(store, run_id))
+    def inputs(node, key):
+      return [a.id for a in metadata_queries.execution_artifacts(
+          store, executions[node].id, key, metadata_store_pb2.Event.INPUT)]
+    [evaluation] = metadata_queries.execution_artifacts(store, executions['Evaluator'].id, 'evaluation')
+    return inputs('Evaluator', 'baseline_model'), inputs('Trainer', 'base_model'), evaluation.uri
+
+
+@pytest.fixture(scope='module')
+def runs(tmp_path_factory):
+  """Runs the four runs; returns {name: (history record, served versions, evaluator details)}."""
+  data_root = str(tmp_path_factory.mktemp('data'))
+  output_dir = str(tmp_path_factory.mktemp('output'))
+  serving_dir = layout(output_dir).serving_dir
+  plan = [
+      ('first', lambda: _add_span(data_root, 1), local_runner, False, LENIENT),
+      ('same_span', lambda: None, local_runner, False, LENIENT),
+      ('mislabelled', lambda: _add_span(data_root, 2, permute_train_labels=True), beam_runner,
+       True, STRICT),
+      ('looser_gate', lambda: None, local_runner, True, LENIENT),
+  ]
+  found = {}
+  for name, prepare, runner, warm_start, gate in plan:
+    prepare()
+    runner.run(_options(data_root, output_dir, warm_start, gate))
+    record = history.read_history(output_dir)[-1]
+    found[name] = (record, sorted(os.listdir(serving_dir)),
+                   _evaluator_details(output_dir, record.run_id))
+  found['history'] = history.read_history(output_dir)
+  return found
+
+
+def test_first_run_is_blessed_and_pushed(runs):
+  record, versions, (baseline, base_model, _) = runs['first']
+  assert record.span == 1 and record.span_selection == 'latest'
+  assert record.cached == [] and 'Trainer' in record.ran and 'Evaluator' in record.ran
+  assert record.blessed is True
+  assert versions == [record.pushed_version]
+  assert baseline == [] and base_model == []  # nothing blessed yet: no baseline, no warm start
+
+
+def test_same_span_again_reuses_every_result(runs):
+  first, first_versions, _ = runs['first']
+  record, versions, _ = runs['same_span']
+  steps = {'ImageFolderExampleGen', 'StatisticsGen', 'ImportSchemaGen', 'ExampleValidator',
+           'Transform', 'Trainer', 'Evaluator', 'AtomicPusher'}
+  assert steps <= set(record.cached)
+  assert not steps & set(record.ran)
+  assert record.model_id == first.model_id  # no new model
+  assert versions == first_versions  # and nothing new pushed
+
+
+def test_mislabelled_span_is_judged_against_the_first_model_and_not_pushed(runs):
+  first, first_versions, _ = runs['first']
+  record, versions, (baseline, base_model, evaluation_uri) = runs['mislabelled']
+  assert record.span == 2
+  assert {'ImageFolderExampleGen', 'Transform', 'Trainer', 'Evaluator'} <= set(record.ran)
+  assert 'ImportSchemaGen' in record.cached  # the schema did not change
+  assert record.model_id != first.model_id
+  assert baseline == [first.model_id]
+  assert base_model == [first.model_id]  # warm-started from the blessed model
+  assert record.accuracy < STRICT['min_accuracy'], 'the determinism premise (see docstring) broke'
+  assert record.blessed is False
+  assert record.pushed_version is None
+  assert versions == first_versions  # the served version stays
+
+
+def test_baseline_comparison_is_recorded(runs):
+  _, _, (_, _, evaluation_uri) = runs['mislabelled']
+  eval_config = results.load_eval_config(evaluation_uri)
+  candidate, baseline = results.model_names(eval_config)
+  assert baseline is not None
+  overall = results.load_metrics(evaluation_uri)[results.OVERALL]
+  accuracy = results.MetricId(eval_config_lib.ACCURACY, model_name=candidate)
+  difference = overall[accuracy._replace(is_diff=True)]
+  assert difference == pytest.approx(
+      overall[accuracy] - overall[accuracy._replace(model_name=baseline)])
+
+
+def test_passing_the_gate_pushes_a_new_version(runs):
+  first, first_versions, _ = runs['first']
+  mislabelled, _, _ = runs['mislabelled']
+  record, versions, (baseline, _, _) = runs['looser_gate']
+  assert {'ImageFolderExampleGen', 'Transform', 'Trainer'} <= set(record.cached)
+  assert {'Evaluator', 'AtomicPusher'} <= set(record.ran)
+  assert record.model_id == mislabelled.model_id
+  assert baseline == [first.model_id]  # run 3's model was not blessed: not a baseline
+  assert record.blessed is True
+  assert versions == sorted(first_versions + [record.pushed_version])
+  assert int(record.pushed_version) > int(first.pushed_version)
+
+
+def test_history_lists_every_run_in_order(runs):
+  records = runs['history']
+  assert [r.run_id for r in records] == [runs[name][0].run_id for name in
+                                         ('first', 'same_span', 'mislabelled', 'looser_gate')]
+  assert [r.blessed for r in records] == [True, True, False, True]
+  table = history.format_table(records).splitlines()
+  assert len(table) == 1 + len(records)
+  assert table[3].split()[0] == records[2].run_id and ' no ' in table[3]
