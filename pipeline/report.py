@@ -7,12 +7,10 @@ the training curves (PNGs written by the Trainer into its model_run artifact).
 """
 import dataclasses
 import datetime
-import glob
 import json
 import logging
 import os
 import re
-import shutil
 from typing import Dict, List, Optional, Sequence
 
 import matplotlib
@@ -20,6 +18,7 @@ matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
 import numpy as np
 from ml_metadata.proto import metadata_store_pb2
+import tensorflow as tf
 
 from components import labels
 from components import training_report
@@ -58,13 +57,17 @@ def _fmt(value: Optional[float], signed: bool = False) -> str:
   return f'{value:+.4f}' if signed else f'{value:.4f}'
 
 
+def _scores_row(name: str, scores: classification_report.ClassScores) -> List[str]:
+  return [name, _fmt(scores.precision), _fmt(scores.recall), _fmt(scores.f1),
+          f'{scores.support:g}']
+
+
 def classification_report_table(report: classification_report.ClassificationReport) -> List[str]:
   """The seed notebook's classification report as a Markdown table."""
-  rows = [[name, _fmt(s.precision), _fmt(s.recall), _fmt(s.f1), f'{s.support:g}']
-          for name, s in report.rows()[:len(report.class_names)]]
-  rows.append(['accuracy', '', '', _fmt(report.accuracy), f'{report.macro_avg.support:g}'])
-  rows += [[name, _fmt(s.precision), _fmt(s.recall), _fmt(s.f1), f'{s.support:g}']
-           for name, s in report.rows()[len(report.class_names):]]
+  rows = [_scores_row(name, scores) for name, scores in zip(report.class_names, report.per_class)]
+  rows += [['accuracy', '', '', _fmt(report.accuracy), f'{report.macro_avg.support:g}'],
+           _scores_row('macro avg', report.macro_avg),
+           _scores_row('weighted avg', report.weighted_avg)]
   return _table(['', 'precision', 'recall', 'f1-score', 'support'], rows)
 
 
@@ -132,11 +135,11 @@ def _slices_section(metrics: Dict[str, Dict[results.MetricId, float]], model: st
 
 
 def _training_section(model_run_uri: Optional[str], report_dir: str) -> List[str]:
-  history_files = sorted(glob.glob(os.path.join(model_run_uri or '', '**',
-                                                training_report.HISTORY_FILE), recursive=True))
-  if not model_run_uri or not history_files:
+  """Hyperparameters, last-epoch figures and the curves the Trainer wrote into model_run."""
+  history_path = os.path.join(model_run_uri or '', training_report.HISTORY_FILE)
+  if not model_run_uri or not tf.io.gfile.exists(history_path):
     return ['## Training', '', 'No training history found for this run.', '']
-  with open(history_files[0]) as f:
+  with tf.io.gfile.GFile(history_path) as f:
     history = json.load(f)
   series = history.pop('history', {})
   lines = ['## Training', '']
@@ -146,11 +149,11 @@ def _training_section(model_run_uri: Optional[str], report_dir: str) -> List[str
     lines += ['', f'Last of {epochs} epoch(s): ' + ', '.join(
         f'{key} {values[-1]:.4f}' for key, values in sorted(series.items()) if values)]
   lines.append('')
-  for name in training_report.PLOTS:
-    source = os.path.join(os.path.dirname(history_files[0]), name)
-    if os.path.exists(source):
-      shutil.copyfile(source, os.path.join(report_dir, name))
-      lines += [f'![{training_report.PLOTS[name][0]}]({name})', '']
+  for name, (title, _, _) in training_report.PLOTS.items():
+    source = os.path.join(model_run_uri, name)
+    if tf.io.gfile.exists(source):
+      tf.io.gfile.copy(source, os.path.join(report_dir, name), overwrite=True)
+      lines += [f'![{title}]({name})', '']
   return lines
 
 

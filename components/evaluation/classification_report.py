@@ -4,7 +4,7 @@ One computation shared by the Evaluator's gate metrics (argmax_metrics.py) and t
 the figures the gate judges are the figures the report prints. No TensorFlow import.
 """
 import dataclasses
-from typing import Iterable, List, Sequence, Tuple
+from typing import Iterable, Sequence, Tuple
 
 import numpy as np
 
@@ -25,11 +25,6 @@ class ClassificationReport:
   accuracy: float
   macro_avg: ClassScores
   weighted_avg: ClassScores
-
-  def rows(self) -> List[Tuple[str, ClassScores]]:
-    """(name, scores) per class, then 'macro avg' and 'weighted avg'."""
-    return (list(zip(self.class_names, self.per_class))
-            + [('macro avg', self.macro_avg), ('weighted avg', self.weighted_avg)])
 
 
 def _ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:

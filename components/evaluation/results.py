@@ -1,6 +1,6 @@
 """Reads an Evaluator output folder (TFMA metrics, plots, validation) into plain Python values."""
 import dataclasses
-from typing import Dict, List, NamedTuple, Optional
+from typing import Dict, List, NamedTuple, Optional, Tuple
 
 import numpy as np
 import tensorflow_model_analysis as tfma
@@ -73,7 +73,7 @@ def load_eval_config(evaluation_uri: str) -> tfma.EvalConfig:
   return eval_config
 
 
-def model_names(eval_config: tfma.EvalConfig):
+def model_names(eval_config: tfma.EvalConfig) -> Tuple[str, Optional[str]]:
   """(candidate model name, baseline model name or None)."""
   baseline = next((s.name for s in eval_config.model_specs if s.is_baseline), None)
   candidate = next(s.name for s in eval_config.model_specs if not s.is_baseline)

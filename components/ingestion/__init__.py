@@ -3,6 +3,6 @@
 `ingest(...)` is the plain-Python entry point, `fingerprint(...)` the cache key of the input, and
 `components.ingestion.component.ImageFolderExampleGen` the TFX component.
 """
-from components.ingestion.fingerprint import fingerprint
 from components.ingestion.api import IngestResult, ingest
+from components.ingestion.discovery import fingerprint
 from components.ingestion.options import IngestOptions, parse_split_ratios

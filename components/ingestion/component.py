@@ -1,6 +1,6 @@
 """ImageFolderExampleGen: the TFX component over `components.ingestion.ingest`.
 
-Pass `input_fingerprint=fingerprint(input_base, span)` (components.ingestion.fingerprint): it is a
+Pass `input_fingerprint=components.ingestion.fingerprint(input_base, span)`: it is a
 parameter, so TFX caching re-runs ingestion exactly when the selected files change.
 """
 import apache_beam as beam

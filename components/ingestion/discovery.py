@@ -9,6 +9,7 @@ Class folders match components.labels.CLASS_NAMES ignoring case and separators.
 Listing uses Beam FileSystems, so the same code reads local disks and gs://.
 """
 import dataclasses
+import hashlib
 import os
 import posixpath
 import re
@@ -123,6 +124,19 @@ def selected_files(input_base: str, span: str = 'latest') -> Tuple[List[Tuple[in
     folders = {folder for _, folder in spans}
     files = [f for f in files if f.path.split('/', 1)[0] in folders]
   return spans, files
+
+
+def fingerprint(input_base: str, span: str = 'latest') -> str:
+  """Cheap cache key of the input: sha256 over the path, size and mtime of every selected file.
+
+  The pipeline passes it to ImageFolderExampleGen as `input_fingerprint`, so TFX caching re-runs
+  ingestion exactly when a file of the selected spans is added, removed or changed.
+  """
+  spans, files = selected_files(input_base, span)
+  digest = hashlib.sha256(f'spans={[n for n, _ in spans]}\n'.encode())
+  for f in files:
+    digest.update(f'{f.path}\t{f.size}\t{f.mtime!r}\n'.encode())
+  return digest.hexdigest()
 
 
 class _Classifier:
