@@ -23,7 +23,7 @@ demo-data: setup
 
 run: setup
 	@if [ "$(DATA)" = demo_data ] && [ ! -d demo_data ]; then $(VENV)/bin/cxr demo-data --output demo_data; fi
-	$(VENV)/bin/cxr run --data $(DATA) --output $(OUTPUT) $(ARGS)
+	$(VENV)/bin/cxr run --data $(DATA) --output $(OUTPUT) $(if $(filter demo_data,$(DATA)),--demo) $(ARGS)
 
 test: setup
 	$(PY) -m pytest -n 2 --dist loadfile tests $(ARGS)

@@ -1,9 +1,11 @@
 """Ingestion throughput and memory: our Beam ingestion vs the floor of decoding the files with PIL.
 
 Same generated ~1024 px grayscale PNGs (seed layout) for both, in one run:
-- floor: a multiprocessing Pool on every core reads and fully decodes each file with PIL;
+- floor: a multiprocessing Pool (fork) on every core reads and fully decodes each file with PIL;
 - ours: components.ingestion.ingest on Beam (multi_processing on every core): listing, read,
-  sha256, validating decode, dedup, splits, gzip TFRecords and the report, worker start-up included.
+  sha256, full validation, dedup, splits, gzip TFRecords and the report, worker start-up included;
+  then the same with multi_threading workers (no worker start-up; the per-image work is C code
+  that releases the GIL: zlib, hashlib, Pillow, file I/O).
 Peak RSS is that of this process plus all its children (psutil, sampled in a thread), measured
 for ingestion at two dataset sizes to show that it does not grow with the number of images.
 The marginal rate, (n_large - n_small) / (t_large - t_small), leaves out the fixed cost of a run
@@ -31,7 +33,7 @@ from components.ingestion import ingest
 from components.ingestion import discovery
 
 IMAGE_SIZE = 1024
-BEAM_ARGS = ['--runner=FnApiRunner', '--direct_running_mode=multi_processing', '--direct_num_workers=0']
+BEAM_ARGS = ['--runner=FnApiRunner', '--direct_num_workers=0']  # DirectRunner's engine, without the Prism probe
 
 
 class PeakRss:
@@ -81,12 +83,13 @@ def _decode_floor(root: str) -> tuple:
   return len(paths) / seconds, seconds
 
 
-def _ingest(root: str, out: str) -> tuple:
-  """(images/s, seconds, peak RSS MB) of our ingestion of `root`."""
+def _ingest(root: str, out: str, mode: str = 'multi_processing') -> tuple:
+  """(images/s, seconds, peak RSS MB) of our ingestion of `root` with Beam workers in `mode`."""
   with PeakRss() as rss:
     start = time.perf_counter()
+    options = PipelineOptions(BEAM_ARGS + [f'--direct_running_mode={mode}'])
     result = ingest(root, os.path.join(out, 'examples'), os.path.join(out, 'report'),
-                    pipeline=beam.Pipeline(options=PipelineOptions(BEAM_ARGS)))
+                    pipeline=beam.Pipeline(options=options))
     seconds = time.perf_counter() - start
   return result.summary['image_files'] / seconds, seconds, rss.peak_mb
 
@@ -133,11 +136,16 @@ def run(quick: bool = False) -> dict:
     print(f'ingestion of {n_large}: {large_s:.1f} s = {rate:.1f} images/s ({rate / floor_rate:.2f}x the decode '
           f'floor), peak RSS {large_rss:.0f} MB; per extra image (start-up excluded): {marginal:.1f} images/s',
           flush=True)
+    threads_rate, _, threads_rss = _ingest(large, os.path.join(tmp, 'out_threads'), 'multi_threading')
+    print(f'ingestion of {n_large} with multi_threading workers: {threads_rate:.1f} images/s, peak RSS '
+          f'{threads_rss:.0f} MB', flush=True)
   return {
       'ingest.images_per_s': round(rate, 1),
       'ingest.decode_floor_images_per_s': round(floor_rate, 1),
       'ingest.vs_decode_floor': round(rate / floor_rate, 2),
       'ingest.marginal_images_per_s': round(marginal, 1),
+      'ingest.images_per_s_multi_threading': round(threads_rate, 1),
+      'ingest.peak_rss_mb_multi_threading': round(threads_rss),
       'ingest.peak_rss_mb_small': round(small_rss),
       'ingest.peak_rss_mb_large': round(large_rss),
       'ingest.n_small': n_small,

@@ -117,8 +117,9 @@ def generate(root: str, train_per_class: int = 60, test_per_class: int = 20, see
              min_size: int = 256, max_size: int = 512, processes: int = 1) -> dict:
   """Writes the demo dataset under `root`; returns {'Train': {class: n}, 'Test': {class: n}}.
 
-  Sizes are drawn per image in [min_size, max_size]. `processes` > 1 renders in a process pool
-  (same bytes as serial).
+  Sizes are drawn per image in [min_size, max_size]. `processes` > 1 renders in a 'spawn' process
+  pool (same bytes as serial); as with any spawn pool, a calling script needs the
+  `if __name__ == '__main__':` guard.
   """
   if not 8 <= min_size <= max_size:
     raise ValueError(f'Need 8 <= min_size <= max_size, got min_size={min_size}, max_size={max_size}')

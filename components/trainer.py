@@ -39,8 +39,9 @@ def configure_gpus() -> int:
   for gpu in gpus:
     try:
       tf.config.experimental.set_memory_growth(gpu, True)
-    except RuntimeError:  # the GPUs were initialised earlier in this process
-      pass
+    except RuntimeError:  # an earlier component of this process already initialised the GPUs
+      logging.warning('Cannot turn on memory growth for %s now; set TF_FORCE_GPU_ALLOW_GROWTH=true '
+                      'before the pipeline starts', gpu.name)
   return len(gpus)
 
 
@@ -184,9 +185,9 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
   if not keras_version().startswith('tf_keras'):
     raise RuntimeError('tf.keras is Keras 3; set TF_USE_LEGACY_KERAS=1 before TensorFlow is '
                        'imported (TFX 1.16 Transform layers need Keras 2).')
+  gpu_count = configure_gpus()
   if hp.seed is not None:
     tf.keras.utils.set_random_seed(hp.seed)
-  gpu_count = configure_gpus()
   strategy = make_strategy(gpu_count)
   mixed = use_mixed_precision(hp.mixed_precision, gpu_count)
   replicas = strategy.num_replicas_in_sync

@@ -37,4 +37,7 @@ BEAM_PIPELINE_ARGS = ('--direct_running_mode=multi_processing', '--direct_num_wo
 
 # `cxr run --demo`: small, fast settings for the bundled demo data (no ImageNet weights offline).
 DEMO_IMAGE_SIZE = 64
-DEMO_HPARAMS = {'weights': 'none', 'epochs': 8, 'batch_size': 16}
+# Random initialisation needs a higher, constant learning rate, and enough steps for the
+# BatchNormalization moving averages (momentum 0.99) to settle.
+DEMO_HPARAMS = {'weights': 'none', 'epochs': 12, 'batch_size': 8, 'learning_rate': 1e-3,
+                'lr_schedule': 'constant', 'early_stopping_patience': 12}

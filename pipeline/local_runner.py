@@ -5,7 +5,7 @@ import os
 from tfx import v1 as tfx
 
 from components.evaluation.eval_config import make_eval_config
-from components.ingestion.fingerprint import fingerprint
+from components.ingestion import fingerprint
 from pipeline import beam_args
 from pipeline import configs
 from pipeline import metadata_config

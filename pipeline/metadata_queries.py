@@ -75,9 +75,10 @@ def execution_artifacts(store: metadata_store.MetadataStore, execution_id: int, 
                         event_type: int = metadata_store_pb2.Event.OUTPUT,
                         ) -> List[metadata_store_pb2.Artifact]:
   """The artifacts an execution wrote (OUTPUT) or read (INPUT) under `key`, e.g. the Evaluator's
-  INPUT 'baseline_model'. Cached executions record the reused artifacts the same way."""
+  INPUT 'baseline_model'. Cached executions record the reused artifacts the same way. One event
+  holds every key of an artifact read twice (an Evaluator whose baseline is its own model)."""
   ids = [e.artifact_id for e in store.get_events_by_execution_ids([execution_id])
-         if e.type == event_type and e.path.steps and e.path.steps[0].key == key]
+         if e.type == event_type and key in {s.key for s in e.path.steps if s.HasField('key')}]
   return store.get_artifacts_by_id(ids) if ids else []
 
 

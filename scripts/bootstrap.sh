@@ -21,6 +21,9 @@ if [ ! -x "$venv/bin/python" ]; then
   "$py" -m venv "$venv"
 fi
 echo "Installing locked dependencies (requirements.lock); a fresh install takes a few minutes..."
+# pip freeze leaves out pip and setuptools: pin them here. The venv's old setuptools writes console
+# scripts that resolve every dependency through pkg_resources and fail on normalised names.
+"$venv/bin/python" -m pip install --quiet --disable-pip-version-check pip==24.2 setuptools==75.8.0
 "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r requirements.lock
 "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 echo "Environment ready: $venv"

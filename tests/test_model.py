@@ -10,7 +10,7 @@ from tf_keras.src.utils import data_utils
 from components import labels
 from components import model as model_lib
 
-pytestmark = pytest.mark.xdist_group('resnet152v2')  # one worker builds the shared models
+pytestmark = pytest.mark.xdist_group('model')  # one worker builds the module's shared models
 
 SIZE = 32
 BASE_LAYERS = 564  # ResNet152V2(include_top=False): the input layer and 563 others

@@ -39,7 +39,8 @@ def test_tfds_load_matches_ingestion_counts_labels_and_splits(tmp_path):
   datasets = tfds.load('cxr_folder', data_dir=str(tmp_path / 'tfds'), download_and_prepare_kwargs={
       'download_config': tfds.download.DownloadConfig(manual_dir=str(root))})
   assert _by_split_from_tfds(datasets) == expected
-  assert {s: len(expected[s]) for s in SPLITS} == {'train': 22, 'eval': 3, 'test': 9}  # COVID: 9 valid in Train/ (8 + the BMP)
+  # 8 + 7 + 7 train: COVID has 9 valid files in Train/ (8 + the BMP), so 8 train + 1 eval.
+  assert {s: len(expected[s]) for s in SPLITS} == {'train': 22, 'eval': 3, 'test': 9}
   paths = {p for split in expected.values() for p, _, _ in split}
   assert 'Train/COVID/broken.png' not in paths and 'Train/COVID/leaked_from_test.png' not in paths
   assert 'Train/COVID/rgb_scan.bmp' in paths

@@ -37,7 +37,8 @@ def ingest(input_base: str, examples_uri: str, report_uri: str, options: IngestO
     raise ValueError(f'No image files found under {input_base} ({len(discovery.entries)} other files); expected '
                      f'class folders of PNG/JPEG/BMP/TIFF images')
   logging.info('Ingesting %s: %d image files and %d other files%s', input_base, len(candidates),
-               len(discovery.entries) - len(candidates), f' in spans {list(discovery.spans)}' if discovery.spans else '')
+               len(discovery.entries) - len(candidates),
+               f' in spans {list(discovery.spans)}' if discovery.spans else '')
   with pipeline or beam.Pipeline(runner='FnApiRunner') as p:
     beam_pipeline.build(p, discovery, input_base, examples_uri, report_uri, options)
   summary = manifest.read_summary(report_uri)

@@ -84,9 +84,8 @@ class _EncodeExample(beam.DoFn):
     yield beam.pvalue.TaggedOutput(fate.split, to_example(item, image))
 
 
-def _summary_json(manifest_rows, discovery: Discovery, input_base: str, options: IngestOptions) -> str:
-  return json.dumps(manifest.summarize(manifest_rows, input_base, discovery.spans, options.max_bad_fraction,
-                                       discovery.unknown_folders), indent=1)
+def _summary_json(manifest_rows, *summary_args) -> str:
+  return json.dumps(manifest.summarize(manifest_rows, *summary_args), indent=1)
 
 
 def build(pipeline: beam.Pipeline, discovery: Discovery, input_base: str, examples_uri: str, report_uri: str,
@@ -111,6 +110,7 @@ def build(pipeline: beam.Pipeline, discovery: Discovery, input_base: str, exampl
       os.path.join(report_uri, manifest.MANIFEST_FILE), manifest.SCHEMA, num_shards=1, shard_name_template='')
   _ = (manifest_rows
        | 'CollectRows' >> beam.combiners.ToList()
-       | 'Summarize' >> beam.Map(_summary_json, discovery, input_base, options)
+       | 'Summarize' >> beam.Map(_summary_json, input_base, discovery.spans, options.max_bad_fraction,
+                                 discovery.unknown_folders)
        | 'WriteSummary' >> beam.io.WriteToText(os.path.join(report_uri, manifest.SUMMARY_FILE), num_shards=1,
                                                shard_name_template=''))

@@ -105,7 +105,7 @@ def format_summary(summary: Dict) -> str:
   return '\n'.join(lines)
 
 
-def check(summary: Dict, report_uri: str, expected_splits: Sequence[str] = SPLITS):
+def check(summary: Dict, report_uri: str):
   """Fails on too many quarantined files or on an empty split, naming counts and the report."""
   where = FileSystems.join(report_uri, MANIFEST_FILE)
   s = summary['status']
@@ -114,7 +114,7 @@ def check(summary: Dict, report_uri: str, expected_splits: Sequence[str] = SPLIT
     raise ValueError(f"{s[QUARANTINED]} of {summary['image_files']} image files ({summary['bad_fraction']:.1%}) "
                      f"were quarantined ({reasons}), more than max_bad_fraction={summary['max_bad_fraction']:.1%}. "
                      f'Every file and its reason is in {where}.')
-  empty = [split for split in expected_splits if summary['splits'][split]['total'] == 0]
+  empty = [split for split in SPLITS if summary['splits'][split]['total'] == 0]
   if empty:
     raise ValueError(f"Split(s) {empty} received no images ({s[INGESTED]} ingested in all). Add images or adjust "
                      f'eval_fraction/split_ratios; see {where}.')
