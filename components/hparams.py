@@ -27,6 +27,9 @@ class HParams:
   freeze_layers: int = 300           # the first N layers of the ResNet152V2 base are frozen
   dense_units: Tuple[int, ...] = (512, 256, 64)
   dropout: float = 0.3
+  # Momentum of every trainable BatchNormalization's moving statistics (Keras default 0.99).
+  # Lower it for short runs from random weights, whose statistics are far from the initial ones.
+  bn_momentum: float = 0.99
   # Optimisation.
   learning_rate: float = 1e-4
   lr_schedule: str = 'plateau'       # 'constant' or 'plateau' (ReduceLROnPlateau on val_loss)
@@ -114,6 +117,7 @@ def _validate(hp: HParams) -> None:
       (len(hp.dense_units) > 0 and all(u > 0 for u in hp.dense_units),
        'dense_units must be a non-empty list of positive ints'),
       (0.0 <= hp.dropout < 1.0, 'dropout must be in [0, 1)'),
+      (0.0 < hp.bn_momentum < 1.0, 'bn_momentum must be in (0, 1)'),
       (hp.learning_rate > 0, 'learning_rate must be > 0'),
       (hp.lr_schedule in LR_SCHEDULES, f'lr_schedule must be one of {LR_SCHEDULES}'),
       (0.0 < hp.plateau_factor < 1.0, 'plateau_factor must be in (0, 1)'),

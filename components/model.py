@@ -72,6 +72,7 @@ def build_model(image_size: int,
                 freeze_layers: int = 300,
                 dense_units: Sequence[int] = (512, 256, 64),
                 dropout: float = 0.3,
+                bn_momentum: float = 0.99,
                 learning_rate: float = 1e-4,
                 jit_compile: bool = False,
                 warm_start_from: Optional[str] = None) -> tf.keras.Model:
@@ -80,6 +81,7 @@ def build_model(image_size: int,
   Args:
     weights: 'imagenet', 'none' (random init) or the path to a ResNet152V2 notop .h5 file.
     freeze_layers: the first N layers of the ResNet152V2 base are not trained.
+    bn_momentum: momentum of the BatchNormalization moving statistics, base and head.
     warm_start_from: a SavedModel exported from a model of the same architecture, whose weights
       replace the initial ones (pass weights='none' to skip loading the backbone's).
 
@@ -113,6 +115,9 @@ def build_model(image_size: int,
   outputs = tf.keras.layers.Dense(num_classes, activation='softmax', dtype='float32',
                                   name=OUTPUT_NAME)(x)
   model = tf.keras.Model(inputs, outputs, name='resnet152v2_cxr')
+  for layer in base.layers + model.layers:
+    if isinstance(layer, tf.keras.layers.BatchNormalization):
+      layer.momentum = bn_momentum
   if warm_start_from:
     load_saved_model_weights(model, warm_start_from)
     logging.info('Warm start: weights restored from %s', warm_start_from)

@@ -42,16 +42,19 @@ def make_serving_signatures(model: tf.keras.Model,
     return {'probabilities': probabilities, 'class_id': class_id,
             'class_name': tf.gather(class_names, class_id)}
 
-  @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name='image_bytes')])
+  @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name='image_bytes')],
+               autograph=False)
   def serve_images(image_bytes):
     return predict(image_bytes)
 
-  @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name='examples')])
+  @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name='examples')],
+               autograph=False)
   def serve_examples(examples):
     parsed = tf.io.parse_example(examples, {features.IMAGE_KEY: raw_spec[features.IMAGE_KEY]})
     return predict(parsed[features.IMAGE_KEY])
 
-  @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name='examples')])
+  @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name='examples')],
+               autograph=False)
   def transform_features(examples):
     return model.tft_layer(tf.io.parse_example(examples, raw_spec))
 

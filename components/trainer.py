@@ -76,7 +76,8 @@ def build(hp: hparams_lib.HParams, warm_start_from: Optional[str] = None,
   """
   return model_lib.build_model(
       hp.image_size, weights=weights or hp.weights, freeze_layers=hp.freeze_layers,
-      dense_units=hp.dense_units, dropout=hp.dropout, learning_rate=hp.learning_rate,
+      dense_units=hp.dense_units, dropout=hp.dropout, bn_momentum=hp.bn_momentum,
+      learning_rate=hp.learning_rate,
       jit_compile=hp.xla, warm_start_from=warm_start_from)
 
 

@@ -22,10 +22,7 @@ IMAGE_CHANNELS = 1            # chest X-rays are grayscale; 3 keeps colour
 NORMALIZATION = 'featurewise_center'  # or 'resnet_v2'
 
 # Trainer.
-PRESET = 'recommended'        # or 'seed'
-WEIGHTS = 'imagenet'          # 'imagenet', 'none' or a path to a .h5 weights file
-TRAIN_STEPS = None            # None: whole epochs over the train split
-EVAL_STEPS = None
+PRESET = 'recommended'        # or 'seed'; hyperparameters in components/hparams.py
 
 # Evaluator gate (see README "Model gate").
 MIN_ACCURACY = 0.80
@@ -37,7 +34,7 @@ BEAM_PIPELINE_ARGS = ('--direct_running_mode=multi_processing', '--direct_num_wo
 
 # `cxr run --demo`: small, fast settings for the bundled demo data (no ImageNet weights offline).
 DEMO_IMAGE_SIZE = 64
-# Random initialisation needs a higher, constant learning rate, and enough steps for the
-# BatchNormalization moving averages (momentum 0.99) to settle.
-DEMO_HPARAMS = {'weights': 'none', 'epochs': 12, 'batch_size': 8, 'learning_rate': 1e-3,
-                'lr_schedule': 'constant', 'early_stopping_patience': 12}
+# Random initialisation: nothing pretrained to freeze, a higher constant learning rate, and
+# BatchNormalization moving statistics that catch up within a few hundred steps.
+DEMO_HPARAMS = {'weights': 'none', 'freeze_layers': 0, 'epochs': 20, 'batch_size': 8,
+                'learning_rate': 1e-3, 'lr_schedule': 'constant', 'bn_momentum': 0.9}

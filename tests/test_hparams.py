@@ -77,6 +77,7 @@ def test_weights_file_must_exist(tmp_path):
     ('seed', {'weights': 'resnet.ckpt'}, "weights must be 'imagenet', 'none' or a path to a .h5"),
     ('seed', {'dense_units': []}, 'dense_units must be a non-empty list'),
     ('seed', {'dropout': 1.0}, r'dropout must be in \[0, 1\)'),
+    ('seed', {'bn_momentum': 1.0}, r'bn_momentum must be in \(0, 1\)'),
     ('seed', {'train_steps': -1}, 'train_steps must be >= 0'),
 ])
 def test_invalid_values_raise_clear_errors(preset, overrides, message):

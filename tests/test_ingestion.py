@@ -334,6 +334,15 @@ def test_duplicate_content_never_straddles_splits_in_a_single_root():
     assert 'within_split' in (original.reason + copy.reason)
 
 
+def test_a_group_that_reaches_test_goes_to_test_whole():
+  items = [_inspected(f'Train/COVID/person{p}_{k}.png', 0, f'{p}-{k}', role='train', group=f'person{p}')
+           for p in range(20) for k in range(2)]
+  items.append(_inspected('Test/COVID/person3_9.png', 0, 'test image', role='test', group='person3'))
+  fates = splitting.plan(items, IngestOptions())
+  assert {fates[f'Train/COVID/person3_{k}.png'].split for k in range(2)} == {'test'}
+  assert {f.split for path, f in fates.items() if 'person3_' not in path} == {'train', 'eval'}
+
+
 def _without_group(item):
   return dataclasses.replace(item, entry=dataclasses.replace(item.entry, group=''))
 

@@ -24,7 +24,7 @@ def _run_pipeline(data, root):
       pipeline_name='ingestion-test', pipeline_root=str(root / 'pipeline'), components=[example_gen],
       enable_cache=True, metadata_connection_config=metadata, beam_pipeline_args=['--runner=FnApiRunner']))
   store = mlmd.MetadataStore(metadata)
-  return store.get_artifacts_by_type('Examples'), store.get_artifacts_by_type('IngestReport')
+  return store.get_artifacts_by_type('Examples'), store.get_artifacts_by_type('cxr.IngestReport')
 
 
 def _schema(text_edit=None) -> schema_pb2.Schema:

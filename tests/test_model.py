@@ -80,9 +80,22 @@ def test_compiled_with_adam_and_sparse_cross_entropy(model):
   assert isinstance(model.loss, tf.keras.losses.SparseCategoricalCrossentropy)
 
 
-def test_a_few_steps_lower_the_loss():
+@pytest.fixture(scope='module')
+def head_only_model():
+  """Backbone frozen, faster learning rate and BatchNormalization momentum."""
   tf.keras.utils.set_random_seed(0)
-  net = model_lib.build_model(SIZE, weights='none', freeze_layers=BASE_LAYERS, learning_rate=1e-3)
+  return model_lib.build_model(SIZE, weights='none', freeze_layers=BASE_LAYERS,
+                               learning_rate=1e-3, bn_momentum=0.9)
+
+
+def test_bn_momentum_applies_to_backbone_and_head(head_only_model):
+  layers = model_lib.base_of(head_only_model).layers + head_only_model.layers
+  momenta = [l.momentum for l in layers if isinstance(l, tf.keras.layers.BatchNormalization)]
+  assert len(momenta) == 151 + 3 and set(momenta) == {0.9}  # ResNet152V2 has 151
+
+
+def test_a_few_steps_lower_the_loss(head_only_model):
+  net = head_only_model
   rng = np.random.default_rng(0)
   y = np.arange(12) % labels.NUM_CLASSES
   x = (rng.normal(0, 0.1, (12, SIZE, SIZE, 3)) + (y[:, None, None, None] - 1) * 0.5).astype(np.float32)

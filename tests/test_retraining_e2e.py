@@ -117,8 +117,6 @@ def test_same_span_again_reuses_every_result_up_to_the_model(runs):
   assert 'Evaluator' in record.ran and baseline == [first.model_id]  # judged against itself
 
 
-@pytest.mark.xfail(strict=True, reason='AtomicPusher publishes the served model again as a new '
-                   'version when it is re-blessed against itself (no new model)')
 def test_same_model_is_not_pushed_twice(runs):
   _, first_versions, _ = runs['first']
   _, versions, _ = runs['same_span']

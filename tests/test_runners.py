@@ -168,7 +168,7 @@ def test_waiting_run_starts_when_the_first_one_ends(tmp_path):
     started = time.monotonic()
     with run_lock.hold(str(tmp_path), wait_seconds=60, poll_seconds=0.1):
       waited = time.monotonic() - started
-      assert holder.poll() is not None  # the first run has finished
+      assert holder.wait(timeout=30) == 0  # the first run released the lock on its way out
       with open(tmp_path / run_lock.LOCK_FILE, encoding='utf-8') as f:
         assert f'pid {os.getpid()}' in f.read()
     assert 0.5 < waited < 30

@@ -57,6 +57,7 @@ def _learnable_images(count, seed=0):
 
 def test_gpu_code_path_runs_on_cpu():
   """MirroredStrategy (several GPUs) and mixed_float16 forced on, a few steps of the head."""
+  tf.keras.utils.set_random_seed(0)
   hp = hparams.resolve('recommended', {'image_size': SIZE, 'weights': 'none',
                                        'freeze_layers': 1000, 'learning_rate': 1e-3})
   with trainer.make_strategy(2).scope(), trainer.dtype_policy(trainer.use_mixed_precision('on', 0)):

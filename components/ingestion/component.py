@@ -18,7 +18,7 @@ from pipeline import configs
 
 class IngestReport(artifact.Artifact):
   """The ingestion report: `manifest.parquet` (one row per file found) and `summary.json` (counts)."""
-  TYPE_NAME = 'IngestReport'
+  TYPE_NAME = 'cxr.IngestReport'  # KFP v2 needs namespaced custom types
 
 
 @tfx.dsl.components.component(use_beam=True)

@@ -37,7 +37,7 @@ def _row(entry: FileEntry, status: str, reason: str = '', detail: str = '', **fi
 
 
 def rows(inspected: Sequence[Inspected], plan: Dict[str, Assignment], ignored: Sequence[FileEntry]) -> List[Dict]:
-  """Every file found, sorted by path: candidates with their fate, then the ignored ones."""
+  """One row per file found (image candidates with their fate, and the ignored files), sorted by path."""
   out = [_row(e, IGNORED, e.ignored_reason) for e in ignored]
   for item in inspected:
     fate = plan[item.entry.path]

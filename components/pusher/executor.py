@@ -3,6 +3,7 @@ from typing import Any, Dict, List
 
 from absl import logging
 from tfx import types
+from tfx.components.evaluator import constants as evaluator_constants
 from tfx.components.pusher import executor as tfx_pusher_executor
 from tfx.proto import pusher_pb2
 from tfx.types import artifact_utils
@@ -10,6 +11,9 @@ from tfx.types import standard_component_specs
 from tfx.utils import proto_utils
 
 from components.pusher import versioned_dir
+
+_CURRENT = evaluator_constants.ARTIFACT_PROPERTY_CURRENT_MODEL_ID_KEY
+_BASELINE = evaluator_constants.ARTIFACT_PROPERTY_BASELINE_MODEL_ID_KEY
 
 
 class Executor(tfx_pusher_executor.Executor):
@@ -31,6 +35,13 @@ class Executor(tfx_pusher_executor.Executor):
       logging.info('Model not blessed: nothing pushed.')
       self._MarkNotPushed(pushed_model)
       return
+    blessing = artifact_utils.get_single_instance(
+        input_dict[standard_component_specs.MODEL_BLESSING_KEY])
+    if _is_its_own_baseline(blessing):
+      logging.info('Model %s was blessed against itself (the last blessed model, already pushed): '
+                   'nothing pushed.', blessing.get_int_custom_property(_CURRENT))
+      self._MarkNotPushed(pushed_model)
+      return
     push_destination = pusher_pb2.PushDestination()
     proto_utils.json_to_proto(
         exec_properties[standard_component_specs.PUSH_DESTINATION_KEY], push_destination)
@@ -40,3 +51,10 @@ class Executor(tfx_pusher_executor.Executor):
     version, serving_path = versioned_dir.publish(
         self.GetModelPath(input_dict), push_destination.filesystem.base_directory)
     self._MarkPushed(pushed_model, pushed_destination=serving_path, pushed_version=str(version))
+
+
+def _is_its_own_baseline(blessing: types.Artifact) -> bool:
+  """True when the Evaluator judged the last blessed model against itself (a re-run, no new model)."""
+  if not blessing.has_custom_property(_BASELINE):
+    return False
+  return blessing.get_int_custom_property(_CURRENT) == blessing.get_int_custom_property(_BASELINE)
