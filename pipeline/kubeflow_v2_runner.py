@@ -20,11 +20,10 @@ from typing import Any, Dict, Optional
 from tfx import v1 as tfx
 from tfx.orchestration.kubeflow.v2 import kubeflow_v2_dag_runner
 
-from components.evaluation.eval_config import make_eval_config
 from pipeline import beam_args
 from pipeline import configs
-from pipeline import pipeline as pipeline_lib
 from pipeline.output_layout import OutputLayout
+from pipeline import run_options
 from pipeline.run_options import RunOptions
 
 DEFAULT_IMAGE = 'cxr-tfx-pipeline:0.1.0'  # `docker build -t cxr-tfx-pipeline:0.1.0 .`
@@ -51,24 +50,13 @@ def build(options: RunOptions, serving_dir: str,
     raise ValueError(f'The serving folder must be a path inside the containers (e.g. /gcs/bucket/'
                      f'serving on Vertex), got {serving_dir!r}')
   paths = OutputLayout(options.output_dir.rstrip('/'))
-  return pipeline_lib.create_pipeline(
-      pipeline_name=configs.PIPELINE_NAME,
+  return run_options.create_pipeline(
+      options,
       pipeline_root=paths.pipeline_root,
       data_root=options.data_root,
       input_fingerprint=RUNTIME_FINGERPRINT,
-      ingest_options=options.ingest_options(),
       schema_path=os.path.join(project_dir, 'schemas', 'schema.pbtxt'),
-      preprocessing_fn=configs.PREPROCESSING_FN,
-      transform_config=options.transform_config(),
-      run_fn=configs.RUN_FN,
-      trainer_config=options.trainer_config(),
-      eval_config=make_eval_config(
-          min_accuracy=options.min_accuracy,
-          min_covid_recall=options.min_covid_recall,
-          max_accuracy_drop=options.max_accuracy_drop),
       serving_model_dir=serving_dir,
-      warm_start=options.warm_start,
-      enable_cache=options.enable_cache,
       beam_pipeline_args=beam_args.validate(
           options.beam_pipeline_args or configs.BEAM_PIPELINE_ARGS, options.data_root,
           paths.pipeline_root, local_files=False))

@@ -4,13 +4,12 @@ import os
 
 from tfx import v1 as tfx
 
-from components.evaluation.eval_config import make_eval_config
 from components.ingestion import fingerprint
 from pipeline import beam_args
 from pipeline import configs
 from pipeline import metadata_config
-from pipeline import pipeline as pipeline_lib
 from pipeline import run_lock
+from pipeline import run_options
 from pipeline.output_layout import layout
 from pipeline.run_options import RunOptions
 
@@ -31,24 +30,13 @@ def build(options: RunOptions, metadata_connection_config=None) -> tfx.dsl.Pipel
         options.metadata_mysql, paths.metadata_path)
     metadata_config.check_reachable(metadata_connection_config)
   logging.info('ML Metadata: %s', metadata_config.describe(metadata_connection_config))
-  return pipeline_lib.create_pipeline(
-      pipeline_name=configs.PIPELINE_NAME,
+  return run_options.create_pipeline(
+      options,
       pipeline_root=pipeline_root,
       data_root=data_root,
       input_fingerprint=fingerprint(data_root, options.span),
-      ingest_options=options.ingest_options(),
       schema_path=os.path.join(configs.SCHEMA_DIR, 'schema.pbtxt'),
-      preprocessing_fn=configs.PREPROCESSING_FN,
-      transform_config=options.transform_config(),
-      run_fn=configs.RUN_FN,
-      trainer_config=options.trainer_config(),
-      eval_config=make_eval_config(
-          min_accuracy=options.min_accuracy,
-          min_covid_recall=options.min_covid_recall,
-          max_accuracy_drop=options.max_accuracy_drop),
       serving_model_dir=paths.serving_dir,
-      warm_start=options.warm_start,
-      enable_cache=options.enable_cache,
       metadata_connection_config=metadata_connection_config,
       beam_pipeline_args=beam_args.validate(
           options.beam_pipeline_args or configs.BEAM_PIPELINE_ARGS, data_root, pipeline_root))

@@ -2,7 +2,11 @@
 import dataclasses
 from typing import Any, Dict, List, Optional
 
+from tfx import v1 as tfx
+
+from components.evaluation.eval_config import make_eval_config
 from pipeline import configs
+from pipeline import pipeline as pipeline_lib
 
 
 @dataclasses.dataclass
@@ -46,3 +50,23 @@ class RunOptions:
     return dict(preset=self.preset, image_size=self.image_size,
                 image_channels=self.image_channels, normalization=self.normalization,
                 warm_start=self.warm_start, **self.hparam_overrides)
+
+
+def create_pipeline(options: RunOptions, **placement: Any) -> tfx.dsl.Pipeline:
+  """The pipeline with the components `options` choose; `placement` is the runner's part:
+  pipeline_root, data_root, input_fingerprint, schema_path, serving_model_dir,
+  beam_pipeline_args and optionally metadata_connection_config."""
+  return pipeline_lib.create_pipeline(
+      pipeline_name=configs.PIPELINE_NAME,
+      ingest_options=options.ingest_options(),
+      preprocessing_fn=configs.PREPROCESSING_FN,
+      transform_config=options.transform_config(),
+      run_fn=configs.RUN_FN,
+      trainer_config=options.trainer_config(),
+      eval_config=make_eval_config(
+          min_accuracy=options.min_accuracy,
+          min_covid_recall=options.min_covid_recall,
+          max_accuracy_drop=options.max_accuracy_drop),
+      warm_start=options.warm_start,
+      enable_cache=options.enable_cache,
+      **placement)
