@@ -40,6 +40,8 @@ def _add_pipeline_arguments(p):
   g.add_argument('--preset', choices=('recommended', 'seed'), default=configs.PRESET)
   for flag, key, kind in _HPARAM_FLAGS:
     g.add_argument(flag, dest=key, type=kind, default=None)
+  g.add_argument('--hparam', action='append', default=[], metavar='KEY=VALUE',
+                 help='any Trainer hyperparameter (components/hparams.py), e.g. --hparam xla=true')
   g.add_argument('--warm-start', action='store_true', help='start from the last blessed model')
   g = p.add_argument_group('gate')
   g.add_argument('--min-accuracy', type=float, default=configs.MIN_ACCURACY)
@@ -74,11 +76,17 @@ def _add_run_parser(subparsers) -> None:
 
 def run_options_from_args(args):
   """RunOptions from parsed `cxr run` arguments."""
+  from components import hparams  # pylint: disable=g-import-not-at-top
   from pipeline.run_options import RunOptions  # pylint: disable=g-import-not-at-top
   overrides = dict(configs.DEMO_HPARAMS) if args.demo else {}
   overrides.update({key: getattr(args, key) for _, key, _ in _HPARAM_FLAGS if getattr(args, key) is not None})
+  for item in args.hparam:
+    key, sep, value = item.partition('=')
+    if not sep:
+      raise ValueError(f'--hparam takes KEY=VALUE, got {item!r}')
+    overrides[key.strip()] = value.strip()
   image_size = args.image_size or (configs.DEMO_IMAGE_SIZE if args.demo else configs.IMAGE_SIZE)
-  return RunOptions(
+  options = RunOptions(
       data_root=args.data, output_dir=args.output, span=args.span, group_regex=args.group_regex,
       unknown_classes='ignore' if args.ignore_unknown_classes else 'error',
       max_bad_fraction=args.max_bad_fraction, image_size=image_size,
@@ -86,6 +94,8 @@ def run_options_from_args(args):
       hparam_overrides=overrides, warm_start=args.warm_start, min_accuracy=args.min_accuracy,
       min_covid_recall=args.min_covid_recall, max_accuracy_drop=args.max_accuracy_drop,
       enable_cache=not args.no_cache, beam_pipeline_args=_beam_pipeline_args(args))
+  hparams.from_custom_config(options.trainer_config())  # bad values fail here, before ingestion
+  return options
 
 
 def _beam_pipeline_args(args):
@@ -97,7 +107,9 @@ def _beam_pipeline_args(args):
 
 
 def _run(args) -> int:
+  from pipeline import metadata_config  # pylint: disable=g-import-not-at-top
   from pipeline import run_summary  # pylint: disable=g-import-not-at-top
+  from pipeline.output_layout import layout  # pylint: disable=g-import-not-at-top
   options = dataclasses.replace(run_options_from_args(args), metadata_mysql=args.metadata_mysql,
                                 pipeline_root=args.pipeline_root, lock_wait=args.lock_wait)
   if args.runner == 'beam':
@@ -105,7 +117,9 @@ def _run(args) -> int:
   else:
     from pipeline import local_runner as runner  # pylint: disable=g-import-not-at-top
   runner.run(options)
-  print(run_summary.summarize(options.output_dir))
+  store = (metadata_config.connection_config(options.metadata_mysql, layout(options.output_dir).metadata_path)
+           if options.metadata_mysql else None)
+  print(run_summary.summarize(options.output_dir, store))
   return 0
 
 

@@ -6,10 +6,13 @@ from pipeline import metadata_queries
 from pipeline import report
 
 
-def summarize(output_dir: str) -> str:
-  """Renders the latest run's report and returns a short text summary of it."""
-  run = report.find_run_artifacts(output_dir)
-  report_path = report.render_report(output_dir, run.run_id)
+def summarize(output_dir: str, connection_config=None) -> str:
+  """Renders the latest run's report and returns a short text summary of it.
+
+  `connection_config`: the metadata store, when it is not OUTPUT/metadata.sqlite.
+  """
+  run = report.find_run_artifacts(output_dir, connection_config=connection_config)
+  report_path = report.render_report(output_dir, run.run_id, connection_config)
   candidate, _ = results.model_names(results.load_eval_config(run.evaluation.uri))
   matrix = results.load_confusion_matrix(run.evaluation.uri, model_name=candidate)
   table = report.classification_report_table(
