@@ -21,6 +21,8 @@ setuptools.setup(
         'dill',  # imported by tfx-bsl, no longer pulled by recent apache-beam
         'pyarrow',
         'pillow',
+        'isal',  # ISA-L inflate and CRC-32: PNG validation at ingestion (components/ingestion/png_check.py)
+        'google-crc32c',  # TFRecord frame checksums (components/ingestion/split_writer.py)
         'matplotlib',
         'scikit-learn',
         'psutil',

@@ -70,9 +70,9 @@ def transform_locally(raw_examples: Mapping[str, str],
                       custom_config: Optional[Dict[str, Any]] = None,
                       analyze_splits: Sequence[str] = ('train',),
                       beam_pipeline_args: Optional[Sequence[str]] = None) -> tft.TFTransformOutput:
-  """Runs preprocessing_fn as the Transform component does, on gzip TFRecords of raw tf.Examples.
+  """Runs preprocessing_fn as the Transform component does, on TFRecords of raw tf.Examples.
 
-  raw_examples: split name -> file pattern (e.g. ExampleGen's `Split-train/*.gz`).
+  raw_examples: split name -> file pattern (e.g. ingestion's `Split-train/data_tfrecord-*`).
   Runs on Beam's FnApiRunner in this process (what the DirectRunner picks for batch pipelines,
   minus its attempt to download the Prism runner); `beam_pipeline_args` may set
   --direct_running_mode and --direct_num_workers.

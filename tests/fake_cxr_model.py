@@ -81,11 +81,11 @@ def serialized_example(row: int, label: int, source: str = 'Test') -> bytes:
 
 
 def write_split(examples_uri: str, split: str, records: Sequence[bytes]) -> None:
-  """Writes records as ExampleGen does: gzip TFRecords in `examples_uri/Split-<split>/`."""
+  """Writes records as ingestion does: TFRecords in `examples_uri/Split-<split>/`."""
   split_dir = os.path.join(examples_uri, f'Split-{split}')
   os.makedirs(split_dir, exist_ok=True)
-  path = os.path.join(split_dir, 'data_tfrecord-00000-of-00001.gz')
-  with tf.io.TFRecordWriter(path, options='GZIP') as writer:
+  path = os.path.join(split_dir, 'data_tfrecord-00000-of-00001')
+  with tf.io.TFRecordWriter(path) as writer:
     for record in records:
       writer.write(record)
 

@@ -20,8 +20,8 @@ TRAIN_PER_CLASS, TEST_PER_CLASS = 10, 4
 
 
 def _count_examples(split_dir):
-  files = glob.glob(os.path.join(split_dir, '*.gz'))
-  return sum(1 for _ in tf.data.TFRecordDataset(files, compression_type='GZIP'))
+  files = glob.glob(os.path.join(split_dir, 'data_tfrecord-*'))
+  return sum(1 for _ in tf.data.TFRecordDataset(files))
 
 
 def _options(data_root, output_dir, **gate):

@@ -57,9 +57,9 @@ def _run(root, tmp_path, name='out', **options):
 
 
 def _records(out, split):
-  files = tf.io.gfile.glob(str(out / 'examples' / f'Split-{split}' / 'data_tfrecord-*.gz'))
+  files = tf.io.gfile.glob(str(out / 'examples' / f'Split-{split}' / 'data_tfrecord-*'))
   assert files, f'no files for split {split}'
-  return [r.numpy() for r in tf.data.TFRecordDataset(files, compression_type='GZIP')]
+  return [r.numpy() for r in tf.data.TFRecordDataset(files)]
 
 
 def _examples(out, split):

@@ -1,4 +1,4 @@
-"""Ingestion of chest X-ray class folders into gzip TFRecords of raw tf.Examples, with a report.
+"""Ingestion of chest X-ray class folders into TFRecords of raw tf.Examples, with a report.
 
 `ingest(...)` is the plain-Python entry point, `fingerprint(...)` the cache key of the input, and
 `components.ingestion.component.ImageFolderExampleGen` the TFX component.

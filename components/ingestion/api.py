@@ -23,7 +23,7 @@ class IngestResult:
 
 def ingest(input_base: str, examples_uri: str, report_uri: str, options: IngestOptions = IngestOptions(),
            pipeline: Optional[beam.Pipeline] = None) -> IngestResult:
-  """Ingests the class folders under input_base into gzip TFRecords under examples_uri/Split-*.
+  """Ingests the class folders under input_base into TFRecords under examples_uri/Split-*.
 
   Writes report_uri/manifest.parquet and report_uri/summary.json, logs a readable summary, and
   raises ValueError on unknown class folders (unless ignored), when no image is found, when more

@@ -3,12 +3,11 @@
 Stage 1 (parallel) reads each candidate once: sha256 + one full validation -> small records.
 The plan (dedup + splits) needs all hashes, so it runs once over those records and reaches
 stage 2 as a side input. Stage 2 (parallel) reads each kept file again (from the page cache
-locally), checks its size is unchanged, and streams tf.Examples into one gzip TFRecord sink per
-split. No image bytes are held beyond the element being processed; DoFns keep no state besides
-constructor arguments, so the graph runs unchanged on DirectRunner (multi_processing), Dataflow,
-Flink or Spark. Workers do not import TensorFlow (see example_encoding).
+locally), checks its size is unchanged, and streams tf.Examples into per-split TFRecord files
+(split_writer). No image bytes are held beyond the element being processed; DoFns keep no state
+besides constructor arguments and open files, so the graph runs unchanged on the DirectRunner,
+Dataflow, Flink or Spark. Workers do not import TensorFlow (see example_encoding).
 """
-import json
 import logging
 import os
 
@@ -23,9 +22,8 @@ from components.ingestion import manifest
 from components.ingestion import splitting
 from components.ingestion.discovery import Discovery
 from components.ingestion.options import SPLITS, IngestOptions
-from components.ingestion.tfrecord_sink import WriteGzipTFRecords
+from components.ingestion.split_writer import WriteSplits
 
-EXAMPLES_FILE_PREFIX = 'data_tfrecord'
 _LOG_EVERY = 500
 
 
@@ -63,7 +61,7 @@ class _Inspect(beam.DoFn):
 
 
 class _EncodeExample(beam.DoFn):
-  """Stage 2: the tf.Example of one kept file, tagged with its split."""
+  """Stage 2: (split, tf.Example) of one kept file."""
 
   def __init__(self, max_image_pixels: int):
     self._max_image_pixels = max_image_pixels
@@ -81,11 +79,7 @@ class _EncodeExample(beam.DoFn):
     self._done += 1
     if self._done % _LOG_EVERY == 0:
       logging.info('Worker %d: wrote %d examples', os.getpid(), self._done)
-    yield beam.pvalue.TaggedOutput(fate.split, to_example(item, image))
-
-
-def _summary_json(manifest_rows, *summary_args) -> str:
-  return json.dumps(manifest.summarize(manifest_rows, *summary_args), indent=1)
+    yield fate.split, to_example(item, image)
 
 
 def build(pipeline: beam.Pipeline, discovery: Discovery, input_base: str, examples_uri: str, report_uri: str,
@@ -98,19 +92,11 @@ def build(pipeline: beam.Pipeline, discovery: Discovery, input_base: str, exampl
   all_inspected = inspected | 'CollectInspected' >> beam.combiners.ToList()
   plan = all_inspected | 'PlanSplits' >> beam.Map(splitting.plan, options)
 
-  examples = inspected | 'EncodeExamples' >> beam.ParDo(
-      _EncodeExample(options.max_image_pixels), plan=beam.pvalue.AsSingleton(plan)).with_outputs(*SPLITS)
-  for split in SPLITS:
-    prefix = os.path.join(examples_uri, f'Split-{split}', EXAMPLES_FILE_PREFIX)
-    _ = examples[split] | f'Write{split.capitalize()}' >> WriteGzipTFRecords(prefix)
+  _ = (inspected
+       | 'EncodeExamples' >> beam.ParDo(_EncodeExample(options.max_image_pixels), plan=beam.pvalue.AsSingleton(plan))
+       | 'WriteSplits' >> WriteSplits(examples_uri, SPLITS))
 
-  manifest_rows = all_inspected | 'ManifestRows' >> beam.FlatMap(
-      manifest.rows, plan=beam.pvalue.AsSingleton(plan), ignored=ignored)
-  _ = manifest_rows | 'WriteManifest' >> beam.io.WriteToParquet(
-      os.path.join(report_uri, manifest.MANIFEST_FILE), manifest.SCHEMA, num_shards=1, shard_name_template='')
-  _ = (manifest_rows
-       | 'CollectRows' >> beam.combiners.ToList()
-       | 'Summarize' >> beam.Map(_summary_json, input_base, discovery.spans, options.max_bad_fraction,
-                                 discovery.unknown_folders)
-       | 'WriteSummary' >> beam.io.WriteToText(os.path.join(report_uri, manifest.SUMMARY_FILE), num_shards=1,
-                                               shard_name_template=''))
+  _ = (all_inspected
+       | 'ManifestRows' >> beam.Map(manifest.rows, plan=beam.pvalue.AsSingleton(plan), ignored=ignored)
+       | 'WriteReport' >> beam.Map(manifest.write_report, report_uri, input_base, discovery.spans,
+                                   options.max_bad_fraction, discovery.unknown_folders))

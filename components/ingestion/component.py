@@ -36,7 +36,7 @@ def ImageFolderExampleGen(  # pylint: disable=invalid-name
     max_image_pixels: tfx.dsl.components.Parameter[int] = configs.MAX_IMAGE_PIXELS,
     beam_pipeline: tfx.dsl.components.BeamComponentParameter[beam.Pipeline] = None,
 ) -> None:
-  """Ingests chest X-ray class folders under `input_base` into Split-{train,eval,test} gzip TFRecords.
+  """Ingests chest X-ray class folders under `input_base` into Split-{train,eval,test} TFRecords.
 
   `input_fingerprint` is not read: it only makes the cache key change with the files. See
   IngestOptions for the other parameters; `split_ratios` is 'train,eval,test', e.g. '0.8,0.1,0.1'.
@@ -48,7 +48,7 @@ def ImageFolderExampleGen(  # pylint: disable=invalid-name
   result = api.ingest(input_base, examples.uri, report.uri, options, beam_pipeline)
   examples.split_names = artifact_utils.encode_split_names(list(result.split_names))
   examples.span = result.span
-  examples_utils.set_file_format(examples, 'tfrecords_gzip')
+  examples_utils.set_file_format(examples, 'tfrecords_gzip')  # TFX's one TFRecord format; reads detect gzip by '.gz'
   examples_utils.set_payload_format(examples, example_gen_pb2.PayloadFormat.FORMAT_TF_EXAMPLE)
   summary = result.summary
   report.set_int_custom_property('files_found', summary['files_found'])

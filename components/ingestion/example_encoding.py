@@ -22,19 +22,35 @@ def _varint(value: int) -> bytes:
   return bytes(out)
 
 
-def _field(number: int, payload: bytes) -> bytes:
-  """A length-delimited field (wire type 2)."""
-  return b''.join((_varint(number << 3 | 2), _varint(len(payload)), payload))
+class _Message:
+  """Protobuf bytes as a list of parts, so a large image is copied once, by the final join."""
+
+  def __init__(self):
+    self.parts = []
+    self.size = 0
+
+  def add(self, data: bytes) -> '_Message':
+    self.parts.append(data)
+    self.size += len(data)
+    return self
+
+  def field(self, number: int, payload: '_Message') -> '_Message':
+    """Appends a length-delimited field (wire type 2) holding `payload`."""
+    self.add(_varint(number << 3 | 2) + _varint(payload.size))
+    self.parts.extend(payload.parts)
+    self.size += payload.size
+    return self
 
 
-def _feature(value: Union[bytes, int]) -> bytes:
+def _feature(value: Union[bytes, int]) -> _Message:
   if isinstance(value, bytes):
-    return _field(1, _field(1, value))
-  return _field(3, _field(1, _varint(value)))
+    return _Message().field(1, _Message().field(1, _Message().add(value)))
+  return _Message().field(3, _Message().field(1, _Message().add(_varint(value))))
 
 
 def serialize(features: Dict[str, Union[bytes, int]]) -> bytes:
   """A serialized tf.Example with one value per feature: bytes -> bytes_list, int -> int64_list."""
-  entries = b''.join(_field(1, _field(1, key.encode()) + _field(2, _feature(value)))
-                     for key, value in sorted(features.items()))
-  return _field(1, entries)
+  entries = _Message()
+  for key, value in sorted(features.items()):
+    entries.field(1, _Message().field(1, _Message().add(key.encode())).field(2, _feature(value)))
+  return b''.join(_Message().field(1, entries).parts)

@@ -4,6 +4,7 @@ import json
 from typing import Dict, List, Sequence
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
@@ -79,6 +80,14 @@ def summarize(manifest_rows: Sequence[Dict], input_base: str, spans: Sequence[in
       'max_bad_fraction': max_bad_fraction,
       'unknown_class_folders': list(unknown_folders),
   }
+
+
+def write_report(manifest_rows: Sequence[Dict], report_uri: str, *summary_args) -> None:
+  """Writes report_uri/manifest.parquet (the rows) and report_uri/summary.json (summarize(rows, *summary_args))."""
+  with FileSystems.create(FileSystems.join(report_uri, MANIFEST_FILE)) as f:
+    pq.write_table(pa.Table.from_pylist(list(manifest_rows), schema=SCHEMA), f)
+  with FileSystems.create(FileSystems.join(report_uri, SUMMARY_FILE)) as f:
+    f.write(json.dumps(summarize(manifest_rows, *summary_args), indent=1).encode())
 
 
 def read_summary(report_uri: str) -> Dict:
