@@ -7,8 +7,9 @@ Same generated ~1024 px grayscale PNGs (seed layout) for both, in one run:
   (pipeline/configs.py: multi_threading on every core): listing, read, sha256, full validation,
   dedup, splits, TFRecords and the report, Beam start-up included; then the same with
   multi_processing workers, which pay a few seconds of worker start-up.
-Peak RSS is that of this process plus all its children (psutil, sampled in a thread), measured
-for ingestion at two dataset sizes to show that it does not grow with the number of images.
+Each ingestion runs in a fresh process; its peak RSS is that of the process plus its children
+(psutil, sampled in a thread), at two dataset sizes to show that it does not grow with the images:
+they are streamed, only a small record per file (path, hash, fate) is kept for the split plan.
 The marginal rate, (n_large - n_small) / (t_large - t_small), leaves out the fixed cost of a run
 (Beam start-up, stage scheduling, report) to show the per-image cost.
 """
@@ -17,7 +18,8 @@ import os
 os.environ.setdefault('TF_USE_LEGACY_KERAS', '1')
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
-import io  # pylint: disable=g-import-not-at-top,wrong-import-position
+import concurrent.futures  # pylint: disable=g-import-not-at-top,wrong-import-position
+import io
 import logging
 import multiprocessing
 import tempfile
@@ -87,8 +89,7 @@ def _decode_floor(root: str) -> tuple:
   return len(paths) / seconds, seconds
 
 
-def _ingest(root: str, out: str, args=tuple(DEFAULT_ARGS)) -> tuple:
-  """(images/s, seconds, peak RSS MB) of our ingestion of `root` with Beam arguments `args`."""
+def _ingest_here(root: str, out: str, args) -> tuple:
   with PeakRss() as rss:
     start = time.perf_counter()
     options = PipelineOptions(list(args))
@@ -96,6 +97,16 @@ def _ingest(root: str, out: str, args=tuple(DEFAULT_ARGS)) -> tuple:
                     pipeline=beam.Pipeline(options=options))
     seconds = time.perf_counter() - start
   return result.summary['image_files'] / seconds, seconds, rss.peak_mb
+
+
+def _ingest(root: str, out: str, args=tuple(DEFAULT_ARGS)) -> tuple:
+  """(images/s, seconds, peak RSS MB) of our ingestion of `root` with Beam arguments `args`.
+
+  Each ingestion runs in a new process, so every size starts from the same memory state (and
+  imports are not timed).
+  """
+  with concurrent.futures.ProcessPoolExecutor(1, mp_context=multiprocessing.get_context('spawn')) as executor:
+    return executor.submit(_ingest_here, root, out, tuple(args)).result()
 
 
 def _dataset(root: str, n: int) -> int:
