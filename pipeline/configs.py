@@ -31,10 +31,6 @@ MAX_ACCURACY_DROP = 0.0       # candidate accuracy may not fall below the baseli
 
 # Beam: DirectRunner in multi-processing mode on every core.
 BEAM_PIPELINE_ARGS = ('--direct_running_mode=multi_processing', '--direct_num_workers=0')
-# ...except ingestion, which runs on threads: its per-image work (read, sha256, PNG inflate, write)
-# is C code that releases the GIL, so threads use every core without the seconds each worker
-# process needs to start (benchmarks/bench_ingest.py: ingest.images_per_s_multi_processing).
-INGESTION_BEAM_PIPELINE_ARGS = ('--direct_running_mode=multi_threading',)
 
 # `cxr run --demo`: small, fast settings for the bundled demo data (no ImageNet weights offline).
 DEMO_IMAGE_SIZE = 64

@@ -39,9 +39,7 @@ def build(options: RunOptions, metadata_connection_config=None) -> tfx.dsl.Pipel
       serving_model_dir=paths.serving_dir,
       metadata_connection_config=metadata_connection_config,
       beam_pipeline_args=beam_args.validate(
-          options.beam_pipeline_args or configs.BEAM_PIPELINE_ARGS, data_root, pipeline_root),
-      # The user's own Beam arguments apply to every step, ingestion included.
-      ingestion_beam_pipeline_args=() if options.beam_pipeline_args else configs.INGESTION_BEAM_PIPELINE_ARGS)
+          options.beam_pipeline_args or configs.BEAM_PIPELINE_ARGS, data_root, pipeline_root))
 
 
 def run(options: RunOptions) -> None:

@@ -2,7 +2,7 @@
 
 Built from arguments only; paths, metadata and the orchestrator belong to the runner modules.
 """
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional
 
 import tensorflow_model_analysis as tfma
 from tfx import v1 as tfx
@@ -31,7 +31,6 @@ def create_pipeline(
     enable_cache: bool = True,
     metadata_connection_config: Optional[Any] = None,
     beam_pipeline_args: Optional[List[str]] = None,
-    ingestion_beam_pipeline_args: Sequence[str] = (),
 ) -> tfx.dsl.Pipeline:
   """Returns the TFX pipeline.
 
@@ -40,13 +39,9 @@ def create_pipeline(
     transform_config: `custom_config` of the Transform (image_size, image_channels).
     trainer_config: `custom_config` of the Trainer (preset and hyperparameter overrides).
     warm_start: start training from the last blessed model's weights.
-    ingestion_beam_pipeline_args: Beam arguments of the ingestion alone, after (so overriding)
-      `beam_pipeline_args`.
   """
   example_gen = ImageFolderExampleGen(
       input_base=data_root, input_fingerprint=input_fingerprint, **ingest_options)
-  if ingestion_beam_pipeline_args:
-    example_gen.with_beam_pipeline_args(list(ingestion_beam_pipeline_args))
   examples = example_gen.outputs['examples']
 
   statistics_gen = tfx.components.StatisticsGen(examples=examples)

@@ -261,19 +261,3 @@ def test_beam_runner_hands_the_whole_pipeline_to_beam_dag_runner_under_the_lock(
   assert f'pid {os.getpid()}' in seen['lock']
   with open(output_dir / run_lock.LOCK_FILE, encoding='utf-8') as f:
     assert f.read() == ''  # released
-
-
-def test_default_run_ingests_on_threads_and_user_beam_arguments_apply_to_ingestion_too(tmp_path, tiny_dataset):
-  from pipeline import local_runner  # pylint: disable=g-import-not-at-top
-
-  def ingestion_args(**kwargs):
-    pipeline = local_runner.build(_run_options(tiny_dataset, str(tmp_path / 'out'), **kwargs))
-    ingestion = next(c for c in pipeline.components if c.id == 'ImageFolderExampleGen')
-    statistics = next(c for c in pipeline.components if c.id == 'StatisticsGen')
-    return list(ingestion.executor_spec.beam_pipeline_args), list(statistics.executor_spec.beam_pipeline_args)
-
-  ingestion, statistics = ingestion_args()
-  assert statistics == ['--direct_running_mode=multi_processing', '--direct_num_workers=0']
-  assert ingestion == statistics + ['--direct_running_mode=multi_threading']  # the later flag wins
-  ingestion, statistics = ingestion_args(beam_pipeline_args=['--direct_running_mode=in_memory'])
-  assert ingestion == statistics == ['--direct_running_mode=in_memory']

@@ -41,7 +41,8 @@ def test_commit_names_the_committed_files_and_drops_the_rest(tmp_path):
 
 def test_beam_pipeline_writes_every_record_once_per_split(tmp_path):
   pairs = [('train', b'a%d' % i) for i in range(50)] + [('test', b'b%d' % i) for i in range(7)]
-  with beam.Pipeline(runner='FnApiRunner', argv=['--direct_num_workers=2', '--direct_running_mode=multi_threading']) as p:
+  argv = ['--direct_num_workers=2', '--direct_running_mode=multi_processing']  # two workers: several bundle files
+  with beam.Pipeline(runner='FnApiRunner', argv=argv) as p:
     _ = p | beam.Create(pairs) | split_writer.WriteSplits(str(tmp_path), ('train', 'eval', 'test'))
   assert sorted(os.listdir(tmp_path)) == ['Split-eval', 'Split-test', 'Split-train']  # no temporary folder left
   for split, prefix in (('train', b'a'), ('test', b'b')):
