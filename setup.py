@@ -22,7 +22,6 @@ setuptools.setup(
         'pyarrow',
         'pillow',
         'isal',  # ISA-L inflate and CRC-32: PNG validation at ingestion (components/ingestion/png_check.py)
-        'google-crc32c',  # TFRecord frame checksums (components/ingestion/split_writer.py)
         'matplotlib',
         'scikit-learn',
         'psutil',

@@ -88,24 +88,24 @@ def _decode_floor(root: str) -> tuple:
   return len(paths) / seconds, seconds
 
 
-def _ingest_here(root: str, out: str, args) -> tuple:
+def _ingest_here(root: str, out: str) -> tuple:
   with PeakRss() as rss:
     start = time.perf_counter()
-    options = PipelineOptions(list(args))
+    options = PipelineOptions(list(DEFAULT_ARGS))
     result = ingest(root, os.path.join(out, 'examples'), os.path.join(out, 'report'),
                     pipeline=beam.Pipeline(options=options))
     seconds = time.perf_counter() - start
   return result.summary['image_files'] / seconds, seconds, rss.peak_mb
 
 
-def _ingest(root: str, out: str, args=DEFAULT_ARGS) -> tuple:
-  """(images/s, seconds, peak RSS MB) of our ingestion of `root` with Beam arguments `args`.
+def _ingest(root: str, out: str) -> tuple:
+  """(images/s, seconds, peak RSS MB) of our ingestion of `root` with a default run's Beam arguments.
 
   Each ingestion runs in a new process, so every size starts from the same memory state (and
   imports are not timed).
   """
   with concurrent.futures.ProcessPoolExecutor(1, mp_context=multiprocessing.get_context('spawn')) as executor:
-    return executor.submit(_ingest_here, root, out, tuple(args)).result()
+    return executor.submit(_ingest_here, root, out).result()
 
 
 def _dataset(root: str, n: int) -> int:

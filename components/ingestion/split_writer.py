@@ -13,7 +13,7 @@ import uuid
 from typing import Dict, Iterable, List, Tuple
 
 import apache_beam as beam
-import google_crc32c
+from apache_beam.io import tfrecordio
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.transforms import window
@@ -23,21 +23,16 @@ FILE_PREFIX = 'data_tfrecord'
 
 
 def _masked_crc32c(data: bytes) -> bytes:
-  """The masked CRC-32C of a TFRecord frame (tensorflow/core/lib/hash/crc32c.h)."""
-  crc = google_crc32c.value(data)
-  return struct.pack('<I', (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF)
+  return struct.pack('<I', tfrecordio._TFRecordUtil._masked_crc32c(data))  # pylint: disable=protected-access
 
 
 def write_record(file, record: bytes) -> None:
-  """One TFRecord frame: length, its CRC, the record, its CRC (the record is not copied)."""
+  """One TFRecord frame: length, its CRC, the record, its CRC. Beam's _TFRecordUtil.write_record
+  joins the four into one new bytes object first, a copy of every image this avoids."""
   length = struct.pack('<Q', len(record))
   file.write(length + _masked_crc32c(length))
   file.write(record)
   file.write(_masked_crc32c(record))
-
-
-def split_dir(examples_uri: str, split: str) -> str:
-  return FileSystems.join(examples_uri, f'Split-{split}')
 
 
 class _WriteBundleFiles(beam.DoFn):
@@ -69,10 +64,10 @@ def _commit(written: List[Tuple[str, str]], examples_uri: str, splits: Iterable[
   counts = {}
   for split in splits:
     paths = sorted(path for s, path in written if s == split)
-    if not FileSystems.exists(split_dir(examples_uri, split)):
-      FileSystems.mkdirs(split_dir(examples_uri, split))
-    final = [FileSystems.join(split_dir(examples_uri, split), f'{FILE_PREFIX}-{i:05d}-of-{len(paths):05d}')
-             for i in range(len(paths))]
+    folder = FileSystems.join(examples_uri, f'Split-{split}')
+    if not FileSystems.exists(folder):
+      FileSystems.mkdirs(folder)
+    final = [FileSystems.join(folder, f'{FILE_PREFIX}-{i:05d}-of-{len(paths):05d}') for i in range(len(paths))]
     if paths:
       FileSystems.rename(paths, final)
     counts[split] = len(paths)
