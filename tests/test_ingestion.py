@@ -280,7 +280,12 @@ def test_formats_are_recorded_and_transcoded_losslessly(tmp_path):
       np.testing.assert_array_equal(decoded[..., 0] if channels == 1 else decoded, np.asarray(image))
 
 
-def test_parallel_beam_workers_give_the_same_result(tmp_path):
+def _files(folder):
+  return {os.path.relpath(os.path.join(d, f), folder): open(os.path.join(d, f), 'rb').read()
+          for d, _, files in os.walk(folder) for f in files}
+
+
+def test_parallel_beam_workers_write_the_same_files_byte_for_byte(tmp_path):
   root = tmp_path / 'data'
   demo_data.generate(str(root), train_per_class=4, test_per_class=2, min_size=32, max_size=40)
   shutil.copy(root / 'Train' / 'COVID' / 'covid_0000.png', root / 'Train' / 'COVID' / 'x_copy.png')
@@ -290,8 +295,8 @@ def test_parallel_beam_workers_give_the_same_result(tmp_path):
       ['--runner=FnApiRunner', '--direct_running_mode=multi_processing', '--direct_num_workers=2']))
   result = ingest(str(root), str(parallel_out / 'examples'), str(parallel_out / 'report'), IngestOptions(), pipeline)
   assert {r['path']: r for r in pq.read_table(result.manifest_uri).to_pylist()} == in_process
-  for split in ('train', 'eval', 'test'):
-    assert sorted(_records(parallel_out, split)) == sorted(_records(out, split))
+  assert _files(parallel_out / 'examples') == _files(out / 'examples')
+  assert len(_records(out, 'train')) + len(_records(out, 'eval')) == 3 * 4  # the copy is a duplicate
 
 
 def _inspected(path, label, content, role='any', group=''):

@@ -1,4 +1,4 @@
-"""split_writer: TFRecord framing that TensorFlow reads, and the commit of bundle files to final names."""
+"""split_writer: TFRecord framing that TensorFlow reads, deterministic shards, and the commit of their files."""
 import os
 
 import apache_beam as beam
@@ -23,30 +23,49 @@ def test_records_round_trip_through_tensorflow(tmp_path):
   assert (tmp_path / 'file').read_bytes() == (tmp_path / 'tf').read_bytes()
 
 
+def test_shard_keys_cut_each_split_into_equal_contiguous_shards():
+  keyed = list(split_writer.shard_keys({'train': list(range(600)), 'eval': list(range(5)), 'test': []},
+                                       records_per_shard=256))
+  train = [(key, position) for key, (position, _) in keyed if key[0] == 'train']
+  assert [key for key, position in train if position in (0, 199, 200, 399, 400, 599)] == [
+      ('train', 0, 3), ('train', 0, 3), ('train', 1, 3), ('train', 1, 3), ('train', 2, 3), ('train', 2, 3)]
+  assert [key for key, _ in keyed if key[0] == 'eval'] == [('eval', 0, 1)] * 5
+  assert all(position == item for _, (position, item) in keyed)
+
+
 def test_commit_names_the_committed_files_and_drops_the_rest(tmp_path):
   temp = tmp_path / 'examples' / '.temp-x'
   temp.mkdir(parents=True)
-  for name in ('train-a', 'train-b', 'test-c', 'train-retried'):
+  for name in ('a', 'b', 'c', 'retried'):
     (temp / name).write_bytes(name.encode())
-  written = [('train', str(temp / 'train-b')), ('test', str(temp / 'test-c')), ('train', str(temp / 'train-a'))]
-  counts = split_writer._commit(written, str(tmp_path / 'examples'), ('train', 'eval', 'test'), str(temp))
-  assert counts == {'train': 2, 'eval': 0, 'test': 1}
+  final = lambda split, i, n: split_writer.shard_path(str(tmp_path / 'examples'), (split, i, n))
+  written = [(str(temp / 'b'), final('train', 1, 2)), (str(temp / 'c'), final('test', 0, 1)),
+             (str(temp / 'a'), final('train', 0, 2))]
+  split_writer._commit(written, str(tmp_path / 'examples'), ('train', 'eval', 'test'), str(temp))
   assert sorted(os.listdir(tmp_path / 'examples')) == ['Split-eval', 'Split-test', 'Split-train']
   train = tmp_path / 'examples' / 'Split-train'
   assert sorted(os.listdir(train)) == ['data_tfrecord-00000-of-00002', 'data_tfrecord-00001-of-00002']
-  assert {(train / n).read_bytes() for n in os.listdir(train)} == {b'train-a', b'train-b'}
+  assert (train / 'data_tfrecord-00000-of-00002').read_bytes() == b'a'
   assert os.listdir(tmp_path / 'examples' / 'Split-test') == ['data_tfrecord-00000-of-00001']
   assert os.listdir(tmp_path / 'examples' / 'Split-eval') == []
 
 
-def test_beam_pipeline_writes_every_record_once_per_split(tmp_path):
-  pairs = [('train', b'a%d' % i) for i in range(50)] + [('test', b'b%d' % i) for i in range(7)]
-  argv = ['--direct_num_workers=2', '--direct_running_mode=multi_processing']  # two workers: several bundle files
+def _write(out, items_by_split):
+  argv = ['--direct_num_workers=2', '--direct_running_mode=multi_processing']  # two workers share the shards
   with beam.Pipeline(runner='FnApiRunner', argv=argv) as p:
-    _ = p | beam.Create(pairs) | split_writer.WriteSplits(str(tmp_path), ('train', 'eval', 'test'))
-  assert sorted(os.listdir(tmp_path)) == ['Split-eval', 'Split-test', 'Split-train']  # no temporary folder left
-  for split, prefix in (('train', b'a'), ('test', b'b')):
-    files = sorted(tf.io.gfile.glob(str(tmp_path / f'Split-{split}' / 'data_tfrecord-*')))
-    assert sorted(r for f in files for r in _read(f)) == sorted(r for s, r in pairs if s == split)
-    assert all(r.startswith(prefix) for f in files for r in _read(f))
-  assert os.listdir(tmp_path / 'Split-eval') == []
+    _ = (p | beam.Create(list(split_writer.shard_keys(items_by_split, records_per_shard=8)))
+         | split_writer.WriteSplits(str(out), ('train', 'eval', 'test'), encode=str.encode))
+
+
+def test_beam_pipeline_writes_each_split_in_order_and_the_same_bytes_every_run(tmp_path):
+  items = {'train': [f'a{i:02d}' for i in range(50)], 'eval': [], 'test': [f'b{i}' for i in range(7)]}
+  _write(tmp_path / 'one', items)
+  _write(tmp_path / 'two', items)
+  assert sorted(os.listdir(tmp_path / 'one')) == ['Split-eval', 'Split-test', 'Split-train']  # no temporary folder
+  for split in ('train', 'test'):
+    files = sorted(tf.io.gfile.glob(str(tmp_path / 'one' / f'Split-{split}' / 'data_tfrecord-*')))
+    assert len(files) == -(-len(items[split]) // 8)
+    assert [r.decode() for f in files for r in _read(f)] == items[split]
+  assert os.listdir(tmp_path / 'one' / 'Split-eval') == []
+  for name in tf.io.gfile.glob(str(tmp_path / 'one' / 'Split-*' / '*')):
+    assert open(name, 'rb').read() == open(name.replace('/one/', '/two/'), 'rb').read()

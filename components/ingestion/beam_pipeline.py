@@ -1,15 +1,17 @@
-"""The Beam graph of ingestion: inspect every candidate, plan the splits, write examples and report.
+"""The Beam graph of ingestion: inspect every candidate, plan the splits, write the report and examples.
 
 Stage 1 (parallel) reads each candidate once: sha256 + one full validation -> small records.
-The plan (dedup + splits) needs all hashes, so it runs once over those records and reaches
-stage 2 as a side input. Stage 2 (parallel) reads each kept file again (from the page cache
-locally), checks its size is unchanged, and streams tf.Examples into per-split TFRecord files
-(split_writer). No image bytes are held beyond the element being processed; DoFns keep no state
-besides constructor arguments and open files, so the graph runs unchanged on the DirectRunner,
-Dataflow, Flink or Spark. Workers do not import TensorFlow (see example_encoding).
+Stage 2 (once) needs all of them: dedup, splits and the report, then numbers the kept files'
+shards. Stage 3 (parallel, one shard at a time) reads each kept file again (from the page cache
+locally), checks its size is unchanged, and writes the tf.Examples (split_writer). Only the
+small records (path, hash, image facts) travel between stages; no image bytes are held beyond
+the one being processed. DoFns keep no state besides constructor arguments, so the graph runs
+unchanged on the DirectRunner, Dataflow, Flink or Spark. Workers do not import TensorFlow
+(see example_encoding).
 """
 import logging
 import os
+from typing import Sequence
 
 import apache_beam as beam
 
@@ -20,9 +22,9 @@ from components.ingestion import image_check
 from components.ingestion import inspection
 from components.ingestion import manifest
 from components.ingestion import splitting
-from components.ingestion.discovery import Discovery
+from components.ingestion import split_writer
+from components.ingestion.discovery import Discovery, FileEntry
 from components.ingestion.options import SPLITS, IngestOptions
-from components.ingestion.split_writer import WriteSplits
 
 _LOG_EVERY = 500
 
@@ -60,43 +62,47 @@ class _Inspect(beam.DoFn):
     yield item
 
 
-class _EncodeExample(beam.DoFn):
-  """Stage 2: (split, tf.Example) of one kept file."""
+def _plan_and_report(inspected: Sequence[inspection.Inspected], options: IngestOptions,
+                     ignored: Sequence[FileEntry], report_uri: str, *summary_args):
+  """Stage 2: the fate of every file, written to the report; yields the kept files keyed by shard."""
+  plan = splitting.plan(inspected, options)
+  manifest.write_report(manifest.rows(inspected, plan, ignored), report_uri, *summary_args)
+  kept = {split: [] for split in SPLITS}
+  for item in sorted(inspected, key=lambda i: i.entry.path):
+    fate = plan[item.entry.path]
+    if fate.status == splitting.INGESTED:
+      kept[fate.split].append(item)
+  logging.info('Planned %s examples; writing them',
+               ', '.join(f'{len(items)} {split}' for split, items in kept.items()))
+  yield from split_writer.shard_keys(kept)
+
+
+class EncodeExample:
+  """Stage 3: the serialized tf.Example of one kept file, read again and checked unchanged."""
 
   def __init__(self, max_image_pixels: int):
     self._max_image_pixels = max_image_pixels
     self._done = 0
 
-  def process(self, item, plan):
-    fate = plan[item.entry.path]
-    if fate.status != splitting.INGESTED:
-      return
+  def __call__(self, item: inspection.Inspected) -> bytes:
     data = inspection.read_bytes(item.entry.uri)
     if len(data) != item.entry.size:
       raise RuntimeError(f'{item.entry.uri} changed while it was being ingested; run the ingestion again')
-    image = image_check.stored_bytes(data, item.info, self._max_image_pixels)
-    beam.metrics.Metrics.counter('ingestion', f'written_{fate.split}').inc()
     self._done += 1
     if self._done % _LOG_EVERY == 0:
       logging.info('Worker %d: wrote %d examples', os.getpid(), self._done)
-    yield fate.split, to_example(item, image)
+    return to_example(item, image_check.stored_bytes(data, item.info, self._max_image_pixels))
 
 
 def build(pipeline: beam.Pipeline, discovery: Discovery, input_base: str, examples_uri: str, report_uri: str,
           options: IngestOptions):
   """Adds ingestion to `pipeline`: Split-{train,eval,test} under examples_uri, the report under report_uri."""
   ignored = [e for e in discovery.entries if not e.is_candidate]
-  inspected = (pipeline
-               | 'Candidates' >> beam.Create(discovery.candidates)
-               | 'Inspect' >> beam.ParDo(_Inspect(options.max_image_pixels)))
-  all_inspected = inspected | 'CollectInspected' >> beam.combiners.ToList()
-  plan = all_inspected | 'PlanSplits' >> beam.Map(splitting.plan, options)
-
-  _ = (inspected
-       | 'EncodeExamples' >> beam.ParDo(_EncodeExample(options.max_image_pixels), plan=beam.pvalue.AsSingleton(plan))
-       | 'WriteSplits' >> WriteSplits(examples_uri, SPLITS))
-
-  _ = (all_inspected
-       | 'ManifestRows' >> beam.Map(manifest.rows, plan=beam.pvalue.AsSingleton(plan), ignored=ignored)
-       | 'WriteReport' >> beam.Map(manifest.write_report, report_uri, input_base, discovery.spans,
-                                   options.max_bad_fraction, discovery.unknown_folders))
+  _ = (pipeline
+       | 'Candidates' >> beam.Create(discovery.candidates)
+       | 'Inspect' >> beam.ParDo(_Inspect(options.max_image_pixels)).with_output_types(inspection.Inspected)
+       | 'CollectInspected' >> beam.combiners.ToList().without_defaults()
+       | 'PlanAndReport' >> beam.FlatMap(_plan_and_report, options, ignored, report_uri, input_base,
+                                                discovery.spans, options.max_bad_fraction, discovery.unknown_folders
+                                                ).with_output_types(split_writer.Keyed[inspection.Inspected])
+       | 'WriteSplits' >> split_writer.WriteSplits(examples_uri, SPLITS, EncodeExample(options.max_image_pixels)))

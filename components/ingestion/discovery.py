@@ -37,14 +37,14 @@ OUTSIDE_CLASS_FOLDERS = 'outside_class_folders'
 OUTSIDE_SPLIT_FOLDERS = 'outside_split_folders'
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, slots=True)
 class ListedFile:
   path: str  # relative to input_base, '/'-separated
   size: int
   mtime: float
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, slots=True)
 class FileEntry:
   """One file found under input_base: an image candidate, or a skipped file with its reason."""
   path: str                 # relative to input_base, '/'-separated

@@ -39,7 +39,7 @@ class BadImage(Exception):
     self.detail = detail
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, slots=True)
 class ImageInfo:
   format: str         # original format as Pillow names it ('PNG', 'JPEG', 'BMP', 'TIFF', ...)
   stored_format: str  # what the tf.Example holds: 'PNG' or 'JPEG'

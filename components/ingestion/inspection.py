@@ -3,6 +3,7 @@ import dataclasses
 import hashlib
 from typing import Optional
 
+import apache_beam as beam
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
@@ -12,7 +13,7 @@ from components.ingestion.discovery import FileEntry
 UNREADABLE = 'unreadable'
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, slots=True)
 class Inspected:
   """A candidate after its first read: sha256 and image facts, or why it is quarantined."""
   entry: FileEntry
@@ -42,3 +43,24 @@ def inspect_file(entry: FileEntry, max_image_pixels: int) -> Inspected:
     return Inspected(entry, sha256=sha256, info=image_check.inspect(data, max_image_pixels))
   except image_check.BadImage as bad:
     return Inspected(entry, sha256=sha256, reason=bad.reason, detail=bad.detail)
+
+
+class InspectedCoder(beam.coders.Coder):
+  """An Inspected as a flat tuple of its fields' values: about half the bytes of pickling it."""
+
+  _FIELDS = beam.coders.FastPrimitivesCoder()
+
+  def encode(self, item: Inspected) -> bytes:
+    info = (item.info.format, item.info.stored_format, item.info.height, item.info.width,
+            item.info.channels) if item.info else None
+    return self._FIELDS.encode((dataclasses.astuple(item.entry), item.sha256, info, item.reason, item.detail))
+
+  def decode(self, data: bytes) -> Inspected:
+    entry, sha256, info, reason, detail = self._FIELDS.decode(data)
+    return Inspected(FileEntry(*entry), sha256, image_check.ImageInfo(*info) if info else None, reason, detail)
+
+  def is_deterministic(self) -> bool:
+    return True
+
+
+beam.coders.registry.register_coder(Inspected, InspectedCoder)

@@ -30,7 +30,7 @@ DUPLICATE_ACROSS_SPLITS = 'duplicate_across_splits'
 ROLE_PRIORITY = ('test', 'any', 'train')  # the pool of a component whose files come from several
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, slots=True)
 class Assignment:
   path: str
   status: str             # INGESTED, QUARANTINED or DUPLICATE
