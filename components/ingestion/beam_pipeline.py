@@ -11,7 +11,7 @@ unchanged on the DirectRunner, Dataflow, Flink or Spark. Workers do not import T
 """
 import logging
 import os
-from typing import Sequence
+from typing import Iterable, Sequence, Tuple
 
 import apache_beam as beam
 
@@ -62,9 +62,10 @@ class _Inspect(beam.DoFn):
     yield item
 
 
-def _plan_and_report(inspected: Sequence[inspection.Inspected], options: IngestOptions,
+def _plan_and_report(collected: Tuple[str, Iterable[inspection.Inspected]], options: IngestOptions,
                      ignored: Sequence[FileEntry], report_uri: str, *summary_args):
   """Stage 2: the fate of every file, written to the report; yields the kept files keyed by shard."""
+  inspected = list(collected[1])
   plan = splitting.plan(inspected, options)
   manifest.write_report(manifest.rows(inspected, plan, ignored), report_uri, *summary_args)
   kept = {split: [] for split in SPLITS}
@@ -101,8 +102,8 @@ def build(pipeline: beam.Pipeline, discovery: Discovery, input_base: str, exampl
   _ = (pipeline
        | 'Candidates' >> beam.Create(discovery.candidates)
        | 'Inspect' >> beam.ParDo(_Inspect(options.max_image_pixels)).with_output_types(inspection.Inspected)
-       | 'CollectInspected' >> beam.combiners.ToList().without_defaults()
-       | 'PlanAndReport' >> beam.FlatMap(_plan_and_report, options, ignored, report_uri, input_base,
-                                                discovery.spans, options.max_bad_fraction, discovery.unknown_folders
-                                                ).with_output_types(split_writer.Keyed[inspection.Inspected])
+       | 'CollectInspected' >> beam.GroupBy(lambda _: 'all')
+       | 'PlanAndReport' >> beam.FlatMap(
+           _plan_and_report, options, ignored, report_uri, input_base, discovery.spans, options.max_bad_fraction,
+           discovery.unknown_folders).with_output_types(split_writer.Keyed[inspection.Inspected])
        | 'WriteSplits' >> split_writer.WriteSplits(examples_uri, SPLITS, EncodeExample(options.max_image_pixels)))
