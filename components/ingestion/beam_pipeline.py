@@ -78,7 +78,7 @@ def _plan_and_report(collected: Tuple[str, Iterable[inspection.Inspected]], opti
   yield from split_writer.shard_keys(kept)
 
 
-class EncodeExample:
+class _EncodeExample:
   """Stage 3: the serialized tf.Example of one kept file, read again and checked unchanged."""
 
   def __init__(self, max_image_pixels: int):
@@ -106,4 +106,4 @@ def build(pipeline: beam.Pipeline, discovery: Discovery, input_base: str, exampl
        | 'PlanAndReport' >> beam.FlatMap(
            _plan_and_report, options, ignored, report_uri, input_base, discovery.spans, options.max_bad_fraction,
            discovery.unknown_folders).with_output_types(split_writer.Keyed[inspection.Inspected])
-       | 'WriteSplits' >> split_writer.WriteSplits(examples_uri, SPLITS, EncodeExample(options.max_image_pixels)))
+       | 'WriteSplits' >> split_writer.WriteSplits(examples_uri, SPLITS, _EncodeExample(options.max_image_pixels)))
