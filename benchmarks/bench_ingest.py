@@ -8,8 +8,8 @@ Same generated ~1024 px grayscale PNGs (seed layout) for both, in one run:
   validation, dedup, splits, TFRecords and the report, worker start-up (~3 s) included.
 The large set has 3,999 images so that the start-up is not most of the run; the small one half.
 Each ingestion runs in a fresh process; its peak RSS is that of the process plus its children
-(psutil, sampled in a thread), at two dataset sizes to show that it does not grow with the images:
-they are streamed, only a small record per file (path, hash, fate) is kept for the split plan.
+(psutil, sampled in a thread), at two dataset sizes to show how it depends on the number of images:
+they are streamed; a small record per file (path, hash, image facts, fate) is kept for the split plan.
 The marginal rate, (n_large - n_small) / (t_large - t_small), leaves out the fixed cost of a run
 (Beam start-up, stage scheduling, report) to show the per-image cost.
 """

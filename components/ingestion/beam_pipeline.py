@@ -63,13 +63,18 @@ class _Inspect(beam.DoFn):
 
 
 def _plan_and_report(collected: Tuple[str, Iterable[inspection.Inspected]], options: IngestOptions,
-                     ignored: Sequence[FileEntry], report_uri: str, *summary_args):
-  """Stage 2: the fate of every file, written to the report; yields the kept files keyed by shard."""
-  inspected = list(collected[1])
+                     ignored: Sequence[FileEntry], input_base: str, spans: Sequence[int],
+                     unknown_folders: Sequence[str], report_uri: str):
+  """Stage 2: the fate of every file, written to the report; yields the kept files keyed by shard.
+
+  Takes the discovery's parts it reports, not the Discovery: that would pickle every entry into the step.
+  """
+  inspected = sorted(collected[1], key=lambda i: i.entry.path)
   plan = splitting.plan(inspected, options)
-  manifest.write_report(manifest.rows(inspected, plan, ignored), report_uri, *summary_args)
+  manifest.write_report(manifest.rows(inspected, plan, ignored), report_uri, input_base, spans,
+                        options.max_bad_fraction, unknown_folders)
   kept = {split: [] for split in SPLITS}
-  for item in sorted(inspected, key=lambda i: i.entry.path):
+  for item in inspected:
     fate = plan[item.entry.path]
     if fate.status == splitting.INGESTED:
       kept[fate.split].append(item)
@@ -104,6 +109,6 @@ def build(pipeline: beam.Pipeline, discovery: Discovery, input_base: str, exampl
        | 'Inspect' >> beam.ParDo(_Inspect(options.max_image_pixels)).with_output_types(inspection.Inspected)
        | 'CollectInspected' >> beam.GroupBy(lambda _: 'all')
        | 'PlanAndReport' >> beam.FlatMap(
-           _plan_and_report, options, ignored, report_uri, input_base, discovery.spans, options.max_bad_fraction,
-           discovery.unknown_folders).with_output_types(split_writer.Keyed[inspection.Inspected])
+           _plan_and_report, options, ignored, input_base, discovery.spans, discovery.unknown_folders,
+           report_uri).with_output_types(split_writer.Keyed[inspection.Inspected])
        | 'WriteSplits' >> split_writer.WriteSplits(examples_uri, SPLITS, _EncodeExample(options.max_image_pixels)))

@@ -51,8 +51,7 @@ class InspectedCoder(beam.coders.Coder):
   _FIELDS = beam.coders.FastPrimitivesCoder()
 
   def encode(self, item: Inspected) -> bytes:
-    info = (item.info.format, item.info.stored_format, item.info.height, item.info.width,
-            item.info.channels) if item.info else None
+    info = dataclasses.astuple(item.info) if item.info else None
     return self._FIELDS.encode((dataclasses.astuple(item.entry), item.sha256, info, item.reason, item.detail))
 
   def decode(self, data: bytes) -> Inspected:

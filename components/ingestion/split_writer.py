@@ -50,9 +50,13 @@ def shard_keys(items_by_split: Dict[str, Sequence[T]],
       yield (split, position * count // len(items), count), (position, item)
 
 
+def split_folder(examples_uri: str, split: str) -> str:
+  return FileSystems.join(examples_uri, f'Split-{split}')
+
+
 def shard_path(examples_uri: str, key: ShardKey) -> str:
   split, index, count = key
-  return FileSystems.join(examples_uri, f'Split-{split}', f'{FILE_PREFIX}-{index:05d}-of-{count:05d}')
+  return FileSystems.join(split_folder(examples_uri, split), f'{FILE_PREFIX}-{index:05d}-of-{count:05d}')
 
 
 class _WriteShard(beam.DoFn):
@@ -75,11 +79,12 @@ class _WriteShard(beam.DoFn):
 def _commit(written: List[Tuple[str, str]], examples_uri: str, splits: Iterable[str], temp_dir: str) -> None:
   """Creates every split folder, moves the committed shard files to their final names, drops the rest."""
   for split in splits:
-    folder = FileSystems.join(examples_uri, f'Split-{split}')
+    folder = split_folder(examples_uri, split)
     if not FileSystems.exists(folder):
       FileSystems.mkdirs(folder)
   if written:
-    FileSystems.rename(*map(list, zip(*written)))
+    temporary, final = zip(*written)
+    FileSystems.rename(list(temporary), list(final))
   if FileSystems.exists(temp_dir):  # absent when nothing was written
     FileSystems.delete([temp_dir])
 
