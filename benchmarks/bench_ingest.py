@@ -9,7 +9,8 @@ Same generated ~1024 px grayscale PNGs (seed layout) for both, in one run:
 The large set has 3,999 images so that the start-up is not most of the run; the small one half.
 Each ingestion runs in a fresh process; its peak RSS is that of the process plus its children
 (psutil, sampled in a thread), at two dataset sizes to show how it depends on the number of images:
-they are streamed; a small record per file (path, hash, image facts, fate) is kept for the split plan.
+the images are streamed, and the per-file records (path, hash, image facts, fate) go through files
+and an SQLite table on disk, not memory.
 The marginal rate, (n_large - n_small) / (t_large - t_small), leaves out the fixed cost of a run
 (Beam start-up, stage scheduling, report) to show the per-image cost.
 """
@@ -80,7 +81,7 @@ def _decode(path: str) -> int:
 
 def _decode_floor(root: str) -> tuple:
   """(images/s, seconds) of reading and decoding every candidate with PIL on all cores."""
-  paths = [e.uri for e in discovery.discover(root).candidates]
+  paths = [e.uri for e in discovery.discover(root).candidates()]
   start = time.perf_counter()
   with multiprocessing.get_context('fork').Pool(os.cpu_count()) as pool:
     pool.map(_decode, paths, chunksize=8)

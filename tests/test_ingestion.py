@@ -20,8 +20,10 @@ from components import demo_data
 from components import features
 from components import labels
 from components.ingestion import IngestOptions, fingerprint, ingest
+from components.ingestion import beam_pipeline
 from components.ingestion import discovery
 from components.ingestion import image_check
+from components.ingestion import records
 from components.ingestion import splitting
 from components.ingestion.inspection import Inspected, inspect_file
 
@@ -348,6 +350,37 @@ def test_a_group_that_reaches_test_goes_to_test_whole():
   assert {f.split for path, f in fates.items() if 'person3_' not in path} == {'train', 'eval'}
 
 
+def test_groups_linked_through_shared_content_form_one_component():
+  # Chain c: group c{c}p{k} holds content k-1 and k, so content links group k-1 to group k: the
+  # plan has to follow every link of the chain (7 groups) to keep it in one split.
+  chains = [[_inspected(f'COVID/c{c}_p{k}_{j}.png', 0, f'c{c}-{k - 1 + j}', group=f'c{c}p{k}')
+             for k in range(7) for j in (0, 1) if 0 <= k - 1 + j < 6] for c in range(12)]
+  singles = [_inspected(f'COVID/single{i}.png', 0, f'single{i}') for i in range(40)]
+  fates = splitting.plan([item for chain in chains for item in chain] + singles, IngestOptions())
+  for chain in chains:
+    kept = [fates[item.entry.path] for item in chain if fates[item.entry.path].status == 'ingested']
+    copies = [fates[item.entry.path] for item in chain if fates[item.entry.path].status == 'duplicate']
+    assert len(kept) == 6 and len(copies) == 6  # one kept file per content
+    assert len({f.split for f in kept}) == 1
+    assert {fates[c.duplicate_of].split for c in copies} == {kept[0].split}
+  assert {fates[i.entry.path].split for i in singles} == {'train', 'eval', 'test'}
+
+
+def test_staged_inputs_list_candidates_in_chunks_and_the_other_files_apart(tmp_path):
+  root = tmp_path / 'data'
+  demo_data.generate(str(root), train_per_class=12, test_per_class=2, min_size=32, max_size=40)
+  (root / 'README.md').write_text('notes')
+  found = discovery.discover(str(root))
+  staged = beam_pipeline.stage_inputs(found, str(tmp_path / 'work'))
+  assert (staged.candidates, staged.ignored_count, staged.span) == (42, 1, 0)
+  chunks = [[discovery.FileEntry(*row) for row in records.read(uri)] for uri in staged.candidate_chunks]
+  per_chunk = beam_pipeline.CANDIDATES_PER_CHUNK
+  assert [len(chunk) for chunk in chunks] == [per_chunk, 42 - per_chunk]
+  by_path = lambda entries: sorted(entries, key=lambda e: e.path)
+  assert by_path(e for chunk in chunks for e in chunk) == by_path(found.candidates())
+  assert [discovery.FileEntry(*row).ignored_reason for row in records.read(staged.ignored)] == ['outside_split_folders']
+
+
 def _without_group(item):
   return dataclasses.replace(item, entry=dataclasses.replace(item.entry, group=''))
 
@@ -419,7 +452,7 @@ def test_spans_select_latest_all_or_ranges(tmp_path):
   for spec, spans in expectations.items():
     found = discovery.discover(str(root), IngestOptions(span=spec))
     assert found.spans == spans and found.span == max(spans)
-    assert {e.source for e in found.entries} == {f'span-{n}' for n in spans}
+    assert {e.source for e in found.entries()} == {f'span-{n}' for n in spans}
   with pytest.raises(ValueError, match=r"span='7' matches no span folder .*found spans \[1, 2, 10\]"):
     discovery.discover(str(root), IngestOptions(span='7'))
 

@@ -1,6 +1,7 @@
 """Plain-Python entry point of ingestion (the TFX component is a thin wrapper over `ingest`)."""
 import dataclasses
 import logging
+import uuid
 from typing import Dict, Optional
 
 import apache_beam as beam
@@ -10,6 +11,18 @@ from components.ingestion import beam_pipeline
 from components.ingestion import manifest
 from components.ingestion.discovery import discover
 from components.ingestion.options import SPLITS, IngestOptions
+
+
+def _stage(input_base: str, options: IngestOptions, workdir: str) -> beam_pipeline.StagedInputs:
+  """The files to ingest, listed into the working folder."""
+  discovery = discover(input_base, options)
+  staged = beam_pipeline.stage_inputs(discovery, workdir)
+  if not staged.candidates:
+    raise ValueError(f'No image files found under {input_base} ({staged.ignored_count} other files); expected '
+                     f'class folders of PNG/JPEG/BMP/TIFF images')
+  logging.info('Ingesting %s: %d image files and %d other files%s', input_base, staged.candidates,
+               staged.ignored_count, f' in spans {list(staged.spans)}' if staged.spans else '')
+  return staged
 
 
 @dataclasses.dataclass(frozen=True)
@@ -29,21 +42,20 @@ def ingest(input_base: str, examples_uri: str, report_uri: str, options: IngestO
   raises ValueError on unknown class folders (unless ignored), when no image is found, when more
   than options.max_bad_fraction of the image files are quarantined, or when a split is empty.
   `pipeline` defaults to Beam's in-process runner (FnApiRunner, the DirectRunner's engine); pass
-  one built with the pipeline's Beam args to run in parallel or on a cluster.
+  one built with the pipeline's Beam args to run in parallel or on a cluster. The stages hand each
+  other record files in examples_uri/.ingest-*/, removed at the end.
   """
-  discovery = discover(input_base, options)
-  candidates = discovery.candidates
-  if not candidates:
-    raise ValueError(f'No image files found under {input_base} ({len(discovery.entries)} other files); expected '
-                     f'class folders of PNG/JPEG/BMP/TIFF images')
-  logging.info('Ingesting %s: %d image files and %d other files%s', input_base, len(candidates),
-               len(discovery.entries) - len(candidates),
-               f' in spans {list(discovery.spans)}' if discovery.spans else '')
-  with pipeline or beam.Pipeline(runner='FnApiRunner') as p:
-    beam_pipeline.build(p, discovery, input_base, examples_uri, report_uri, options)
+  workdir = FileSystems.join(examples_uri, f'.ingest-{uuid.uuid4().hex}')
+  try:
+    staged = _stage(input_base, options, workdir)
+    with pipeline or beam.Pipeline(runner='FnApiRunner') as p:
+      beam_pipeline.build(p, staged, input_base, examples_uri, report_uri, options)
+  finally:
+    if FileSystems.exists(workdir):
+      FileSystems.delete([workdir])
   summary = manifest.read_summary(report_uri)
   logging.info('%s\n  report: %s', manifest.format_summary(summary), report_uri)
   manifest.check(summary, report_uri)
-  return IngestResult(summary=summary, span=discovery.span, split_names=SPLITS,
+  return IngestResult(summary=summary, span=staged.span, split_names=SPLITS,
                       manifest_uri=FileSystems.join(report_uri, manifest.MANIFEST_FILE),
                       summary_uri=FileSystems.join(report_uri, manifest.SUMMARY_FILE))

@@ -1,19 +1,24 @@
 """The Beam graph of ingestion: inspect every candidate, plan the splits, write the report and examples.
 
-Stage 1 (parallel) reads each candidate once: sha256 + one full validation -> small records.
-Stage 2 (once) needs all of them: dedup, splits and the report, then numbers the kept files'
-shards. Stage 3 (parallel, one shard at a time) reads each kept file again (from the page cache
-locally), checks its size is unchanged, and writes the tf.Examples (split_writer). Only the
-small records (path, hash, image facts) travel between stages; no image bytes are held beyond
-the one being processed. DoFns keep no state besides constructor arguments, so the graph runs
-unchanged on the DirectRunner, Dataflow, Flink or Spark. Workers do not import TensorFlow
-(see example_encoding).
+Stage 1 (parallel, a chunk of candidates at a time) reads each candidate once: sha256 + one full
+validation -> a small record per file, written to a file per chunk. Stage 2 (once) loads those
+records into a FileTable (SQLite on local disk): dedup, splits and the report, then writes the
+list of each shard's files. Stage 3 (parallel, one shard at a time) reads each kept file again
+(from the page cache locally), checks its size is unchanged, and writes the tf.Examples
+(split_writer). Between stages only file names travel (records); no image bytes are held beyond
+the one being processed and no stage holds per-file objects, so memory does not grow with the
+number of images. DoFns keep no state besides constructor arguments, so the graph runs unchanged
+on the DirectRunner, Dataflow, Flink or Spark. Workers do not import TensorFlow (see example_encoding).
 """
+import dataclasses
 import logging
 import os
-from typing import Iterable, Sequence, Tuple
+import posixpath
+import uuid
+from typing import List, Sequence, Tuple
 
 import apache_beam as beam
+from apache_beam.io.filesystems import FileSystems
 
 from components import features
 from components import labels
@@ -21,12 +26,38 @@ from components.ingestion import example_encoding
 from components.ingestion import image_check
 from components.ingestion import inspection
 from components.ingestion import manifest
+from components.ingestion import records
 from components.ingestion import splitting
 from components.ingestion import split_writer
 from components.ingestion.discovery import Discovery, FileEntry
+from components.ingestion.file_table import INGESTED, FileTable
 from components.ingestion.options import SPLITS, IngestOptions
 
+CANDIDATES_PER_CHUNK = 32  # stage 1's unit of work: small enough to keep every worker busy to the end
 _LOG_EVERY = 500
+
+
+@dataclasses.dataclass(frozen=True)
+class StagedInputs:
+  """A discovery listed into the run's working folder: the graph's input, without per-file objects."""
+  workdir: str
+  candidate_chunks: List[str]  # record files of the candidates' FileEntry rows
+  candidates: int
+  ignored: str                 # record file of the other files' FileEntry rows
+  ignored_count: int
+  spans: Tuple[int, ...]
+  span: int
+  unknown_folders: Tuple[str, ...]
+
+
+def stage_inputs(discovery: Discovery, workdir: str) -> StagedInputs:
+  """Lists the discovered files in one pass: candidates into chunks, the other files into one file."""
+  chunks = records.ChunkWriter(FileSystems.join(workdir, 'candidates'), CANDIDATES_PER_CHUNK)
+  with records.Writer(FileSystems.join(workdir, 'ignored')) as others, chunks:
+    for entry in discovery.entries():
+      (chunks if entry.is_candidate else others).add(dataclasses.astuple(entry))
+  return StagedInputs(workdir, chunks.uris, chunks.count, others.uri, others.count, discovery.spans, discovery.span,
+                      discovery.unknown_folders)
 
 
 def to_example(item: inspection.Inspected, image: bytes) -> bytes:
@@ -46,41 +77,44 @@ def to_example(item: inspection.Inspected, image: bytes) -> bytes:
   })
 
 
-class _Inspect(beam.DoFn):
-  """Stage 1: hash and validate one candidate."""
+class _InspectChunk(beam.DoFn):
+  """Stage 1: hashes and validates a chunk's candidates; yields the file of their records."""
 
-  def __init__(self, max_image_pixels: int):
+  def __init__(self, max_image_pixels: int, folder: str):
     self._max_image_pixels = max_image_pixels
+    self._folder = folder
     self._done = 0
 
-  def process(self, entry):
-    item = inspection.inspect_file(entry, self._max_image_pixels)
+  def _inspect(self, row: list) -> list:
+    item = inspection.inspect_file(FileEntry(*row), self._max_image_pixels)
     beam.metrics.Metrics.counter('ingestion', 'quarantined' if item.reason else 'valid').inc()
     self._done += 1
     if self._done % _LOG_EVERY == 0:
       logging.info('Worker %d: inspected %d files', os.getpid(), self._done)
-    yield item
+    return inspection.to_row(item)
+
+  def process(self, chunk: str):
+    # A name of its own per attempt: the plan reads only the files of the attempts that succeeded.
+    out = FileSystems.join(self._folder, f'{posixpath.basename(chunk)}-{uuid.uuid4().hex}')
+    records.write(out, map(self._inspect, records.read(chunk)))
+    yield out
 
 
-def _plan_and_report(collected: Tuple[str, Iterable[inspection.Inspected]], options: IngestOptions,
-                     ignored: Sequence[FileEntry], input_base: str, spans: Sequence[int],
-                     unknown_folders: Sequence[str], report_uri: str):
-  """Stage 2: the fate of every file, written to the report; yields the kept files keyed by shard.
-
-  Takes the discovery's parts it reports, not the Discovery: that would pickle every entry into the step.
-  """
-  inspected = sorted(collected[1], key=lambda i: i.entry.path)
-  plan = splitting.plan(inspected, options)
-  manifest.write_report(manifest.rows(inspected, plan, ignored), report_uri, input_base, spans,
-                        options.max_bad_fraction, unknown_folders)
-  kept = {split: [] for split in SPLITS}
-  for item in inspected:
-    fate = plan[item.entry.path]
-    if fate.status == splitting.INGESTED:
-      kept[fate.split].append(item)
-  logging.info('Planned %s examples; writing them',
-               ', '.join(f'{len(items)} {split}' for split, items in kept.items()))
-  yield from split_writer.shard_keys(kept)
+def _plan_and_report(inspected: Sequence[str], staged: StagedInputs, input_base: str, report_uri: str,
+                     options: IngestOptions):
+  """Stage 2: the fate of every file, written to the report; yields (shard key, list file) per shard."""
+  with FileTable() as table:
+    table.add_ignored(FileEntry(*row) for row in records.read(staged.ignored))
+    for uri in inspected:
+      table.add_inspected(map(inspection.from_row, records.read(uri)))
+    splitting.assign(table, options)
+    manifest.write_report(table, report_uri, input_base, staged.spans, options.max_bad_fraction,
+                          staged.unknown_folders)
+    kept = {split: table.count('status = ? AND split = ?', (INGESTED, split)) for split in SPLITS}
+    logging.info('Planned %s examples; writing them', ', '.join(f'{n} {split}' for split, n in kept.items()))
+    for split, n in kept.items():
+      yield from split_writer.write_shard_lists(split, map(inspection.to_row, table.ingested(split)), n,
+                                                FileSystems.join(staged.workdir, 'shards'))
 
 
 class _EncodeExample:
@@ -90,7 +124,8 @@ class _EncodeExample:
     self._max_image_pixels = max_image_pixels
     self._done = 0
 
-  def __call__(self, item: inspection.Inspected) -> bytes:
+  def __call__(self, row: list) -> bytes:
+    item = inspection.from_row(row)
     data = inspection.read_bytes(item.entry.uri)
     if len(data) != item.entry.size:
       raise RuntimeError(f'{item.entry.uri} changed while it was being ingested; run the ingestion again')
@@ -100,15 +135,12 @@ class _EncodeExample:
     return to_example(item, image_check.stored_bytes(data, item.info, self._max_image_pixels))
 
 
-def build(pipeline: beam.Pipeline, discovery: Discovery, input_base: str, examples_uri: str, report_uri: str,
+def build(pipeline: beam.Pipeline, staged: StagedInputs, input_base: str, examples_uri: str, report_uri: str,
           options: IngestOptions):
   """Adds ingestion to `pipeline`: Split-{train,eval,test} under examples_uri, the report under report_uri."""
-  ignored = [e for e in discovery.entries if not e.is_candidate]
   _ = (pipeline
-       | 'Candidates' >> beam.Create(discovery.candidates)
-       | 'Inspect' >> beam.ParDo(_Inspect(options.max_image_pixels)).with_output_types(inspection.Inspected)
-       | 'CollectInspected' >> beam.GroupBy(lambda _: 'all')
-       | 'PlanAndReport' >> beam.FlatMap(
-           _plan_and_report, options, ignored, input_base, discovery.spans, discovery.unknown_folders,
-           report_uri).with_output_types(split_writer.Keyed[inspection.Inspected])
+       | 'CandidateChunks' >> beam.Create(staged.candidate_chunks)
+       | 'Inspect' >> beam.ParDo(_InspectChunk(options.max_image_pixels, FileSystems.join(staged.workdir, 'inspected')))
+       | 'CollectInspected' >> beam.combiners.ToList()
+       | 'PlanAndReport' >> beam.FlatMap(_plan_and_report, staged, input_base, report_uri, options)
        | 'WriteSplits' >> split_writer.WriteSplits(examples_uri, SPLITS, _EncodeExample(options.max_image_pixels)))

@@ -13,7 +13,7 @@ import hashlib
 import os
 import posixpath
 import re
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Iterable, Iterator, List, Optional, Set, Tuple
 
 from apache_beam.io.filesystems import FileSystems
 
@@ -61,22 +61,6 @@ class FileEntry:
     return not self.ignored_reason
 
 
-@dataclasses.dataclass(frozen=True)
-class Discovery:
-  entries: List[FileEntry]  # sorted by path
-  spans: Tuple[int, ...]    # selected span numbers; () without span folders
-  unknown_folders: Tuple[str, ...]
-
-  @property
-  def span(self) -> int:
-    """The latest span ingested (0 without span folders): the Examples artifact's `span`."""
-    return max(self.spans, default=0)
-
-  @property
-  def candidates(self) -> List[FileEntry]:
-    return [e for e in self.entries if e.is_candidate]
-
-
 def _absolute(input_base: str) -> str:
   return input_base if '://' in input_base else os.path.abspath(input_base)
 
@@ -85,18 +69,22 @@ def _is_hidden(name: str) -> bool:
   return name.startswith('.') or name.lower() in SYSTEM_NAMES
 
 
-def list_files(input_base: str) -> List[ListedFile]:
-  """Every file under input_base (hidden ones included) with size and modification time."""
+def iter_files(input_base: str) -> Iterator[ListedFile]:
+  """Every file under input_base (hidden ones included) with size and modification time, one at a
+  time, in the file system's listing order."""
   base = _absolute(input_base).rstrip('/')
   if not FileSystems.exists(base):
     raise FileNotFoundError(f'input_base {input_base!r} does not exist')
-  metadata = FileSystems.match([FileSystems.join(base, '**')])[0].metadata_list
-  files = [ListedFile(m.path[len(base):].replace(os.sep, '/').lstrip('/'), m.size_in_bytes,
-                      m.last_updated_in_seconds) for m in metadata]
-  return sorted(files, key=lambda f: f.path)
+  # FileSystems.match would collect the whole listing; the file system's own lister streams it.
+  for m in FileSystems.get_filesystem(base)._list(base + '/'):  # pylint: disable=protected-access
+    yield ListedFile(m.path[len(base):].replace(os.sep, '/').lstrip('/'), m.size_in_bytes, m.last_updated_in_seconds)
 
 
-def _select_spans(input_base: str, top_dirs: Sequence[str], span: str) -> List[Tuple[int, str]]:
+def list_files(input_base: str) -> List[ListedFile]:
+  return sorted(iter_files(input_base), key=lambda f: f.path)
+
+
+def _select_spans(input_base: str, top_dirs: Iterable[str], span: str) -> List[Tuple[int, str]]:
   """(number, folder) of the selected span-N folders; [] when there are none and span allows it."""
   found = sorted((int(m.group(1)), d) for d in top_dirs if (m := _SPAN_RE.fullmatch(d)))
   if not found:
@@ -115,37 +103,101 @@ def _select_spans(input_base: str, top_dirs: Sequence[str], span: str) -> List[T
   return selected
 
 
-def selected_files(input_base: str, span: str = 'latest') -> Tuple[List[Tuple[int, str]], List[ListedFile]]:
-  """The selected span folders and the files under them (all files when there are no spans)."""
-  files = list_files(input_base)
-  top_dirs = {f.path.split('/', 1)[0] for f in files if '/' in f.path}
-  spans = _select_spans(input_base, sorted(top_dirs), span)
-  if spans:
-    folders = {folder for _, folder in spans}
-    files = [f for f in files if f.path.split('/', 1)[0] in folders]
-  return spans, files
-
-
 def fingerprint(input_base: str, span: str = 'latest') -> str:
   """Cheap cache key of the input: sha256 over the path, size and mtime of every selected file.
 
   The pipeline passes it to ImageFolderExampleGen as `input_fingerprint`, so TFX caching re-runs
   ingestion exactly when a file of the selected spans is added, removed or changed.
   """
-  spans, files = selected_files(input_base, span)
+  files = list_files(input_base)
+  spans = _select_spans(input_base, {f.path.split('/', 1)[0] for f in files if '/' in f.path}, span)
+  folders = {folder for _, folder in spans}
   digest = hashlib.sha256(f'spans={[n for n, _ in spans]}\n'.encode())
   for f in files:
-    digest.update(f'{f.path}\t{f.size}\t{f.mtime!r}\n'.encode())
+    if not spans or f.path.split('/', 1)[0] in folders:
+      digest.update(f'{f.path}\t{f.size}\t{f.mtime!r}\n'.encode())
   return digest.hexdigest()
 
 
-class _Classifier:
-  """Turns the files of one root into FileEntry rows, following the root's layout."""
+@dataclasses.dataclass(frozen=True)
+class _Layout:
+  """How the files under one root (the input, or a span folder) are classified."""
+  folder: str                  # the span folder; '' without spans
+  source: Optional[str]        # 'span-N'; None: named after the folder holding the files
+  wrappers: Tuple[str, ...]    # single folders entered on the way down to the class folders
+  split_dirs: Tuple[str, ...]  # the Train/ and Test/ folders; () when the class folders are at the top
 
-  def __init__(self, base: str, options: IngestOptions):
+
+def _subfolders(folders: Set[Tuple[str, ...]], prefix: Tuple[str, ...]) -> List[str]:
+  """The names of the visible folders directly under `prefix` among `folders` (tuples of parts)."""
+  return sorted({f[len(prefix)] for f in folders
+                 if len(f) > len(prefix) and f[:len(prefix)] == prefix and not _is_hidden(f[len(prefix)])})
+
+
+def _layout(where_base: str, folder: str, source: Optional[str], folders: Set[Tuple[str, ...]]) -> _Layout:
+  """The layout of the root `folder`, from the folders holding files; raises on an unusable one."""
+  prefix, wrappers = tuple(folder.split('/')) if folder else (), []
+  while True:
+    top_dirs = _subfolders(folders, prefix)
+    split_dirs = [d for d in top_dirs if d.lower() in SPLIT_FOLDER_ROLES]
+    class_dirs = [d for d in top_dirs if labels.class_index(d) is not None]
+    where = posixpath.join(where_base, *prefix)
+    if split_dirs and class_dirs:
+      raise ValueError(f'{where} mixes split folders {split_dirs} and class folders {class_dirs}; '
+                       f'put class folders either at the top or inside Train/ and Test/')
+    if split_dirs or class_dirs:
+      return _Layout(folder, source, tuple(wrappers), tuple(split_dirs))
+    if len(top_dirs) != 1:
+      raise ValueError(f'No class folders under {where}: expected folders named {list(labels.CLASS_NAMES)} '
+                       f'(case and separators ignored), optionally inside Train/ and Test/ or span-N/ folders; '
+                       f'found folders {top_dirs}')
+    wrappers.append(top_dirs[0])
+    prefix += (top_dirs[0],)
+
+
+def _unknown_folders(layout: _Layout, visible: Set[Tuple[str, ...]]) -> List[str]:
+  """Folders beside the class folders that are not a known class (and hold a visible file)."""
+  root = (tuple(layout.folder.split('/')) if layout.folder else ()) + layout.wrappers
+  class_levels = [root + (d,) for d in layout.split_dirs] or [root]
+  return ['/'.join(level + (d,)) for level in class_levels for d in _subfolders(visible, level)
+          if labels.class_index(d) is None]
+
+
+@dataclasses.dataclass(frozen=True)
+class Discovery:
+  """The layout of a dataset folder; `entries()` lists and classifies its files, one at a time."""
+  input_base: str
+  spans: Tuple[int, ...]  # selected span numbers; () without span folders
+  unknown_folders: Tuple[str, ...]
+  layouts: Tuple[_Layout, ...]
+  group_regex: str
+
+  @property
+  def span(self) -> int:
+    """The latest span ingested (0 without span folders): the Examples artifact's `span`."""
+    return max(self.spans, default=0)
+
+  def entries(self) -> Iterator[FileEntry]:
+    """Every file of the selected spans as a FileEntry, in listing order (the folder is listed again)."""
+    classifier = _Classifier(_absolute(self.input_base).rstrip('/'), self.group_regex)
+    roots = {layout.folder: layout for layout in self.layouts}
+    for listed in iter_files(self.input_base):
+      folder, _, rest = listed.path.partition('/')
+      if '' in roots:
+        yield classifier.classify(roots[''], tuple(listed.path.split('/')), listed)
+      elif folder in roots and rest:
+        yield classifier.classify(roots[folder], tuple(rest.split('/')), listed)
+
+  def candidates(self) -> Iterator[FileEntry]:
+    return (e for e in self.entries() if e.is_candidate)
+
+
+class _Classifier:
+  """Turns a listed file into a FileEntry, following its root's layout."""
+
+  def __init__(self, base: str, group_regex: str):
     self._base = base
-    self._group_re = re.compile(options.group_regex) if options.group_regex else None
-    self.unknown_folders = set()
+    self._group_re = re.compile(group_regex) if group_regex else None
 
   def _entry(self, listed: ListedFile, source: str, reason: str = '', label: int = -1, role: str = '') -> FileEntry:
     group = ''
@@ -154,15 +206,14 @@ class _Classifier:
     return FileEntry(path=listed.path, uri=FileSystems.join(self._base, *listed.path.split('/')),
                      size=listed.size, source=source, label=label, role=role, group=group, ignored_reason=reason)
 
-  def _class_file(self, prefix: str, parts: Tuple[str, ...], listed: ListedFile, role: str, source: str):
-    """A file at `parts` below the folder `prefix` that holds class folders."""
+  def _class_file(self, parts: Tuple[str, ...], listed: ListedFile, role: str, source: str) -> FileEntry:
+    """A file at `parts` below the folder that holds class folders."""
     if any(_is_hidden(p) for p in parts):
       return self._entry(listed, source, HIDDEN)
     if len(parts) == 1:
       return self._entry(listed, source, OUTSIDE_CLASS_FOLDERS)
     label = labels.class_index(parts[0])
     if label is None:
-      self.unknown_folders.add(posixpath.join(prefix, parts[0]))
       return self._entry(listed, source, UNKNOWN_CLASS)
     if any(p.lower() in MASK_FOLDERS for p in parts[1:-1]):
       return self._entry(listed, source, MASK)
@@ -170,53 +221,40 @@ class _Classifier:
       return self._entry(listed, source, NOT_AN_IMAGE_FILE)
     return self._entry(listed, source, label=label, role=role)
 
-  def classify(self, prefix: str, files: List[Tuple[Tuple[str, ...], ListedFile]], source: Optional[str]):
-    """Entries of `files` (parts relative to `prefix`); source None: named after the folder."""
-    top_dirs = sorted({parts[0] for parts, _ in files if len(parts) > 1 and not _is_hidden(parts[0])})
-    split_dirs = [d for d in top_dirs if d.lower() in SPLIT_FOLDER_ROLES]
-    class_dirs = [d for d in top_dirs if labels.class_index(d) is not None]
-    where = posixpath.join(self._base, prefix) if prefix else self._base
-    own_name = source or posixpath.basename(where)
-    if split_dirs and class_dirs:
-      raise ValueError(f'{where} mixes split folders {split_dirs} and class folders {class_dirs}; '
-                       f'put class folders either at the top or inside Train/ and Test/')
-    if split_dirs:
-      entries = []
-      for parts, listed in files:
-        if len(parts) > 1 and parts[0] in split_dirs:
-          entries.append(self._class_file(posixpath.join(prefix, parts[0]), parts[1:], listed,
-                                          SPLIT_FOLDER_ROLES[parts[0].lower()], source or parts[0]))
-        else:
-          entries.append(self._entry(listed, own_name, HIDDEN if any(map(_is_hidden, parts)) else
-                                     OUTSIDE_SPLIT_FOLDERS))
-      return entries
-    if class_dirs:
-      return [self._class_file(prefix, parts, listed, 'any', own_name) for parts, listed in files]
-    if len(top_dirs) == 1:
-      inner = [(parts[1:], listed) for parts, listed in files if len(parts) > 1 and parts[0] == top_dirs[0]]
-      outer = [self._entry(listed, own_name, HIDDEN if any(map(_is_hidden, parts)) else OUTSIDE_CLASS_FOLDERS)
-               for parts, listed in files if not (len(parts) > 1 and parts[0] == top_dirs[0])]
-      return outer + self.classify(posixpath.join(prefix, top_dirs[0]), inner, source)
-    raise ValueError(f'No class folders under {where}: expected folders named {list(labels.CLASS_NAMES)} '
-                     f'(case and separators ignored), optionally inside Train/ and Test/ or span-N/ folders; '
-                     f'found folders {top_dirs}')
+  def classify(self, layout: _Layout, parts: Tuple[str, ...], listed: ListedFile) -> FileEntry:
+    """The entry of the file at `parts` below the layout's root folder."""
+    where = (layout.folder.split('/') if layout.folder else [])
+    for wrapper in layout.wrappers:  # files beside the single folder entered are outside the class folders
+      own_name = layout.source or posixpath.basename(posixpath.join(self._base, *where))
+      if len(parts) == 1 or parts[0] != wrapper:
+        return self._entry(listed, own_name, HIDDEN if any(map(_is_hidden, parts)) else OUTSIDE_CLASS_FOLDERS)
+      parts, where = parts[1:], where + [wrapper]
+    own_name = layout.source or posixpath.basename(posixpath.join(self._base, *where))
+    if not layout.split_dirs:
+      return self._class_file(parts, listed, 'any', own_name)
+    if len(parts) > 1 and parts[0] in layout.split_dirs:
+      return self._class_file(parts[1:], listed, SPLIT_FOLDER_ROLES[parts[0].lower()], layout.source or parts[0])
+    return self._entry(listed, own_name, HIDDEN if any(map(_is_hidden, parts)) else OUTSIDE_SPLIT_FOLDERS)
 
 
 def discover(input_base: str, options: IngestOptions = IngestOptions()) -> Discovery:
-  """Lists and classifies every file of the selected spans; raises on unknown class folders
-  unless options.unknown_classes == 'ignore'."""
-  spans, files = selected_files(input_base, options.span)
-  classifier = _Classifier(_absolute(input_base).rstrip('/'), options)
-  roots = [(folder, f'span-{number}') for number, folder in spans] or [('', None)]
-  entries = []
-  for folder, source in roots:
-    under = [(tuple(f.path.split('/')[1 if folder else 0:]), f) for f in files
-             if not folder or f.path.split('/', 1)[0] == folder]
-    entries.extend(classifier.classify(folder, under, source))
-  unknown = tuple(sorted(classifier.unknown_folders))
+  """The layout of input_base, from one listing that keeps only its folders; raises on an unusable
+  layout, and on unknown class folders unless options.unknown_classes == 'ignore'."""
+  folders, visible = set(), set()  # folders holding a file; those holding a file with no hidden part
+  for listed in iter_files(input_base):
+    parts = tuple(listed.path.split('/'))
+    shown = not any(map(_is_hidden, parts))
+    for depth in range(1, len(parts)):
+      folders.add(parts[:depth])
+      if shown:
+        visible.add(parts[:depth])
+  spans = _select_spans(input_base, {f[0] for f in folders}, options.span)
+  where_base = _absolute(input_base).rstrip('/')
+  layouts = tuple(_layout(where_base, folder, f'span-{number}', folders) for number, folder in spans) or (
+      _layout(where_base, '', None, folders),)
+  unknown = tuple(sorted(f for layout in layouts for f in _unknown_folders(layout, visible)))
   if unknown and options.unknown_classes == 'error':
     raise ValueError(f'Unknown class folder(s) {list(unknown)} under {input_base}: expected '
                      f'{list(labels.CLASS_NAMES)} (case and separators ignored). Rename them, or pass '
                      f"unknown_classes='ignore' to skip them (they are then listed in the report).")
-  return Discovery(entries=sorted(entries, key=lambda e: e.path), spans=tuple(n for n, _ in spans),
-                   unknown_folders=unknown)
+  return Discovery(input_base, tuple(n for n, _ in spans), unknown, layouts, options.group_regex)

@@ -1,7 +1,8 @@
 """The ingestion report: one manifest row per file found, counts that reconcile, and the checks."""
 import collections
+import itertools
 import json
-from typing import Dict, List, Sequence
+from typing import Dict, Iterable, Iterator, Sequence
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -9,15 +10,14 @@ from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
 from components import labels
-from components.ingestion.discovery import FileEntry
-from components.ingestion.inspection import Inspected
+from components.ingestion.file_table import DUPLICATE, IGNORED, INGESTED, QUARANTINED, FileTable
 from components.ingestion.options import SPLITS
-from components.ingestion.splitting import DUPLICATE, IGNORED, INGESTED, QUARANTINED, Assignment
 
 MANIFEST_FILE = 'manifest.parquet'
 SUMMARY_FILE = 'summary.json'
 STATUSES = (INGESTED, QUARANTINED, DUPLICATE, IGNORED)
 TRANSCODED_TO_PNG = 'transcoded_to_png'
+ROWS_PER_GROUP = 512  # Parquet row group: the rows held at once while writing the manifest
 
 SCHEMA = pa.schema([
     ('path', pa.string()), ('sha256', pa.string()), ('label', pa.int64()), ('label_name', pa.string()),
@@ -28,38 +28,32 @@ SCHEMA = pa.schema([
 ])
 
 
-def _row(entry: FileEntry, status: str, reason: str = '', detail: str = '', **fields) -> Dict:
-  row = dict.fromkeys(SCHEMA.names, '')
-  row.update(path=entry.path, label=entry.label, status=status, reason=reason, detail=detail,
-             label_name=labels.CLASS_NAMES[entry.label] if entry.label >= 0 else '', source=entry.source,
-             group=entry.group, size_bytes=entry.size, height=0, width=0, channels=0)
-  row.update(fields)
-  return row
+def _manifest_row(row) -> Dict:
+  """The manifest row of a planned FileTable row."""
+  reason = row['fate_reason']
+  if row['status'] == INGESTED and row['format'] != row['stored_format']:
+    reason = TRANSCODED_TO_PNG
+  return dict(path=row['path'], sha256=row['sha256'], label=row['label'],
+              label_name=labels.CLASS_NAMES[row['label']] if row['label'] >= 0 else '', split=row['split'],
+              status=row['status'], reason=reason, detail=row['fate_detail'], format=row['format'] or '',
+              stored_format=row['stored_format'] or '', height=row['height'] or 0, width=row['width'] or 0,
+              channels=row['channels'] or 0, size_bytes=row['size'], source=row['source'], group=row['group'],
+              duplicate_of=row['duplicate_of'])
 
 
-def rows(inspected: Sequence[Inspected], plan: Dict[str, Assignment], ignored: Sequence[FileEntry]) -> List[Dict]:
-  """One row per file found (image candidates with their fate, and the ignored files), sorted by path."""
-  out = [_row(e, IGNORED, e.ignored_reason) for e in ignored]
-  for item in inspected:
-    fate = plan[item.entry.path]
-    info = item.info
-    facts = dict(sha256=item.sha256)
-    if info:
-      facts.update(format=info.format, stored_format=info.stored_format, height=info.height, width=info.width,
-                   channels=info.channels)
-    reason = TRANSCODED_TO_PNG if fate.status == INGESTED and info.transcoded else fate.reason
-    out.append(_row(item.entry, fate.status, reason, fate.detail, split=fate.split,
-                    duplicate_of=fate.duplicate_of, **facts))
-  return sorted(out, key=lambda r: r['path'])
+def rows(table: FileTable) -> Iterator[Dict]:
+  """One manifest row per file found (image candidates with their fate, and the ignored files), sorted by path."""
+  return map(_manifest_row, table.rows())
 
 
-def summarize(manifest_rows: Sequence[Dict], input_base: str, spans: Sequence[int], max_bad_fraction: float,
+def summarize(manifest_rows: Iterable[Dict], input_base: str, spans: Sequence[int], max_bad_fraction: float,
               unknown_folders: Sequence[str] = ()) -> Dict:
-  """Counts by status, split, class and reason; files_found == sum of the status counts."""
-  status = collections.Counter(r['status'] for r in manifest_rows)
+  """Counts by status, split, class and reason (one pass); files_found == sum of the status counts."""
+  status = collections.Counter()
   splits = {s: dict.fromkeys(labels.CLASS_NAMES, 0) for s in SPLITS}
   reasons = {s: collections.Counter() for s in STATUSES}
   for r in manifest_rows:
+    status[r['status']] += 1
     if r['status'] == INGESTED:
       splits[r['split']][r['label_name']] += 1
     if r['reason']:
@@ -70,7 +64,7 @@ def summarize(manifest_rows: Sequence[Dict], input_base: str, spans: Sequence[in
   return {
       'input_base': input_base,
       'spans': list(spans),
-      'files_found': len(manifest_rows),
+      'files_found': sum(status.values()),
       'status': {s: status[s] for s in STATUSES},
       'splits': splits,
       'classes': {c: sum(splits[s][c] for s in SPLITS) for c in labels.CLASS_NAMES},
@@ -82,12 +76,15 @@ def summarize(manifest_rows: Sequence[Dict], input_base: str, spans: Sequence[in
   }
 
 
-def write_report(manifest_rows: Sequence[Dict], report_uri: str, *summary_args) -> None:
-  """Writes report_uri/manifest.parquet (the rows) and report_uri/summary.json (summarize(rows, *summary_args))."""
-  with FileSystems.create(FileSystems.join(report_uri, MANIFEST_FILE)) as f:
-    pq.write_table(pa.Table.from_pylist(list(manifest_rows), schema=SCHEMA), f)
+def write_report(table: FileTable, report_uri: str, *summary_args) -> None:
+  """Writes report_uri/manifest.parquet (the table's rows, a row group per ROWS_PER_GROUP rows) and
+  report_uri/summary.json (summarize(rows, *summary_args))."""
+  manifest_rows = rows(table)
+  with FileSystems.create(FileSystems.join(report_uri, MANIFEST_FILE)) as f, pq.ParquetWriter(f, SCHEMA) as writer:
+    for batch in iter(lambda: list(itertools.islice(manifest_rows, ROWS_PER_GROUP)), []):
+      writer.write_batch(pa.RecordBatch.from_pylist(batch, schema=SCHEMA))
   with FileSystems.create(FileSystems.join(report_uri, SUMMARY_FILE)) as f:
-    f.write(json.dumps(summarize(manifest_rows, *summary_args), indent=1).encode())
+    f.write(json.dumps(summarize(rows(table), *summary_args), indent=1).encode())
 
 
 def read_summary(report_uri: str) -> Dict:

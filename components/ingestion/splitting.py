@@ -10,24 +10,26 @@
    split gets at least one file of a class that has enough files), then the components, ordered by
    sha256(split_seed + their smallest content hash or group), fill the split with the most room left.
 The result depends only on the set of files (names, folders, contents), not on listing order,
-machine or run.
+machine or run. The plan is SQL on the run's FileTable, so it holds no per-file Python objects.
 """
-import collections
 import dataclasses
 import hashlib
+import itertools
 import math
-from typing import Dict, List, Sequence
+from typing import Dict, Iterable, Iterator, List, Sequence, Tuple
 
 from components import labels
+from components.ingestion.file_table import DUPLICATE, IGNORED, INGESTED, QUARANTINED, FileTable
 from components.ingestion.inspection import Inspected
 from components.ingestion.options import IngestOptions
 
-INGESTED, QUARANTINED, DUPLICATE, IGNORED = 'ingested', 'quarantined', 'duplicate', 'ignored'
 CONFLICTING_LABELS = 'conflicting_labels'
 DUPLICATE_WITHIN_SPLIT = 'duplicate_within_split'
 DUPLICATE_ACROSS_SPLITS = 'duplicate_across_splits'
 
 ROLE_PRIORITY = ('test', 'any', 'train')  # the pool of a component whose files come from several
+_RANK = 'CASE role ' + ' '.join(f"WHEN '{role}' THEN {i} " for i, role in enumerate(ROLE_PRIORITY)) + 'END'
+_OPEN = 'status IS NULL'  # candidates without a fate yet
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -66,105 +68,95 @@ def apportion(total: int, fractions: Sequence[float]) -> List[int]:
   return counts
 
 
-class _Components:
-  """Union-find over content hashes and group names."""
-
-  def __init__(self):
-    self._parent = {}
-
-  def find(self, key: str) -> str:
-    self._parent.setdefault(key, key)
-    while self._parent[key] != key:
-      self._parent[key] = self._parent[self._parent[key]]
-      key = self._parent[key]
-    return key
-
-  def union(self, a: str, b: str):
-    ra, rb = self.find(a), self.find(b)
-    if ra != rb:
-      self._parent[max(ra, rb)] = min(ra, rb)
+def _quarantine_conflicts(db) -> None:
+  conflicts = db.execute(f'SELECT sha256 FROM files WHERE {_OPEN} GROUP BY sha256 HAVING COUNT(DISTINCT label) > 1')
+  for (sha256,) in conflicts.fetchall():
+    same = db.execute(f'SELECT path, label FROM files WHERE {_OPEN} AND sha256 = ? ORDER BY path', (sha256,))
+    copies = ', '.join(f'{path} ({labels.CLASS_NAMES[label]})' for path, label in same)
+    db.execute(f'UPDATE files SET status = ?, fate_reason = ?, fate_detail = ? WHERE {_OPEN} AND sha256 = ?',
+               (QUARANTINED, CONFLICTING_LABELS, f'identical content under different classes: {copies}', sha256))
 
 
-def _keys(item: Inspected) -> List[str]:
-  return [f'sha:{item.sha256}'] + ([f'group:{item.entry.group}'] if item.entry.group else [])
+def _link_components(db) -> None:
+  """Each file's component: the smallest key ('group:<g>' < 'sha:<hash>') linked to it, by
+  propagating minima through shared contents and groups until nothing changes."""
+  db.execute(f"""UPDATE files SET component = CASE WHEN "group" != '' THEN 'group:' || "group"
+                 ELSE 'sha:' || sha256 END WHERE {_OPEN}""")
+  changed = True
+  while changed:
+    changed = False
+    for key, linked in (('sha256', "sha256 != ''"), ('"group"', "\"group\" != ''")):
+      changed |= db.execute(f"""
+          UPDATE files SET component = least.component
+          FROM (SELECT {key} AS k, MIN(component) AS component FROM files WHERE {_OPEN} AND {linked} GROUP BY {key})
+            AS least
+          WHERE {_OPEN} AND files.{key} = least.k AND files.component > least.component""").rowcount > 0
 
 
-def _quarantine_conflicts(items: List[Inspected], out: Dict[str, Assignment]) -> List[Inspected]:
-  by_sha = collections.defaultdict(list)
-  for item in items:
-    by_sha[item.sha256].append(item)
-  kept = []
-  for same in by_sha.values():
-    if len({i.entry.label for i in same}) > 1:
-      copies = ', '.join(f'{i.entry.path} ({labels.CLASS_NAMES[i.entry.label]})' for i in same)
-      for i in same:
-        out[i.entry.path] = Assignment(i.entry.path, QUARANTINED, reason=CONFLICTING_LABELS,
-                                       detail=f'identical content under different classes: {copies}')
-    else:
-      kept.extend(same)
-  return kept
+def _mark_duplicates(db) -> None:
+  """Keeps the first copy of each content by (role priority, path); the others become DUPLICATE."""
+  db.execute(f"""
+      UPDATE files SET status = ?, duplicate_of = copies.kept, fate_detail = 'same content as ' || copies.kept
+      FROM (SELECT path, FIRST_VALUE(path) OVER (PARTITION BY sha256 ORDER BY {_RANK}, path) AS kept
+            FROM files WHERE {_OPEN}) AS copies
+      WHERE files.path = copies.path AND copies.kept != copies.path""", (DUPLICATE,))
+  db.execute("""
+      UPDATE files SET fate_reason = CASE WHEN role = (SELECT role FROM files AS kept WHERE kept.path = files.duplicate_of)
+                                     THEN ? ELSE ? END
+      WHERE status = ?""", (DUPLICATE_WITHIN_SPLIT, DUPLICATE_ACROSS_SPLITS, DUPLICATE))
 
 
-def _assign_pool(components: List[List[Inspected]], fractions: Dict[str, float]) -> List[str]:
-  """The split of each component (given in hash order), filling per-class quotas."""
+def _fill_pool(counts: Iterable, fractions: Dict[str, float], totals: Dict[int, int]) -> Iterator[Tuple[str, str]]:
+  """(component, split) for each component, given in order as (component, label, n) rows, filling
+  per-class quotas: each goes to the split with the most room left for its files."""
   splits = list(fractions)
-  per_class = [collections.Counter(i.entry.label for i in comp) for comp in components]
-  totals = sum(per_class, collections.Counter())
   quota = {c: dict(zip(splits, apportion(n, [fractions[s] for s in splits]))) for c, n in totals.items()}
   filled = {c: dict.fromkeys(splits, 0) for c in totals}
-  chosen = []
-  for counts in per_class:
-    room = {s: sum(n * (quota[c][s] - filled[c][s]) for c, n in counts.items()) for s in splits}
+  for component, rows in itertools.groupby(counts, key=lambda row: row[0]):
+    per_class = {label: n for _, label, n in rows}
+    room = {s: sum(n * (quota[c][s] - filled[c][s]) for c, n in per_class.items()) for s in splits}
     split = max(splits, key=lambda s: (room[s], -splits.index(s)))
-    for c, n in counts.items():
+    for c, n in per_class.items():
       filled[c][split] += n
-    chosen.append(split)
-  return chosen
+    yield component, split
 
 
-def plan(inspected: Sequence[Inspected], options: IngestOptions) -> Dict[str, Assignment]:
-  """The fate of every inspected candidate, keyed by path."""
-  out = {}
-  valid = []
-  for item in sorted(inspected, key=lambda i: i.entry.path):
-    if item.reason:
-      out[item.entry.path] = Assignment(item.entry.path, QUARANTINED, reason=item.reason, detail=item.detail)
-    else:
-      valid.append(item)
-  valid = _quarantine_conflicts(valid, out)
+def assign(table: FileTable, options: IngestOptions) -> None:
+  """Gives every candidate in `table` its fate (status, split, reason, detail, duplicate_of)."""
+  db = table.db
+  order = lambda key: hashlib.sha256(f'{options.split_seed}\0{key}'.encode()).hexdigest()
+  db.create_function('split_order', 1, order, deterministic=True)
+  db.executescript('CREATE INDEX files_sha256 ON files (sha256); CREATE INDEX files_group ON files ("group");')
+  db.execute(f"UPDATE files SET status = ?, fate_reason = reason, fate_detail = detail "
+             f"WHERE {_OPEN} AND reason != ''", (QUARANTINED,))
+  _quarantine_conflicts(db)
+  _link_components(db)
+  db.executescript(f"""
+      CREATE INDEX files_component ON files (component);
+      CREATE TABLE components AS SELECT component, MIN({_RANK}) AS rank, split_order(component) AS sort_key
+        FROM files WHERE {_OPEN} GROUP BY component;
+      CREATE TABLE chosen (component TEXT PRIMARY KEY, split TEXT);""")
+  _mark_duplicates(db)
+  for rank, role in enumerate(ROLE_PRIORITY):
+    kept = f'FROM files JOIN components USING (component) WHERE rank = {rank} AND {_OPEN}'
+    totals = dict(db.execute(f'SELECT label, COUNT(*) {kept} GROUP BY label').fetchall())
+    counts = db.execute(f'SELECT component, label, COUNT(*) {kept} GROUP BY sort_key, component, label '
+                        f'ORDER BY sort_key, component')
+    db.executemany('INSERT INTO chosen VALUES (?, ?)', _fill_pool(counts, role_fractions(role, options), totals))
+  db.execute(f'UPDATE files SET status = ?, split = chosen.split FROM chosen '
+             f'WHERE {_OPEN} AND files.component = chosen.component', (INGESTED,))
 
-  links = _Components()
-  for item in valid:
-    first, *rest = _keys(item)
-    for key in rest:
-      links.union(first, key)
-  members = collections.defaultdict(list)
-  for item in valid:
-    members[links.find(_keys(item)[0])].append(item)
 
-  pools = collections.defaultdict(list)  # role -> [(order key, kept copies, duplicates)]
-  for root, items in members.items():
-    role = min((i.entry.role for i in items), key=ROLE_PRIORITY.index)
-    by_sha = collections.defaultdict(list)
-    for item in items:
-      by_sha[item.sha256].append(item)
-    kept, duplicates = [], []
-    for copies in by_sha.values():
-      copies.sort(key=lambda i: (ROLE_PRIORITY.index(i.entry.role), i.entry.path))
-      kept.append(copies[0])
-      duplicates.extend((copy, copies[0]) for copy in copies[1:])
-    order = hashlib.sha256(f'{options.split_seed}\0{root}'.encode()).hexdigest()
-    pools[role].append((order, kept, duplicates))
+def fates(table: FileTable) -> Dict[str, Assignment]:
+  """The fate of every candidate in a planned table, keyed by path."""
+  return {row['path']: Assignment(row['path'], row['status'], row['split'], row['fate_reason'], row['fate_detail'],
+                                  row['duplicate_of'])
+          for row in table.rows('status != ?', (IGNORED,))}
 
-  for role, components in pools.items():
-    components.sort(key=lambda c: c[0])
-    for (_, kept, duplicates), split in zip(components, _assign_pool([c[1] for c in components],
-                                                                     role_fractions(role, options))):
-      for item in kept:
-        out[item.entry.path] = Assignment(item.entry.path, INGESTED, split=split)
-      for copy, original in duplicates:
-        reason = DUPLICATE_WITHIN_SPLIT if copy.entry.role == original.entry.role else DUPLICATE_ACROSS_SPLITS
-        out[copy.entry.path] = Assignment(copy.entry.path, DUPLICATE, reason=reason,
-                                          detail=f'same content as {original.entry.path}',
-                                          duplicate_of=original.entry.path)
-  return out
+
+def plan(inspected: Iterable[Inspected], options: IngestOptions) -> Dict[str, Assignment]:
+  """The fate of every inspected candidate, keyed by path (assign on a table of just these files)."""
+  with FileTable() as table:
+    table.add_inspected(inspected)
+    assign(table, options)
+    return fates(table)

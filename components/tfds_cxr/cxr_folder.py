@@ -21,9 +21,17 @@ from components.ingestion import inspection
 from components.ingestion import manifest
 from components.ingestion import splitting
 from components.ingestion.discovery import discover
+from components.ingestion.file_table import FileTable
 from components.ingestion.options import SPLITS, IngestOptions
 
 _LOG_EVERY = 500
+
+
+def _inspect(candidates, max_image_pixels: int):
+  for i, entry in enumerate(candidates, 1):
+    yield inspection.inspect_file(entry, max_image_pixels)
+    if i % _LOG_EVERY == 0:
+      logging.info('Inspected %d files', i)
 
 
 @dataclasses.dataclass(eq=False)
@@ -60,17 +68,14 @@ class CxrFolder(tfds.core.GeneratorBasedBuilder):
     options = self.builder_config.options
     input_base = str(dl_manager.manual_dir)
     found = discover(input_base, options)
-    inspected = []
-    for i, entry in enumerate(found.candidates, 1):
-      inspected.append(inspection.inspect_file(entry, options.max_image_pixels))
-      if i % _LOG_EVERY == 0:
-        logging.info('Inspected %d of %d files', i, len(found.candidates))
-    fates = splitting.plan(inspected, options)
-    rows = manifest.rows(inspected, fates, [e for e in found.entries if not e.is_candidate])
-    logging.info(manifest.format_summary(manifest.summarize(rows, input_base, found.spans, options.max_bad_fraction,
-                                                            found.unknown_folders)))
-    return {split: self._generate_examples([i for i in inspected if fates[i.entry.path].split == split])
-            for split in SPLITS}
+    with FileTable() as table:
+      table.add_ignored(e for e in found.entries() if not e.is_candidate)
+      table.add_inspected(_inspect(found.candidates(), options.max_image_pixels))
+      splitting.assign(table, options)
+      logging.info(manifest.format_summary(manifest.summarize(manifest.rows(table), input_base, found.spans,
+                                                              options.max_bad_fraction, found.unknown_folders)))
+      ingested = {split: list(table.ingested(split)) for split in SPLITS}
+    return {split: self._generate_examples(items) for split, items in ingested.items()}
 
   def _generate_examples(self, items):
     max_pixels = self.builder_config.options.max_image_pixels
