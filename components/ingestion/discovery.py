@@ -80,10 +80,6 @@ def iter_files(input_base: str) -> Iterator[ListedFile]:
     yield ListedFile(m.path[len(base):].replace(os.sep, '/').lstrip('/'), m.size_in_bytes, m.last_updated_in_seconds)
 
 
-def list_files(input_base: str) -> List[ListedFile]:
-  return sorted(iter_files(input_base), key=lambda f: f.path)
-
-
 def _select_spans(input_base: str, top_dirs: Iterable[str], span: str) -> List[Tuple[int, str]]:
   """(number, folder) of the selected span-N folders; [] when there are none and span allows it."""
   found = sorted((int(m.group(1)), d) for d in top_dirs if (m := _SPAN_RE.fullmatch(d)))
@@ -109,7 +105,7 @@ def fingerprint(input_base: str, span: str = 'latest') -> str:
   The pipeline passes it to ImageFolderExampleGen as `input_fingerprint`, so TFX caching re-runs
   ingestion exactly when a file of the selected spans is added, removed or changed.
   """
-  files = list_files(input_base)
+  files = sorted(iter_files(input_base), key=lambda f: f.path)
   spans = _select_spans(input_base, {f.path.split('/', 1)[0] for f in files if '/' in f.path}, span)
   folders = {folder for _, folder in spans}
   digest = hashlib.sha256(f'spans={[n for n, _ in spans]}\n'.encode())
@@ -136,7 +132,8 @@ def _subfolders(folders: Set[Tuple[str, ...]], prefix: Tuple[str, ...]) -> List[
 
 def _layout(where_base: str, folder: str, source: Optional[str], folders: Set[Tuple[str, ...]]) -> _Layout:
   """The layout of the root `folder`, from the folders holding files; raises on an unusable one."""
-  prefix, wrappers = tuple(folder.split('/')) if folder else (), []
+  prefix = tuple(folder.split('/')) if folder else ()
+  wrappers = []
   while True:
     top_dirs = _subfolders(folders, prefix)
     split_dirs = [d for d in top_dirs if d.lower() in SPLIT_FOLDER_ROLES]
@@ -223,7 +220,7 @@ class _Classifier:
 
   def classify(self, layout: _Layout, parts: Tuple[str, ...], listed: ListedFile) -> FileEntry:
     """The entry of the file at `parts` below the layout's root folder."""
-    where = (layout.folder.split('/') if layout.folder else [])
+    where = layout.folder.split('/') if layout.folder else []
     for wrapper in layout.wrappers:  # files beside the single folder entered are outside the class folders
       own_name = layout.source or posixpath.basename(posixpath.join(self._base, *where))
       if len(parts) == 1 or parts[0] != wrapper:

@@ -24,7 +24,7 @@ CREATE TABLE files (
   {entry},  -- the FileEntry
   sha256 TEXT NOT NULL DEFAULT '', {info},  -- inspection; NULL info for a bad file
   reason TEXT NOT NULL DEFAULT '', detail TEXT NOT NULL DEFAULT '',
-  component TEXT,                                          -- splitting: the linked set of files
+  component TEXT,  -- splitting: the set of files linked by content or group
   status TEXT, split TEXT NOT NULL DEFAULT '', fate_reason TEXT NOT NULL DEFAULT '',  -- the fate
   fate_detail TEXT NOT NULL DEFAULT '', duplicate_of TEXT NOT NULL DEFAULT '',
   PRIMARY KEY (path)
