@@ -10,6 +10,7 @@ from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
 from components import labels
+from components.ingestion import file_table
 from components.ingestion.file_table import DUPLICATE, IGNORED, INGESTED, QUARANTINED, FileTable
 from components.ingestion.options import SPLITS
 
@@ -31,7 +32,7 @@ SCHEMA = pa.schema([
 def _manifest_row(row) -> Dict:
   """The manifest row of a planned FileTable row."""
   reason = row['fate_reason']
-  if row['status'] == INGESTED and row['format'] != row['stored_format']:
+  if row['status'] == INGESTED and file_table.to_inspected(row).info.transcoded:
     reason = TRANSCODED_TO_PNG
   return dict(path=row['path'], sha256=row['sha256'], label=row['label'],
               label_name=labels.CLASS_NAMES[row['label']] if row['label'] >= 0 else '', split=row['split'],
