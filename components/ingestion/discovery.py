@@ -6,13 +6,15 @@ Layouts (each span-N folder may hold any of them):
 - Kaggle:      ROOT/<class>/{images,masks}/... plus metadata files; masks are skipped.
 A root holding a single other folder (e.g. an unzipped 'COVID-19_Radiography_Dataset/') is entered.
 Class folders match components.labels.CLASS_NAMES ignoring case and separators.
-Listing uses Beam FileSystems, so the same code reads local disks and gs://.
+Remote folders (gs://, ...) are listed with Beam FileSystems; local ones by `_walk_local`, which
+also reports what Beam's local lister drops or cannot tell from a file (see there).
 """
 import dataclasses
 import hashlib
 import os
 import posixpath
 import re
+import stat
 from typing import Iterable, Iterator, List, Optional, Set, Tuple
 
 from apache_beam.io.filesystems import FileSystems
@@ -23,7 +25,7 @@ from components.ingestion.options import IngestOptions
 IMAGE_EXTENSIONS = frozenset({'.png', '.jpg', '.jpeg', '.jpe', '.jfif', '.bmp', '.dib', '.tif', '.tiff', '.gif',
                               '.webp', '.pbm', '.pgm', '.ppm', '.pnm'})
 SYSTEM_NAMES = frozenset({'thumbs.db', 'ehthumbs.db', 'desktop.ini', '__macosx', '$recycle.bin',
-                          'system volume information'})
+                          'system volume information', 'lost+found'})
 MASK_FOLDERS = frozenset({'mask', 'masks'})
 SPLIT_FOLDER_ROLES = {'train': 'train', 'test': 'test'}  # lower-case folder name -> role
 _SPAN_RE = re.compile(r'span-(\d+)', re.IGNORECASE)
@@ -36,12 +38,21 @@ UNKNOWN_CLASS = 'unknown_class'
 OUTSIDE_CLASS_FOLDERS = 'outside_class_folders'
 OUTSIDE_SPLIT_FOLDERS = 'outside_split_folders'
 
+# Kinds of listed entries that are not regular files: never opened (inspection quarantines them).
+FIFO = 'fifo'
+SOCKET = 'socket'
+DEVICE = 'device'
+BROKEN_SYMLINK = 'broken_symlink'
+UNREADABLE_FOLDER = 'unreadable_folder'  # its path ends with '/'
+SYMLINK_LOOP = 'symlink_loop'            # a link to a folder it is inside; its path ends with '/'
+
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class ListedFile:
-  path: str  # relative to input_base, '/'-separated
+  path: str       # relative to input_base, '/'-separated
   size: int
   mtime: float
+  kind: str = ''  # '' for a regular file, else one of the kinds above
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -55,6 +66,7 @@ class FileEntry:
   role: str = ''            # 'train' (Train/: train+eval), 'test' (Test/), 'any' (all splits)
   group: str = ''           # group_regex match of the file name
   ignored_reason: str = ''  # non-empty: not an image candidate
+  kind: str = ''            # ListedFile.kind
 
   @property
   def is_candidate(self) -> bool:
@@ -69,15 +81,68 @@ def _is_hidden(name: str) -> bool:
   return name.startswith('.') or name.lower() in SYSTEM_NAMES
 
 
+def _special_kind(mode: int) -> str:
+  if stat.S_ISFIFO(mode):
+    return FIFO
+  return SOCKET if stat.S_ISSOCK(mode) else DEVICE
+
+
+def _walk_local(base: str) -> Iterator[ListedFile]:
+  """Every entry under the local folder `base`, one folder listing at a time.
+
+  Hand-written because Beam's local lister (os.walk + getsize) silently drops unreadable folders,
+  broken symbolic links and linked folders, and lists FIFOs, sockets and devices as files (reading
+  a FIFO blocks). Here those are listed with their kind; linked folders are followed, except a
+  link back into a folder it is inside (a loop).
+  """
+  root = os.stat(base)
+  pending = [('', ((root.st_dev, root.st_ino),))]  # (folder relative to base, the ids of it and its parents)
+  while pending:
+    folder, ancestors = pending.pop()
+    try:
+      with os.scandir(os.path.join(base, folder)) as listing:
+        entries = list(listing)  # one folder at a time, as os.walk holds it
+    except OSError:
+      if not folder:
+        raise
+      yield ListedFile(folder, 0, 0.0, UNREADABLE_FOLDER)
+      continue
+    for entry in entries:
+      path = folder + entry.name
+      try:
+        info = entry.stat()  # follows links
+      except OSError:
+        if entry.is_symlink():  # dangling, looping or forbidden target
+          yield ListedFile(path, 0, entry.stat(follow_symlinks=False).st_mtime, BROKEN_SYMLINK)
+        continue  # else it vanished since the folder was listed
+      if stat.S_ISDIR(info.st_mode):
+        identity = (info.st_dev, info.st_ino)
+        if identity in ancestors:
+          yield ListedFile(path + '/', 0, info.st_mtime, SYMLINK_LOOP)
+        else:
+          pending.append((path + '/', ancestors + (identity,)))
+      elif stat.S_ISREG(info.st_mode):
+        yield ListedFile(path, info.st_size, info.st_mtime)
+      else:
+        yield ListedFile(path, 0, info.st_mtime, _special_kind(info.st_mode))
+
+
 def iter_files(input_base: str) -> Iterator[ListedFile]:
   """Every file under input_base (hidden ones included) with size and modification time, one at a
-  time, in the file system's listing order."""
+  time; locally also the entries that are not regular files (see ListedFile.kind)."""
   base = _absolute(input_base).rstrip('/')
   if not FileSystems.exists(base):
     raise FileNotFoundError(f'input_base {input_base!r} does not exist')
+  if '://' not in base:
+    try:
+      yield from _walk_local(base)
+    except PermissionError as e:
+      raise ValueError(f'Cannot list input_base {input_base!r}: {e.strerror}; give read and execute '
+                       f'permission on it') from None
+    return
   # FileSystems.match would collect the whole listing; the file system's own lister streams it.
   for m in FileSystems.get_filesystem(base)._list(base + '/'):  # pylint: disable=protected-access
-    yield ListedFile(m.path[len(base):].replace(os.sep, '/').lstrip('/'), m.size_in_bytes, m.last_updated_in_seconds)
+    yield ListedFile(m.path[len(base):].lstrip('/'), m.size_in_bytes, m.last_updated_in_seconds)
 
 
 def _select_spans(input_base: str, top_dirs: Iterable[str], span: str) -> List[Tuple[int, str]]:
@@ -201,12 +266,16 @@ class _Classifier:
     if self._group_re and not reason and (match := self._group_re.search(posixpath.basename(listed.path))):
       group = match.group(1) if match.re.groups else match.group(0)
     return FileEntry(path=listed.path, uri=FileSystems.join(self._base, *listed.path.split('/')),
-                     size=listed.size, source=source, label=label, role=role, group=group, ignored_reason=reason)
+                     size=listed.size, source=source, label=label, role=role, group=group, ignored_reason=reason,
+                     kind=listed.kind)
 
   def _class_file(self, parts: Tuple[str, ...], listed: ListedFile, role: str, source: str) -> FileEntry:
-    """A file at `parts` below the folder that holds class folders."""
+    """A file at `parts` below the folder that holds class folders. A folder listed as an entry
+    (path ending with '/': its last part is '') is a candidate when its files could be."""
     if any(_is_hidden(p) for p in parts):
       return self._entry(listed, source, HIDDEN)
+    if parts == ('',):  # the folder holding the class folders: its class is unknown
+      return self._entry(listed, source, role=role)
     if len(parts) == 1:
       return self._entry(listed, source, OUTSIDE_CLASS_FOLDERS)
     label = labels.class_index(parts[0])
@@ -214,7 +283,7 @@ class _Classifier:
       return self._entry(listed, source, UNKNOWN_CLASS)
     if any(p.lower() in MASK_FOLDERS for p in parts[1:-1]):
       return self._entry(listed, source, MASK)
-    if posixpath.splitext(parts[-1])[1].lower() not in IMAGE_EXTENSIONS:
+    if parts[-1] and posixpath.splitext(parts[-1])[1].lower() not in IMAGE_EXTENSIONS:
       return self._entry(listed, source, NOT_AN_IMAGE_FILE)
     return self._entry(listed, source, label=label, role=role)
 
@@ -253,5 +322,6 @@ def discover(input_base: str, options: IngestOptions = IngestOptions()) -> Disco
   if unknown and options.unknown_classes == 'error':
     raise ValueError(f'Unknown class folder(s) {list(unknown)} under {input_base}: expected '
                      f'{list(labels.CLASS_NAMES)} (case and separators ignored). Rename them, or pass '
-                     f"unknown_classes='ignore' to skip them (they are then listed in the report).")
+                     f"--ignore-unknown-classes (unknown_classes='ignore' in the API) to skip them "
+                     f'(they are then listed in the report).')
   return Discovery(input_base, tuple(n for n, _ in spans), unknown, layouts, options.group_regex)

@@ -6,10 +6,23 @@ from typing import Optional
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
+from components.ingestion import discovery
 from components.ingestion import image_check
 from components.ingestion.discovery import FileEntry
 
 UNREADABLE = 'unreadable'
+NOT_A_REGULAR_FILE = 'not_a_regular_file'
+_NEVER_READ = 'only regular files are read, so it is never opened'
+KIND_FATES = {  # listed kind -> (quarantine reason, detail); these entries are never opened
+    discovery.FIFO: (NOT_A_REGULAR_FILE, f'a FIFO (named pipe): {_NEVER_READ}'),
+    discovery.SOCKET: (NOT_A_REGULAR_FILE, f'a socket: {_NEVER_READ}'),
+    discovery.DEVICE: (NOT_A_REGULAR_FILE, f'a device file: {_NEVER_READ}'),
+    discovery.BROKEN_SYMLINK: ('broken_symlink', 'a symbolic link whose target is missing or cannot be reached'),
+    discovery.UNREADABLE_FOLDER: ('unreadable_folder', 'the folder cannot be listed (give read and execute '
+                                                       'permission on it): the files inside are not ingested'),
+    discovery.SYMLINK_LOOP: ('symlink_loop', 'a symbolic link to a folder it is inside: not followed '
+                                             '(its files are listed through the folder itself)'),
+}
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -29,6 +42,9 @@ def read_bytes(uri: str) -> bytes:
 
 def inspect_file(entry: FileEntry, max_image_pixels: int) -> Inspected:
   """One read, one sha256, one validating decode. Never raises for bad input."""
+  if entry.kind:
+    reason, detail = KIND_FATES[entry.kind]
+    return Inspected(entry, reason=reason, detail=detail)
   if entry.size > image_check.max_file_bytes(max_image_pixels):
     return Inspected(entry, reason=image_check.FILE_TOO_LARGE,
                      detail=f'{entry.size:,} bytes is more than any image of max_image_pixels='
