@@ -1,10 +1,12 @@
 """ImageFolderExampleGen under LocalDagRunner (artifacts, caching by fingerprint) and the raw schema under TFDV."""
 import os
 import re
+import shutil
 
 import ml_metadata as mlmd
 import tensorflow_data_validation as tfdv
 from google.protobuf import text_format
+from ml_metadata.proto import metadata_store_pb2
 from tensorflow_metadata.proto.v0 import schema_pb2
 from tfx import v1 as tfx
 from tfx.types import artifact_utils
@@ -12,7 +14,10 @@ from tfx.types import artifact_utils
 from components import demo_data
 from components.ingestion import fingerprint
 from components.ingestion.component import ImageFolderExampleGen
+from pipeline import cli
 from pipeline import configs
+from pipeline import metadata_queries
+from pipeline.output_layout import layout
 
 SCHEMA_PATH = os.path.join(configs.SCHEMA_DIR, 'schema.pbtxt')
 
@@ -63,3 +68,22 @@ def test_component_writes_examples_and_report_and_reruns_only_when_files_change(
   assert not anomalies.anomaly_info, anomalies
   narrower = _schema(lambda text: text.replace('  value: "VIRAL PNEUMONIA"\n', ''))
   assert 'label_name' in tfdv.validate_statistics(stats, narrower).anomaly_info  # the check can fail
+
+
+def test_cxr_run_stops_at_ingestion_when_a_split_lacks_a_class(tmp_path, capsys):
+  data = tmp_path / 'data'
+  demo_data.generate(str(data), train_per_class=5, test_per_class=2, min_size=32, max_size=40)
+  shutil.rmtree(data / 'Test' / 'VIRAL PNEUMONIA')
+  status = cli.main(['run', '--data', str(data), '--output', str(tmp_path / 'out'), '--demo'])
+  assert status == 2
+  error = capsys.readouterr().err
+  assert error.endswith('\n') and error.count('\n') == 1, error  # one line, no traceback
+  assert error.startswith(
+      'cxr run: error: Every split needs images of every class, but test lacks VIRAL PNEUMONIA '
+      '(images per class: train COVID 4, NORMAL 4, VIRAL PNEUMONIA 4; eval COVID 1, NORMAL 1, '
+      'VIRAL PNEUMONIA 1; test COVID 2, NORMAL 2, VIRAL PNEUMONIA 0). Add images')
+  with metadata_queries.open_store(layout(str(tmp_path / 'out'))) as store:
+    [run_id] = metadata_queries.run_ids(store)
+    ran = [(node, execution.last_known_state)
+           for node, execution in metadata_queries.node_executions(store, run_id)]
+  assert ran == [('ImageFolderExampleGen', metadata_store_pb2.Execution.FAILED)]  # nothing after it

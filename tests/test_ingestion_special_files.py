@@ -1,4 +1,4 @@
-"""Ingestion of entries that are not readable regular files: each is in the manifest, none blocks the run.
+"""Entries that are not readable regular files: each is in the manifest, none blocks the run.
 
 The ingestion runs in a child process with a timeout (a FIFO that is opened blocks forever) that
 file permissions apply to: as root, the child loses CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH
@@ -23,13 +23,15 @@ _CAP_DAC_OVERRIDE, _CAP_DAC_READ_SEARCH = 1, 2
 _INGEST = """
 import json, sys
 from components.ingestion import IngestOptions, ingest
-result = ingest(sys.argv[1], sys.argv[2] + '/examples', sys.argv[2] + '/report', IngestOptions(max_bad_fraction=0.5))
+out = sys.argv[2]
+options = IngestOptions(max_bad_fraction=0.5)
+result = ingest(sys.argv[1], out + '/examples', out + '/report', options)
 print(json.dumps(result.summary))
 """
 
 
 def _without_permission_override():
-  """preexec_fn: the child (and its exec'd program) cannot read files their mode forbids, even as root."""
+  """preexec_fn: the child's program cannot read files their mode forbids, even as root."""
   libc = ctypes.CDLL(None, use_errno=True)
   for capability in (_CAP_DAC_OVERRIDE, _CAP_DAC_READ_SEARCH):
     if libc.prctl(_PR_CAPBSET_DROP, capability, 0, 0, 0) != 0:
@@ -38,8 +40,9 @@ def _without_permission_override():
 
 def _ingest_without_privileges(root, out):
   """Runs the ingestion of `root` in a child that file modes apply to; returns its summary."""
-  child = subprocess.run([sys.executable, '-c', _INGEST, str(root), str(out)], capture_output=True, text=True,
-                         timeout=180, preexec_fn=_without_permission_override if os.geteuid() == 0 else None)
+  unprivileged = _without_permission_override if os.geteuid() == 0 else None
+  child = subprocess.run([sys.executable, '-c', _INGEST, str(root), str(out)], capture_output=True,
+                         text=True, timeout=180, preexec_fn=unprivileged)
   assert child.returncode == 0, child.stderr[-3000:]
   return json.loads(child.stdout.splitlines()[-1])
 
@@ -74,8 +77,10 @@ def test_special_entries_are_quarantined_or_ignored_and_never_block(tmp_path):
     os.chmod(normal / 'locked_folder', 0o755)
     unix_socket.close()
 
-  manifest = {r['path']: r for r in pq.read_table(str(tmp_path / 'out' / 'report' / 'manifest.parquet')).to_pylist()}
-  special = {path: (row['status'], row['reason']) for path, row in manifest.items() if 'img' not in path}
+  rows = pq.read_table(str(tmp_path / 'out' / 'report' / 'manifest.parquet')).to_pylist()
+  manifest = {row['path']: row for row in rows}
+  special = {path: (row['status'], row['reason']) for path, row in manifest.items()
+             if 'img' not in path}
   assert special == {
       'COVID/pipe.png': ('quarantined', 'not_a_regular_file'),
       'COVID/pipe': ('ignored', 'not_an_image_file'),
@@ -87,9 +92,11 @@ def test_special_entries_are_quarantined_or_ignored_and_never_block(tmp_path):
       'VIRAL PNEUMONIA/gone.png': ('quarantined', 'broken_symlink'),
       'VIRAL PNEUMONIA/more/linked.png': ('ingested', ''),
   }
-  assert 'FIFO' in manifest['COVID/pipe.png']['detail'] and 'socket' in manifest['NORMAL/socket.png']['detail']
+  assert 'FIFO' in manifest['COVID/pipe.png']['detail']
+  assert 'socket' in manifest['NORMAL/socket.png']['detail']
   assert 'Permission denied' in manifest['NORMAL/locked.png']['detail']
   assert summary['files_found'] == len(manifest) == 12 + len(special)
   assert summary['status'] == {'ingested': 13, 'quarantined': 6, 'duplicate': 0, 'ignored': 2}
-  assert summary['reasons']['quarantined'] == {'broken_symlink': 1, 'not_a_regular_file': 2, 'symlink_loop': 1,
-                                              'unreadable': 1, 'unreadable_folder': 1}
+  assert summary['reasons']['quarantined'] == {'broken_symlink': 1, 'not_a_regular_file': 2,
+                                              'symlink_loop': 1, 'unreadable': 1,
+                                              'unreadable_folder': 1}

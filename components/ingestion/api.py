@@ -39,8 +39,9 @@ def ingest(input_base: str, examples_uri: str, report_uri: str, options: IngestO
   """Ingests the class folders under input_base into TFRecords under examples_uri/Split-*.
 
   Writes report_uri/manifest.parquet and report_uri/summary.json, logs a readable summary, and
-  raises ValueError on unknown class folders (unless ignored), when no image is found, when more
-  than options.max_bad_fraction of the image files are quarantined, or when a split is empty.
+  raises ValueError on unknown class folders (unless ignored), when no image is found, or when more
+  than options.max_bad_fraction of the image files are quarantined; manifest.MissingClassError (a
+  ValueError) when a split lacks a class. No examples are written for refused data.
   `pipeline` defaults to Beam's in-process runner (FnApiRunner, the DirectRunner's engine); pass
   one built with the pipeline's Beam args to run in parallel or on a cluster. The stages hand each
   other record files in examples_uri/.ingest-*/, removed at the end.

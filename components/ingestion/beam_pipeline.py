@@ -102,14 +102,18 @@ class _InspectChunk(beam.DoFn):
 
 def _plan_and_report(inspected: Sequence[str], staged: StagedInputs, input_base: str, report_uri: str,
                      options: IngestOptions):
-  """Stage 2: the fate of every file, written to the report; yields (shard key, list file) per shard."""
+  """Stage 2: the fate of every file, written to the report; yields (shard key, list file) per
+  shard, none when the report refuses the data (api.ingest then raises the refusal)."""
   with FileTable() as table:
     table.add_ignored(FileEntry(*row) for row in records.read(staged.ignored))
     for uri in inspected:
       table.add_inspected(map(inspection.from_row, records.read(uri)))
     splitting.assign(table, options)
-    manifest.write_report(table, report_uri, input_base, staged.spans, options.max_bad_fraction,
-                          staged.unknown_folders)
+    summary = manifest.write_report(table, report_uri, input_base, staged.spans,
+                                    options.max_bad_fraction, staged.unknown_folders)
+    if manifest.refusal(summary, report_uri):
+      logging.info('The report refuses the data: no examples are written')
+      return
     kept = {split: table.count('status = ? AND split = ?', (INGESTED, split)) for split in SPLITS}
     logging.info('Planned %s examples; writing them', ', '.join(f'{n} {split}' for split, n in kept.items()))
     for split, n in kept.items():

@@ -96,7 +96,7 @@ def _walk_local(base: str) -> Iterator[ListedFile]:
   link back into a folder it is inside (a loop).
   """
   root = os.stat(base)
-  pending = [('', ((root.st_dev, root.st_ino),))]  # (folder relative to base, the ids of it and its parents)
+  pending = [('', ((root.st_dev, root.st_ino),))]  # (folder under base, ids of it and its parents)
   while pending:
     folder, ancestors = pending.pop()
     try:
@@ -137,8 +137,8 @@ def iter_files(input_base: str) -> Iterator[ListedFile]:
     try:
       yield from _walk_local(base)
     except PermissionError as e:
-      raise ValueError(f'Cannot list input_base {input_base!r}: {e.strerror}; give read and execute '
-                       f'permission on it') from None
+      raise ValueError(f'Cannot list input_base {input_base!r}: {e.strerror}; give read and '
+                       f'execute permission on it') from None
     return
   # FileSystems.match would collect the whole listing; the file system's own lister streams it.
   for m in FileSystems.get_filesystem(base)._list(base + '/'):  # pylint: disable=protected-access
@@ -266,8 +266,8 @@ class _Classifier:
     if self._group_re and not reason and (match := self._group_re.search(posixpath.basename(listed.path))):
       group = match.group(1) if match.re.groups else match.group(0)
     return FileEntry(path=listed.path, uri=FileSystems.join(self._base, *listed.path.split('/')),
-                     size=listed.size, source=source, label=label, role=role, group=group, ignored_reason=reason,
-                     kind=listed.kind)
+                     size=listed.size, source=source, label=label, role=role, group=group,
+                     ignored_reason=reason, kind=listed.kind)
 
   def _class_file(self, parts: Tuple[str, ...], listed: ListedFile, role: str, source: str) -> FileEntry:
     """A file at `parts` below the folder that holds class folders. A folder listed as an entry

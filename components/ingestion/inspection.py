@@ -17,11 +17,14 @@ KIND_FATES = {  # listed kind -> (quarantine reason, detail); these entries are 
     discovery.FIFO: (NOT_A_REGULAR_FILE, f'a FIFO (named pipe): {_NEVER_READ}'),
     discovery.SOCKET: (NOT_A_REGULAR_FILE, f'a socket: {_NEVER_READ}'),
     discovery.DEVICE: (NOT_A_REGULAR_FILE, f'a device file: {_NEVER_READ}'),
-    discovery.BROKEN_SYMLINK: ('broken_symlink', 'a symbolic link whose target is missing or cannot be reached'),
-    discovery.UNREADABLE_FOLDER: ('unreadable_folder', 'the folder cannot be listed (give read and execute '
-                                                       'permission on it): the files inside are not ingested'),
-    discovery.SYMLINK_LOOP: ('symlink_loop', 'a symbolic link to a folder it is inside: not followed '
-                                             '(its files are listed through the folder itself)'),
+    discovery.BROKEN_SYMLINK: (
+        'broken_symlink', 'a symbolic link whose target is missing or cannot be reached'),
+    discovery.UNREADABLE_FOLDER: (
+        'unreadable_folder', 'the folder cannot be listed (give read and execute permission on '
+                             'it): the files inside are not ingested'),
+    discovery.SYMLINK_LOOP: (
+        'symlink_loop', 'a symbolic link to a folder it is inside: not followed (its files are '
+                        'listed through the folder itself)'),
 }
 
 

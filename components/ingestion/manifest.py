@@ -2,7 +2,7 @@
 import collections
 import itertools
 import json
-from typing import Dict, Iterable, Iterator, Sequence
+from typing import Dict, Iterable, Iterator, Optional, Sequence
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -77,15 +77,17 @@ def summarize(manifest_rows: Iterable[Dict], input_base: str, spans: Sequence[in
   }
 
 
-def write_report(table: FileTable, report_uri: str, *summary_args) -> None:
+def write_report(table: FileTable, report_uri: str, *summary_args) -> Dict:
   """Writes report_uri/manifest.parquet (the table's rows, a row group per ROWS_PER_GROUP rows) and
-  report_uri/summary.json (summarize(rows, *summary_args))."""
+  report_uri/summary.json (summarize(rows, *summary_args)); returns the summary."""
   manifest_rows = rows(table)
   with FileSystems.create(FileSystems.join(report_uri, MANIFEST_FILE)) as f, pq.ParquetWriter(f, SCHEMA) as writer:
     for batch in iter(lambda: list(itertools.islice(manifest_rows, ROWS_PER_GROUP)), []):
       writer.write_batch(pa.RecordBatch.from_pylist(batch, schema=SCHEMA))
+  summary = summarize(rows(table), *summary_args)
   with FileSystems.create(FileSystems.join(report_uri, SUMMARY_FILE)) as f:
-    f.write(json.dumps(summarize(rows(table), *summary_args), indent=1).encode())
+    f.write(json.dumps(summary, indent=1).encode())
+  return summary
 
 
 def read_summary(report_uri: str) -> Dict:
@@ -112,16 +114,40 @@ def format_summary(summary: Dict) -> str:
   return '\n'.join(lines)
 
 
-def check(summary: Dict, report_uri: str):
-  """Fails on too many quarantined files or on an empty split, naming counts and the report."""
-  where = FileSystems.join(report_uri, MANIFEST_FILE)
+class MissingClassError(ValueError):
+  """A split lacks a class: no model could be trained, selected and tested on every class."""
+
+
+def _missing_classes(summary: Dict) -> Optional[MissingClassError]:
+  splits = summary['splits']
+  missing = {split: [c for c in labels.CLASS_NAMES if not splits[split][c]] for split in SPLITS}
+  missing = {split: classes for split, classes in missing.items() if classes}
+  if not missing:
+    return None
+  lacks = '; '.join(f"{split} lacks {', '.join(classes)}" for split, classes in missing.items())
+  counts = '; '.join(f'{split} ' + ', '.join(f'{c} {splits[split][c]}' for c in labels.CLASS_NAMES)
+                     for split in SPLITS)
+  return MissingClassError(
+      f'Every split needs images of every class, but {lacks} (images per class: {counts}). '
+      f'Add images of the missing classes (Test/ feeds the test split, Train/ the train and eval '
+      f'splits, a single root of class folders all three).')
+
+
+def refusal(summary: Dict, report_uri: str) -> Optional[ValueError]:
+  """Why the ingested data cannot be used: too many quarantined files or a split lacking a class."""
   s = summary['status']
   if summary['bad_fraction'] > summary['max_bad_fraction']:
     reasons = ', '.join(f'{r} {n}' for r, n in summary['reasons'].get(QUARANTINED, {}).items())
-    raise ValueError(f"{s[QUARANTINED]} of {summary['image_files']} image files ({summary['bad_fraction']:.1%}) "
-                     f"were quarantined ({reasons}), more than max_bad_fraction={summary['max_bad_fraction']:.1%}. "
-                     f'Every file and its reason is in {where}.')
-  empty = [split for split in SPLITS if summary['splits'][split]['total'] == 0]
-  if empty:
-    raise ValueError(f"Split(s) {empty} received no images ({s[INGESTED]} ingested in all). Add images or adjust "
-                     f'eval_fraction/split_ratios; see {where}.')
+    return ValueError(
+        f"{s[QUARANTINED]} of {summary['image_files']} image files ({summary['bad_fraction']:.1%}) "
+        f"were quarantined ({reasons}), more than "
+        f"max_bad_fraction={summary['max_bad_fraction']:.1%}. "
+        f'Every file and its reason is in {FileSystems.join(report_uri, MANIFEST_FILE)}.')
+  return _missing_classes(summary)
+
+
+def check(summary: Dict, report_uri: str) -> None:
+  """Raises `refusal(summary, report_uri)`, if any."""
+  error = refusal(summary, report_uri)
+  if error:
+    raise error
