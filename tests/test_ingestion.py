@@ -468,6 +468,9 @@ def test_fingerprint_follows_the_selected_files(tmp_path):
 def test_clear_errors_for_unusable_input(tmp_path):
   with pytest.raises(FileNotFoundError, match='does not exist'):
     discovery.discover(str(tmp_path / 'missing'))
+  _write(str(tmp_path / 'image.png'), _image(0))
+  with pytest.raises(ValueError, match=r"Cannot list input_base .*image\.png': Not a directory; it must be"):
+    discovery.discover(str(tmp_path / 'image.png'))
   (tmp_path / 'flat').mkdir()
   _write(str(tmp_path / 'flat' / 'a' / 'x.png'), _image(1))
   _write(str(tmp_path / 'flat' / 'b' / 'y.png'), _image(2))

@@ -136,13 +136,13 @@ def iter_files(input_base: str) -> Iterator[ListedFile]:
   if '://' not in base:
     try:
       yield from _walk_local(base)
-    except PermissionError as e:
-      raise ValueError(f'Cannot list input_base {input_base!r}: {e.strerror}; give read and '
-                       f'execute permission on it') from None
+    except OSError as e:  # only input_base itself: _walk_local reports the folders below
+      raise ValueError(f'Cannot list input_base {input_base!r}: {e.strerror}; it must be a '
+                       f'folder you may read') from None
     return
   # FileSystems.match would collect the whole listing; the file system's own lister streams it.
   for m in FileSystems.get_filesystem(base)._list(base + '/'):  # pylint: disable=protected-access
-    yield ListedFile(m.path[len(base):].lstrip('/'), m.size_in_bytes, m.last_updated_in_seconds)
+    yield ListedFile(m.path[len(base):].replace(os.sep, '/').lstrip('/'), m.size_in_bytes, m.last_updated_in_seconds)
 
 
 def _select_spans(input_base: str, top_dirs: Iterable[str], span: str) -> List[Tuple[int, str]]:
