@@ -1,7 +1,15 @@
-"""`cxr predict`: same classes as the serving signature, failures isolated, model resolution."""
+"""`cxr predict`: same classes as the serving signature, failures isolated, model resolution,
+hostile files and damaged models."""
 import io
 import json
 import os
+import shutil
+import signal
+import struct
+import subprocess
+import sys
+import tempfile
+import zlib
 
 import numpy as np
 import pytest
@@ -32,7 +40,7 @@ def images(tmp_path):
   (folder / 'sub').mkdir(parents=True)
   for name, row in (('a.png', 3), ('b.PNG', 0), ('sub/c.png', 2), ('d.png', 1)):
     (folder / name).write_bytes(fake_cxr_model.png_for_row(row))
-  (folder / 'broken.png').write_bytes(b'\x89PNG\r\n\x1a\nnot really a png')
+  (folder / 'broken.png').write_bytes(fake_cxr_model.png_for_row(1)[:-20])  # a valid header
   (folder / 'notes.txt').write_text('not an image')
   return folder
 
@@ -46,12 +54,12 @@ def _signature_classes(model_dir, paths):
 def test_resolves_the_latest_version_from_an_output_or_serving_folder(output_dir, tmp_path):
   serving = os.path.join(output_dir, 'serving')
   latest = versioned_dir.latest_version_dir(serving)
-  assert predict.resolve_model_dir(output_dir) == latest
-  assert predict.resolve_model_dir(serving) == latest
+  assert predict.load_model(output_dir)[0] == latest
+  assert predict.load_model(serving)[0] == latest
   oldest = os.path.join(serving, str(versioned_dir.versions(serving)[0]))
-  assert predict.resolve_model_dir(oldest) == oldest
-  with pytest.raises(FileNotFoundError, match='No model in'):
-    predict.resolve_model_dir(str(tmp_path))
+  assert predict.load_model(oldest)[0] == oldest
+  with pytest.raises(ValueError, match='No model in'):
+    predict.load_model(str(tmp_path))
 
 
 def test_json_lines_match_the_serving_signature_and_isolate_failures(output_dir, images):
@@ -62,10 +70,10 @@ def test_json_lines_match_the_serving_signature_and_isolate_failures(output_dir,
   lines = [json.loads(line) for line in out.getvalue().splitlines()]
   by_name = {os.path.relpath(line['path'], images): line for line in lines}
   assert sorted(by_name) == ['a.png', 'b.PNG', 'broken.png', 'd.png', 'missing.png', 'sub/c.png']
-  assert by_name['broken.png']['error'].startswith('cannot decode image: Invalid PNG')
+  assert by_name['broken.png']['error'] == 'cannot decode image: Invalid PNG data, size 53'
   assert 'cannot read file' in by_name['missing.png']['error']
   good = [line for line in lines if 'error' not in line]
-  classes, probabilities = _signature_classes(predict.resolve_model_dir(output_dir),
+  classes, probabilities = _signature_classes(predict.load_model(output_dir)[0],
                                               [line['path'] for line in good])
   assert [line['class_name'] for line in good] == classes
   assert set(classes) == set(labels.CLASS_NAMES)
@@ -76,7 +84,7 @@ def test_json_lines_match_the_serving_signature_and_isolate_failures(output_dir,
 
 def test_a_corrupt_image_inside_a_batch_does_not_fail_its_neighbours(output_dir, images):
   paths = [str(images / 'a.png'), str(images / 'broken.png'), str(images / 'b.PNG')]
-  serve = predict.load_signature(predict.resolve_model_dir(output_dir))
+  serve = predict.load_model(output_dir)[1]
   predictions = list(predict.classify(serve, paths, batch_size=3))
   assert [p.path for p in predictions] == paths
   assert [p.class_name for p in predictions] == ['NORMAL', None, 'COVID']
