@@ -55,6 +55,6 @@ def open_header(data: bytes, max_pixels: int) -> Image.Image:
   if width < 1 or height < 1:
     raise BadImage(CORRUPT, f'header declares {width}x{height} pixels')
   if width * height > max_pixels:
-    raise BadImage(TOO_MANY_PIXELS,
-                   f'{width}x{height} = {width * height:,} pixels > max_image_pixels={max_pixels:,}')
+    raise BadImage(TOO_MANY_PIXELS, f'{width}x{height} = {width * height:,} pixels > '
+                                    f'max_image_pixels={max_pixels:,}')
   return image
