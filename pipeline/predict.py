@@ -144,7 +144,8 @@ def load_model(path: str) -> Tuple[str, object]:
     try:
       candidates = versioned_dir.version_dirs(base)
     except OSError as e:
-      raise NotAServingModel(f'Cannot list {base}: {e.strerror}; give a readable model folder')
+      raise NotAServingModel(
+          f'Cannot list {base}: {e.strerror}; give a readable model folder') from None
     for model_dir in candidates:
       try:
         return model_dir, load_signature(model_dir)

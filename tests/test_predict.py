@@ -219,7 +219,7 @@ def test_cxr_predict_on_bombs_a_fifo_and_an_unreadable_folder(tmp_path):
   proc = subprocess.Popen(
       [sys.executable, '-c', _RUN_MEASURED, sys.executable, '-m', 'pipeline.cli', 'predict',
        '--model', model, '--json', str(folder)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-      env=dict(os.environ, PYTHONPATH=REPO), text=True, start_new_session=True)
+      env=dict(os.environ, PYTHONPATH=REPO), cwd=REPO, text=True, start_new_session=True)
   try:
     out, err = proc.communicate(timeout=300)
   except subprocess.TimeoutExpired:
