@@ -161,10 +161,13 @@ def _add_predict_parser(subparsers) -> None:
   p = subparsers.add_parser(
       'predict', help='classify image files and folders with a pushed model',
       description='Prints the class and probabilities of each image; exits with 1 if any file '
-                  'could not be read or decoded (the others are still classified).')
+                  'could not be read or decoded, was refused before decoding (not a regular '
+                  'file, over the pixel limit) or a folder could not be listed (the others are '
+                  'still classified). A SavedModel runs its own graph: load only models you '
+                  'trust.')
   p.add_argument('--model', required=True,
                  help='pushed model version folder, or a serving folder or `cxr run` output '
-                      'folder (its latest version)')
+                      'folder (its newest version that loads)')
   p.add_argument('images', nargs='+', metavar='IMAGE_OR_FOLDER',
                  help='image files, or folders searched recursively for .png/.jpg/.jpeg/.bmp/.gif')
   p.add_argument('--json', action='store_true', help='one JSON object per line')

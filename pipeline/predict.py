@@ -1,25 +1,43 @@
 """`cxr predict`: classifies chest X-ray image files with a pushed model's `serving_default`.
 
-Images are read and classified in batches; a file that cannot be read or decoded gets an error
-line and the others are still classified. The exit status is 1 when any file failed, else 0.
+Images are read and classified in batches. Each file gets ingestion's checks before decoding
+(image_header: file size and header pixel count, so a decompression bomb is never decoded); only
+regular files are opened (a FIFO would block). A file that cannot be read, checked or decoded, and
+a folder that cannot be listed, gets an error line and the others are still classified. The exit
+status is 1 when any of them failed, else 0.
 """
 import dataclasses
+import itertools
 import json
 import logging
 import os
 import re
+import stat
 import sys
 from typing import Dict, Iterable, Iterator, List, Optional, Sequence, TextIO, Tuple
 
 import tensorflow as tf
 
+from components import image_header
 from components import labels
 from components.pusher import versioned_dir
+from pipeline import configs
 from pipeline.output_layout import layout
 
 IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.gif')  # what tf.io.decode_image reads
 BATCH_SIZE = 4  # ResNet152V2 on CPU: 2-4 beat 1, 8+ lose (benchmarks/bench_predict.py)
 SIGNATURE = 'serving_default'
+SIGNATURE_INPUT = 'image_bytes'
+SIGNATURE_OUTPUTS = ('probabilities', 'class_id', 'class_name')
+_FILE_KINDS = {'d': 'a folder', 'p': 'a FIFO', 's': 'a socket', 'c': 'a device', 'b': 'a device'}
+
+
+class NotAServingModel(ValueError):
+  """A --model folder that holds no loadable `cxr` serving model (a user error)."""
+
+
+class FileRefused(Exception):
+  """An image file refused before decoding; the message is its error line."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,32 +59,23 @@ class Prediction:
     return f'{self.path}: {self.class_name} ({scores})'
 
 
-def resolve_model_dir(path: str) -> str:
-  """The SavedModel to use: `path` itself, or the latest version of a serving folder or of
-  a `cxr run` output folder (its serving/ folder)."""
-  if os.path.isfile(os.path.join(path, 'saved_model.pb')):
-    return path
-  for base in (path, layout(path).serving_dir):
-    latest = versioned_dir.latest_version_dir(base)
-    if latest:
-      return latest
-  raise FileNotFoundError(
-      f'No model in {path}: give a pushed model version (OUTPUT/serving/<version>), the serving '
-      'folder or a `cxr run` output folder')
+def find_images(paths: Iterable[str]) -> Tuple[List[str], List[Prediction]]:
+  """Files named on the command line, plus the image files found in folders (recursively); and
+  an error for each folder that could not be listed."""
+  found, unlisted = [], []
 
+  def listing_failed(error: OSError) -> None:
+    unlisted.append(Prediction(error.filename, error=f'cannot list folder: {error.strerror}'))
 
-def find_images(paths: Iterable[str]) -> List[str]:
-  """Files named on the command line, plus the image files found in folders (recursively)."""
-  found = []
   for path in paths:
     if not os.path.isdir(path):
       found.append(path)  # missing or unreadable files get their error line later
       continue
-    for parent, folders, files in os.walk(path):
+    for parent, folders, files in os.walk(path, onerror=listing_failed):
       folders.sort()
       found.extend(os.path.join(parent, name) for name in sorted(files)
                    if name.lower().endswith(IMAGE_EXTENSIONS))
-  return found
+  return found, unlisted
 
 
 _TF_ERROR_NOISE = re.compile(r'^(Graph execution error:|Detected at node|<stack traces|\s)')
@@ -97,23 +106,88 @@ def _classify_batch(serve, items: Sequence[Tuple[str, bytes]]) -> Iterator[Predi
                      probabilities={name: float(p) for name, p in zip(labels.CLASS_NAMES, row)})
 
 
+def _is_push_temp_dir(path: str) -> bool:
+  return os.path.basename(os.path.normpath(path)).startswith(versioned_dir.TEMP_PREFIX)
+
+
 def load_signature(model_dir: str):
-  """The model's serving_default signature (image_bytes -> probabilities, class_id, class_name)."""
-  return tf.saved_model.load(model_dir).signatures[SIGNATURE]
+  """The model's serving_default signature (image_bytes -> probabilities, class_id, class_name);
+  raises NotAServingModel naming the folder and the fix."""
+  if _is_push_temp_dir(model_dir):
+    raise NotAServingModel(
+        f'{model_dir} is the temporary folder of a push that did not finish, not a model: give a '
+        'pushed model version (OUTPUT/serving/<version>), or re-run `cxr run` to push again')
+  try:
+    serve = tf.saved_model.load(model_dir).signatures.get(SIGNATURE)
+  except Exception as e:  # pylint: disable=broad-except  (OSError, ValueError, IndexError, ...)
+    cause = (str(e).strip() or type(e).__name__).splitlines()[0][:200]
+    raise NotAServingModel(
+        f'Cannot load the SavedModel in {model_dir} ({cause}): the folder is damaged or '
+        'half-copied; give a complete pushed model version (OUTPUT/serving/<version>)') from None
+  inputs = serve.structured_input_signature[1] if serve is not None else {}
+  if SIGNATURE_INPUT not in inputs or not set(SIGNATURE_OUTPUTS) <= set(serve.structured_outputs):
+    raise NotAServingModel(
+        f'{model_dir} is not a `cxr run` model: it has no {SIGNATURE} signature taking '
+        f'{SIGNATURE_INPUT} and returning {", ".join(SIGNATURE_OUTPUTS)}; give a pushed model '
+        'version (OUTPUT/serving/<version>) or a `cxr run` output folder')
+  return serve
 
 
-def classify(serve, image_paths: Sequence[str],
-             batch_size: int = BATCH_SIZE) -> Iterator[Prediction]:
+def load_model(path: str) -> Tuple[str, object]:
+  """(model folder, its serving_default signature): `path` itself when it holds a SavedModel,
+  else the newest version of `path` or of its serving/ folder (a `cxr run` output folder) that
+  loads as a serving model; unusable versions are skipped with a warning."""
+  if os.path.isfile(os.path.join(path, 'saved_model.pb')) or _is_push_temp_dir(path):
+    return path, load_signature(path)
+  skipped = []
+  for base in (path, layout(path).serving_dir):
+    try:
+      candidates = versioned_dir.version_dirs(base)
+    except OSError as e:
+      raise NotAServingModel(
+          f'Cannot list {base}: {e.strerror}; give a readable model folder') from None
+    for model_dir in candidates:
+      try:
+        return model_dir, load_signature(model_dir)
+      except NotAServingModel as e:
+        logging.warning('Skipping model version %s: %s', model_dir, e)
+        skipped.append(os.path.basename(model_dir))
+  raise NotAServingModel(
+      f'No model in {path}' + (f' (unusable versions: {", ".join(skipped)})' if skipped else '') +
+      ': give a pushed model version (OUTPUT/serving/<version>), the serving folder or a `cxr run` '
+      'output folder')
+
+
+def read_image(path: str, max_pixels: int = configs.MAX_IMAGE_PIXELS) -> bytes:
+  """The bytes of an image file that passes ingestion's checks before decoding (image_header);
+  raises FileRefused. Only regular files are opened: a FIFO or device could block or never end."""
+  try:
+    info = os.stat(path)
+    if not stat.S_ISREG(info.st_mode):
+      kind = _FILE_KINDS.get(stat.filemode(info.st_mode)[0], 'a special file')
+      raise FileRefused(f'cannot read file: {kind}, not a regular file')
+    image_header.check_file_size(info.st_size, max_pixels)
+    with open(os.open(path, os.O_RDONLY | os.O_NONBLOCK), 'rb') as f:  # never blocks
+      data = f.read()
+    image_header.open_header(data, max_pixels)
+  except OSError as e:
+    raise FileRefused(f'cannot read file: {e.strerror or e}') from None
+  except image_header.BadImage as bad:
+    raise FileRefused(f'{bad.reason.replace("_", " ")}: {bad.detail}') from None
+  return data
+
+
+def classify(serve, image_paths: Sequence[str], batch_size: int = BATCH_SIZE,
+             max_pixels: int = configs.MAX_IMAGE_PIXELS) -> Iterator[Prediction]:
   """Predictions for `image_paths`, in order, through a serving_default signature."""
   for start in range(0, len(image_paths), batch_size):
     batch = image_paths[start:start + batch_size]
     results, readable = {}, []
     for path in batch:
       try:
-        with open(path, 'rb') as f:
-          readable.append((path, f.read()))
-      except OSError as e:
-        results[path] = Prediction(path, error=f'cannot read file: {e.strerror or e}')
+        readable.append((path, read_image(path, max_pixels)))
+      except FileRefused as e:
+        results[path] = Prediction(path, error=str(e))
     if readable:
       results.update((p.path, p) for p in _classify_batch(serve, readable))
     yield from (results[path] for path in batch)
@@ -124,19 +198,18 @@ def run(model: str, paths: Sequence[str], as_json: bool = False, out: Optional[T
   """Prints one line per image (JSON objects with as_json) to `out` (stdout; text-mode errors
   to `err`, stderr); returns the exit status."""
   out, err = out or sys.stdout, err or sys.stderr
-  model_dir = resolve_model_dir(model)
-  images = find_images(paths)
-  if not images:
+  model_dir, serve = load_model(model)
+  images, unlisted = find_images(paths)
+  if not images and not unlisted:
     raise ValueError(f'No image files ({", ".join(IMAGE_EXTENSIONS)}) in {", ".join(paths)}')
   logging.info('Classifying %d image(s) with %s', len(images), model_dir)
-  serve = load_signature(model_dir)
   failed = 0
-  for prediction in classify(serve, images):
+  for prediction in itertools.chain(unlisted, classify(serve, images)):
     failed += bool(prediction.error)
     if as_json:
       print(prediction.to_json(), file=out, flush=True)
     else:
       print(prediction.to_text(), file=err if prediction.error else out, flush=True)
   if failed:
-    logging.warning('%d of %d image(s) could not be classified', failed, len(images))
+    logging.warning('%d of %d image(s) or folder(s) failed', failed, len(images) + len(unlisted))
   return 1 if failed else 0

@@ -2,41 +2,27 @@
 
 PNG and JPEG (grayscale or RGB) are stored as the original bytes; other formats that Pillow reads
 (BMP, TIFF, GIF, WebP, PNM, CMYK JPEG, ...) are transcoded to lossless PNG, 16-bit kept 16-bit.
-The pixel count is checked from the header, before anything is decoded (decompression bombs).
+The pixel count is checked from the header, before anything is decoded (image_header).
 PNGs are validated by png_check (every check a decoder makes, without building pixels), other
 formats by a full Pillow decode.
 """
 import dataclasses
 import io
-import warnings
 
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
+from components.image_header import BadImage, CORRUPT, open_header
 from components.ingestion import png_check
 
 STORED_AS_IS = {'PNG': None, 'JPEG': {'L', 'RGB'}}  # format -> modes kept verbatim (None: all)
-BYTES_PER_PIXEL_BOUND = 8  # 16-bit RGBA, uncompressed: no valid image file is larger per pixel
 
-# Quarantine reasons.
+# Quarantine reasons, besides image_header's.
 EMPTY_FILE = 'empty_file'
-FILE_TOO_LARGE = 'file_too_large'
-NOT_AN_IMAGE = 'not_an_image'
-TOO_MANY_PIXELS = 'too_many_pixels'
 TRUNCATED = 'truncated'
-CORRUPT = 'corrupt'
 UNSUPPORTED_MODE = 'unsupported_mode'
 
 _CHANNELS = {'1': 1, 'L': 1, 'I': 1, 'I;16': 1, 'I;16B': 1, 'I;16L': 1, 'LA': 2, 'RGB': 3, 'RGBA': 4}
 _PNG_MODES = set(_CHANNELS) | {'P'}  # modes a PNG holds losslessly
-
-
-class BadImage(Exception):
-  """A file that cannot be ingested: `reason` is a short code, `detail` says why."""
-
-  def __init__(self, reason: str, detail: str):
-    super().__init__(f'{reason}: {detail}')
-    self.reason = reason
-    self.detail = detail
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -52,34 +38,9 @@ class ImageInfo:
     return self.format != self.stored_format
 
 
-def max_file_bytes(max_image_pixels: int) -> int:
-  """Files above this size cannot be a valid image within max_image_pixels: refused unread."""
-  return max_image_pixels * BYTES_PER_PIXEL_BOUND + (1 << 20)
-
-
-def _open(data: bytes, max_pixels: int) -> Image.Image:
-  """Parses the header only and checks the pixel count."""
-  try:
-    with warnings.catch_warnings():
-      warnings.simplefilter('ignore', Image.DecompressionBombWarning)
-      image = Image.open(io.BytesIO(data))
-  except Image.DecompressionBombError as e:
-    raise BadImage(TOO_MANY_PIXELS, str(e)) from None
-  except UnidentifiedImageError:
-    raise BadImage(NOT_AN_IMAGE, 'Pillow cannot identify an image format in this file') from None
-  except Exception as e:  # pylint: disable=broad-except  (any parser error means a broken header)
-    raise BadImage(CORRUPT, f'unreadable header: {type(e).__name__}: {e}') from None
-  width, height = image.size
-  if width < 1 or height < 1:
-    raise BadImage(CORRUPT, f'header declares {width}x{height} pixels')
-  if width * height > max_pixels:
-    raise BadImage(TOO_MANY_PIXELS, f'{width}x{height} = {width * height:,} pixels > max_image_pixels={max_pixels:,}')
-  return image
-
-
 def _decode(data: bytes, max_pixels: int) -> Image.Image:
   """Header check, then one full validation: png_check for PNG (no pixels needed), else a decode."""
-  image = _open(data, max_pixels)
+  image = open_header(data, max_pixels)
   try:
     if image.format == 'PNG' and not png_check.is_interlaced(data):
       png_check.validate(data)

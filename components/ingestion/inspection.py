@@ -6,6 +6,7 @@ from typing import Optional
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
+from components import image_header
 from components.ingestion import discovery
 from components.ingestion import image_check
 from components.ingestion.discovery import FileEntry
@@ -48,10 +49,10 @@ def inspect_file(entry: FileEntry, max_image_pixels: int) -> Inspected:
   if entry.kind:
     reason, detail = KIND_FATES[entry.kind]
     return Inspected(entry, reason=reason, detail=detail)
-  if entry.size > image_check.max_file_bytes(max_image_pixels):
-    return Inspected(entry, reason=image_check.FILE_TOO_LARGE,
-                     detail=f'{entry.size:,} bytes is more than any image of max_image_pixels='
-                            f'{max_image_pixels:,} can take')
+  try:
+    image_header.check_file_size(entry.size, max_image_pixels)
+  except image_header.BadImage as bad:
+    return Inspected(entry, reason=bad.reason, detail=bad.detail)
   try:
     data = read_bytes(entry.uri)
   except Exception as e:  # pylint: disable=broad-except  (permissions, I/O errors, vanished files)
@@ -59,7 +60,7 @@ def inspect_file(entry: FileEntry, max_image_pixels: int) -> Inspected:
   sha256 = hashlib.sha256(data).hexdigest()
   try:
     return Inspected(entry, sha256=sha256, info=image_check.inspect(data, max_image_pixels))
-  except image_check.BadImage as bad:
+  except image_header.BadImage as bad:
     return Inspected(entry, sha256=sha256, reason=bad.reason, detail=bad.detail)
 
 

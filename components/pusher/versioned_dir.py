@@ -33,6 +33,12 @@ def latest_version_dir(base_directory: str) -> Optional[str]:
   return os.path.join(base_directory, str(found[-1])) if found else None
 
 
+def version_dirs(base_directory: str) -> List[str]:
+  """Published version folders, newest first: a reader that finds the newest one unusable (e.g.
+  copied in by hand, half-copied) takes the next."""
+  return [os.path.join(base_directory, str(v)) for v in reversed(versions(base_directory))]
+
+
 def _next_version(base_directory: str) -> int:
   found = versions(base_directory)
   return max(int(time.time()), found[-1] + 1 if found else 0)
