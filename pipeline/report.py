@@ -131,12 +131,12 @@ def _gate_section(blessed: Optional[bool], checks: List[results.GateCheck], push
   verdict = {True: 'BLESSED', False: 'NOT BLESSED'}.get(blessed, 'NOT EVALUATED')
   lines = ['## Decision', '', f'**{verdict}**: ' + (
       f'pushed to `{pushed}`.' if pushed else 'not pushed.'), '']
-  rows = [[check_name(c), 'change vs baseline' if c.kind == 'change' else (
+  rows = [[check_name(c), 'candidate − baseline' if c.kind == 'change' else (
               'lower 95% bound' if c.on_lower_bound else 'point'), c.bound,
            _fmt(c.value, signed=c.kind == 'change'), _interval(c.ci, 3),
            'n/a' if c.images is None else f'{c.images:g}', 'pass' if c.passed else '**FAIL**']
           for c in checks]
-  lines += _table(['gate check (overall test split)', 'judged on', 'threshold', 'measured',
+  lines += _table(['gate check (overall test split)', 'judged on', 'threshold', 'value',
                    '95% CI', 'images', 'result'], rows)
   lines += [''] + [f'- {describe(c)}' for c in checks]
   if not has_baseline:
