@@ -222,3 +222,13 @@ def test_cxr_report_json(output_dir, capsys):
     assert figures['npv'] == pytest.approx(sk_metrics.precision_score(~positive, ~predicted))
     assert figures['f1'] == pytest.approx(scores['f1-score'])
     assert figures['support'] == scores['support']
+
+
+def test_run_summary_gives_the_decision_and_its_reasons(output_dir):
+  from pipeline import run_summary  # pylint: disable=g-import-not-at-top
+  lines = run_summary.summarize(output_dir).splitlines()
+  assert lines[:2] == [f'Run {RUN_ID}',
+                       f'Model BLESSED and pushed to {layout(output_dir).serving_dir}/1767268800']
+  assert '  COVID recall 1.00 (95% CI 0.51–1.00, 4 images): lower bound at or above 0.50' in lines
+  assert '  accuracy 0.83 (95% CI 0.55–0.95, 12 images): lower bound at or above 0.50' in lines
+  assert 'Accuracy 0.8333 (95% CI 0.552–0.953), 12 images.' in lines
