@@ -30,7 +30,6 @@ COVID_CLASS_ID = labels.CLASS_NAMES.index('COVID')
 EXAMPLE_COUNT = 'example_count'
 ACCURACY = 'argmax_accuracy'
 ARGMAX_PRECISION, ARGMAX_RECALL, ARGMAX_F1 = 'argmax_precision', 'argmax_recall', 'argmax_f1'
-ARGMAX_SPECIFICITY, ARGMAX_NPV = 'argmax_specificity', 'argmax_npv'
 ARGMAX_SUPPORT = 'argmax_support'
 AUC = 'auc'
 CONFUSION_MATRIX_PLOT = 'multi_class_confusion_matrix_plot'
