@@ -23,6 +23,7 @@ setuptools.setup(
         'pillow',
         'isal',  # ISA-L inflate and CRC-32: PNG validation at ingestion (components/ingestion/png_check.py)
         'matplotlib',
+        'scipy',  # Wilson score intervals of the gate's figures (components/evaluation)
         'scikit-learn',
         'psutil',
         'kfp-pipeline-spec>=0.2.2,<0.3',  # KubeflowV2DagRunner (cxr compile-kfp); 0.3+ needs protobuf 4

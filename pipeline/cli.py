@@ -1,6 +1,7 @@
 """`cxr`: the command line of the chest X-ray pipeline."""
 import argparse
 import dataclasses
+import json
 import logging
 import os
 import sys
@@ -8,6 +9,7 @@ import sys
 os.environ.setdefault('TF_USE_LEGACY_KERAS', '1')  # before TensorFlow is first imported
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
+from components.evaluation import gate as gate_lib  # pylint: disable=g-import-not-at-top
 from pipeline import configs  # pylint: disable=g-import-not-at-top
 from pipeline import run_lock  # pylint: disable=g-import-not-at-top
 
@@ -44,9 +46,13 @@ def _add_pipeline_arguments(p):
                  help='any Trainer hyperparameter (components/hparams.py), e.g. --hparam xla=true')
   g.add_argument('--warm-start', action='store_true', help='start from the last blessed model')
   g = p.add_argument_group('gate')
-  g.add_argument('--min-accuracy', type=float, default=configs.MIN_ACCURACY)
-  g.add_argument('--min-covid-recall', type=float, default=configs.MIN_COVID_RECALL)
-  g.add_argument('--max-accuracy-drop', type=float, default=configs.MAX_ACCURACY_DROP)
+  gate = gate_lib.Gate()
+  g.add_argument('--min-accuracy', type=float, default=gate.min_accuracy)
+  g.add_argument('--min-covid-recall', type=float, default=gate.min_covid_recall)
+  g.add_argument('--max-accuracy-drop', type=float, default=gate.max_accuracy_drop)
+  g.add_argument('--gate-on', choices=gate_lib.GATE_ON, default=gate.gate_on,
+                 help='judge accuracy and COVID recall by the lower end of their 95%% interval '
+                      '(default) or by the figure itself')
   g = p.add_argument_group('orchestration')
   g.add_argument('--no-cache', action='store_true', help='re-run every component')
   g.add_argument('--beam-engine', choices=('direct', 'dataflow', 'flink', 'spark'), default='direct',
@@ -93,8 +99,10 @@ def run_options_from_args(args):
       image_channels=args.image_channels, normalization=args.normalization, preset=args.preset,
       hparam_overrides=overrides, warm_start=args.warm_start, min_accuracy=args.min_accuracy,
       min_covid_recall=args.min_covid_recall, max_accuracy_drop=args.max_accuracy_drop,
+      gate_on=args.gate_on,
       enable_cache=not args.no_cache, beam_pipeline_args=_beam_pipeline_args(args))
   hparams.from_custom_config(options.trainer_config())  # bad values fail here, before ingestion
+  options.gate()  # and bad gate values
   return options
 
 
@@ -124,10 +132,11 @@ def _run(args) -> int:
 
 
 def _add_demo_data_parser(subparsers) -> None:
+  from components import demo_data  # pylint: disable=g-import-not-at-top
   p = subparsers.add_parser('demo-data', help='generate the deterministic demo dataset')
   p.add_argument('--output', required=True, help='folder to write Train/ and Test/ into')
-  p.add_argument('--train-per-class', type=int, default=60)
-  p.add_argument('--test-per-class', type=int, default=20)
+  p.add_argument('--train-per-class', type=int, default=demo_data.TRAIN_PER_CLASS)
+  p.add_argument('--test-per-class', type=int, default=demo_data.TEST_PER_CLASS)
   p.add_argument('--seed', type=int, default=0)
   p.set_defaults(func=_demo_data)
 
@@ -146,6 +155,8 @@ def _add_report_parser(subparsers) -> None:
   p.add_argument('--run', default=None, help='pipeline run id (default: the latest run)')
   p.add_argument('--metadata-mysql', default=os.environ.get('CXR_METADATA_MYSQL', ''),
                  metavar='HOST[:PORT]/DATABASE', help='read a MySQL metadata store (as `cxr run`)')
+  p.add_argument('--json', action='store_true',
+                 help="print the report's figures as one JSON object instead of writing report.md")
   p.set_defaults(func=_report)
 
 
@@ -153,7 +164,11 @@ def _report(args) -> int:
   from pipeline import metadata_config  # pylint: disable=g-import-not-at-top
   from pipeline import report  # pylint: disable=g-import-not-at-top
   config = metadata_config.mysql_config(args.metadata_mysql) if args.metadata_mysql else None
-  print(report.render_report(args.output, run_id=args.run, connection_config=config))
+  if args.json:
+    print(json.dumps(report.report_json(args.output, run_id=args.run, connection_config=config),
+                     indent=2))
+  else:
+    print(report.render_report(args.output, run_id=args.run, connection_config=config))
   return 0
 
 

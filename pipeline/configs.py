@@ -24,11 +24,6 @@ NORMALIZATION = 'featurewise_center'  # or 'resnet_v2'
 # Trainer.
 PRESET = 'recommended'        # or 'seed'; hyperparameters in components/hparams.py
 
-# Evaluator gate (see README "Model gate").
-MIN_ACCURACY = 0.80
-MIN_COVID_RECALL = 0.80
-MAX_ACCURACY_DROP = 0.0       # candidate accuracy may not fall below the baseline's
-
 # Beam: DirectRunner in multi-processing mode on every core.
 BEAM_PIPELINE_ARGS = ('--direct_running_mode=multi_processing', '--direct_num_workers=0')
 

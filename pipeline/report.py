@@ -1,9 +1,12 @@
 """`cxr report`: a Markdown report of one pipeline run, read back from ML Metadata.
 
-OUTPUT/reports/<run id>/report.md holds the blessing decision and the gate's thresholds, the
-test-split classification report (argmax; the gate's own computation), ROC AUC, the confusion
-matrix (also as a PNG heatmap), the comparison with the blessed baseline, metrics by source and
-the training curves (PNGs written by the Trainer into its model_run artifact).
+OUTPUT/reports/<run id>/report.md holds the blessing decision and the gate's checks with their
+95% intervals, the test-split classification report (argmax, the gate's own computation: per
+class precision, recall, specificity, NPV with Wilson intervals, F1, support), ROC AUC, the
+confusion matrix (also as a PNG heatmap), the comparison with the blessed baseline, metrics by
+source and the training curves (PNGs written by the Trainer into its model_run artifact).
+`report_json` gives the same figures as one JSON-ready dict (`cxr report --json`); its
+`calibration`, `operating_point` and `confounding` are None until the pipeline computes them.
 """
 import dataclasses
 import datetime
@@ -11,7 +14,7 @@ import json
 import logging
 import os
 import re
-from typing import Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
 import matplotlib
 matplotlib.use('Agg')
@@ -35,6 +38,7 @@ COVID = labels.CLASS_NAMES.index('COVID')
 _DISPLAY_NAMES = {eval_config_lib.ACCURACY: 'accuracy', eval_config_lib.ARGMAX_RECALL: 'recall',
                   eval_config_lib.ARGMAX_PRECISION: 'precision', eval_config_lib.ARGMAX_F1: 'F1',
                   eval_config_lib.AUC: 'ROC AUC'}
+_PROPORTIONS = ('precision', 'recall', 'specificity', 'npv')  # ClassFigures with an interval
 
 
 def _display(metric: results.MetricId) -> str:
@@ -44,6 +48,32 @@ def _display(metric: results.MetricId) -> str:
   if metric.macro:
     name += ' (macro avg)'
   return name + (' change vs baseline' if metric.is_diff else '')
+
+
+def check_name(check: results.GateCheck) -> str:
+  """'accuracy', 'COVID recall', 'accuracy change vs baseline'."""
+  figure = check.figure
+  name = _DISPLAY_NAMES.get(figure.name, figure.name)
+  if figure.class_id is not None:
+    name = f'{labels.CLASS_NAMES[figure.class_id]} {name}'
+  return name + (' change vs baseline' if figure.is_diff else '')
+
+
+def _interval(ci: Optional[classification_report.Interval], digits: int = 2) -> str:
+  return f'{ci.lower:.{digits}f}–{ci.upper:.{digits}f}' if ci else 'n/a'
+
+
+def describe(check: results.GateCheck) -> str:
+  """One line, e.g. 'COVID recall 1.00 (95% CI 0.57–1.00, 5 images): lower bound below 0.80'."""
+  name, verdict = check_name(check), 'at or above' if check.passed else 'below'
+  if check.kind == 'change':
+    return f'{name} {_fmt(check.value, signed=True)}: {verdict} {check.threshold:+.2f}'
+  evidence = f'95% CI {_interval(check.ci)}' if check.ci else 'no interval'
+  if check.images is not None:
+    evidence += f', {check.images:g} images'
+  judged = 'lower bound ' if check.on_lower_bound else ''
+  value = 'n/a' if check.value is None else f'{check.value:.2f}'
+  return f'{name} {value} ({evidence}): {judged}{verdict} {check.threshold:.2f}'
 
 
 def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> List[str]:
@@ -57,18 +87,25 @@ def _fmt(value: Optional[float], signed: bool = False) -> str:
   return f'{value:+.4f}' if signed else f'{value:.4f}'
 
 
-def _scores_row(name: str, scores: classification_report.ClassScores) -> List[str]:
-  return [name, _fmt(scores.precision), _fmt(scores.recall), _fmt(scores.f1),
-          f'{scores.support:g}']
+def _with_ci(proportion: classification_report.Proportion) -> str:
+  return f'{_fmt(proportion.value)} ({_interval(proportion.ci, 3)})'
 
 
 def classification_report_table(report: classification_report.ClassificationReport) -> List[str]:
-  """The seed notebook's classification report as a Markdown table."""
-  rows = [_scores_row(name, scores) for name, scores in zip(report.class_names, report.per_class)]
-  rows += [['accuracy', '', '', _fmt(report.accuracy), f'{report.macro_avg.support:g}'],
-           _scores_row('macro avg', report.macro_avg),
-           _scores_row('weighted avg', report.weighted_avg)]
-  return _table(['', 'precision', 'recall', 'f1-score', 'support'], rows)
+  """Per class at argmax, each proportion with its 95% Wilson interval; the averages as in the
+  seed notebook's classification report; then the accuracy with its interval."""
+  rows = [[name] + [_with_ci(getattr(figures, p)) for p in _PROPORTIONS]
+          + [_fmt(figures.f1), f'{figures.support:g}']
+          for name, figures in zip(report.class_names, report.per_class)]
+  rows += [[name, _fmt(scores.precision), _fmt(scores.recall), '', '', _fmt(scores.f1),
+            f'{scores.support:g}']
+           for name, scores in (('macro avg', report.macro_avg),
+                                ('weighted avg', report.weighted_avg))]
+  header = ['', 'precision (95% CI)', 'recall (95% CI)', 'specificity (95% CI)', 'NPV (95% CI)',
+            'f1-score', 'support']
+  return _table(header, rows) + [
+      '', f'Accuracy {_fmt(report.accuracy.value)} (95% CI {_interval(report.accuracy.ci, 3)}), '
+      f'{report.accuracy.trials:g} images.']
 
 
 def save_confusion_matrix_png(matrix: np.ndarray, path: str) -> None:
@@ -89,14 +126,19 @@ def save_confusion_matrix_png(matrix: np.ndarray, path: str) -> None:
   plt.close(fig)
 
 
-def _gate_section(blessed: Optional[int], checks: List[results.GateCheck], pushed: Optional[str],
+def _gate_section(blessed: Optional[bool], checks: List[results.GateCheck], pushed: Optional[str],
                   has_baseline: bool) -> List[str]:
-  verdict = {1: 'BLESSED', 0: 'NOT BLESSED'}.get(blessed, 'NOT EVALUATED')
+  verdict = {True: 'BLESSED', False: 'NOT BLESSED'}.get(blessed, 'NOT EVALUATED')
   lines = ['## Decision', '', f'**{verdict}**: ' + (
       f'pushed to `{pushed}`.' if pushed else 'not pushed.'), '']
-  rows = [[_display(c.metric), c.bound, _fmt(c.measured, signed=c.kind == 'change'),
-           'pass' if c.passed else '**FAIL**'] for c in checks]
-  lines += _table(['gate check (overall test split)', 'threshold', 'measured', 'result'], rows)
+  rows = [[check_name(c), 'candidate − baseline' if c.kind == 'change' else (
+              'lower 95% bound' if c.on_lower_bound else 'point'), c.bound,
+           _fmt(c.value, signed=c.kind == 'change'), _interval(c.ci, 3),
+           'n/a' if c.images is None else f'{c.images:g}', 'pass' if c.passed else '**FAIL**']
+          for c in checks]
+  lines += _table(['gate check (overall test split)', 'judged on', 'threshold', 'value',
+                   '95% CI', 'images', 'result'], rows)
+  lines += [''] + [f'- {describe(c)}' for c in checks]
   if not has_baseline:
     lines += ['', 'No blessed baseline model yet: the accuracy change threshold was not applied '
               '(first blessing).']
@@ -121,17 +163,22 @@ def _baseline_section(overall: Dict[results.MetricId, float], candidate: str,
 
 
 def _slices_section(metrics: Dict[str, Dict[results.MetricId, float]], model: str) -> List[str]:
-  columns = [results.MetricId(eval_config_lib.ACCURACY),
-             results.MetricId(eval_config_lib.ARGMAX_RECALL, class_id=COVID),
-             results.MetricId(eval_config_lib.ARGMAX_F1, macro=True)]
+  with_ci = [results.MetricId(eval_config_lib.ACCURACY, model_name=model),
+             results.MetricId(eval_config_lib.ARGMAX_RECALL, class_id=COVID, model_name=model)]
+  f1 = results.MetricId(eval_config_lib.ARGMAX_F1, macro=True, model_name=model)
   rows = []
   for slice_name, values in sorted(metrics.items()):
-    count = values.get(results.MetricId('example_count', model_name=model), 0.0)
-    rows.append([slice_name, f'{count:g}']
-                + [_fmt(values.get(metric._replace(model_name=model))) for metric in columns])
+    count = values.get(results.MetricId(eval_config_lib.EXAMPLE_COUNT, model_name=model), 0.0)
+    cells = [slice_name, f'{count:g}']
+    for metric in with_ci:
+      ends = [values.get(metric._replace(name=metric.name + end))
+              for end in (eval_config_lib.LOWER, eval_config_lib.UPPER)]
+      ci = classification_report.Interval(*ends) if None not in ends else None
+      cells.append(f'{_fmt(values.get(metric))} ({_interval(ci, 3)})')
+    rows.append(cells + [_fmt(values.get(f1))])
   return (['## By source', '', 'Reported, not gated (a source may be small or hold one class).', '']
-          + _table(['slice', 'examples'] + [_display(metric) for metric in columns], rows)
-          + [''])
+          + _table(['slice', 'examples'] + [f'{_display(m)} (95% CI)' for m in with_ci]
+                   + [_display(f1)], rows) + [''])
 
 
 def _training_section(model_run_uri: Optional[str], report_dir: str) -> List[str]:
@@ -186,6 +233,18 @@ class RunArtifacts:
   model_run: Optional[metadata_store_pb2.Artifact]
   pushed_model: Optional[metadata_store_pb2.Artifact]
 
+  def blessed(self) -> Optional[bool]:
+    """The Evaluator's verdict (None: no blessing recorded)."""
+    if self.blessing is None:
+      return None
+    return metadata_queries.custom_property(self.blessing, 'blessed') == 1
+
+  def pushed_to(self) -> Optional[str]:
+    """Where the Pusher copied the model, or None when it pushed nothing."""
+    if self.pushed_model and metadata_queries.custom_property(self.pushed_model, 'pushed'):
+      return metadata_queries.custom_property(self.pushed_model, 'pushed_destination')
+    return None
+
 
 def find_run_artifacts(output_dir: str, run_id: Optional[str] = None,
                        connection_config: Optional[metadata_store_pb2.ConnectionConfig] = None,
@@ -221,28 +280,43 @@ def find_run_artifacts(output_dir: str, run_id: Optional[str] = None,
         pushed_model=metadata_queries.latest_artifact(store, run_id, 'PushedModel'))
 
 
+@dataclasses.dataclass(frozen=True)
+class Evaluation:
+  """What the Evaluator wrote for a run, read back: names, metrics, matrix, report, gate."""
+  candidate: str
+  baseline: Optional[str]
+  metrics: Dict[str, Dict[results.MetricId, float]]
+  matrix: np.ndarray
+  report: classification_report.ClassificationReport
+  checks: List[results.GateCheck]
+
+
+def load_evaluation(evaluation_uri: str) -> Evaluation:
+  """The candidate's figures and the gate's checks from an Evaluator output folder."""
+  candidate, baseline = results.model_names(results.load_eval_config(evaluation_uri))
+  matrix = results.load_confusion_matrix(evaluation_uri, model_name=candidate)
+  return Evaluation(candidate=candidate, baseline=baseline,
+                    metrics=results.load_metrics(evaluation_uri), matrix=matrix,
+                    report=classification_report.classification_report(matrix, labels.CLASS_NAMES),
+                    checks=results.load_gate(evaluation_uri))
+
+
 def _markdown(run: RunArtifacts, output_root: str, report_dir: str) -> List[str]:
-  eval_config = results.load_eval_config(run.evaluation.uri)
-  candidate, baseline = results.model_names(eval_config)
-  metrics = results.load_metrics(run.evaluation.uri)
-  overall = metrics.get(results.OVERALL, {})
-  matrix = results.load_confusion_matrix(run.evaluation.uri, model_name=candidate)
-  report = classification_report.classification_report(matrix, labels.CLASS_NAMES)
+  evaluation = load_evaluation(run.evaluation.uri)
+  candidate, report, matrix = evaluation.candidate, evaluation.report, evaluation.matrix
+  overall = evaluation.metrics.get(results.OVERALL, {})
   save_confusion_matrix_png(matrix, os.path.join(report_dir, CONFUSION_MATRIX_PNG))
-  pushed = None
-  if run.pushed_model and metadata_queries.custom_property(run.pushed_model, 'pushed'):
-    pushed = metadata_queries.custom_property(run.pushed_model, 'pushed_destination')
 
   lines = [f'# Run report: {run.run_id}', '',
            f'- Generated: {datetime.datetime.now().isoformat(timespec="seconds")}',
            f'- Output folder: `{output_root}`',
            f'- Model: `{run.model.uri if run.model else "n/a"}`',
            f'- Evaluation: `{run.evaluation.uri}`', '']
-  lines += _gate_section(
-      metadata_queries.custom_property(run.blessing, 'blessed') if run.blessing else None,
-      results.load_gate(run.evaluation.uri), pushed, baseline is not None)
-  lines += [f'## Classification report (test split, {report.macro_avg.support:g} images, argmax)',
-            ''] + classification_report_table(report) + ['']
+  lines += _gate_section(run.blessed(), evaluation.checks, run.pushed_to(),
+                         evaluation.baseline is not None)
+  lines += [f'## Classification report (test split, {report.accuracy.trials:g} images, argmax)',
+            '', 'Each class against the rest; intervals: 95% Wilson score.', '']
+  lines += classification_report_table(report) + ['']
   auc = [results.MetricId(eval_config_lib.AUC, class_id=i, model_name=candidate)
          for i in range(labels.NUM_CLASSES)]
   auc.append(results.MetricId(eval_config_lib.AUC, macro=True, model_name=candidate))
@@ -254,11 +328,40 @@ def _markdown(run: RunArtifacts, output_root: str, report_dir: str) -> List[str]
   lines += _table([''] + list(labels.CLASS_NAMES), [
       [name] + [f'{count:g}' for count in row] for name, row in zip(labels.CLASS_NAMES, matrix)])
   lines += ['', f'![Confusion matrix]({CONFUSION_MATRIX_PNG})', '']
-  if baseline is not None:
-    lines += _baseline_section(overall, candidate, baseline,
+  if evaluation.baseline is not None:
+    lines += _baseline_section(overall, candidate, evaluation.baseline,
                                run.baseline_model.uri if run.baseline_model else 'n/a')
-  lines += _slices_section(metrics, candidate)
+  lines += _slices_section(evaluation.metrics, candidate)
   return lines + _training_section(run.model_run.uri if run.model_run else None, report_dir)
+
+
+def _proportion_json(name: str, proportion: classification_report.Proportion) -> Dict[str, Any]:
+  return {name: proportion.value, f'{name}_ci': list(proportion.ci)}
+
+
+def report_json(output_dir: str, run_id: Optional[str] = None,
+                connection_config: Optional[metadata_store_pb2.ConnectionConfig] = None,
+                ) -> Dict[str, Any]:
+  """The figures of the run's report as one JSON-ready dict (see the module docstring)."""
+  run = find_run_artifacts(output_dir, run_id, connection_config)
+  evaluation = load_evaluation(run.evaluation.uri)
+  report = evaluation.report
+  checks = [{'name': check_name(c), 'metric': c.metric.name,
+             'judged_on': c.kind if c.kind == 'change' else (
+                 'lower95' if c.on_lower_bound else 'point'),
+             'threshold': c.threshold, 'value': c.value,
+             'ci': list(c.ci) if c.ci else None, 'images': c.images, 'passed': c.passed,
+             'text': describe(c)} for c in evaluation.checks]
+  classes = {}
+  for name, figures in zip(report.class_names, report.per_class):
+    classes[name] = {}
+    for proportion in _PROPORTIONS:
+      classes[name].update(_proportion_json(proportion, getattr(figures, proportion)))
+    classes[name].update(f1=figures.f1, support=figures.support)
+  return {'run_id': run.run_id, 'blessed': bool(run.blessed()), 'pushed_to': run.pushed_to(),
+          'checks': checks, 'images': report.accuracy.trials,
+          **_proportion_json('accuracy', report.accuracy), 'classes': classes,
+          'calibration': None, 'operating_point': None, 'confounding': None}
 
 
 def render_report(output_dir: str, run_id: Optional[str] = None,

@@ -5,6 +5,7 @@ from typing import Any, Dict, List, Optional
 from tfx import v1 as tfx
 
 from components.evaluation.eval_config import make_eval_config
+from components.evaluation.gate import Gate
 from pipeline import configs
 from pipeline import pipeline as pipeline_lib
 
@@ -28,10 +29,11 @@ class RunOptions:
   preset: str = configs.PRESET
   hparam_overrides: Dict[str, Any] = dataclasses.field(default_factory=dict)
   warm_start: bool = False
-  # Evaluator gate.
-  min_accuracy: float = configs.MIN_ACCURACY
-  min_covid_recall: float = configs.MIN_COVID_RECALL
-  max_accuracy_drop: float = configs.MAX_ACCURACY_DROP
+  # Evaluator gate (defaults: components.evaluation.gate.Gate).
+  min_accuracy: float = Gate.min_accuracy
+  min_covid_recall: float = Gate.min_covid_recall
+  max_accuracy_drop: float = Gate.max_accuracy_drop
+  gate_on: str = Gate.gate_on
   # Orchestration.
   enable_cache: bool = True
   beam_pipeline_args: Optional[List[str]] = None
@@ -45,6 +47,10 @@ class RunOptions:
 
   def transform_config(self) -> Dict[str, Any]:
     return dict(image_size=self.image_size, image_channels=self.image_channels)
+
+  def gate(self) -> Gate:
+    return Gate(min_accuracy=self.min_accuracy, min_covid_recall=self.min_covid_recall,
+                max_accuracy_drop=self.max_accuracy_drop, gate_on=self.gate_on)
 
   def trainer_config(self) -> Dict[str, Any]:
     return dict(preset=self.preset, image_size=self.image_size,
@@ -63,10 +69,7 @@ def create_pipeline(options: RunOptions, **placement: Any) -> tfx.dsl.Pipeline:
       transform_config=options.transform_config(),
       run_fn=configs.RUN_FN,
       trainer_config=options.trainer_config(),
-      eval_config=make_eval_config(
-          min_accuracy=options.min_accuracy,
-          min_covid_recall=options.min_covid_recall,
-          max_accuracy_drop=options.max_accuracy_drop),
+      eval_config=make_eval_config(options.gate()),
       warm_start=options.warm_start,
       enable_cache=options.enable_cache,
       **placement)

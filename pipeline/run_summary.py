@@ -1,8 +1,5 @@
-"""What `cxr run` prints at the end: the decision, where the model went, the per-class table."""
-from components import labels
-from components.evaluation import classification_report
-from components.evaluation import results
-from pipeline import metadata_queries
+"""What `cxr run` prints at the end: the decision and why, where the model went, the per-class
+table."""
 from pipeline import report
 
 
@@ -13,16 +10,13 @@ def summarize(output_dir: str, connection_config=None) -> str:
   """
   run = report.find_run_artifacts(output_dir, connection_config=connection_config)
   report_path = report.render_report(output_dir, run.run_id, connection_config)
-  candidate, _ = results.model_names(results.load_eval_config(run.evaluation.uri))
-  matrix = results.load_confusion_matrix(run.evaluation.uri, model_name=candidate)
-  table = report.classification_report_table(
-      classification_report.classification_report(matrix, labels.CLASS_NAMES))
-  blessed = run.blessing is not None and metadata_queries.custom_property(run.blessing, 'blessed')
-  pushed = run.pushed_model is not None and metadata_queries.custom_property(run.pushed_model, 'pushed')
+  evaluation = report.load_evaluation(run.evaluation.uri)
+  pushed = run.pushed_to()
   if pushed:
-    decision = ('Model BLESSED and pushed to '
-                f'{metadata_queries.custom_property(run.pushed_model, "pushed_destination")}')
+    decision = f'Model BLESSED and pushed to {pushed}'
   else:
-    decision = f'Model {"BLESSED" if blessed else "NOT BLESSED"}: nothing pushed this run'
-  return '\n'.join([f'Run {run.run_id}', decision, '', 'Test split (argmax):'] + table
-                   + ['', f'Full report: {report_path}'])
+    decision = f'Model {"BLESSED" if run.blessed() else "NOT BLESSED"}: nothing pushed this run'
+  return '\n'.join(
+      [f'Run {run.run_id}', decision] + [f'  {report.describe(c)}' for c in evaluation.checks]
+      + ['', 'Test split (argmax, 95% Wilson intervals):']
+      + report.classification_report_table(evaluation.report) + ['', f'Full report: {report_path}'])

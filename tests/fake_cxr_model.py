@@ -21,6 +21,7 @@ from tfx.utils import proto_utils
 from components import features
 from components import labels
 from components.evaluation import eval_config as eval_config_lib
+from components.evaluation.gate import Gate
 
 GRAY_STEP = 8  # gray level of table row i: i * GRAY_STEP
 
@@ -108,8 +109,8 @@ def model_artifact(uri: str, table: Sequence[Sequence[float]]):
 
 
 def run_evaluator(work_dir: str, examples, model, baseline=None, **gate):
-  """Runs TFX's Evaluator executor (Beam in memory) with make_eval_config(**gate) on the 'test'
-  split; returns (evaluation uri, blessing artifact)."""
+  """Runs TFX's Evaluator executor (Beam in memory) with make_eval_config(Gate(**gate)) on the
+  'test' split; returns (evaluation uri, blessing artifact)."""
   evaluation = standard_artifacts.ModelEvaluation()
   evaluation.uri = os.path.join(work_dir, 'evaluation')
   blessing = standard_artifacts.ModelBlessing()
@@ -122,6 +123,6 @@ def run_evaluator(work_dir: str, examples, model, baseline=None, **gate):
       beam_pipeline_args=['--direct_running_mode=in_memory'],
       tmp_dir=os.path.join(work_dir, 'tmp')))
   executor.Do(inputs, {'evaluation': [evaluation], 'blessing': [blessing]}, {
-      'eval_config': proto_utils.proto_to_json(eval_config_lib.make_eval_config(**gate)),
+      'eval_config': proto_utils.proto_to_json(eval_config_lib.make_eval_config(Gate(**gate))),
       'example_splits': json_utils.dumps(['test'])})
   return evaluation.uri, blessing

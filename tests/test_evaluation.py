@@ -1,4 +1,5 @@
-"""The Evaluator gate: argmax per-class metrics equal scikit-learn's, and blessing decisions.
+"""The Evaluator gate: argmax per-class metrics equal scikit-learn's, their intervals scipy's,
+and blessing decisions (on the lower bound by default, or on the point figure).
 
 Runs TFX's Evaluator executor (TFMA, Beam in memory) on a tiny fake SavedModel with the
 project's `serving_examples` signature and raw tf.Examples.
@@ -7,6 +8,7 @@ import os
 
 import numpy as np
 import pytest
+from scipy import stats
 from sklearn import metrics as sk_metrics
 from tfx.proto import pusher_pb2
 from tfx.types import standard_artifacts
@@ -17,8 +19,11 @@ from components import labels
 from components.evaluation import classification_report
 from components.evaluation import eval_config as eval_config_lib
 from components.evaluation import results
+from components.evaluation.gate import Gate
 from components.pusher import executor as pusher_executor
 from components.pusher import versioned_dir
+from pipeline import cli
+from pipeline import report
 
 COVID, NORMAL, VIRAL = 0, 1, 2
 GOOD_TABLE = [[0.8, 0.1, 0.1], [0.1, 0.7, 0.2], [0.2, 0.2, 0.6], [0.45, 0.4, 0.15],
@@ -31,6 +36,13 @@ TEST_SPLIT = ([(0, COVID, 'A'), (0, COVID, 'A'), (0, COVID, 'B'), (3, COVID, 'A'
                (1, COVID, 'B')]
               + [(1, NORMAL, 'A')] * 4 + [(4, NORMAL, 'A'), (3, NORMAL, 'A')]
               + [(2, VIRAL, 'A')] * 5 + [(4, VIRAL, 'A')])
+# Every image right, but only 5 COVID images: COVID recall 5/5, 95% CI 0.566-1.
+SMALL_COVID_SPLIT = [(0, COVID, 'A')] * 5 + [(1, NORMAL, 'A')] * 30 + [(2, VIRAL, 'A')] * 30
+
+
+def _scipy_wilson(k, n):
+  ci = stats.binomtest(int(k), int(n)).proportion_ci(confidence_level=0.95, method='wilson')
+  return ci.low, ci.high
 
 
 def _argmax_predictions(table):
@@ -41,19 +53,24 @@ def _true_labels():
   return [label for _, label, _ in TEST_SPLIT]
 
 
+def _examples(uri, split):
+  return fake_cxr_model.examples_artifact(uri, [
+      fake_cxr_model.serialized_example(row, label, source) for row, label, source in split])
+
+
 @pytest.fixture(scope='module')
 def workspace(tmp_path_factory):
   root = tmp_path_factory.mktemp('evaluation')
-  examples = fake_cxr_model.examples_artifact(str(root / 'examples'), [
-      fake_cxr_model.serialized_example(row, label, source) for row, label, source in TEST_SPLIT])
+  examples = _examples(str(root / 'examples'), TEST_SPLIT)
   models = {name: fake_cxr_model.model_artifact(str(root / f'model_{name}'), table)
             for name, table in (('good', GOOD_TABLE), ('bad', BAD_TABLE))}
   return root, examples, models
 
 
-def _evaluate(workspace, name, model, baseline=None, **gate):
-  root, examples, _ = workspace
-  return fake_cxr_model.run_evaluator(str(root / name), examples, model, baseline, **gate)
+def _evaluate(workspace, name, model, baseline=None, examples=None, **gate):
+  root, default_examples, _ = workspace
+  return fake_cxr_model.run_evaluator(str(root / name), examples or default_examples, model,
+                                      baseline, **gate)
 
 
 def _overall(evaluation_uri, name, class_id=None, macro=False, model_name=''):
@@ -71,16 +88,44 @@ def test_classification_report_equals_sklearn_including_a_never_predicted_class(
   expected = sk_metrics.classification_report(y_true, y_pred, labels=[0, 1, 2], output_dict=True,
                                               zero_division=0)
   for i, scores in enumerate(report.per_class):
-    assert scores.precision == pytest.approx(expected[str(i)]['precision'])
-    assert scores.recall == pytest.approx(expected[str(i)]['recall'])
+    assert scores.precision.value == pytest.approx(expected[str(i)]['precision'])
+    assert scores.recall.value == pytest.approx(expected[str(i)]['recall'])
     assert scores.f1 == pytest.approx(expected[str(i)]['f1-score'])
     assert scores.support == expected[str(i)]['support']
-  assert report.per_class[2].precision == 0.0 and report.per_class[2].recall == 0.0
+    # Specificity and NPV: recall and precision of "not class i".
+    assert scores.specificity.value == pytest.approx(
+        sk_metrics.recall_score(y_true != i, y_pred != i))
+    assert scores.npv.value == pytest.approx(sk_metrics.precision_score(y_true != i, y_pred != i))
+    for proportion in (scores.precision, scores.recall, scores.specificity, scores.npv):
+      if proportion.trials:  # (no trials: checked below)
+        assert proportion.ci == pytest.approx(_scipy_wilson(proportion.successes,
+                                                            proportion.trials))
+  assert report.per_class[2].precision.value == 0.0 and report.per_class[2].recall.value == 0.0
+  assert report.per_class[2].precision.ci == (0.0, 1.0)  # never predicted: no evidence
   for name, scores in (('macro avg', report.macro_avg), ('weighted avg', report.weighted_avg)):
     assert scores.precision == pytest.approx(expected[name]['precision'])
     assert scores.recall == pytest.approx(expected[name]['recall'])
     assert scores.f1 == pytest.approx(expected[name]['f1-score'])
-  assert report.accuracy == pytest.approx(expected['accuracy'])
+  assert report.accuracy.value == pytest.approx(expected['accuracy'])
+  assert report.accuracy.ci == pytest.approx(_scipy_wilson(np.sum(y_true == y_pred), 200))
+
+
+def test_wilson_interval_equals_scipy_and_the_closed_form():
+  z = stats.norm.ppf(0.975)
+  for n in (1, 2, 3, 5, 16, 20, 50, 70, 312, 1000):
+    for k in sorted({0, 1, n // 3, n // 2, n - 1, n}):
+      lower, upper = classification_report.wilson_interval(k, n)
+      assert (lower, upper) == pytest.approx(_scipy_wilson(k, n), abs=1e-12)
+      p = k / n  # Wilson (1927): (p + z^2/2n -+ z sqrt(p(1-p)/n + z^2/4n^2)) / (1 + z^2/n)
+      centre, half = p + z * z / (2 * n), z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+      assert (lower, upper) == pytest.approx(((centre - half) / (1 + z * z / n),
+                                              (centre + half) / (1 + z * z / n)), abs=1e-9)
+  assert classification_report.wilson_interval(5, 5).lower == pytest.approx(0.5655, abs=1e-4)
+  assert classification_report.wilson_interval(297, 312) == pytest.approx((0.9222, 0.9707),
+                                                                           abs=1e-4)
+  assert classification_report.wilson_interval(0, 0) == (0.0, 1.0)
+  with pytest.raises(ValueError, match='whole counts'):
+    classification_report.wilson_interval(2.5, 4)
 
 
 def test_confusion_matrix_rejects_labels_outside_the_classes():
@@ -88,16 +133,36 @@ def test_confusion_matrix_rejects_labels_outside_the_classes():
     classification_report.confusion_matrix([(0, 0, 2.0), (3, 0, 1.0)], 3)
 
 
-def test_eval_config_rejects_thresholds_outside_0_1():
+def test_gate_settings_defaults_round_trip_and_bad_values():
+  assert Gate() == Gate(min_accuracy=0.8, min_covid_recall=0.8, max_accuracy_drop=0.0,
+                        gate_on='lower')
+  gate = Gate(min_accuracy=0.7, gate_on='point')
+  assert Gate.from_config(gate.to_config()) == gate
   with pytest.raises(ValueError, match='min_covid_recall must be within'):
-    eval_config_lib.make_eval_config(min_covid_recall=80)
+    Gate(min_covid_recall=80)
+  with pytest.raises(ValueError, match="gate_on must be one of lower, point, got 'median'"):
+    Gate(gate_on='median')
+
+
+def _run_options(*flags):
+  args = cli.build_parser().parse_args(['run', '--data', 'd', '--output', 'o', *flags])
+  return cli.run_options_from_args(args)
+
+
+def test_cli_gate_flags_make_the_gate():
+  assert _run_options().gate() == Gate()
+  assert _run_options('--gate-on', 'point', '--min-covid-recall', '0.9').gate() == Gate(
+      min_covid_recall=0.9, gate_on='point')
+  with pytest.raises(ValueError, match='min_accuracy must be within'):
+    _run_options('--min-accuracy', '80')
 
 
 def test_gate_metrics_equal_sklearn_and_a_good_model_is_blessed(workspace):
   _, _, models = workspace
   evaluation_uri, blessing = _evaluate(workspace, 'good', models['good'], min_accuracy=0.8,
-                                       min_covid_recall=0.8, max_accuracy_drop=0.0)
-  y_true, y_pred = _true_labels(), _argmax_predictions(GOOD_TABLE)
+                                       min_covid_recall=0.8, max_accuracy_drop=0.0,
+                                       gate_on='point')
+  y_true, y_pred = np.array(_true_labels()), np.array(_argmax_predictions(GOOD_TABLE))
   assert len(set(y_pred)) == labels.NUM_CLASSES
   expected = sk_metrics.classification_report(y_true, y_pred, output_dict=True, zero_division=0)
   for i in range(labels.NUM_CLASSES):
@@ -105,36 +170,82 @@ def test_gate_metrics_equal_sklearn_and_a_good_model_is_blessed(workspace):
         expected[str(i)]['precision'])
     assert _overall(evaluation_uri, 'argmax_recall', i) == pytest.approx(expected[str(i)]['recall'])
     assert _overall(evaluation_uri, 'argmax_f1', i) == pytest.approx(expected[str(i)]['f1-score'])
+    assert _overall(evaluation_uri, 'argmax_support', i) == expected[str(i)]['support']
+    positive, predicted = y_true == i, y_pred == i
+    counts = {  # (successes, trials) of each proportion
+        'argmax_precision': (np.sum(positive & predicted), np.sum(predicted)),
+        'argmax_recall': (np.sum(positive & predicted), np.sum(positive)),
+        'argmax_specificity': (np.sum(~positive & ~predicted), np.sum(~positive)),
+        'argmax_npv': (np.sum(~positive & ~predicted), np.sum(~predicted))}
+    assert _overall(evaluation_uri, 'argmax_specificity', i) == pytest.approx(
+        sk_metrics.recall_score(~positive, ~predicted))
+    assert _overall(evaluation_uri, 'argmax_npv', i) == pytest.approx(
+        sk_metrics.precision_score(~positive, ~predicted))
+    for name, (k, n) in counts.items():
+      assert (_overall(evaluation_uri, name + '_lower95', i),
+              _overall(evaluation_uri, name + '_upper95', i)) == pytest.approx(_scipy_wilson(k, n))
     scores = np.array([GOOD_TABLE[row][i] for row, _, _ in TEST_SPLIT])
     assert _overall(evaluation_uri, 'auc', i) == pytest.approx(
         sk_metrics.roc_auc_score(np.equal(y_true, i), scores), abs=1e-3)
   assert _overall(evaluation_uri, 'argmax_f1', macro=True) == pytest.approx(
       expected['macro avg']['f1-score'])
-  assert _overall(evaluation_uri, 'sparse_categorical_accuracy') == pytest.approx(
-      expected['accuracy'])
+  assert _overall(evaluation_uri, 'argmax_accuracy') == pytest.approx(expected['accuracy'])
+  assert (_overall(evaluation_uri, 'argmax_accuracy_lower95'),
+          _overall(evaluation_uri, 'argmax_accuracy_upper95')) == pytest.approx(
+              _scipy_wilson(np.sum(y_true == y_pred), len(y_true)))
   np.testing.assert_array_equal(results.load_confusion_matrix(evaluation_uri),
                                 sk_metrics.confusion_matrix(y_true, y_pred))
 
   assert blessing.get_int_custom_property('blessed') == 1
   assert os.path.exists(os.path.join(blessing.uri, 'BLESSED'))
   gate = {(c.metric.name, c.metric.class_id, c.kind): c for c in results.load_gate(evaluation_uri)}
-  assert set(gate) == {('sparse_categorical_accuracy', None, 'value'),
+  assert set(gate) == {('argmax_accuracy', None, 'value'),
                        ('argmax_recall', COVID, 'value')}  # no baseline: change threshold dropped
   assert all(c.passed for c in gate.values())
-  assert gate[('argmax_recall', COVID, 'value')].bound == '>= 0.8'
-  # Slices are reported, not gated: source B's COVID recall is 0.5.
+  recall = gate[('argmax_recall', COVID, 'value')]
+  assert (recall.bound, recall.threshold, recall.images) == ('>= 0.8', 0.8, 6)
+  assert recall.ci == pytest.approx(_scipy_wilson(5, 6))
+  assert report.describe(recall) == (
+      'COVID recall 0.83 (95% CI 0.44–0.97, 6 images): at or above 0.80')
+  # Slices are reported, not gated: source B's COVID recall is 0.5 (1 of 2), with its interval.
   source_b = results.load_metrics(evaluation_uri)['source:B']
   assert source_b[results.MetricId('argmax_recall', class_id=COVID)] == pytest.approx(0.5)
+  assert (source_b[results.MetricId('argmax_recall_lower95', class_id=COVID)],
+          source_b[results.MetricId('argmax_recall_upper95', class_id=COVID)]) == pytest.approx(
+              _scipy_wilson(1, 2))
+
+
+def test_perfect_recall_on_5_covid_images_is_not_blessed_by_default(workspace):
+  root, _, models = workspace
+  examples = _examples(str(root / 'small_covid_examples'), SMALL_COVID_SPLIT)
+  evaluation_uri, blessing = _evaluate(workspace, 'small_covid', models['good'], examples=examples)
+  assert blessing.get_int_custom_property('blessed') == 0
+  gate = {c.metric: c for c in results.load_gate(evaluation_uri)}
+  recall = gate[results.MetricId('argmax_recall_lower95', class_id=COVID)]
+  assert not recall.passed and recall.on_lower_bound
+  assert recall.value == 1.0 and recall.measured == pytest.approx(0.5655, abs=1e-4)
+  assert report.describe(recall) == (
+      'COVID recall 1.00 (95% CI 0.57–1.00, 5 images): lower bound below 0.80')
+  accuracy = gate[results.MetricId('argmax_accuracy_lower95')]
+  assert accuracy.passed and accuracy.images == 65
+  assert accuracy.measured == pytest.approx(_scipy_wilson(65, 65)[0])
+  assert report.describe(accuracy) == (
+      'accuracy 1.00 (95% CI 0.94–1.00, 65 images): lower bound at or above 0.80')
+
+  _, blessing = _evaluate(workspace, 'small_covid_point', models['good'], examples=examples,
+                          gate_on='point')
+  assert blessing.get_int_custom_property('blessed') == 1
 
 
 def test_model_under_covid_recall_threshold_is_not_blessed_and_not_pushed(workspace, tmp_path):
   root, _, models = workspace
   evaluation_uri, blessing = _evaluate(workspace, 'bad', models['bad'], min_accuracy=0.7,
-                                       min_covid_recall=0.8, max_accuracy_drop=0.0)
+                                       min_covid_recall=0.8, max_accuracy_drop=0.0,
+                                       gate_on='point')
   assert blessing.get_int_custom_property('blessed') == 0
   assert os.path.exists(os.path.join(blessing.uri, 'NOT_BLESSED'))
   gate = {(c.metric.name, c.metric.class_id): c for c in results.load_gate(evaluation_uri)}
-  assert gate[('sparse_categorical_accuracy', None)].passed  # 14/18 >= 0.7
+  assert gate[('argmax_accuracy', None)].passed  # 14/18 >= 0.7
   assert gate[('argmax_recall', COVID)].measured == pytest.approx(0.5)
   assert not gate[('argmax_recall', COVID)].passed
 
@@ -153,14 +264,16 @@ def test_model_worse_than_the_blessed_baseline_is_not_blessed(workspace):
   _, _, models = workspace
   evaluation_uri, blessing = _evaluate(
       workspace, 'regression', models['bad'], baseline=models['good'], min_accuracy=0.7,
-      min_covid_recall=0.4, max_accuracy_drop=0.0)
+      min_covid_recall=0.4, max_accuracy_drop=0.0, gate_on='point')
   assert blessing.get_int_custom_property('blessed') == 0
   assert blessing.get_string_custom_property('baseline_model') == models['good'].uri
   candidate, baseline = results.model_names(results.load_eval_config(evaluation_uri))
   assert baseline is not None
-  assert _overall(evaluation_uri, 'sparse_categorical_accuracy', model_name=baseline) == (
+  assert _overall(evaluation_uri, 'argmax_accuracy', model_name=baseline) == (
       pytest.approx(15 / 18))
   failed = [c for c in results.load_gate(evaluation_uri) if not c.passed]
   assert [(c.metric.name, c.kind, c.metric.model_name) for c in failed] == [
-      ('sparse_categorical_accuracy', 'change', candidate)]
+      ('argmax_accuracy', 'change', candidate)]
   assert failed[0].measured == pytest.approx(14 / 18 - 15 / 18, abs=1e-6)
+  assert failed[0].ci is None  # a point comparison (see eval_config's docstring)
+  assert report.describe(failed[0]) == 'accuracy change vs baseline -0.0556: below +0.00'

@@ -1,10 +1,12 @@
 """`cxr report`: renders a run's report from ML Metadata and the Evaluator/Trainer outputs."""
+import json
 import os
 
 import numpy as np
 import pytest
 from ml_metadata.metadata_store import metadata_store
 from ml_metadata.proto import metadata_store_pb2
+from scipy import stats
 from sklearn import metrics as sk_metrics
 from tfx import v1 as tfx
 
@@ -21,6 +23,19 @@ BASELINE = [[0.8, 0.1, 0.1], [0.1, 0.7, 0.2], [0.2, 0.2, 0.6], [0.3, 0.6, 0.1]]
 TEST_SPLIT = ([(0, 0, 'A'), (0, 0, 'A'), (3, 0, 'B'), (3, 0, 'B'), (1, 1, 'A'), (1, 1, 'A'),
                (1, 1, 'A'), (3, 1, 'A'), (2, 2, 'A'), (2, 2, 'A'), (2, 2, 'B'), (1, 2, 'B')])
 RUN_ID = '20260101-120000.000001'
+
+
+def _wilson(k, n):
+  ci = stats.binomtest(int(k), int(n)).proportion_ci(confidence_level=0.95, method='wilson')
+  return [ci.low, ci.high]
+
+
+def _expected():
+  """scikit-learn's report of the candidate on TEST_SPLIT, and the true and predicted labels."""
+  y_true = np.array([label for _, label, _ in TEST_SPLIT])
+  y_pred = np.array([int(np.argmax(CANDIDATE[row])) for row, _, _ in TEST_SPLIT])
+  return (sk_metrics.classification_report(y_true, y_pred, output_dict=True, zero_division=0),
+          y_true, y_pred)
 
 
 def _put_artifact(store, type_name, uri, **properties):
@@ -112,20 +127,31 @@ def test_report_of_the_latest_evaluated_run(output_dir):
   assert f'- Model: `{os.path.join(os.path.dirname(output_dir), "candidate")}`' in text
   decision = _section(text, 'Decision')
   assert f'**BLESSED**: pushed to `{layout(output_dir).serving_dir}/1767268800`.' in decision
-  assert '| recall (COVID) | >= 0.5 | 1.0000 | pass |' in decision
-  assert '| accuracy change vs baseline | >= +0 (absolute) | +0.0833 | pass |' in decision
+  # COVID: 4 of 4 (95% CI 0.510-1); accuracy 10 of 12 (0.552-0.953).
+  assert ('| COVID recall | lower 95% bound | >= 0.5 | 1.0000 | 0.510–1.000 | 4 | pass |'
+          in decision)
+  assert ('| accuracy | lower 95% bound | >= 0.5 | 0.8333 | 0.552–0.953 | 12 | pass |'
+          in decision)
+  assert ('| accuracy change vs baseline | candidate − baseline | >= +0 (absolute) | +0.0833 | n/a '
+          '| n/a | pass |') in decision
+  assert '- COVID recall 1.00 (95% CI 0.51–1.00, 4 images): lower bound at or above 0.50' in (
+      decision)
 
-  y_true = [label for _, label, _ in TEST_SPLIT]
-  y_pred = [int(np.argmax(CANDIDATE[row])) for row, _, _ in TEST_SPLIT]
-  expected = sk_metrics.classification_report(y_true, y_pred, output_dict=True, zero_division=0)
+  expected, y_true, y_pred = _expected()
   table = _section(text, 'Classification report')
   for i, name in enumerate(labels.CLASS_NAMES):
-    scores = expected[str(i)]
-    assert (f'| {name} | {scores["precision"]:.4f} | {scores["recall"]:.4f} | '
-            f'{scores["f1-score"]:.4f} | {scores["support"]:g} |') in table
-  assert f'| accuracy |  |  | {expected["accuracy"]:.4f} | 12 |' in table
+    scores, positive, predicted = expected[str(i)], y_true == i, y_pred == i
+    tp, tn = np.sum(positive & predicted), np.sum(~positive & ~predicted)
+    cells = [(scores['precision'], _wilson(tp, predicted.sum())),
+             (scores['recall'], _wilson(tp, positive.sum())),
+             (tn / np.sum(~positive), _wilson(tn, np.sum(~positive))),
+             (tn / np.sum(~predicted), _wilson(tn, np.sum(~predicted)))]
+    assert ('| ' + ' | '.join([name] + [f'{v:.4f} ({lo:.3f}–{hi:.3f})' for v, (lo, hi) in cells]
+                              + [f'{scores["f1-score"]:.4f}', f'{scores["support"]:g}']) + ' |'
+            in table)
+  assert 'Accuracy 0.8333 (95% CI 0.552–0.953), 12 images.' in table
   macro = expected['macro avg']
-  assert (f'| macro avg | {macro["precision"]:.4f} | {macro["recall"]:.4f} | '
+  assert (f'| macro avg | {macro["precision"]:.4f} | {macro["recall"]:.4f} |  |  | '
           f'{macro["f1-score"]:.4f} | 12 |') in table
 
   matrix = sk_metrics.confusion_matrix(y_true, y_pred)
@@ -134,7 +160,9 @@ def test_report_of_the_latest_evaluated_run(output_dir):
   comparison = _section(text, 'Comparison with the blessed baseline')
   assert '| recall (COVID) | 1.0000 | 0.5000 | +0.5000 |' in comparison
   assert 'Baseline model: `' + os.path.join(os.path.dirname(output_dir), 'baseline') in comparison
-  assert 'source:B' in _section(text, 'By source')
+  # Source B: 2 COVID images right, 1 of 2 VIRAL PNEUMONIA: accuracy 3/4, COVID recall 2/2.
+  assert ('| source:B | 4 | 0.7500 (0.301–0.954) | 1.0000 (0.342–1.000) |'
+          in _section(text, 'By source'))
   training = _section(text, 'Training')
   assert '- preset: `"recommended"`' in training and '![Model accuracy](accuracy.png)' in training
   for image in ('confusion_matrix.png', 'accuracy.png', 'loss.png', 'val_loss.png'):
@@ -157,3 +185,50 @@ def test_cxr_report_command(output_dir, capsys):
   assert cli.main(['report', '--output', output_dir, '--run', RUN_ID]) == 0
   assert capsys.readouterr().out.strip() == os.path.join(
       layout(output_dir).reports_dir, RUN_ID, 'report.md')
+
+
+def test_cxr_report_json(output_dir, capsys):
+  from pipeline import cli  # pylint: disable=g-import-not-at-top
+  assert cli.main(['report', '--output', output_dir, '--run', RUN_ID, '--json']) == 0
+  result = json.loads(capsys.readouterr().out)
+  assert {'run_id', 'blessed', 'checks', 'accuracy', 'accuracy_ci', 'classes', 'calibration',
+          'operating_point', 'confounding'} <= set(result)
+  assert result['run_id'] == RUN_ID and result['blessed'] is True
+  assert result['calibration'] is None and result['operating_point'] is None
+  checks = {c['name']: c for c in result['checks']}
+  assert set(checks) == {'accuracy', 'COVID recall', 'accuracy change vs baseline'}
+  assert {key: checks['COVID recall'][key] for key in ('threshold', 'value', 'passed', 'images',
+                                                        'judged_on')} == {
+      'threshold': 0.5, 'value': 1.0, 'passed': True, 'images': 4, 'judged_on': 'lower95'}
+  assert checks['COVID recall']['ci'] == pytest.approx(_wilson(4, 4))
+  assert checks['accuracy']['ci'] == pytest.approx(_wilson(10, 12))
+  assert checks['accuracy change vs baseline']['value'] == pytest.approx(1 / 12)
+  assert checks['accuracy change vs baseline']['ci'] is None
+
+  expected, y_true, y_pred = _expected()
+  assert result['accuracy'] == pytest.approx(expected['accuracy'])
+  assert result['accuracy_ci'] == pytest.approx(_wilson(10, 12))
+  assert list(result['classes']) == list(labels.CLASS_NAMES)
+  for i, name in enumerate(labels.CLASS_NAMES):
+    figures, scores = result['classes'][name], expected[str(i)]
+    positive, predicted = y_true == i, y_pred == i
+    tp, tn = np.sum(positive & predicted), np.sum(~positive & ~predicted)
+    assert figures['precision'] == pytest.approx(scores['precision'])
+    assert figures['precision_ci'] == pytest.approx(_wilson(tp, predicted.sum()))
+    assert figures['recall'] == pytest.approx(scores['recall'])
+    assert figures['recall_ci'] == pytest.approx(_wilson(tp, positive.sum()))
+    assert figures['specificity'] == pytest.approx(sk_metrics.recall_score(~positive, ~predicted))
+    assert figures['specificity_ci'] == pytest.approx(_wilson(tn, np.sum(~positive)))
+    assert figures['npv'] == pytest.approx(sk_metrics.precision_score(~positive, ~predicted))
+    assert figures['f1'] == pytest.approx(scores['f1-score'])
+    assert figures['support'] == scores['support']
+
+
+def test_run_summary_gives_the_decision_and_its_reasons(output_dir):
+  from pipeline import run_summary  # pylint: disable=g-import-not-at-top
+  lines = run_summary.summarize(output_dir).splitlines()
+  assert lines[:2] == [f'Run {RUN_ID}',
+                       f'Model BLESSED and pushed to {layout(output_dir).serving_dir}/1767268800']
+  assert '  COVID recall 1.00 (95% CI 0.51–1.00, 4 images): lower bound at or above 0.50' in lines
+  assert '  accuracy 0.83 (95% CI 0.55–0.95, 12 images): lower bound at or above 0.50' in lines
+  assert 'Accuracy 0.8333 (95% CI 0.552–0.953), 12 images.' in lines

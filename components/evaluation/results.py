@@ -82,29 +82,66 @@ def model_names(eval_config: tfma.EvalConfig) -> Tuple[str, Optional[str]]:
 
 @dataclasses.dataclass(frozen=True)
 class GateCheck:
-  """One threshold of the gate and what the candidate measured."""
-  metric: MetricId
+  """One threshold of the gate, what the candidate measured and the figure behind it."""
+  metric: MetricId     # what the threshold judges, e.g. argmax_recall_lower95 of COVID
   kind: str            # 'value' (absolute bound) or 'change' (vs the baseline)
   bound: str           # e.g. '>= 0.8'
-  measured: Optional[float]
+  threshold: float     # the bound's value (for 'change': the allowed change)
+  measured: Optional[float]  # the judged metric's value
   passed: bool
+  figure: MetricId     # the figure judged: `metric` itself, or the point of an interval end
+  value: Optional[float]  # the figure's value (for 'change': candidate minus baseline)
+  ci: Optional[classification_report.Interval]  # the figure's 95% interval, when it has one
+  images: Optional[float]  # the images behind the figure's interval (accuracy, recall)
+
+  @property
+  def on_lower_bound(self) -> bool:
+    return self.metric.name.endswith(eval_config_lib.LOWER)
 
 
-def _bound(threshold) -> str:
+def _bound(threshold) -> Tuple[str, float]:
+  """The threshold as text, e.g. '>= 0.8', and its value."""
   if isinstance(threshold, tfma.GenericValueThreshold):
-    parts = []
+    parts, values = [], []
     if threshold.HasField('lower_bound'):
       parts.append(f'>= {threshold.lower_bound.value:g}')
+      values.append(threshold.lower_bound.value)
     if threshold.HasField('upper_bound'):
       parts.append(f'<= {threshold.upper_bound.value:g}')
-    return ' and '.join(parts)
+      values.append(threshold.upper_bound.value)
+    return ' and '.join(parts), values[0]
   higher = threshold.direction == tfma.MetricDirection.HIGHER_IS_BETTER
-  parts = []
+  parts, values = [], []
   if threshold.HasField('absolute'):
     parts.append(f'{">=" if higher else "<="} {threshold.absolute.value + 0.0:+g} (absolute)')
+    values.append(threshold.absolute.value + 0.0)
   if threshold.HasField('relative'):
     parts.append(f'{">=" if higher else "<="} {threshold.relative.value + 0.0:+g} (relative)')
-  return ' and '.join(parts)
+    values.append(threshold.relative.value + 0.0)
+  return ' and '.join(parts), values[0]
+
+
+def _images_behind(figure: MetricId) -> Optional[MetricId]:
+  """The metric counting the trials of a gated figure's proportion (None: not recorded)."""
+  if figure.name == eval_config_lib.ACCURACY:
+    return MetricId(eval_config_lib.EXAMPLE_COUNT, model_name=figure.model_name)
+  if figure.name == eval_config_lib.ARGMAX_RECALL:
+    return figure._replace(name=eval_config_lib.ARGMAX_SUPPORT)
+  return None
+
+
+def _check(metric: MetricId, threshold, overall: Dict[MetricId, float], passed: bool) -> GateCheck:
+  kind = 'change' if isinstance(threshold, tfma.GenericChangeThreshold) else 'value'
+  bound, value = _bound(threshold)
+  figure = metric._replace(name=metric.name.removesuffix(eval_config_lib.LOWER))
+  ends = [overall.get(figure._replace(name=figure.name + end, is_diff=False))
+          for end in (eval_config_lib.LOWER, eval_config_lib.UPPER)]
+  ci = classification_report.Interval(*ends) if None not in ends and kind == 'value' else None
+  images = _images_behind(figure)
+  return GateCheck(
+      metric=metric, kind=kind, bound=bound, threshold=value, measured=overall.get(metric),
+      passed=passed, figure=figure, value=overall.get(figure), ci=ci,
+      images=overall.get(images) if images and kind == 'value' else None)
 
 
 def load_gate(evaluation_uri: str) -> List[GateCheck]:
@@ -127,8 +164,5 @@ def load_gate(evaluation_uri: str) -> List[GateCheck]:
     for slice_spec, threshold in slice_thresholds:
       if slice_spec is not None and (slice_spec.feature_keys or slice_spec.feature_values):
         continue
-      checks.append(GateCheck(
-          metric=metric,
-          kind='change' if isinstance(threshold, tfma.GenericChangeThreshold) else 'value',
-          bound=_bound(threshold), measured=overall.get(metric), passed=metric not in failed))
+      checks.append(_check(metric, threshold, overall, passed=metric not in failed))
   return checks
