@@ -4,7 +4,8 @@ A model is copied into a hidden `base/.tmp-<version>` folder, flushed to disk, t
 `base/<version>`: readers see either no version or the complete model, never a partial one.
 Versions are integers, the push time in Unix seconds, bumped past the newest existing version so
 they never collide and always increase. Earlier versions are kept. Temporary folders left by a
-crashed push are removed by the next push. An exclusive lock (`base/.lock`) serializes pushers.
+crashed push are removed by the next push (or remove_stale_temp_dirs). An exclusive lock
+(`base/.lock`) serializes pushers.
 Local filesystems only (the atomic rename is POSIX `rename(2)`).
 
 Each version folder records which model it holds (`assets.extra/push_record.json`, written
