@@ -14,6 +14,7 @@ from tfx.orchestration.beam.beam_dag_runner import BeamDagRunner
 from pipeline import configs
 from pipeline import local_runner
 from pipeline import run_lock
+from pipeline import run_temp_dir
 from pipeline.run_options import RunOptions
 
 
@@ -22,5 +23,5 @@ def run(options: RunOptions) -> None:
   os.makedirs(options.output_dir, exist_ok=True)
   logging.info('Running pipeline %s with BeamDagRunner on %s -> %s', configs.PIPELINE_NAME,
                options.data_root, os.path.abspath(options.output_dir))
-  with run_lock.hold(options.output_dir, options.lock_wait):
+  with run_lock.hold(options.output_dir, options.lock_wait), run_temp_dir.hold(options.output_dir):
     BeamDagRunner().run(local_runner.build(options))

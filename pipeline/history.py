@@ -2,7 +2,10 @@
 
 Per run: when it started, the span it ingested, which components ran and which reused cached
 results, the test accuracy and COVID recall of the run's model, the baseline it was judged
-against, whether it was blessed, and the version pushed to serving.
+against, whether it was blessed, the version pushed to serving, and the steps that failed or
+were interrupted. A killed run leaves its running step RUNNING (or NEW) in ML Metadata forever;
+such a step is shown as interrupted unless a run holds the output folder's lock and it belongs
+to the newest run (then it is still running).
 """
 import dataclasses
 import datetime
@@ -17,12 +20,15 @@ from components import labels
 from components.evaluation import eval_config as eval_config_lib
 from components.evaluation import results
 from pipeline import metadata_queries
+from pipeline import run_lock
 from pipeline.output_layout import layout
 
 INGESTION, TRAINER, EVALUATOR, PUSHER = 'ImageFolderExampleGen', 'Trainer', 'Evaluator', 'AtomicPusher'
 COVID = labels.CLASS_NAMES.index('COVID')
 _STATES = {metadata_store_pb2.Execution.COMPLETE: 'ran', metadata_store_pb2.Execution.CACHED: 'cached',
-           metadata_store_pb2.Execution.FAILED: 'failed'}
+           metadata_store_pb2.Execution.FAILED: 'failed',
+           metadata_store_pb2.Execution.RUNNING: 'unfinished',
+           metadata_store_pb2.Execution.NEW: 'unfinished'}
 
 
 @dataclasses.dataclass
@@ -35,6 +41,7 @@ class RunRecord:
   ran: List[str]                     # components that executed
   cached: List[str]                  # components that reused an earlier run's result
   failed: List[str]
+  interrupted: List[str]             # steps a killed run left unfinished
   model_id: Optional[int]            # the Trainer's Model artifact (same id when cached)
   baseline_model_id: Optional[int]   # the blessed model the Evaluator compared with
   accuracy: Optional[float]
@@ -58,7 +65,8 @@ def _metrics(evaluation_uri: str) -> Dict[str, Optional[float]]:
                                                  model_name=candidate)))
 
 
-def _record(store: metadata_store.MetadataStore, run_id: str) -> RunRecord:
+def _record(store: metadata_store.MetadataStore, run_id: str, running: bool) -> RunRecord:
+  """The run's record; `running`: the run is still going (its unfinished steps are running)."""
   executions = metadata_queries.node_executions(store, run_id)
   latest = {node: execution for node, execution in executions}  # the last attempt of each node
   by_state: Dict[str, List[str]] = {state: [] for state in _STATES.values()}
@@ -71,8 +79,9 @@ def _record(store: metadata_store.MetadataStore, run_id: str) -> RunRecord:
       run_id=run_id,
       started=datetime.datetime.fromtimestamp(started / 1000).isoformat(timespec='seconds'),
       span=None, span_selection=None, ran=by_state['ran'], cached=by_state['cached'],
-      failed=by_state['failed'], model_id=None, baseline_model_id=None, accuracy=None,
-      covid_recall=None, blessed=None, pushed_version=None)
+      failed=by_state['failed'], interrupted=[] if running else by_state['unfinished'],
+      model_id=None, baseline_model_id=None, accuracy=None, covid_recall=None, blessed=None,
+      pushed_version=None)
   if INGESTION in latest:
     examples = _single(store, latest[INGESTION], 'examples')
     record.span = examples.properties['span'].int_value if examples else None
@@ -104,8 +113,10 @@ def read_history(output_dir: str,
   if connection_config is None and not os.path.exists(paths.metadata_path):
     raise FileNotFoundError(f'No metadata store at {paths.metadata_path}: is {output_dir} the '
                             'output folder of `cxr run`? (For a MySQL store pass --metadata-mysql.)')
+  live = run_lock.is_held(output_dir)
   with metadata_queries.open_store(paths, connection_config) as store:
-    return [_record(store, run_id) for run_id in metadata_queries.run_ids(store)]
+    ids = metadata_queries.run_ids(store)
+    return [_record(store, run_id, running=live and run_id == ids[-1]) for run_id in ids]
 
 
 def _cell(value: Any) -> str:
@@ -121,10 +132,11 @@ def _cell(value: Any) -> str:
 def format_table(records: List[RunRecord]) -> str:
   """A plain-text table, one line per run."""
   header = ['run', 'started', 'span', 'ran', 'cached', 'model', 'baseline', 'accuracy',
-            'covid_recall', 'blessed', 'pushed', 'failed']
+            'covid_recall', 'blessed', 'pushed', 'failed', 'interrupted']
   rows = [[r.run_id, r.started, _cell(r.span), str(len(r.ran)), str(len(r.cached)),
            _cell(r.model_id), _cell(r.baseline_model_id), _cell(r.accuracy), _cell(r.covid_recall),
-           _cell(r.blessed), _cell(r.pushed_version), ', '.join(r.failed) or '-']
+           _cell(r.blessed), _cell(r.pushed_version), ', '.join(r.failed) or '-',
+           ', '.join(r.interrupted) or '-']
           for r in records]
   widths = [max(len(row[i]) for row in [header] + rows) for i in range(len(header))]
   lines = ['  '.join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip()

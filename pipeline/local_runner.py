@@ -9,6 +9,7 @@ from pipeline import beam_args
 from pipeline import configs
 from pipeline import metadata_config
 from pipeline import run_lock
+from pipeline import run_temp_dir
 from pipeline import run_options
 from pipeline.output_layout import layout
 from pipeline.run_options import RunOptions
@@ -47,5 +48,5 @@ def run(options: RunOptions) -> None:
   os.makedirs(options.output_dir, exist_ok=True)
   logging.info('Running pipeline %s on %s -> %s', configs.PIPELINE_NAME, options.data_root,
                os.path.abspath(options.output_dir))
-  with run_lock.hold(options.output_dir, options.lock_wait):
+  with run_lock.hold(options.output_dir, options.lock_wait), run_temp_dir.hold(options.output_dir):
     tfx.orchestration.LocalDagRunner().run(build(options))

@@ -61,7 +61,8 @@ def node_executions(store: metadata_store.MetadataStore, run_id: str,
                     ) -> List[Tuple[str, metadata_store_pb2.Execution]]:
   """(node id, execution) of every component execution of run `run_id`, oldest first.
 
-  `execution.last_known_state` tells COMPLETE (ran), CACHED (reused an earlier result) or FAILED.
+  `execution.last_known_state` tells COMPLETE (ran), CACHED (reused an earlier result), FAILED,
+  or RUNNING / NEW (still running, or left so by a killed run: TFX never revisits it).
   """
   node_type = store.get_context_type('node')
   found = []

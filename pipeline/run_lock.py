@@ -78,3 +78,24 @@ def hold(output_dir: str, wait_seconds: float = 0.0, poll_seconds: float = 0.5) 
       lock_file.seek(0)
       lock_file.truncate()
       fcntl.flock(lock_file, fcntl.LOCK_UN)
+
+
+def is_held(output_dir: str) -> bool:
+  """True while a run holds the lock of local `output_dir`.
+
+  Takes and drops a shared lock without waiting: a run starting in that instant finds the
+  folder busy, as it would if this were a run.
+  """
+  if '://' in output_dir:
+    return False
+  try:
+    lock_file = open(os.path.join(os.path.abspath(output_dir), LOCK_FILE), encoding='utf-8')
+  except FileNotFoundError:
+    return False
+  with lock_file:
+    try:
+      fcntl.flock(lock_file, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+      return True
+    fcntl.flock(lock_file, fcntl.LOCK_UN)
+    return False

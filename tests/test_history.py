@@ -15,6 +15,7 @@ from tfx import v1 as tfx
 import fake_cxr_model
 from pipeline import cli
 from pipeline import history
+from pipeline import run_lock
 from pipeline.output_layout import layout
 
 GOOD = [[0.8, 0.1, 0.1], [0.1, 0.7, 0.2], [0.2, 0.2, 0.6], [0.45, 0.4, 0.15]]
@@ -24,6 +25,7 @@ TEST_SPLIT = [(0, 0), (0, 0), (3, 0), (3, 0), (1, 1), (1, 1), (3, 1), (2, 2), (2
 NODES = ('ImageFolderExampleGen', 'Transform', 'Trainer', 'Evaluator', 'AtomicPusher')
 COMPLETE, CACHED, FAILED = (metadata_store_pb2.Execution.COMPLETE, metadata_store_pb2.Execution.CACHED,
                             metadata_store_pb2.Execution.FAILED)
+RUNNING, NEW = metadata_store_pb2.Execution.RUNNING, metadata_store_pb2.Execution.NEW
 
 
 def _expected(table):
@@ -83,8 +85,10 @@ class _Store:
 
 @pytest.fixture(scope='module')
 def output_dir(tmp_path_factory):
-  """Four runs: first (blessed, pushed), the same data again (all cached), a worse candidate
-  judged against the first model (not blessed), and a run whose Trainer failed."""
+  """Five runs: first (blessed, pushed), the same data again (all cached), a worse candidate
+  judged against the first model (not blessed), a run whose Trainer failed, and a run killed
+  during its Trainer and Evaluator (TFX leaves a killed step RUNNING, or NEW if it had not
+  started; here both, the Evaluator of the re-run ran while the killed run's was left)."""
   root = tmp_path_factory.mktemp('history')
   paths = layout(str(root / 'output'))
   os.makedirs(paths.root)
@@ -131,13 +135,19 @@ def output_dir(tmp_path_factory):
       ('Transform', CACHED, {}, {'examples': [examples_2]}, {}),
       ('Trainer', FAILED, {}, {}, {}),
   ])
+  s.run('run-5', [
+      ('ImageFolderExampleGen', CACHED, {'examples': [examples_2]}, {}, {'span': '2'}),
+      ('Trainer', RUNNING, {}, {}, {}),
+      ('Evaluator', NEW, {}, {}, {}),
+  ])
   return paths.root, model_1.id, model_3.id
 
 
 def test_runs_are_listed_oldest_first_with_their_outcome(output_dir):
   root, model_1, model_3 = output_dir
-  first, same, worse, failed = history.read_history(root)
-  assert [r.run_id for r in (first, same, worse, failed)] == ['run-1', 'run-2', 'run-3', 'run-4']
+  first, same, worse, failed, killed = history.read_history(root)
+  assert [r.run_id for r in (first, same, worse, failed, killed)] == [
+      'run-1', 'run-2', 'run-3', 'run-4', 'run-5']
 
   assert (first.span, first.span_selection) == (1, 'latest')
   assert first.ran == list(NODES) and first.cached == []
@@ -155,24 +165,39 @@ def test_runs_are_listed_oldest_first_with_their_outcome(output_dir):
 
   assert failed.cached == ['ImageFolderExampleGen', 'Transform'] and failed.failed == ['Trainer']
   assert failed.model_id is None and failed.accuracy is None and failed.blessed is None
+  assert [r.interrupted for r in (first, same, worse, failed)] == [[]] * 4
+
+  assert killed.cached == ['ImageFolderExampleGen'] and killed.ran == [] and killed.failed == []
+  assert killed.interrupted == ['Trainer', 'Evaluator']
+
+
+def test_unfinished_steps_of_the_newest_run_are_running_while_a_run_holds_the_lock(output_dir):
+  root, _, _ = output_dir
+  with run_lock.hold(root):
+    records = history.read_history(root)
+  assert records[-1].run_id == 'run-5' and records[-1].interrupted == []
+  assert history.read_history(root)[-1].interrupted == ['Trainer', 'Evaluator']
 
 
 def test_table_has_one_line_per_run(output_dir):
   root, model_1, model_3 = output_dir
   lines = history.format_table(history.read_history(root)).splitlines()
   assert lines[0].split() == ['run', 'started', 'span', 'ran', 'cached', 'model', 'baseline',
-                              'accuracy', 'covid_recall', 'blessed', 'pushed', 'failed']
+                              'accuracy', 'covid_recall', 'blessed', 'pushed', 'failed',
+                              'interrupted']
   worse = lines[3].split()
   assert worse[0] == 'run-3' and worse[2:7] == ['2', '5', '0', str(model_3), str(model_1)]
-  assert worse[7] == f'{_expected(WORSE)[0]:.3f}' and worse[9:] == ['no', '-', '-']
-  assert lines[4].split()[-1] == 'Trainer'
+  assert worse[7] == f'{_expected(WORSE)[0]:.3f}' and worse[9:] == ['no', '-', '-', '-']
+  assert lines[4].split()[-2:] == ['Trainer', '-']
+  assert lines[5].split()[0] == 'run-5' and lines[5].split()[-3:] == ['-', 'Trainer,', 'Evaluator']
 
 
 def test_cli_prints_json_and_reports_a_missing_store(output_dir, tmp_path, capsys):
   root, _, _ = output_dir
   assert cli.main(['history', '--output', root, '--json']) == 0
   records = json.loads(capsys.readouterr().out)
-  assert [r['run_id'] for r in records] == ['run-1', 'run-2', 'run-3', 'run-4']
+  assert [r['run_id'] for r in records] == ['run-1', 'run-2', 'run-3', 'run-4', 'run-5']
+  assert records[4]['interrupted'] == ['Trainer', 'Evaluator'] and records[3]['interrupted'] == []
   assert records[2]['blessed'] is False and records[0]['pushed_version'] == '1767225600'
   assert cli.main(['history', '--output', str(tmp_path / 'nothing')]) == 2
   assert 'No metadata store at' in capsys.readouterr().err

@@ -1,4 +1,5 @@
 """AtomicPusher: blessed models only, versioned folders, atomic publication, crash safety."""
+import json
 import os
 import subprocess
 import sys
@@ -39,12 +40,17 @@ def _read_tree(folder):
   return tree
 
 
-def _push(tmp_path, model_uri, blessed, serving_dir):
+def _push(tmp_path, model_uri, blessed, serving_dir, model_id=0, baseline_id=None):
+  """Runs the executor as TFX would; baseline_id: the Evaluator's baseline model (None: none)."""
   model = standard_artifacts.Model()
   model.uri = model_uri
+  model.id = model_id
   blessing = standard_artifacts.ModelBlessing()
   blessing.uri = str(tmp_path / 'blessing')
   blessing.set_int_custom_property('blessed', int(blessed))
+  blessing.set_int_custom_property('current_model_id', model_id)
+  if baseline_id is not None:
+    blessing.set_int_custom_property('baseline_model_id', baseline_id)
   pushed_model = standard_artifacts.PushedModel()
   pushed_model.uri = str(tmp_path / 'pushed_model')
   pusher_executor.Executor().Do(
@@ -67,9 +73,76 @@ def test_blessed_models_are_pushed_to_new_versions_and_old_versions_kept(tmp_pat
     assert artifact.get_string_custom_property('pushed_version') == str(version)
     destination = artifact.get_string_custom_property('pushed_destination')
     assert destination == os.path.join(serving_dir, str(version))
-    assert _read_tree(destination) == _read_tree(source)
+    published = _read_tree(destination)
+    assert json.loads(published.pop(versioned_dir.PUSH_RECORD))['model_uri'] == os.path.dirname(
+        source)
+    assert published == _read_tree(source)
   assert versioned_dir.latest_version_dir(serving_dir) == os.path.join(serving_dir, str(found[1]))
   assert sorted(os.listdir(serving_dir)) == sorted([str(v) for v in found] + ['.lock'])
+
+
+def _temp_dirs(serving_dir):
+  return [n for n in os.listdir(serving_dir) if n.startswith(versioned_dir.TEMP_PREFIX)]
+
+
+def _half_copied_push(serving_dir, version):
+  """What a push killed mid-copy leaves: a `.tmp-<version>` folder with part of the model."""
+  os.makedirs(os.path.join(serving_dir, f'{versioned_dir.TEMP_PREFIX}{version}', 'variables'))
+
+
+def test_blessed_model_whose_push_was_killed_is_pushed_by_the_rerun(tmp_path):
+  # The killed run's Evaluator blessed model 7; the re-run's Evaluator judges model 7 against
+  # itself (the latest blessed model) and blesses it again. The push must happen now.
+  serving_dir = str(tmp_path / 'serving')
+  model_dir = _write_model(str(tmp_path / 'model' / 'Format-Serving'))
+  _half_copied_push(serving_dir, 1767225600)
+  pushed = _push(tmp_path, os.path.dirname(model_dir), True, serving_dir, model_id=7,
+                 baseline_id=7)
+  [version] = versioned_dir.versions(serving_dir)
+  assert pushed.get_int_custom_property('pushed') == 1
+  assert pushed.get_string_custom_property('pushed_version') == str(version)
+  assert _temp_dirs(serving_dir) == []
+  published = _read_tree(os.path.join(serving_dir, str(version)))
+  assert json.loads(published.pop(versioned_dir.PUSH_RECORD)) == {
+      'model_id': 7, 'model_uri': os.path.dirname(model_dir)}
+  assert published == _read_tree(model_dir)
+
+
+def test_push_killed_after_its_rename_is_not_repeated_by_the_rerun(tmp_path):
+  # The version folder is in place but ML Metadata never heard of it: the re-run (model 7
+  # blessed again, against itself) finds it and records that version instead of copying again.
+  serving_dir = str(tmp_path / 'serving')
+  model_uri = os.path.dirname(_write_model(str(tmp_path / 'model' / 'Format-Serving')))
+  first = _push(tmp_path, model_uri, True, serving_dir, model_id=7)
+  [version] = versioned_dir.versions(serving_dir)
+  rerun = _push(tmp_path, model_uri, True, serving_dir, model_id=7, baseline_id=7)
+  assert versioned_dir.versions(serving_dir) == [version]
+  for pushed in (first, rerun):
+    assert pushed.get_int_custom_property('pushed') == 1
+    assert pushed.get_string_custom_property('pushed_version') == str(version)
+    assert pushed.get_string_custom_property('pushed_destination') == os.path.join(
+        serving_dir, str(version))
+
+
+def test_model_held_only_by_an_older_version_is_published_again_as_the_newest(tmp_path):
+  serving_dir = str(tmp_path / 'serving')
+  first_uri = os.path.dirname(_write_model(str(tmp_path / 'm1' / 'Format-Serving'), b'1'))
+  second_uri = os.path.dirname(_write_model(str(tmp_path / 'm2' / 'Format-Serving'), b'2'))
+  for uri, model_id in ((first_uri, 1), (second_uri, 2), (first_uri, 1)):
+    last = _push(tmp_path, uri, True, serving_dir, model_id=model_id)
+  found = versioned_dir.versions(serving_dir)
+  assert len(found) == 3 and found == sorted(found)
+  assert last.get_string_custom_property('pushed_version') == str(found[-1])
+  assert versioned_dir.push_record(os.path.join(serving_dir, str(found[-1])))['model_id'] == 1
+
+
+def test_unblessed_run_removes_what_a_killed_push_left(tmp_path):
+  serving_dir = str(tmp_path / 'serving')
+  _half_copied_push(serving_dir, 1767225600)
+  model_dir = _write_model(str(tmp_path / 'model' / 'Format-Serving'))
+  assert _push(tmp_path, os.path.dirname(model_dir), False, serving_dir).get_int_custom_property(
+      'pushed') == 0
+  assert os.listdir(serving_dir) == ['.lock']
 
 
 def test_unblessed_model_is_not_pushed(tmp_path):

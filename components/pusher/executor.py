@@ -3,7 +3,6 @@ from typing import Any, Dict, List
 
 from absl import logging
 from tfx import types
-from tfx.components.evaluator import constants as evaluator_constants
 from tfx.components.pusher import executor as tfx_pusher_executor
 from tfx.proto import pusher_pb2
 from tfx.types import artifact_utils
@@ -11,9 +10,6 @@ from tfx.types import standard_component_specs
 from tfx.utils import proto_utils
 
 from components.pusher import versioned_dir
-
-_CURRENT = evaluator_constants.ARTIFACT_PROPERTY_CURRENT_MODEL_ID_KEY
-_BASELINE = evaluator_constants.ARTIFACT_PROPERTY_BASELINE_MODEL_ID_KEY
 
 
 class Executor(tfx_pusher_executor.Executor):
@@ -23,6 +19,11 @@ class Executor(tfx_pusher_executor.Executor):
   `pushed_destination`, `pushed_version`) are TFX's. Unlike TFX's executor it does not copy the
   model a second time into the `pushed_model` artifact folder: `pushed_destination` names the
   published copy and the Trainer's artifact keeps the original.
+
+  Whether a blessed model is already served is read from the serving folder, not from ML
+  Metadata: a blessing says nothing about a push that failed or was killed. When the newest
+  version holds this model (a re-run, or a run killed after its push), the pushed_model names
+  that version and nothing is copied; otherwise the model is published as a new version.
   """
 
   def Do(self, input_dict: Dict[str, List[types.Artifact]],
@@ -31,30 +32,20 @@ class Executor(tfx_pusher_executor.Executor):
     self._log_startup(input_dict, output_dict, exec_properties)
     pushed_model = artifact_utils.get_single_instance(
         output_dict[standard_component_specs.PUSHED_MODEL_KEY])
-    if not self.CheckBlessing(input_dict):
-      logging.info('Model not blessed: nothing pushed.')
-      self._MarkNotPushed(pushed_model)
-      return
-    blessing = artifact_utils.get_single_instance(
-        input_dict[standard_component_specs.MODEL_BLESSING_KEY])
-    if _is_its_own_baseline(blessing):
-      logging.info('Model %s was blessed against itself (the last blessed model, already pushed): '
-                   'nothing pushed.', blessing.get_int_custom_property(_CURRENT))
-      self._MarkNotPushed(pushed_model)
-      return
     push_destination = pusher_pb2.PushDestination()
     proto_utils.json_to_proto(
         exec_properties[standard_component_specs.PUSH_DESTINATION_KEY], push_destination)
     if push_destination.WhichOneof('destination') != 'filesystem':
       raise NotImplementedError(
           f'AtomicPusher pushes to a filesystem destination only, got {push_destination}')
+    base_directory = push_destination.filesystem.base_directory
+    versioned_dir.remove_stale_temp_dirs(base_directory)
+    if not self.CheckBlessing(input_dict):
+      logging.info('Model not blessed: nothing pushed.')
+      self._MarkNotPushed(pushed_model)
+      return
+    model = artifact_utils.get_single_instance(input_dict[standard_component_specs.MODEL_KEY])
     version, serving_path = versioned_dir.publish(
-        self.GetModelPath(input_dict), push_destination.filesystem.base_directory)
+        self.GetModelPath(input_dict), base_directory,
+        record={'model_id': model.id, 'model_uri': model.uri})
     self._MarkPushed(pushed_model, pushed_destination=serving_path, pushed_version=str(version))
-
-
-def _is_its_own_baseline(blessing: types.Artifact) -> bool:
-  """True when the Evaluator judged the last blessed model against itself (a re-run, no new model)."""
-  if not blessing.has_custom_property(_BASELINE):
-    return False
-  return blessing.get_int_custom_property(_CURRENT) == blessing.get_int_custom_property(_BASELINE)

@@ -4,19 +4,28 @@ A model is copied into a hidden `base/.tmp-<version>` folder, flushed to disk, t
 `base/<version>`: readers see either no version or the complete model, never a partial one.
 Versions are integers, the push time in Unix seconds, bumped past the newest existing version so
 they never collide and always increase. Earlier versions are kept. Temporary folders left by a
-crashed push are removed by the next push. An exclusive lock (`base/.lock`) serializes pushers.
+crashed push are removed by the next push (or remove_stale_temp_dirs). An exclusive lock
+(`base/.lock`) serializes pushers.
 Local filesystems only (the atomic rename is POSIX `rename(2)`).
+
+Each version folder records which model it holds (`assets.extra/push_record.json`, written
+before the rename, so it is there exactly when the version is): a push of the model the newest
+version already holds copies nothing and returns that version, so a push killed after its rename
+and then repeated publishes the model once.
 """
 import contextlib
 import fcntl
+import json
 import logging
 import os
 import shutil
 import time
-from typing import Iterator, List, Optional, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 TEMP_PREFIX = '.tmp-'
 LOCK_FILE = '.lock'
+# SavedModel's folder for files that are not part of the graph (TF Serving's warm-up data too).
+PUSH_RECORD = os.path.join('assets.extra', 'push_record.json')
 
 
 def versions(base_directory: str) -> List[int]:
@@ -82,8 +91,41 @@ def _remove_stale_temp_dirs(base_directory: str) -> None:
       shutil.rmtree(os.path.join(base_directory, name))
 
 
-def publish(model_dir: str, base_directory: str) -> Tuple[int, str]:
-  """Copies `model_dir` to a new version folder in `base_directory`; returns (version, path)."""
+def remove_stale_temp_dirs(base_directory: str) -> None:
+  """Removes the temporary folders interrupted pushes left (publish does it too)."""
+  if os.path.isdir(base_directory):
+    with _locked(base_directory):
+      _remove_stale_temp_dirs(base_directory)
+
+
+def push_record(version_dir: str) -> Optional[Dict[str, Any]]:
+  """The record of the model a version folder holds, or None (no record: not pushed by publish)."""
+  try:
+    with open(os.path.join(version_dir, PUSH_RECORD), encoding='utf-8') as f:
+      return json.load(f)
+  except (OSError, ValueError):
+    return None
+
+
+def _write_record(version_dir: str, record: Dict[str, Any]) -> None:
+  path = os.path.join(version_dir, PUSH_RECORD)
+  os.makedirs(os.path.dirname(path), exist_ok=True)
+  with open(path, 'w', encoding='utf-8') as f:
+    json.dump(record, f, sort_keys=True)
+    f.flush()
+    os.fsync(f.fileno())
+  _fsync(os.path.dirname(path))
+
+
+def publish(model_dir: str, base_directory: str,
+            record: Optional[Dict[str, Any]] = None) -> Tuple[int, str]:
+  """Copies `model_dir` to a new version folder in `base_directory`; returns (version, path).
+
+  `record` (JSON-serializable) names the model, e.g. its artifact id and URI. When the newest
+  version already holds the model `record` names, nothing is copied and that version is
+  returned. Only the newest counts: TF Serving serves the newest version, so a model held by an
+  older one is published again as a new version.
+  """
   if '://' in base_directory:
     raise ValueError(f'Push destination must be a local folder, got {base_directory!r}')
   if not os.path.isdir(model_dir):
@@ -91,12 +133,20 @@ def publish(model_dir: str, base_directory: str) -> Tuple[int, str]:
   os.makedirs(base_directory, exist_ok=True)
   with _locked(base_directory):
     _remove_stale_temp_dirs(base_directory)
+    found = versions(base_directory)
+    newest_dir = os.path.join(base_directory, str(found[-1])) if found else None
+    if record is not None and newest_dir and push_record(newest_dir) == record:
+      logging.info('Model %s is already published as version %d: nothing copied', model_dir,
+                   found[-1])
+      return found[-1], newest_dir
     version = _next_version(base_directory)
     temp_dir = os.path.join(base_directory, f'{TEMP_PREFIX}{version}')
     final_dir = os.path.join(base_directory, str(version))
     logging.info('Copying %s to %s', model_dir, temp_dir)
     try:
       _copy_tree(model_dir, temp_dir)
+      if record is not None:
+        _write_record(temp_dir, record)
       os.rename(temp_dir, final_dir)
     except BaseException:
       shutil.rmtree(temp_dir, ignore_errors=True)
