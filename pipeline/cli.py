@@ -9,6 +9,7 @@ os.environ.setdefault('TF_USE_LEGACY_KERAS', '1')  # before TensorFlow is first 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
 from pipeline import configs  # pylint: disable=g-import-not-at-top
+from pipeline import output_layout  # pylint: disable=g-import-not-at-top
 from pipeline import run_lock  # pylint: disable=g-import-not-at-top
 
 _HPARAM_FLAGS = (  # flag, hparams key, type
@@ -134,6 +135,7 @@ def _add_demo_data_parser(subparsers) -> None:
 
 def _demo_data(args) -> int:
   from components import demo_data  # pylint: disable=g-import-not-at-top
+  output_layout.prepare(args.output)
   counts = demo_data.generate(args.output, train_per_class=args.train_per_class,
                               test_per_class=args.test_per_class, seed=args.seed)
   print(f'Demo dataset written to {os.path.abspath(args.output)}: {counts}')
@@ -236,7 +238,8 @@ def main(argv=None) -> int:
                       format='%(asctime)s %(levelname)s %(name)s: %(message)s')
   try:
     return args.func(args)
-  except (ValueError, FileNotFoundError, ConnectionError, run_lock.OutputFolderBusy) as e:
+  except (ValueError, FileNotFoundError, ConnectionError, run_lock.OutputFolderBusy,
+          output_layout.OutputFolderUnusable) as e:
     print(f'cxr {args.command}: error: {e}', file=sys.stderr)
     return 2
 

@@ -85,7 +85,7 @@ def account(monkeypatch):
 def test_artifacts_written_through_one_connection_are_read_through_another(mysql_address, account):
   from ml_metadata.metadata_store import metadata_store  # pylint: disable=g-import-not-at-top
   from ml_metadata.proto import metadata_store_pb2  # pylint: disable=g-import-not-at-top
-  metadata_config.check_reachable(metadata_config.mysql_config(mysql_address))
+  metadata_config.check_usable(metadata_config.mysql_config(mysql_address))
   writer = metadata_store.MetadataStore(metadata_config.mysql_config(mysql_address))
   model_type = writer.put_artifact_type(metadata_store_pb2.ArtifactType(
       name='Model', properties={'version': metadata_store_pb2.INT}))
@@ -114,10 +114,10 @@ def test_wrong_password_or_no_server_is_reported_with_the_servers_reason(mysql_a
   config = metadata_config.mysql_config(mysql_address)
   with pytest.raises(ConnectionError, match=f"Cannot use the metadata store MySQL {USER}@{mysql_address}: "
                      f"Access denied for user '{USER}'"):
-    metadata_config.check_reachable(config)
+    metadata_config.check_usable(config)
   config.mysql.port = _free_port()
   with pytest.raises(ConnectionError, match="Can't connect to MySQL server on '127.0.0.1'"):
-    metadata_config.check_reachable(config, timeout_seconds=2)
+    metadata_config.check_usable(config, timeout_seconds=2)
 
 
 def test_pipeline_steps_record_and_reuse_results_in_mysql(mysql_address, account, tmp_path):
