@@ -5,21 +5,22 @@ included (`Using deployment config` / `Using connection config` in
 tfx/orchestration/local/local_dag_runner.py and beam/beam_dag_runner.py), and they read the
 password from that same config, so it cannot be left out of it. `redacting` installs a log
 record factory (Python's hook that every logger, absl's included, creates its records with)
-that masks the secret in each record's message and traceback, in the forms TFX prints it:
-as is, and escaped as a protobuf text-format string.
+that masks the secret in each record's message and traceback, as is and in the escaped forms
+it is printed in (a repr, a protobuf text-format string).
 """
 import contextlib
 import logging
-from typing import Iterator
+from typing import Iterator, Set
 
 from google.protobuf import text_encoding
 
 MASK = '********'
 
 
-def _printed_forms(secret: str):
-  """`secret` as is and as protobuf text format prints it (str(message) escapes UTF-8 bytes)."""
-  return {secret, text_encoding.CEscape(secret, as_utf8=True),
+def printed_forms(secret: str) -> Set[str]:
+  """`secret` as is, inside its repr, and as protobuf text format prints it (str(message) escapes
+  the UTF-8 bytes)."""
+  return {secret, repr(secret)[1:-1], text_encoding.CEscape(secret, as_utf8=True),
           text_encoding.CEscape(secret.encode('utf-8'), as_utf8=False)}
 
 
@@ -35,7 +36,7 @@ def redacting(secret: str) -> Iterator[None]:
   if not secret:
     yield
     return
-  forms = sorted(_printed_forms(secret), key=len, reverse=True)
+  forms = sorted(printed_forms(secret), key=len, reverse=True)
   make_record = logging.getLogRecordFactory()
 
   def make_masked_record(*args, **kwargs) -> logging.LogRecord:

@@ -7,15 +7,18 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import time
 
 import pytest
 
+from pipeline import log_redaction
 from pipeline import metadata_config
 from pipeline import metadata_queries
 from pipeline.output_layout import layout
 
-USER, PASSWORD, DATABASE = 'cxr', 'cxr-test-password', 'cxr_metadata'
+USER, DATABASE = 'cxr', 'cxr_metadata'
+PASSWORD = 'cxr-test-"pass\\word'  # a quote and a backslash: text-format protos escape them
 
 
 def _find(*names):
@@ -67,8 +70,8 @@ def mysql_address(tmp_path_factory):
   try:
     root = _wait_for_server(port, process, log_path)
     with root.cursor() as cursor:
-      cursor.execute(f"CREATE USER '{USER}'@'127.0.0.1' IDENTIFIED BY '{PASSWORD}'")
-      cursor.execute(f"GRANT ALL PRIVILEGES ON {DATABASE}.* TO '{USER}'@'127.0.0.1'")
+      cursor.execute("CREATE USER %s@'127.0.0.1' IDENTIFIED BY %s", (USER, PASSWORD))
+      cursor.execute(f"GRANT ALL PRIVILEGES ON `{DATABASE}%%`.* TO %s@'127.0.0.1'", (USER,))
     root.close()
     yield f'127.0.0.1:{port}/{DATABASE}'
   finally:
@@ -142,3 +145,55 @@ def test_pipeline_steps_record_and_reuse_results_in_mysql(mysql_address, account
   assert first.ran == ['ImageFolderExampleGen', 'StatisticsGen'] and first.cached == []
   assert second.cached == ['ImageFolderExampleGen', 'StatisticsGen'] and second.ran == []
   assert first.span == second.span == 0  # no span-N folders
+
+
+def _password_forms():
+  """The password as is and as a text-format proto prints it (what TFX's log showed)."""
+  return log_redaction.printed_forms(PASSWORD)
+
+
+def _database_text(address):
+  """Every row of every table of the database at HOST:PORT/DATABASE, as text."""
+  import pymysql  # pylint: disable=g-import-not-at-top
+  server = metadata_config.parse_mysql_address(address)
+  with pymysql.connect(host=server.host, port=server.port, user=USER, password=PASSWORD,
+                       database=server.database) as connection, connection.cursor() as cursor:
+    cursor.execute('SHOW TABLES')
+    tables = [name for (name,) in cursor.fetchall()]
+    rows = []
+    for table in tables:
+      cursor.execute(f'SELECT * FROM `{table}`')
+      rows += [cell.decode('utf-8', 'replace') if isinstance(cell, bytes) else str(cell)
+               for row in cursor.fetchall() for cell in row]
+  assert 'Execution' in tables and len(rows) > 100  # the run's executions and artifacts are there
+  return '\n'.join(rows)
+
+
+@pytest.mark.e2e
+def test_password_reaches_no_log_metadata_report_or_artifact_of_a_real_run(mysql_address, tmp_path):
+  """`cxr -v run` against the server, to the pushed model: the password is in none of the console
+  log (TFX logs its deployment config), the metadata database, and the files of the output folder
+  (artifacts, pipeline IR, report)."""
+  from components import demo_data  # pylint: disable=g-import-not-at-top
+  data_root, output_dir = tmp_path / 'data', tmp_path / 'output'
+  demo_data.generate(str(data_root), train_per_class=4, test_per_class=2, min_size=32, max_size=48)
+  address = mysql_address + '_run'  # a database of its own: the other tests count its runs
+  env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path),
+             **{metadata_config.USER_ENV: USER, metadata_config.PASSWORD_ENV: PASSWORD})
+  result = subprocess.run(
+      [sys.executable, '-m', 'pipeline.cli', '-v', 'run', '--data', str(data_root), '--output',
+       str(output_dir), '--metadata-mysql', address, '--demo', '--epochs', '1', '--image-size', '32',
+       '--min-accuracy', '0', '--min-covid-recall', '0',
+       '--beam-arg=--direct_running_mode=in_memory'],
+      env=env, capture_output=True, text=True, timeout=1800, check=False)
+  log = result.stdout + result.stderr
+  assert result.returncode == 0, log[-5000:]
+  assert os.listdir(output_dir / 'serving')  # the run went through to the Pusher
+  assert f'password: "{log_redaction.MASK}"' in log  # TFX logged the config, masked
+  database = _database_text(address)
+  files = {path: path.read_bytes() for path in output_dir.rglob('*') if path.is_file()}
+  assert any(path.suffix == '.md' for path in files)  # the run's report
+  for form in _password_forms():
+    assert form not in log
+    assert form not in database
+    assert [path for path, content in files.items() if form.encode() in content] == []
