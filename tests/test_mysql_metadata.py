@@ -182,8 +182,8 @@ def test_password_reaches_no_log_metadata_report_or_artifact_of_a_real_run(mysql
              **{metadata_config.USER_ENV: USER, metadata_config.PASSWORD_ENV: PASSWORD})
   result = subprocess.run(
       [sys.executable, '-m', 'pipeline.cli', '-v', 'run', '--data', str(data_root), '--output',
-       str(output_dir), '--metadata-mysql', address, '--demo', '--epochs', '1', '--image-size', '32',
-       '--min-accuracy', '0', '--min-covid-recall', '0',
+       str(output_dir), '--metadata-mysql', address, '--demo', '--epochs', '1',
+       '--image-size', '32', '--min-accuracy', '0', '--min-covid-recall', '0',
        '--beam-arg=--direct_running_mode=in_memory'],
       env=env, capture_output=True, text=True, timeout=1800, check=False)
   log = result.stdout + result.stderr
