@@ -234,6 +234,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
   args = build_parser().parse_args(argv)
+  if argv is None:
+    del sys.argv[1:]  # TFX's Beam executors parse sys.argv as absl flags, where -v is --verbosity
   logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                       format='%(asctime)s %(levelname)s %(name)s: %(message)s')
   try:
