@@ -13,15 +13,21 @@ from tfx.orchestration.beam.beam_dag_runner import BeamDagRunner
 
 from pipeline import configs
 from pipeline import local_runner
+from pipeline import log_redaction
 from pipeline import run_lock
 from pipeline import run_temp_dir
 from pipeline.run_options import RunOptions
 
 
 def run(options: RunOptions) -> None:
-  """Runs the whole pipeline to completion under BeamDagRunner (raises if a component fails)."""
-  os.makedirs(options.output_dir, exist_ok=True)
+  """Runs the whole pipeline to completion under BeamDagRunner (raises if a component fails).
+
+  Checks and password masking as in local_runner.run.
+  """
   logging.info('Running pipeline %s with BeamDagRunner on %s -> %s', configs.PIPELINE_NAME,
                options.data_root, os.path.abspath(options.output_dir))
-  with run_lock.hold(options.output_dir, options.lock_wait), run_temp_dir.hold(options.output_dir):
-    BeamDagRunner().run(local_runner.build(options))
+  pipeline = local_runner.build(options)
+  with run_lock.hold(options.output_dir, options.lock_wait), \
+      run_temp_dir.hold(options.output_dir), \
+      log_redaction.redacting(pipeline.metadata_connection_config.mysql.password):
+    BeamDagRunner().run(pipeline)

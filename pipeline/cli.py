@@ -11,6 +11,7 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
 from components.evaluation import gate as gate_lib  # pylint: disable=g-import-not-at-top
 from pipeline import configs  # pylint: disable=g-import-not-at-top
+from pipeline import output_layout  # pylint: disable=g-import-not-at-top
 from pipeline import run_lock  # pylint: disable=g-import-not-at-top
 
 _HPARAM_FLAGS = (  # flag, hparams key, type
@@ -143,6 +144,7 @@ def _add_demo_data_parser(subparsers) -> None:
 
 def _demo_data(args) -> int:
   from components import demo_data  # pylint: disable=g-import-not-at-top
+  output_layout.prepare(args.output)
   counts = demo_data.generate(args.output, train_per_class=args.train_per_class,
                               test_per_class=args.test_per_class, seed=args.seed)
   print(f'Demo dataset written to {os.path.abspath(args.output)}: {counts}')
@@ -250,11 +252,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
   args = build_parser().parse_args(argv)
+  if argv is None:
+    del sys.argv[1:]  # TFX's Beam executors parse sys.argv as absl flags, where -v is --verbosity
   logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                       format='%(asctime)s %(levelname)s %(name)s: %(message)s')
   try:
     return args.func(args)
-  except (ValueError, FileNotFoundError, ConnectionError, run_lock.OutputFolderBusy) as e:
+  except (ValueError, FileNotFoundError, ConnectionError, run_lock.OutputFolderBusy,
+          output_layout.OutputFolderUnusable) as e:
     print(f'cxr {args.command}: error: {e}', file=sys.stderr)
     return 2
 

@@ -7,6 +7,7 @@ from tfx import v1 as tfx
 from components.ingestion import fingerprint
 from pipeline import beam_args
 from pipeline import configs
+from pipeline import log_redaction
 from pipeline import metadata_config
 from pipeline import run_lock
 from pipeline import run_temp_dir
@@ -29,7 +30,7 @@ def build(options: RunOptions, metadata_connection_config=None) -> tfx.dsl.Pipel
   if metadata_connection_config is None:
     metadata_connection_config = metadata_config.connection_config(
         options.metadata_mysql, paths.metadata_path)
-    metadata_config.check_reachable(metadata_connection_config)
+    metadata_config.check_usable(metadata_connection_config)
   logging.info('ML Metadata: %s', metadata_config.describe(metadata_connection_config))
   return run_options.create_pipeline(
       options,
@@ -44,9 +45,15 @@ def build(options: RunOptions, metadata_connection_config=None) -> tfx.dsl.Pipel
 
 
 def run(options: RunOptions) -> None:
-  """Runs the whole pipeline to completion (raises if a component fails)."""
-  os.makedirs(options.output_dir, exist_ok=True)
+  """Runs the whole pipeline to completion (raises if a component fails).
+
+  `build` checks everything it can (dataset, spans, gate, Beam arguments, metadata store) before
+  the run lock creates the output folder; TFX's log of the config gets the password masked.
+  """
   logging.info('Running pipeline %s on %s -> %s', configs.PIPELINE_NAME, options.data_root,
                os.path.abspath(options.output_dir))
-  with run_lock.hold(options.output_dir, options.lock_wait), run_temp_dir.hold(options.output_dir):
-    tfx.orchestration.LocalDagRunner().run(build(options))
+  pipeline = build(options)
+  with run_lock.hold(options.output_dir, options.lock_wait), \
+      run_temp_dir.hold(options.output_dir), \
+      log_redaction.redacting(pipeline.metadata_connection_config.mysql.password):
+    tfx.orchestration.LocalDagRunner().run(pipeline)

@@ -6,6 +6,7 @@ from ml_metadata.metadata_store import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 from tfx import v1 as tfx
 
+from pipeline import metadata_config
 from pipeline.output_layout import OutputLayout
 
 
@@ -13,9 +14,10 @@ from pipeline.output_layout import OutputLayout
 def open_store(paths: OutputLayout,
                connection_config: Optional[metadata_store_pb2.ConnectionConfig] = None,
                ) -> Iterator[metadata_store.MetadataStore]:
-  """The metadata store of an output folder: its SQLite file (read only: it must exist), or
-  `connection_config` (e.g. a MySQL server) when given."""
+  """The metadata store of an output folder: its SQLite file (read only: it must exist and be
+  intact, else ValueError), or `connection_config` (e.g. a MySQL server) when given."""
   if connection_config is None:
+    metadata_config.check_sqlite_store(paths.metadata_path)
     connection_config = tfx.orchestration.metadata.sqlite_metadata_connection_config(
         paths.metadata_path)
     connection_config.sqlite.connection_mode = metadata_store_pb2.SqliteMetadataSourceConfig.READONLY

@@ -3,6 +3,10 @@ import dataclasses
 import os
 
 
+class OutputFolderUnusable(Exception):
+  """The output folder cannot be created or written to."""
+
+
 @dataclasses.dataclass(frozen=True)
 class OutputLayout:
   """Paths inside an output folder (`cxr run --output DIR`)."""
@@ -28,3 +32,25 @@ class OutputLayout:
 
 def layout(output_dir: str) -> OutputLayout:
   return OutputLayout(os.path.abspath(output_dir))
+
+
+def prepare(output_dir: str) -> None:
+  """Creates the local output folder `output_dir` if needed and checks that it can be written to.
+
+  Raises:
+    OutputFolderUnusable: a file is in the way, or the file system is read-only or not ours.
+  """
+  try:
+    os.makedirs(output_dir, exist_ok=True)
+  except FileExistsError as e:
+    raise OutputFolderUnusable(f'--output {output_dir} is a file, not a folder: give a folder '
+                               '(it is created if missing)') from e
+  except OSError as e:
+    raise OutputFolderUnusable(f'Cannot create the output folder {output_dir}: {e.strerror}. '
+                               'Choose a writable --output.') from e
+  if not os.access(output_dir, os.W_OK | os.X_OK):
+    read_only = os.statvfs(output_dir).f_flag & os.ST_RDONLY
+    raise OutputFolderUnusable(
+        f'Cannot write to the output folder {output_dir}: '
+        f'{"Read-only file system" if read_only else "Permission denied"}. '
+        'Choose a writable --output.')

@@ -20,6 +20,8 @@ import socket
 import time
 from typing import Iterator
 
+from pipeline import output_layout
+
 LOCK_FILE = '.run.lock'
 
 
@@ -46,13 +48,14 @@ def hold(output_dir: str, wait_seconds: float = 0.0, poll_seconds: float = 0.5) 
 
   Raises:
     OutputFolderBusy: another run still holds the lock after `wait_seconds`.
+    output_layout.OutputFolderUnusable: the folder cannot be created or written to.
   """
   if '://' in output_dir:
     logging.warning('No run lock on remote output %s: the orchestrator must allow one run at a '
                     'time', output_dir)
     yield
     return
-  os.makedirs(output_dir, exist_ok=True)
+  output_layout.prepare(output_dir)
   path = os.path.join(os.path.abspath(output_dir), LOCK_FILE)
   with open(path, 'a+', encoding='utf-8') as lock_file:
     deadline = time.monotonic() + wait_seconds

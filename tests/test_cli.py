@@ -1,4 +1,11 @@
-"""`cxr run` arguments: demo settings, hyperparameter flags and early, clear errors."""
+"""`cxr` arguments: demo settings, hyperparameter flags and early, clear errors."""
+import os
+import random
+import shutil
+import subprocess
+import sys
+import textwrap
+
 import pytest
 
 from pipeline import cli
@@ -38,3 +45,142 @@ def test_missing_dataset_is_a_clear_error(capsys, tmp_path):
   status = cli.main(['run', '--data', str(tmp_path / 'absent'), '--output', str(tmp_path / 'out')])
   assert status == 2
   assert f'Dataset folder not found: {tmp_path / "absent"}' in capsys.readouterr().err
+
+
+# User errors: one line naming the problem and the fix, exit status 2, nothing created.
+
+@pytest.fixture(scope='module')
+def tiny_dataset(tmp_path_factory):
+  from components import demo_data  # pylint: disable=g-import-not-at-top
+  root = tmp_path_factory.mktemp('data')
+  demo_data.generate(str(root), train_per_class=2, test_per_class=1, min_size=16, max_size=16)
+  return str(root)
+
+
+def _single_error(capsys, command):
+  """The one line `cxr <command>` printed for a user error (and no traceback)."""
+  err = capsys.readouterr().err
+  assert 'Traceback' not in err
+  lines = [line for line in err.splitlines() if 'error' in line.lower()]
+  assert len(lines) == 1 and lines[0].startswith(f'cxr {command}: error: '), err
+  return lines[0]
+
+
+@pytest.mark.parametrize('argv, message', [
+    (('--min-accuracy', '1.5'), 'min_accuracy must be within [0, 1], got 1.5'),
+    (('--min-covid-recall', 'nan'), 'min_covid_recall must be within [0, 1], got nan'),
+    (('--span', '99'), "span='99' was requested but"),
+    (('--data', 'no-such-folder'), 'Dataset folder not found'),
+])
+def test_bad_run_arguments_are_rejected_before_the_output_folder_is_created(
+    argv, message, tiny_dataset, tmp_path, capsys):
+  output_dir = tmp_path / 'out'
+  assert cli.main(['run', '--data', tiny_dataset, '--output', str(output_dir), *argv]) == 2
+  assert message in _single_error(capsys, 'run')
+  assert not output_dir.exists()  # no OUT/.run.lock, not even an empty OUT
+
+
+@pytest.mark.parametrize('command', ['run', 'demo-data'])
+def test_output_that_is_a_file_is_a_clear_error(command, tiny_dataset, tmp_path, capsys):
+  output = tmp_path / 'notes.txt'
+  output.write_text('mine')
+  argv = ['run', '--data', tiny_dataset] if command == 'run' else ['demo-data']
+  assert cli.main([*argv, '--output', str(output)]) == 2
+  assert _single_error(capsys, command) == (
+      f'cxr {command}: error: --output {output} is a file, not a folder: give a folder '
+      '(it is created if missing)')
+  assert output.read_text() == 'mine'
+
+
+def _damaged_stores(tmp_path):
+  """A real (empty) ML Metadata SQLite file cut in half, an empty file and random bytes."""
+  from ml_metadata.metadata_store import metadata_store  # pylint: disable=g-import-not-at-top
+  from pipeline import metadata_config  # pylint: disable=g-import-not-at-top
+  path = tmp_path / 'intact.sqlite'
+  metadata_store.MetadataStore(metadata_config.connection_config('', str(path)))
+  intact = path.read_bytes()
+  return {'truncated': (intact[:len(intact) // 2], 'database disk image is malformed'),
+          'empty': (b'', 'an empty file'),
+          'random': (random.Random(0).randbytes(len(intact)), 'file is not a database')}
+
+
+@pytest.mark.parametrize('damage', ['truncated', 'empty', 'random'])
+def test_damaged_metadata_store_is_named_for_run_history_and_report(damage, tiny_dataset, tmp_path,
+                                                                   capsys):
+  content, reason = _damaged_stores(tmp_path)[damage]
+  output_dir = tmp_path / 'out'
+  output_dir.mkdir()
+  store = output_dir / 'metadata.sqlite'
+  store.write_bytes(content)
+  for argv in (['run', '--data', tiny_dataset], ['history'], ['report']):
+    assert cli.main([*argv, '--output', str(output_dir)]) == 2
+    assert _single_error(capsys, argv[0]) == (
+        f'cxr {argv[0]}: error: {store} is not a valid ML Metadata store ({reason}): restore it '
+        'from a backup, or move it away to start a new store')
+  assert store.read_bytes() == content  # left as it was, for the user to inspect
+  assert sorted(os.listdir(output_dir)) == ['metadata.sqlite']  # the run did not start
+
+
+def _cli(*argv, prefix=()):
+  """Runs `python -m pipeline.cli ARGV` (after `prefix`, e.g. unshare); returns the result."""
+  env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+  return subprocess.run([*prefix, sys.executable, '-m', 'pipeline.cli', *argv], env=env,
+                        capture_output=True, text=True, timeout=600, check=False)
+
+
+def _assert_single_error(result, command):
+  assert result.returncode == 2, result.stderr
+  assert 'Traceback' not in result.stderr
+  lines = [line for line in result.stderr.splitlines() if 'error' in line.lower()]
+  assert len(lines) == 1 and lines[0].startswith(f'cxr {command}: error: '), result.stderr
+  return lines[0]
+
+
+def test_damaged_store_in_a_separate_process_prints_one_line(tmp_path):
+  (tmp_path / 'metadata.sqlite').write_bytes(random.Random(1).randbytes(8192))
+  line = _assert_single_error(_cli('history', '--output', str(tmp_path)), 'history')
+  assert f'{tmp_path / "metadata.sqlite"} is not a valid ML Metadata store' in line
+
+
+# A read-only file system: root ignores file modes, so the test mounts a read-only tmpfs in a
+# private mount namespace of its own (unshare), which disappears with the process.
+
+_IN_READ_ONLY_MOUNT = ('unshare', '--mount', '--', 'sh', '-c',
+                       'mount -t tmpfs -o ro,size=1m tmpfs "$0" && exec "$@"')
+
+
+@pytest.fixture
+def read_only_folder(tmp_path):
+  folder = tmp_path / 'read-only'
+  folder.mkdir()
+  if shutil.which('unshare') is None or subprocess.run(
+      [*_IN_READ_ONLY_MOUNT, str(folder), 'true'], capture_output=True, check=False).returncode:
+    pytest.skip('cannot mount a read-only file system here (needs unshare and CAP_SYS_ADMIN)')
+  return folder
+
+
+def test_run_on_a_read_only_file_system_is_a_clear_error(read_only_folder, tiny_dataset):
+  output_dir = read_only_folder / 'out'
+  line = _assert_single_error(
+      _cli('run', '--data', tiny_dataset, '--output', str(output_dir),
+           prefix=(*_IN_READ_ONLY_MOUNT, str(read_only_folder))), 'run')
+  assert line == (f'cxr run: error: Cannot create the output folder {output_dir}: Read-only file '
+                  'system. Choose a writable --output.')
+
+
+def test_existing_output_folder_on_a_read_only_file_system_is_refused(read_only_folder):
+  script = textwrap.dedent('''
+      import sys
+      from pipeline import output_layout, run_lock
+      try:
+        with run_lock.hold(sys.argv[1]):
+          print('locked')
+      except output_layout.OutputFolderUnusable as e:
+        print(e)
+  ''')
+  env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+  result = subprocess.run([*_IN_READ_ONLY_MOUNT, str(read_only_folder), sys.executable, '-c',
+                           script, str(read_only_folder)], env=env, capture_output=True,
+                          text=True, timeout=120, check=True)
+  assert result.stdout.strip() == (f'Cannot write to the output folder {read_only_folder}: '
+                                   'Read-only file system. Choose a writable --output.')

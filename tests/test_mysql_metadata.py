@@ -7,6 +7,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import time
 
 import pytest
@@ -15,7 +16,10 @@ from pipeline import metadata_config
 from pipeline import metadata_queries
 from pipeline.output_layout import layout
 
-USER, PASSWORD, DATABASE = 'cxr', 'cxr-test-password', 'cxr_metadata'
+USER, DATABASE = 'cxr', 'cxr_metadata'
+PASSWORD = 'cxr-test-"pass\\word'  # a quote and a backslash: printed escaped, as below
+PASSWORD_FORMS = (PASSWORD, r'cxr-test-\"pass\\word',  # as is; in a text-format proto (TFX's log)
+                  r'cxr-test-"pass\\word')  # in a repr
 
 
 def _find(*names):
@@ -67,8 +71,8 @@ def mysql_address(tmp_path_factory):
   try:
     root = _wait_for_server(port, process, log_path)
     with root.cursor() as cursor:
-      cursor.execute(f"CREATE USER '{USER}'@'127.0.0.1' IDENTIFIED BY '{PASSWORD}'")
-      cursor.execute(f"GRANT ALL PRIVILEGES ON {DATABASE}.* TO '{USER}'@'127.0.0.1'")
+      cursor.execute("CREATE USER %s@'127.0.0.1' IDENTIFIED BY %s", (USER, PASSWORD))
+      cursor.execute(f"GRANT ALL PRIVILEGES ON `{DATABASE}%%`.* TO %s@'127.0.0.1'", (USER,))
     root.close()
     yield f'127.0.0.1:{port}/{DATABASE}'
   finally:
@@ -85,7 +89,7 @@ def account(monkeypatch):
 def test_artifacts_written_through_one_connection_are_read_through_another(mysql_address, account):
   from ml_metadata.metadata_store import metadata_store  # pylint: disable=g-import-not-at-top
   from ml_metadata.proto import metadata_store_pb2  # pylint: disable=g-import-not-at-top
-  metadata_config.check_reachable(metadata_config.mysql_config(mysql_address))
+  metadata_config.check_usable(metadata_config.mysql_config(mysql_address))
   writer = metadata_store.MetadataStore(metadata_config.mysql_config(mysql_address))
   model_type = writer.put_artifact_type(metadata_store_pb2.ArtifactType(
       name='Model', properties={'version': metadata_store_pb2.INT}))
@@ -114,10 +118,10 @@ def test_wrong_password_or_no_server_is_reported_with_the_servers_reason(mysql_a
   config = metadata_config.mysql_config(mysql_address)
   with pytest.raises(ConnectionError, match=f"Cannot use the metadata store MySQL {USER}@{mysql_address}: "
                      f"Access denied for user '{USER}'"):
-    metadata_config.check_reachable(config)
+    metadata_config.check_usable(config)
   config.mysql.port = _free_port()
   with pytest.raises(ConnectionError, match="Can't connect to MySQL server on '127.0.0.1'"):
-    metadata_config.check_reachable(config, timeout_seconds=2)
+    metadata_config.check_usable(config, timeout_seconds=2)
 
 
 def test_pipeline_steps_record_and_reuse_results_in_mysql(mysql_address, account, tmp_path):
@@ -142,3 +146,51 @@ def test_pipeline_steps_record_and_reuse_results_in_mysql(mysql_address, account
   assert first.ran == ['ImageFolderExampleGen', 'StatisticsGen'] and first.cached == []
   assert second.cached == ['ImageFolderExampleGen', 'StatisticsGen'] and second.ran == []
   assert first.span == second.span == 0  # no span-N folders
+
+
+def _database_text(address):
+  """Every row of every table of the database at HOST:PORT/DATABASE, as text."""
+  import pymysql  # pylint: disable=g-import-not-at-top
+  server = metadata_config.parse_mysql_address(address)
+  with pymysql.connect(host=server.host, port=server.port, user=USER, password=PASSWORD,
+                       database=server.database) as connection, connection.cursor() as cursor:
+    cursor.execute('SHOW TABLES')
+    tables = [name for (name,) in cursor.fetchall()]
+    rows = []
+    for table in tables:
+      cursor.execute(f'SELECT * FROM `{table}`')
+      rows += [cell.decode('utf-8', 'replace') if isinstance(cell, bytes) else str(cell)
+               for row in cursor.fetchall() for cell in row]
+  assert 'Execution' in tables and len(rows) > 100  # the run's executions and artifacts are there
+  return '\n'.join(rows)
+
+
+@pytest.mark.e2e
+def test_password_reaches_no_log_metadata_report_or_artifact_of_a_real_run(mysql_address, tmp_path):
+  """`cxr -v run` against the server, to the pushed model: the password is in none of the console
+  log (TFX logs its deployment config), the metadata database, and the files of the output folder
+  (artifacts, pipeline IR, report)."""
+  from components import demo_data  # pylint: disable=g-import-not-at-top
+  from pipeline import log_redaction  # pylint: disable=g-import-not-at-top
+  data_root, output_dir = tmp_path / 'data', tmp_path / 'output'
+  demo_data.generate(str(data_root), train_per_class=4, test_per_class=2, min_size=32, max_size=48)
+  address = mysql_address + '_run'  # a database of its own: the other tests count its runs
+  env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path),
+             **{metadata_config.USER_ENV: USER, metadata_config.PASSWORD_ENV: PASSWORD})
+  result = subprocess.run(
+      [sys.executable, '-m', 'pipeline.cli', '-v', 'run', '--data', str(data_root), '--output',
+       str(output_dir), '--metadata-mysql', address, '--demo', '--epochs', '1',
+       '--image-size', '32', '--min-accuracy', '0', '--min-covid-recall', '0',
+       '--beam-arg=--direct_running_mode=in_memory'],
+      env=env, capture_output=True, text=True, timeout=1800, check=False)
+  log = result.stdout + result.stderr
+  assert result.returncode == 0, log[-5000:]
+  assert os.listdir(output_dir / 'serving')  # the run went through to the Pusher
+  assert f'password: "{log_redaction.MASK}"' in log  # TFX logged the config, masked
+  database = _database_text(address)
+  files = {path: path.read_bytes() for path in output_dir.rglob('*') if path.is_file()}
+  assert any(path.suffix == '.md' for path in files)  # the run's report
+  for form in PASSWORD_FORMS:
+    assert form not in log
+    assert form not in database
+    assert [path for path, content in files.items() if form.encode() in content] == []

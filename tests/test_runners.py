@@ -1,13 +1,17 @@
 """Orchestration pieces: Beam argument sets, metadata connection, run lock, BeamDagRunner wiring."""
+import logging
 import os
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 
+from absl import logging as absl_logging
 import pytest
 
 from pipeline import beam_args
+from pipeline import log_redaction
 from pipeline import metadata_config
 from pipeline import run_lock
 
@@ -261,3 +265,40 @@ def test_beam_runner_hands_the_whole_pipeline_to_beam_dag_runner_under_the_lock(
   assert f'pid {os.getpid()}' in seen['lock']
   with open(output_dir / run_lock.LOCK_FILE, encoding='utf-8') as f:
     assert f.read() == ''  # released
+
+
+# The metadata password in logs.
+
+def test_password_is_masked_in_every_log_record_while_the_run_lasts(tmp_path):
+  """TFX logs the connection config through absl (`Using connection config: mysql {...}`); other
+  loggers, threads and tracebacks are masked too, in the forms a text-format proto escapes."""
+  password = 'pä"ss\\word'
+  config = metadata_config.mysql_config('db/meta', env={metadata_config.USER_ENV: 'cxr',
+                                                        metadata_config.PASSWORD_ENV: password})
+  assert r'password: "p\303\244\"ss\\word"' in str(config)  # how TFX's log showed it
+  log_path = tmp_path / 'log.txt'
+  handler = logging.FileHandler(log_path, encoding='utf-8')
+  logging.getLogger().addHandler(handler)
+  absl_logging.set_verbosity(absl_logging.INFO)
+  try:
+    with log_redaction.redacting(password):
+      absl_logging.info('Using connection config:\n %s', config.mysql)
+      thread = threading.Thread(target=logging.getLogger('beam').warning,
+                                args=('connecting with %r', password))
+      thread.start()
+      thread.join()
+      try:
+        raise RuntimeError(f'login failed: {config}')
+      except RuntimeError:
+        logging.getLogger('x').exception('step failed')
+    logging.getLogger('after').warning('after the run: %s', password)
+  finally:
+    logging.getLogger().removeHandler(handler)
+    handler.close()
+  log = log_path.read_text(encoding='utf-8')
+  during, after = log.split('after the run: ')
+  for form in log_redaction.printed_forms(password):
+    assert form not in during
+  assert during.count(f'password: "{log_redaction.MASK}"') == 2  # the log line and the traceback
+  assert f"connecting with '{log_redaction.MASK}'" in during
+  assert after.strip() == password  # the factory is restored after the block
