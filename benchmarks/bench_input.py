@@ -10,10 +10,9 @@ Both are timed after one warm-up batch (our tf.data graph is built and traced th
 """
 import os
 
-os.environ.setdefault('TF_USE_LEGACY_KERAS', '1')
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
-import glob  # pylint: disable=g-import-not-at-top,wrong-import-position
+import glob
 import logging
 import tempfile
 import time
@@ -26,8 +25,8 @@ from components import demo_data
 from components import features
 from components import input_pipeline
 from components import labels
-from components import preprocessing
 from components.ingestion import example_encoding
+from tests import tfx_transform
 
 IMAGE_SIZE = 224
 BATCH_SIZE = 32
@@ -64,8 +63,7 @@ def _write_raw_examples(train_dir: str, path: str) -> None:
 def _our_images_per_s(pattern: str, tf_transform_output, num_images: int, epochs: int) -> float:
   """`epochs` epochs of make_dataset(training=True), images/s."""
   dataset = input_pipeline.make_dataset(
-      pattern, tf_transform_output, BATCH_SIZE, training=True, image_channels=1,
-      zoom_range=ZOOM_RANGE)
+      pattern, tf_transform_output, BATCH_SIZE, training=True, zoom_range=ZOOM_RANGE)
   steps = epochs * -(-num_images // BATCH_SIZE)
   iterator = iter(dataset)
   next(iterator)  # warm-up batch
@@ -94,11 +92,11 @@ def run(quick: bool = False) -> dict:
     _write_raw_examples(train_dir, raw_path)
     transform_dir = os.path.join(work_dir, 'transform')
     start = time.perf_counter()
-    tf_transform_output = preprocessing.transform_locally(
+    tf_transform_output = tfx_transform.run(
         {'train': raw_path}, transform_dir,
         custom_config={'image_size': IMAGE_SIZE, 'image_channels': 1})
     transform_rate = num_images / (time.perf_counter() - start)
-    pattern = os.path.join(transform_dir, preprocessing.TRANSFORMED_EXAMPLES_DIR, 'Split-train', '*')
+    pattern = os.path.join(transform_dir, tfx_transform.TRANSFORMED_EXAMPLES_DIR, 'Split-train', '*')
     bytes_per_example = sum(os.path.getsize(p) for p in glob.glob(pattern)) / num_images
 
     our_rate = _our_images_per_s(pattern, tf_transform_output, num_images, epochs)
