@@ -18,14 +18,11 @@ import tempfile
 import time
 
 import numpy as np
-import tensorflow as tf
 from tf_keras.preprocessing import image as keras_image
 
 from components import demo_data
-from components import features
 from components import input_pipeline
 from components import labels
-from components.ingestion import example_encoding
 from tests import tfx_transform
 
 IMAGE_SIZE = 224
@@ -48,16 +45,6 @@ def _seed_images_per_s(train_dir: str, num_images: int) -> float:
   for _ in range(len(flow)):
     next(flow)
   return num_images / (time.perf_counter() - start)
-
-
-def _write_raw_examples(train_dir: str, path: str) -> None:
-  """Writes every PNG as a raw tf.Example (image bytes, label) to a gzip TFRecord, as ingestion does."""
-  with tf.io.TFRecordWriter(path, options='GZIP') as writer:
-    for label, name in enumerate(labels.CLASS_NAMES):
-      for png_path in sorted(glob.glob(os.path.join(train_dir, name, '*.png'))):
-        with open(png_path, 'rb') as f:
-          writer.write(example_encoding.serialize(
-              {features.IMAGE_KEY: f.read(), features.LABEL_KEY: label}))
 
 
 def _our_images_per_s(pattern: str, tf_transform_output, num_images: int, epochs: int) -> float:
@@ -89,7 +76,7 @@ def run(quick: bool = False) -> dict:
     seed_rate = _seed_images_per_s(train_dir, num_images)
 
     raw_path = os.path.join(work_dir, 'raw_examples.gz')
-    _write_raw_examples(train_dir, raw_path)
+    tfx_transform.write_class_folders(train_dir, raw_path)
     transform_dir = os.path.join(work_dir, 'transform')
     start = time.perf_counter()
     tf_transform_output = tfx_transform.run(

@@ -22,14 +22,11 @@ import tensorflow as tf
 from tf_keras.preprocessing import image as keras_image
 
 from components import demo_data
-from components import features
 from components import hparams
 from components import input_pipeline
-from components import labels
 from components import model as model_lib
 from components import trainer
 from components.image_spec import ImageSpec
-from components.ingestion import example_encoding
 from tests import tfx_transform
 
 IMAGE_SIZE = 64
@@ -82,15 +79,6 @@ def _seed_generator(train_dir: str):
       yield images, labels_.astype(np.int64)
 
 
-def _write_raw_examples(train_dir: str, path: str) -> None:
-  with tf.io.TFRecordWriter(path, options='GZIP') as writer:
-    for label, name in enumerate(labels.CLASS_NAMES):
-      for png_path in sorted(glob.glob(os.path.join(train_dir, name, '*.png'))):
-        with open(png_path, 'rb') as f:
-          writer.write(example_encoding.serialize(
-              {features.IMAGE_KEY: f.read(), features.LABEL_KEY: label}))
-
-
 def run(quick: bool = False) -> dict:
   """Builds the data and the model, times the three inputs; returns the figures."""
   per_class, rounds, steps_per_round = (8, 2, 2) if quick else (48, 6, 4)
@@ -102,7 +90,7 @@ def run(quick: bool = False) -> dict:
                        min_size=SOURCE_SIZE, max_size=SOURCE_SIZE, processes=cores)
     train_dir = os.path.join(work_dir, 'Train')
     raw_path = os.path.join(work_dir, 'raw.gz')
-    _write_raw_examples(train_dir, raw_path)
+    tfx_transform.write_class_folders(train_dir, raw_path)
     transform_dir = os.path.join(work_dir, 'transform')
     tf_transform_output = tfx_transform.run(
         {'train': raw_path}, transform_dir,

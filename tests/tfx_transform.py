@@ -4,6 +4,7 @@ The same executor, preprocessing_fn and output layout as the pipeline's Transfor
 pipeline: `{output_dir}/transform_graph` and
 `{output_dir}/transformed_examples/Split-{split}/transformed_examples-*.gz`.
 """
+import glob
 import json
 import os
 import shutil
@@ -21,6 +22,8 @@ from tfx.utils import io_utils
 from tfx.utils import proto_utils
 
 from components import features
+from components import labels
+from components.ingestion import example_encoding
 from pipeline import configs
 
 TRANSFORM_GRAPH_DIR = 'transform_graph'
@@ -34,8 +37,15 @@ RAW_FEATURE_SPEC = {
 }
 
 
-def transformed_pattern(output_dir: str, split: str) -> str:
-  return os.path.join(output_dir, TRANSFORMED_EXAMPLES_DIR, f'Split-{split}', '*')
+def write_class_folders(root: str, path: str) -> None:
+  """Writes every root/<class name>/*.png as a raw tf.Example (image bytes, label) into the
+  gzip TFRecord `path`, as ingestion does."""
+  with tf.io.TFRecordWriter(path, options='GZIP') as writer:
+    for label, name in enumerate(labels.CLASS_NAMES):
+      for png_path in sorted(glob.glob(os.path.join(root, name, '*.png'))):
+        with open(png_path, 'rb') as f:
+          writer.write(example_encoding.serialize(
+              {features.IMAGE_KEY: f.read(), features.LABEL_KEY: label}))
 
 
 def run(raw_examples: Mapping[str, str], output_dir: str,
