@@ -1,4 +1,5 @@
 """Turns JSON and command-line values into the types of settings fields, naming the setting."""
+
 from typing import Any
 
 

@@ -4,6 +4,7 @@ The Transform, the Trainer, the training input and the serving signatures all re
 spec from their `custom_config`, so they cannot disagree. No TensorFlow import: the CLI reads
 the defaults and choices from here.
 """
+
 import dataclasses
 from typing import Any, Dict, Mapping, Optional
 
@@ -21,14 +22,16 @@ CONFIG_KEYS = frozenset(_KEYS.values())
 @dataclasses.dataclass(frozen=True)
 class ImageSpec:
   """size: side of the square image in pixels; channels: 1 or 3; normalization: NORMALIZATIONS."""
+
   size: int = 224
   channels: int = 1
   normalization: str = 'featurewise_center'
 
   def __post_init__(self):
     if isinstance(self.size, bool) or not isinstance(self.size, int) or self.size < MIN_SIZE:
-      raise ValueError(f'image_size must be an integer >= {MIN_SIZE} (ResNet152V2 minimum), '
-                       f'got {self.size!r}')
+      raise ValueError(
+        f'image_size must be an integer >= {MIN_SIZE} (ResNet152V2 minimum), got {self.size!r}'
+      )
     if self.channels not in CHANNELS:
       raise ValueError(f'image_channels must be 1 or 3, got {self.channels!r}')
     if self.normalization not in NORMALIZATIONS:

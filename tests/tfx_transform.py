@@ -4,6 +4,7 @@ The same executor, preprocessing_fn and output layout as the pipeline's Transfor
 pipeline: `{output_dir}/transform_graph` and
 `{output_dir}/transformed_examples/Split-{split}/transformed_examples-*.gz`.
 """
+
 import glob
 import json
 import os
@@ -32,8 +33,8 @@ TRANSFORMED_EXAMPLES_DIR = 'transformed_examples'
 # The raw features preprocessing_fn reads, shaped as in schemas/schema.pbtxt (dense [batch, 1]):
 # the tests' examples hold only these two.
 RAW_FEATURE_SPEC = {
-    features.IMAGE_KEY: tf.io.FixedLenFeature([1], tf.string),
-    features.LABEL_KEY: tf.io.FixedLenFeature([1], tf.int64),
+  features.IMAGE_KEY: tf.io.FixedLenFeature([1], tf.string),
+  features.LABEL_KEY: tf.io.FixedLenFeature([1], tf.int64),
 }
 
 
@@ -44,15 +45,18 @@ def write_class_folders(root: str, path: str) -> None:
     for label, name in enumerate(labels.CLASS_NAMES):
       for png_path in sorted(glob.glob(os.path.join(root, name, '*.png'))):
         with open(png_path, 'rb') as f:
-          writer.write(example_encoding.serialize(
-              {features.IMAGE_KEY: f.read(), features.LABEL_KEY: label}))
+          writer.write(
+            example_encoding.serialize({features.IMAGE_KEY: f.read(), features.LABEL_KEY: label})
+          )
 
 
-def run(raw_examples: Mapping[str, str], output_dir: str,
-        custom_config: Optional[Dict[str, Any]] = None,
-        analyze_splits: Sequence[str] = ('train',),
-        beam_pipeline_args: Sequence[str] = ('--direct_running_mode=in_memory',),
-        ) -> tft.TFTransformOutput:
+def run(
+  raw_examples: Mapping[str, str],
+  output_dir: str,
+  custom_config: Optional[Dict[str, Any]] = None,
+  analyze_splits: Sequence[str] = ('train',),
+  beam_pipeline_args: Sequence[str] = ('--direct_running_mode=in_memory',),
+) -> tft.TFTransformOutput:
   """Analyzes `analyze_splits` and transforms every split of `raw_examples` (split -> TFRecord
   file, gzip when it ends with .gz) with the pipeline's preprocessing_fn."""
   examples = standard_artifacts.Examples()
@@ -63,19 +67,29 @@ def run(raw_examples: Mapping[str, str], output_dir: str,
   examples.split_names = artifact_utils.encode_split_names(list(raw_examples))
   schema = standard_artifacts.Schema()
   schema.uri = os.path.join(output_dir, 'schema')
-  io_utils.write_pbtxt_file(os.path.join(schema.uri, 'schema.pbtxt'),
-                            schema_utils.schema_from_feature_spec(RAW_FEATURE_SPEC))
+  io_utils.write_pbtxt_file(
+    os.path.join(schema.uri, 'schema.pbtxt'),
+    schema_utils.schema_from_feature_spec(RAW_FEATURE_SPEC),
+  )
   graph = standard_artifacts.TransformGraph()
   graph.uri = os.path.join(output_dir, TRANSFORM_GRAPH_DIR)
   transformed = standard_artifacts.Examples()
   transformed.uri = os.path.join(output_dir, TRANSFORMED_EXAMPLES_DIR)
-  executor = transform_executor.Executor(base_beam_executor.BaseBeamExecutor.Context(
-      beam_pipeline_args=list(beam_pipeline_args), tmp_dir=os.path.join(output_dir, 'tmp')))
-  executor.Do({'examples': [examples], 'schema': [schema]},
-              {'transform_graph': [graph], 'transformed_examples': [transformed]}, {
-                  'preprocessing_fn': configs.PREPROCESSING_FN,
-                  'custom_config': json.dumps(custom_config or {}),
-                  'splits_config': proto_utils.proto_to_json(transform_pb2.SplitsConfig(
-                      analyze=list(analyze_splits), transform=list(raw_examples))),
-                  'disable_statistics': 1})
+  executor = transform_executor.Executor(
+    base_beam_executor.BaseBeamExecutor.Context(
+      beam_pipeline_args=list(beam_pipeline_args), tmp_dir=os.path.join(output_dir, 'tmp')
+    )
+  )
+  executor.Do(
+    {'examples': [examples], 'schema': [schema]},
+    {'transform_graph': [graph], 'transformed_examples': [transformed]},
+    {
+      'preprocessing_fn': configs.PREPROCESSING_FN,
+      'custom_config': json.dumps(custom_config or {}),
+      'splits_config': proto_utils.proto_to_json(
+        transform_pb2.SplitsConfig(analyze=list(analyze_splits), transform=list(raw_examples))
+      ),
+      'disable_statistics': 1,
+    },
+  )
   return tft.TFTransformOutput(graph.uri)
