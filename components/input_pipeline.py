@@ -9,6 +9,7 @@ import tensorflow as tf
 import tensorflow_transform as tft
 
 from components import features
+from components import hparams
 from components import image_ops
 from components.image_spec import ImageSpec
 
@@ -20,7 +21,7 @@ def make_dataset(file_pattern: Union[str, Sequence[str]],
                  batch_size: int,
                  training: bool,
                  image: ImageSpec = ImageSpec(),
-                 zoom_range: float = 0.07,
+                 zoom_range: float = hparams.HParams.zoom_range,
                  seed: Optional[int] = None,
                  deterministic: bool = False,
                  shuffle_buffer: int = 2048,
