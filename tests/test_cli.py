@@ -61,3 +61,11 @@ def test_missing_dataset_is_a_clear_error(capsys, tmp_path):
   status = cli.main(['run', '--data', str(tmp_path / 'absent'), '--output', str(tmp_path / 'out')])
   assert status == 2
   assert f'Dataset folder not found: {tmp_path / "absent"}' in capsys.readouterr().err
+
+
+def test_bad_ingestion_options_fail_before_anything_is_written(capsys, tmp_path):
+  status = cli.main(['run', '--data', str(tmp_path), '--output', str(tmp_path / 'out'),
+                     '--span', 'newest'])
+  assert status == 2
+  assert "span must be 'latest', 'all', 'N' or 'N-M', got 'newest'" in capsys.readouterr().err
+  assert not (tmp_path / 'out').exists()
