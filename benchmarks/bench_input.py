@@ -20,10 +20,10 @@ import time
 import numpy as np
 from tf_keras.preprocessing import image as keras_image
 
+from benchmarks import tfx_transform
 from components import demo_data
 from components import input_pipeline
 from components import labels
-from tests import tfx_transform
 
 IMAGE_SIZE = 224
 BATCH_SIZE = 32

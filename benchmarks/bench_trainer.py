@@ -21,13 +21,13 @@ import numpy as np
 import tensorflow as tf
 from tf_keras.preprocessing import image as keras_image
 
+from benchmarks import tfx_transform
 from components import demo_data
 from components import hparams
 from components import input_pipeline
 from components import model as model_lib
 from components import trainer
 from components.image_spec import ImageSpec
-from tests import tfx_transform
 
 IMAGE_SIZE = 64
 BATCH_SIZE = 16

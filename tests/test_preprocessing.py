@@ -9,10 +9,10 @@ import pytest
 import tensorflow as tf
 from tf_keras.preprocessing import image as keras_image
 
+from benchmarks import tfx_transform
 from components import features
 from components import image_ops
 from components.ingestion import example_encoding
-import tfx_transform
 
 # One worker runs the whole module under `pytest -n 2 --dist loadgroup`: its Transform fixture runs once.
 pytestmark = pytest.mark.xdist_group('preprocessing')

@@ -7,13 +7,13 @@ from PIL import Image
 import pytest
 import tensorflow as tf
 
+from benchmarks import tfx_transform
 from components import features
 from components import input_pipeline
 from components import labels
 from components import signatures
 from components.image_spec import ImageSpec
 from components.ingestion import example_encoding
-import tfx_transform
 
 # One worker runs the whole module under `pytest -n 2 --dist loadgroup`: its Transform fixture runs once.
 pytestmark = pytest.mark.xdist_group('signatures')

@@ -10,6 +10,7 @@ import pytest
 import tensorflow as tf
 from tfx import v1 as tfx
 
+from benchmarks import tfx_transform
 from components import features
 from components import hparams
 from components import labels
@@ -17,7 +18,6 @@ from components import model as model_lib
 from components import trainer
 from components import training_report
 from components.image_spec import ImageSpec
-import tfx_transform
 
 pytestmark = pytest.mark.xdist_group('trainer')  # one worker runs the module's run_fn fixture
 

@@ -1,4 +1,4 @@
-"""Runs TFX's own Transform executor on raw tf.Example TFRecords, for tests and benchmarks.
+"""Runs TFX's own Transform executor on raw tf.Example TFRecords, for benchmarks and tests.
 
 The same executor, preprocessing_fn and output layout as the pipeline's Transform, without a
 pipeline: `{output_dir}/transform_graph` and
