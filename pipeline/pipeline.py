@@ -42,7 +42,7 @@ def create_pipeline(
 
   Args:
     ingest_config: parameters of ImageFolderExampleGen (IngestOptions.to_config()).
-    transform_config: `custom_config` of the Transform (ImageSpec.to_config()).
+    transform_config: `custom_config` of the Transform (the ImageSpec's image_size, image_channels).
     trainer_config: `custom_config` of the Trainer (ImageSpec keys, preset, overrides).
     warm_start: start training from the last blessed model's weights.
   """
