@@ -6,10 +6,9 @@ STAMP := $(VENV)/.installed
 DATA ?= demo_data
 OUTPUT ?= output
 ARGS ?=
-export TF_USE_LEGACY_KERAS := 1
 export TF_CPP_MIN_LOG_LEVEL := 2
 
-.PHONY: setup run test bench demo-data clean
+.PHONY: setup run lint test bench demo-data clean
 
 setup: $(STAMP)
 
@@ -25,7 +24,12 @@ run: setup
 	@if [ "$(DATA)" = demo_data ] && [ ! -d demo_data ]; then $(VENV)/bin/cxr demo-data --output demo_data; fi
 	$(VENV)/bin/cxr run --data $(DATA) --output $(OUTPUT) $(if $(filter demo_data,$(DATA)),--demo) $(ARGS)
 
-test: setup
+# ruff.toml: Google style, 2-space indent, lines <= 100, single quotes.
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+test: lint
 	$(PY) -m pytest -n 2 --dist loadfile tests $(ARGS)
 
 bench: setup

@@ -9,9 +9,11 @@ import setuptools
 setuptools.setup(
     name='cxr-tfx-pipeline',
     version='0.1.0',
-    description='TFX pipeline that detects COVID-19 from chest X-rays (ResNet152V2 transfer learning).',
+    description='TFX pipeline that detects COVID-19 from chest X-rays (ResNet152V2 transfer '
+                'learning).',
     python_requires='>=3.10,<3.11',
-    packages=setuptools.find_packages(include=['pipeline', 'pipeline.*', 'components', 'components.*']),
+    packages=setuptools.find_packages(
+        include=['pipeline', 'pipeline.*', 'components', 'components.*']),
     install_requires=[
         'tfx==1.16.0',
         'tensorflow==2.16.2',
@@ -21,14 +23,14 @@ setuptools.setup(
         'dill',  # imported by tfx-bsl, no longer pulled by recent apache-beam
         'pyarrow',
         'pillow',
-        'isal',  # ISA-L inflate and CRC-32: PNG validation at ingestion (components/ingestion/png_check.py)
+        'isal',  # ISA-L inflate and CRC-32: PNG validation (components/ingestion/png_check.py)
         'matplotlib',
         'scipy',  # Wilson score intervals of the gate's figures (components/evaluation)
-        'scikit-learn',
-        'psutil',
-        'kfp-pipeline-spec>=0.2.2,<0.3',  # KubeflowV2DagRunner (cxr compile-kfp); 0.3+ needs protobuf 4
+        # KubeflowV2DagRunner (cxr compile-kfp); 0.3+ needs protobuf 4.
+        'kfp-pipeline-spec>=0.2.2,<0.3',
         'pymysql',  # clear errors for a MySQL metadata store (pipeline/metadata_config.py)
     ],
-    extras_require={'test': ['pytest', 'pytest-xdist']},
+    # Tests and benchmarks only: scikit-learn (reference metrics), psutil (memory), ruff (lint).
+    extras_require={'test': ['pytest', 'pytest-xdist', 'scikit-learn', 'psutil', 'ruff']},
     entry_points={'console_scripts': ['cxr=pipeline.cli:main']},
 )

@@ -17,10 +17,9 @@ The marginal rate, (n_large - n_small) / (t_large - t_small), leaves out the fix
 """
 import os
 
-os.environ.setdefault('TF_USE_LEGACY_KERAS', '1')
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
-import concurrent.futures  # pylint: disable=g-import-not-at-top,wrong-import-position
+import concurrent.futures
 import io
 import logging
 import multiprocessing
@@ -29,13 +28,13 @@ import threading
 import time
 
 import apache_beam as beam
-import psutil
 from apache_beam.options.pipeline_options import PipelineOptions
 from PIL import Image
+import psutil
 
 from components import demo_data
-from components.ingestion import ingest
 from components.ingestion import discovery
+from components.ingestion import ingest
 from pipeline import configs
 
 IMAGE_SIZE = 1024

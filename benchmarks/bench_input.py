@@ -10,24 +10,20 @@ Both are timed after one warm-up batch (our tf.data graph is built and traced th
 """
 import os
 
-os.environ.setdefault('TF_USE_LEGACY_KERAS', '1')
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
-import glob  # pylint: disable=g-import-not-at-top,wrong-import-position
+import glob
 import logging
 import tempfile
 import time
 
 import numpy as np
-import tensorflow as tf
 from tf_keras.preprocessing import image as keras_image
 
+from benchmarks import tfx_transform
 from components import demo_data
-from components import features
 from components import input_pipeline
 from components import labels
-from components import preprocessing
-from components.ingestion import example_encoding
 
 IMAGE_SIZE = 224
 BATCH_SIZE = 32
@@ -51,21 +47,10 @@ def _seed_images_per_s(train_dir: str, num_images: int) -> float:
   return num_images / (time.perf_counter() - start)
 
 
-def _write_raw_examples(train_dir: str, path: str) -> None:
-  """Writes every PNG as a raw tf.Example (image bytes, label) to a gzip TFRecord, as ingestion does."""
-  with tf.io.TFRecordWriter(path, options='GZIP') as writer:
-    for label, name in enumerate(labels.CLASS_NAMES):
-      for png_path in sorted(glob.glob(os.path.join(train_dir, name, '*.png'))):
-        with open(png_path, 'rb') as f:
-          writer.write(example_encoding.serialize(
-              {features.IMAGE_KEY: f.read(), features.LABEL_KEY: label}))
-
-
 def _our_images_per_s(pattern: str, tf_transform_output, num_images: int, epochs: int) -> float:
   """`epochs` epochs of make_dataset(training=True), images/s."""
   dataset = input_pipeline.make_dataset(
-      pattern, tf_transform_output, BATCH_SIZE, training=True, image_channels=1,
-      zoom_range=ZOOM_RANGE)
+      pattern, tf_transform_output, BATCH_SIZE, training=True, zoom_range=ZOOM_RANGE)
   steps = epochs * -(-num_images // BATCH_SIZE)
   iterator = iter(dataset)
   next(iterator)  # warm-up batch
@@ -91,14 +76,14 @@ def run(quick: bool = False) -> dict:
     seed_rate = _seed_images_per_s(train_dir, num_images)
 
     raw_path = os.path.join(work_dir, 'raw_examples.gz')
-    _write_raw_examples(train_dir, raw_path)
+    tfx_transform.write_class_folders(train_dir, raw_path)
     transform_dir = os.path.join(work_dir, 'transform')
     start = time.perf_counter()
-    tf_transform_output = preprocessing.transform_locally(
+    tf_transform_output = tfx_transform.run(
         {'train': raw_path}, transform_dir,
         custom_config={'image_size': IMAGE_SIZE, 'image_channels': 1})
     transform_rate = num_images / (time.perf_counter() - start)
-    pattern = os.path.join(transform_dir, preprocessing.TRANSFORMED_EXAMPLES_DIR, 'Split-train', '*')
+    pattern = os.path.join(transform_dir, tfx_transform.TRANSFORMED_EXAMPLES_DIR, 'Split-train', '*')
     bytes_per_example = sum(os.path.getsize(p) for p in glob.glob(pattern)) / num_images
 
     our_rate = _our_images_per_s(pattern, tf_transform_output, num_images, epochs)

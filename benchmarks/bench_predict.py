@@ -8,10 +8,9 @@ the one-time model load is reported apart.
 """
 import os
 
-os.environ.setdefault('TF_USE_LEGACY_KERAS', '1')
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
-import glob  # pylint: disable=g-import-not-at-top,wrong-import-position
+import glob
 import tempfile
 import time
 
@@ -24,7 +23,7 @@ from pipeline import predict
 
 
 def _export(export_dir: str, image_size: int) -> None:
-  model = model_lib.build_model(image_size=image_size, weights='none')
+  model = model_lib.build_model(image_size, weights='none')
 
   @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name='image_bytes')])
   def serve(image_bytes):

@@ -1,6 +1,6 @@
 """Training throughput of ResNet152V2 on this machine's CPU, and how long each step waits for input.
 
-One model (components.trainer.build, 'recommended' preset, random weights, 64 px, batch 16),
+One model (components.model.build_model, 'recommended' preset, random weights, 64 px, batch 16),
 three inputs in one process, each warmed up, then timed in interleaved rounds of a few steps:
 - compute only: one in-memory batch again and again (the ceiling);
 - ours: the Transform's materialized examples through input_pipeline.make_dataset;
@@ -9,10 +9,9 @@ Each step is split into the time spent in next(iterator) (input wait) and in tra
 """
 import os
 
-os.environ.setdefault('TF_USE_LEGACY_KERAS', '1')
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
-import glob  # pylint: disable=g-import-not-at-top,wrong-import-position
+import glob
 import logging
 import tempfile
 import time
@@ -22,14 +21,13 @@ import numpy as np
 import tensorflow as tf
 from tf_keras.preprocessing import image as keras_image
 
+from benchmarks import tfx_transform
 from components import demo_data
-from components import features
 from components import hparams
 from components import input_pipeline
-from components import labels
-from components import preprocessing
+from components import model as model_lib
 from components import trainer
-from components.ingestion import example_encoding
+from components.image_spec import ImageSpec
 
 IMAGE_SIZE = 64
 BATCH_SIZE = 16
@@ -81,38 +79,29 @@ def _seed_generator(train_dir: str):
       yield images, labels_.astype(np.int64)
 
 
-def _write_raw_examples(train_dir: str, path: str) -> None:
-  with tf.io.TFRecordWriter(path, options='GZIP') as writer:
-    for label, name in enumerate(labels.CLASS_NAMES):
-      for png_path in sorted(glob.glob(os.path.join(train_dir, name, '*.png'))):
-        with open(png_path, 'rb') as f:
-          writer.write(example_encoding.serialize(
-              {features.IMAGE_KEY: f.read(), features.LABEL_KEY: label}))
-
-
 def run(quick: bool = False) -> dict:
   """Builds the data and the model, times the three inputs; returns the figures."""
   per_class, rounds, steps_per_round = (8, 2, 2) if quick else (48, 6, 4)
   cores = os.cpu_count()
-  hp = hparams.resolve('recommended', {'image_size': IMAGE_SIZE, 'weights': 'none',
-                                       'batch_size': BATCH_SIZE})
+  image = ImageSpec(size=IMAGE_SIZE)
+  hp = hparams.resolve('recommended', {'weights': 'none', 'batch_size': BATCH_SIZE})
   with tempfile.TemporaryDirectory() as work_dir:
     demo_data.generate(work_dir, train_per_class=per_class, test_per_class=0,
                        min_size=SOURCE_SIZE, max_size=SOURCE_SIZE, processes=cores)
     train_dir = os.path.join(work_dir, 'Train')
     raw_path = os.path.join(work_dir, 'raw.gz')
-    _write_raw_examples(train_dir, raw_path)
+    tfx_transform.write_class_folders(train_dir, raw_path)
     transform_dir = os.path.join(work_dir, 'transform')
-    tf_transform_output = preprocessing.transform_locally(
+    tf_transform_output = tfx_transform.run(
         {'train': raw_path}, transform_dir,
-        custom_config={'image_size': IMAGE_SIZE, 'image_channels': hp.image_channels})
+        custom_config=image.to_config())
     ours = input_pipeline.make_dataset(
-        os.path.join(transform_dir, preprocessing.TRANSFORMED_EXAMPLES_DIR, 'Split-train', '*'),
-        tf_transform_output, BATCH_SIZE, training=True, image_channels=hp.image_channels,
-        normalization=hp.normalization, zoom_range=hp.zoom_range, seed=hp.seed)
+        os.path.join(transform_dir, tfx_transform.TRANSFORMED_EXAMPLES_DIR, 'Split-train', '*'),
+        tf_transform_output, BATCH_SIZE, training=True, image=image, zoom_range=hp.zoom_range,
+        seed=hp.seed)
 
     with trainer.make_strategy(0).scope():
-      model = trainer.build(hp)
+      model = model_lib.build_model(image.size, hp)
     start = time.perf_counter()
     timers = {'compute': _StepTimer(model, _repeat(next(iter(ours)))),
               'ours': _StepTimer(model, iter(ours)),

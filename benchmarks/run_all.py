@@ -10,7 +10,6 @@ import pkgutil
 import sys
 import time
 
-os.environ.setdefault('TF_USE_LEGACY_KERAS', '1')
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'results.json')

@@ -1,8 +1,9 @@
 """TensorFlow image ops shared by the Transform, the training input and the serving signatures."""
 import tensorflow as tf
 
+from components.image_spec import NORMALIZATIONS
+
 MODEL_CHANNELS = 3  # ResNet152V2 takes RGB
-NORMALIZATIONS = ('featurewise_center', 'resnet_v2')
 
 
 def decode_resized(encoded: tf.Tensor, image_size: int, channels: int) -> tf.Tensor:
@@ -48,7 +49,7 @@ def decode_pixels(pixels_png: tf.Tensor, channels: int) -> tf.Tensor:
   return tf.io.decode_png(pixels_png, channels=channels)
 
 
-def model_input(pixels: tf.Tensor, pixel_mean: tf.Tensor, mode: str = 'featurewise_center') -> tf.Tensor:
+def model_input(pixels: tf.Tensor, pixel_mean: tf.Tensor, mode: str) -> tf.Tensor:
   """uint8 or float pixels in [0, 255] ([..., H, W, C]) -> float32 model input [..., H, W, 3].
 
   `featurewise_center`: pixels / 255 - train-split mean per channel (`pixel_mean` [..., C], the

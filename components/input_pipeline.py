@@ -9,8 +9,9 @@ import tensorflow as tf
 import tensorflow_transform as tft
 
 from components import features
+from components import hparams
 from components import image_ops
-from pipeline import configs
+from components.image_spec import ImageSpec
 
 AUTOTUNE = tf.data.AUTOTUNE
 
@@ -19,9 +20,8 @@ def make_dataset(file_pattern: Union[str, Sequence[str]],
                  tf_transform_output: tft.TFTransformOutput,
                  batch_size: int,
                  training: bool,
-                 image_channels: int = configs.IMAGE_CHANNELS,
-                 normalization: str = configs.NORMALIZATION,
-                 zoom_range: float = 0.07,
+                 image: ImageSpec = ImageSpec(),
+                 zoom_range: float = hparams.HParams.zoom_range,
                  seed: Optional[int] = None,
                  deterministic: bool = False,
                  shuffle_buffer: int = 2048,
@@ -31,8 +31,8 @@ def make_dataset(file_pattern: Union[str, Sequence[str]],
   Args:
     file_pattern: glob(s) of the Transform's `transformed_examples` files of one split
       (e.g. fn_args.train_files).
-    image_channels: channels of `pixels_xf` (the Transform's `image_channels`).
-    normalization: 'featurewise_center' or 'resnet_v2', see image_ops.model_input.
+    image: the Transform's spec: the channels of `pixels_xf` and the normalization
+      (image_ops.model_input).
     training: shuffle, repeat forever and randomly zoom (Keras ImageDataGenerator
       `zoom_range`); otherwise one pass in file order, unaugmented.
     seed: seeds the file order, the shuffle and the zoom.
@@ -41,8 +41,6 @@ def make_dataset(file_pattern: Union[str, Sequence[str]],
     cache: keep the serialized examples in memory after the first pass (about 20 KB per
       224 px grayscale example) instead of re-reading the files.
   """
-  if normalization not in image_ops.NORMALIZATIONS:
-    raise ValueError(f'Unknown normalization {normalization!r}: use one of {image_ops.NORMALIZATIONS}')
   patterns = [file_pattern] if isinstance(file_pattern, str) else list(file_pattern)
   files = [path for pattern in patterns for path in tf.io.gfile.glob(pattern)]
   if not files:
@@ -54,7 +52,7 @@ def make_dataset(file_pattern: Union[str, Sequence[str]],
 
   def decode(serialized):
     example = tf.io.parse_single_example(serialized, spec)
-    pixels = image_ops.decode_pixels(example[features.PIXELS_XF], image_channels)
+    pixels = image_ops.decode_pixels(example[features.PIXELS_XF], image.channels)
     return pixels, example[features.PIXEL_MEAN_XF], example[features.LABEL_XF]
 
   dataset = tf.data.Dataset.from_tensor_slices(sorted(files))
@@ -76,7 +74,7 @@ def make_dataset(file_pattern: Union[str, Sequence[str]],
         num_parallel_calls=AUTOTUNE, deterministic=ordered)
   dataset = dataset.map(
       lambda pixels, pixel_mean, label: (
-          image_ops.model_input(pixels, pixel_mean, normalization), label),
+          image_ops.model_input(pixels, pixel_mean, image.normalization), label),
       num_parallel_calls=AUTOTUNE, deterministic=ordered)
   return dataset.prefetch(AUTOTUNE)
 

@@ -4,11 +4,12 @@ ResNet152V2 (no top) -> GlobalAveragePooling2D -> [Dense(u, relu) -> Dropout -> 
 for u in dense_units -> Dense(3, softmax). The first `freeze_layers` layers of the base are frozen.
 """
 import os
-from typing import Optional, Sequence
+from typing import Optional
 
 from absl import logging
 import tensorflow as tf
 
+from components import hparams as hparams_lib
 from components import labels
 
 INPUT_NAME = 'image'          # float32 [batch, size, size, 3], components.image_ops.model_input
@@ -67,27 +68,24 @@ def load_saved_model_weights(model: tf.keras.Model, saved_model_dir: str) -> Non
 
 
 def build_model(image_size: int,
-                num_classes: int = labels.NUM_CLASSES,
-                weights: str = 'imagenet',
-                freeze_layers: int = 300,
-                dense_units: Sequence[int] = (512, 256, 64),
-                dropout: float = 0.3,
-                bn_momentum: float = 0.99,
-                learning_rate: float = 1e-4,
-                jit_compile: bool = False,
-                warm_start_from: Optional[str] = None) -> tf.keras.Model:
+                hp: hparams_lib.HParams = hparams_lib.HParams(),
+                weights: Optional[str] = None,
+                warm_start_from: Optional[str] = None,
+                num_classes: int = labels.NUM_CLASSES) -> tf.keras.Model:
   """The compiled transfer model (Adam, sparse categorical cross-entropy, accuracy).
 
   Args:
-    weights: 'imagenet', 'none' (random init) or the path to a ResNet152V2 notop .h5 file.
-    freeze_layers: the first N layers of the ResNet152V2 base are not trained.
-    bn_momentum: momentum of the BatchNormalization moving statistics, base and head.
+    hp: weights, freeze_layers (the first N layers of the base are not trained), dense_units,
+      dropout, bn_momentum (of every BatchNormalization, base and head), learning_rate, xla.
+    weights: replaces hp.weights: 'imagenet', 'none' (random init) or the path to a ResNet152V2
+      notop .h5 file.
     warm_start_from: a SavedModel exported from a model of the same architecture, whose weights
       replace the initial ones (pass weights='none' to skip loading the backbone's).
 
   Build it inside the distribution strategy's scope and after setting the Keras dtype policy;
   the output layer always computes in float32.
   """
+  weights = weights or hp.weights
   # Weights are found before the slow build, to fail fast.
   if weights == 'imagenet':
     weights_path = imagenet_weights_path()
@@ -101,37 +99,32 @@ def build_model(image_size: int,
   if weights_path:
     load_base_weights(base, weights_path)
   for i, layer in enumerate(base.layers):
-    layer.trainable = i >= freeze_layers
+    layer.trainable = i >= hp.freeze_layers
   logging.info('ResNet152V2 base: %d layers, weights=%s, first %d frozen', len(base.layers),
-               weights, min(freeze_layers, len(base.layers)))
+               weights, min(hp.freeze_layers, len(base.layers)))
 
   inputs = tf.keras.Input(shape=(image_size, image_size, 3), name=INPUT_NAME)
   x = base(inputs)
   x = tf.keras.layers.GlobalAveragePooling2D(name='avg_pool')(x)
-  for i, units in enumerate(dense_units, 1):
+  for i, units in enumerate(hp.dense_units, 1):
     x = tf.keras.layers.Dense(units, activation='relu', name=f'dense_{i}')(x)
-    x = tf.keras.layers.Dropout(dropout, name=f'dropout_{i}')(x)
+    x = tf.keras.layers.Dropout(hp.dropout, name=f'dropout_{i}')(x)
     x = tf.keras.layers.BatchNormalization(name=f'batch_norm_{i}')(x)
   outputs = tf.keras.layers.Dense(num_classes, activation='softmax', dtype='float32',
                                   name=OUTPUT_NAME)(x)
   model = tf.keras.Model(inputs, outputs, name='resnet152v2_cxr')
   for layer in base.layers + model.layers:
     if isinstance(layer, tf.keras.layers.BatchNormalization):
-      layer.momentum = bn_momentum
+      layer.momentum = hp.bn_momentum
   if warm_start_from:
     load_saved_model_weights(model, warm_start_from)
     logging.info('Warm start: weights restored from %s', warm_start_from)
-  model.compile(optimizer=tf.keras.optimizers.Adam(learning_rate=learning_rate),
+  model.compile(optimizer=tf.keras.optimizers.Adam(learning_rate=hp.learning_rate),
                 loss=tf.keras.losses.SparseCategoricalCrossentropy(),
                 metrics=['accuracy'],
-                jit_compile=jit_compile)
+                jit_compile=hp.xla)
   # TF 2.16's autograph skips the `keras` package but not `tf_keras`: converting every layer call
   # makes tracing ResNet152V2 several times slower, and Keras' own steps need no conversion.
   for step in ('train_step', 'test_step', 'predict_step'):
     setattr(model, step, tf.autograph.experimental.do_not_convert(getattr(model, step)))
   return model
-
-
-def base_of(model: tf.keras.Model) -> tf.keras.Model:
-  """The ResNet152V2 backbone inside a model from build_model."""
-  return model.get_layer(BASE_NAME)

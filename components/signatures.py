@@ -12,12 +12,12 @@ import tensorflow_transform as tft
 from components import features
 from components import image_ops
 from components import labels
+from components.image_spec import ImageSpec
 
 
 def make_serving_signatures(model: tf.keras.Model,
                             tf_transform_output: tft.TFTransformOutput,
-                            image_channels: int,
-                            normalization: str) -> Dict[str, Callable]:
+                            image: ImageSpec) -> Dict[str, Callable]:
   """Signatures for tf.saved_model.save(model, path, signatures=...).
 
   serving_default(image_bytes: string [None]) and serving_examples(examples: string [None],
@@ -28,16 +28,15 @@ def make_serving_signatures(model: tf.keras.Model,
   """
   model.tft_layer = tf_transform_output.transform_features_layer()  # tracked, so it is exported
   raw_spec = tf_transform_output.raw_feature_spec()
-  image_size = model.inputs[0].shape[1]
   class_names = tf.constant(labels.CLASS_NAMES)
 
   def predict(encoded_images):
     transformed = model.tft_layer({features.IMAGE_KEY: tf.reshape(encoded_images, [-1, 1])})
     pixels = tf.map_fn(
-        lambda png: image_ops.decode_pixels(png, image_channels), transformed[features.PIXELS_XF],
-        fn_output_signature=tf.TensorSpec([image_size, image_size, image_channels], tf.uint8))
+        lambda png: image_ops.decode_pixels(png, image.channels), transformed[features.PIXELS_XF],
+        fn_output_signature=tf.TensorSpec([image.size, image.size, image.channels], tf.uint8))
     probabilities = tf.cast(model(image_ops.model_input(
-        pixels, transformed[features.PIXEL_MEAN_XF], normalization)), tf.float32)
+        pixels, transformed[features.PIXEL_MEAN_XF], image.normalization)), tf.float32)
     class_id = tf.argmax(probabilities, axis=-1, output_type=tf.int64)
     return {'probabilities': probabilities, 'class_id': class_id,
             'class_name': tf.gather(class_names, class_id)}

@@ -1,6 +1,7 @@
 """TFX Trainer `run_fn`: trains the ResNet152V2 transfer model and exports it with its signatures.
 
-Hyperparameters come from the Trainer's custom_config (components.hparams). One GPU or the CPU
+The image spec and the hyperparameters come from the Trainer's custom_config
+(components.image_spec, components.hparams). One GPU or the CPU
 runs under OneDeviceStrategy, several GPUs under MirroredStrategy; mixed precision and XLA are
 options. The weights of the epoch with the lowest val_loss are the ones exported.
 """
@@ -10,7 +11,7 @@ import math
 import os
 import tempfile
 import time
-from typing import Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Dict, Iterator, List, Sequence, Tuple
 
 from absl import logging
 import tensorflow as tf
@@ -19,6 +20,7 @@ from tf_keras.src.saving.legacy.saved_model import utils as keras_saved_model_ut
 from tfx import v1 as tfx
 
 from components import hparams as hparams_lib
+from components import image_spec
 from components import input_pipeline
 from components import model as model_lib
 from components import signatures
@@ -68,27 +70,15 @@ def dtype_policy(mixed: bool) -> Iterator[None]:
     tf.keras.mixed_precision.set_global_policy(previous)
 
 
-def build(hp: hparams_lib.HParams, warm_start_from: Optional[str] = None,
-          weights: Optional[str] = None) -> tf.keras.Model:
-  """model.build_model with the hyperparameters (`weights` overrides hp.weights).
-
-  Call it under the strategy scope and the dtype policy.
-  """
-  return model_lib.build_model(
-      hp.image_size, weights=weights or hp.weights, freeze_layers=hp.freeze_layers,
-      dense_units=hp.dense_units, dropout=hp.dropout, bn_momentum=hp.bn_momentum,
-      learning_rate=hp.learning_rate,
-      jit_compile=hp.xla, warm_start_from=warm_start_from)
-
-
-def serving_copy(model: tf.keras.Model, hp: hparams_lib.HParams) -> tf.keras.Model:
+def serving_copy(model: tf.keras.Model, image: image_spec.ImageSpec,
+                 hp: hparams_lib.HParams) -> tf.keras.Model:
   """A float32 copy of `model` without optimizer state: the model to export.
 
   Float32 serves everywhere (CPUs lack fast float16), and the optimizer's slots would triple the
   SavedModel's size.
   """
   with dtype_policy(False):
-    copy = build(hp, weights='none')
+    copy = model_lib.build_model(image.size, hp, weights='none')
   copy.set_weights(model.get_weights())
   return copy
 
@@ -164,7 +154,7 @@ def count_examples(file_patterns: Sequence[str]) -> int:
   return int(dataset.reduce(tf.constant(0, tf.int64), lambda n, _: n + 1))
 
 
-def export(model: tf.keras.Model, hp: hparams_lib.HParams,
+def export(model: tf.keras.Model, image: image_spec.ImageSpec,
            tf_transform_output: tft.TFTransformOutput, serving_model_dir: str) -> None:
   """tf.saved_model.save with the serving signatures of components.signatures.
 
@@ -173,16 +163,18 @@ def export(model: tf.keras.Model, hp: hparams_lib.HParams,
   for ResNet152V2 that makes saving ~6x and loading ~3x slower, so those traces are skipped.
   """
   model_signatures = signatures.make_serving_signatures(
-      model, tf_transform_output, hp.image_channels, hp.normalization)
+      model, tf_transform_output, image)
   with keras_saved_model_utils.keras_option_scope(save_traces=False):
     tf.saved_model.save(model, serving_model_dir, signatures=model_signatures)
 
 
 def run_fn(fn_args: tfx.components.FnArgs) -> None:
   """Trains on fn_args.train_files, validates on fn_args.eval_files, exports the best epoch."""
+  image = image_spec.ImageSpec.from_config(fn_args.custom_config)
   hp = hparams_lib.from_custom_config(fn_args.custom_config)
+  settings = dict(image.to_config(), **hparams_lib.to_dict(hp))
   logging.info('TensorFlow %s, %s; hyperparameters: %s', tf.__version__, keras_version(),
-               hparams_lib.to_dict(hp))
+               settings)
   if not keras_version().startswith('tf_keras'):
     raise RuntimeError('tf.keras is Keras 3; set TF_USE_LEGACY_KERAS=1 before TensorFlow is '
                        'imported (TFX 1.16 Transform layers need Keras 2).')
@@ -205,7 +197,7 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
   logging.info('%d training examples, %d steps per epoch; eval steps: %s', train_count,
                steps_per_epoch, eval_steps or 'whole split')
   data_args = dict(tf_transform_output=tf_transform_output, batch_size=global_batch,
-                   image_channels=hp.image_channels, normalization=hp.normalization)
+                   image=image)
   train_data = input_pipeline.make_dataset(fn_args.train_files, training=True,
                                            zoom_range=hp.zoom_range, seed=hp.seed, **data_args)
   eval_data = input_pipeline.make_dataset(fn_args.eval_files, training=False, **data_args)
@@ -217,13 +209,14 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     logging.info('Warm start requested but no blessed model yet: starting from %s', hp.weights)
   with strategy.scope(), dtype_policy(mixed):
     # The backbone's weights would be overwritten by the warm start: skip loading them.
-    model = build(hp, warm_start_from, weights='none' if warm_start_from else None)
+    model = model_lib.build_model(image.size, hp, warm_start_from=warm_start_from,
+                                  weights='none' if warm_start_from else None)
   history, best_epoch = fit_best(model, train_data, eval_data, hp, steps_per_epoch,
                                  log_dir=fn_args.model_run_dir)
 
-  export(serving_copy(model, hp), hp, tf_transform_output, fn_args.serving_model_dir)
+  export(serving_copy(model, image, hp), image, tf_transform_output, fn_args.serving_model_dir)
   logging.info('Exported the model of epoch %d to %s', best_epoch, fn_args.serving_model_dir)
   paths = training_report.write_report(fn_args.model_run_dir, history, best_epoch=best_epoch,
-                                       hparams=hparams_lib.to_dict(hp),
+                                       hparams=settings,
                                        train_examples=train_count, keras=keras_version())
   logging.info('Training report: %s', ', '.join(sorted(paths.values())))

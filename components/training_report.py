@@ -5,8 +5,9 @@ import os
 from typing import Any, Dict, List, Mapping
 
 import matplotlib
+
 matplotlib.use('Agg')
-import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+import matplotlib.pyplot as plt
 import tensorflow as tf
 
 HISTORY_FILE = 'history.json'

@@ -1,4 +1,8 @@
-"""`cxr`: the command line of the chest X-ray pipeline."""
+"""`cxr`: the command line of the chest X-ray pipeline.
+
+Flags, choices and defaults come from the settings of each component (IngestOptions, ImageSpec,
+HParams); these modules import neither TensorFlow nor Beam, so `cxr --help` stays fast.
+"""
 import argparse
 import dataclasses
 import json
@@ -6,14 +10,19 @@ import logging
 import os
 import sys
 
-os.environ.setdefault('TF_USE_LEGACY_KERAS', '1')  # before TensorFlow is first imported
-os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+from components import hparams
+from components import image_spec
+from components.evaluation import gate as gate_lib
+from components.ingestion import options as ingest_options
+from pipeline import configs
+from pipeline import output_layout
+from pipeline import run_lock
 
-from components.evaluation import gate as gate_lib  # pylint: disable=g-import-not-at-top
-from pipeline import configs  # pylint: disable=g-import-not-at-top
-from pipeline import output_layout  # pylint: disable=g-import-not-at-top
-from pipeline import run_lock  # pylint: disable=g-import-not-at-top
-
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')  # read when TensorFlow loads, later
+_INGEST = ingest_options.IngestOptions()
+_IMAGE = image_spec.ImageSpec()
+_HPARAMS = hparams.HParams()
+_GATE = gate_lib.Gate()
 _HPARAM_FLAGS = (  # flag, hparams key, type
     ('--epochs', 'epochs', int),
     ('--batch-size', 'batch_size', int),
@@ -26,32 +35,59 @@ _HPARAM_FLAGS = (  # flag, hparams key, type
 )
 
 
+def _add_metadata_mysql_argument(p, help_text: str) -> None:
+  p.add_argument('--metadata-mysql', default=os.environ.get('CXR_METADATA_MYSQL', ''),
+                 metavar='HOST[:PORT]/DATABASE', help=help_text)
+
+
+def _read_store_config(args):
+  """The MySQL store of --metadata-mysql, or None: the output folder's SQLite file."""
+  from pipeline import metadata_config
+  return metadata_config.mysql_config(args.metadata_mysql) if args.metadata_mysql else None
+
+
 def _add_pipeline_arguments(p):
   """Arguments of `run` and `compile-kfp`; returns the 'orchestration' group for more flags."""
-  p.add_argument('--data', required=True, help='dataset root (class folders, Train/Test, Kaggle or span-N layout)')
-  p.add_argument('--output', required=True, help='output folder: pipeline root, metadata store, serving/<version>/')
-  p.add_argument('--demo', action='store_true', help=f'small, fast settings for the demo data: image size {configs.DEMO_IMAGE_SIZE}, {configs.DEMO_HPARAMS}')
+  p.add_argument('--data', required=True,
+                 help='dataset root (class folders, Train/Test, Kaggle or span-N layout)')
+  p.add_argument('--output', required=True,
+                 help='output folder: pipeline root, metadata store, serving/<version>/')
+  p.add_argument('--demo', action='store_true',
+                 help=f'small, fast settings for the demo data: image size '
+                      f'{configs.DEMO_IMAGE_SIZE}, {configs.DEMO_HPARAMS}')
   g = p.add_argument_group('ingestion')
-  g.add_argument('--span', default='latest', help="span-N folders to ingest: latest, all, N or N-M")
-  g.add_argument('--group-regex', default='', help=r"keeps files whose names share this group in one split, e.g. '(person\d+)_'")
-  g.add_argument('--ignore-unknown-classes', action='store_true', help='skip (and report) folders that are not a known class')
-  g.add_argument('--max-bad-fraction', type=float, default=configs.MAX_BAD_FRACTION)
+  g.add_argument('--span', default=_INGEST.span,
+                 help='span-N folders to ingest: latest, all, N or N-M (default %(default)s)')
+  g.add_argument('--group-regex', default=_INGEST.group_regex,
+                 help=r"keeps files whose names share this group in one split, e.g. '(person\d+)_'")
+  g.add_argument('--ignore-unknown-classes', action='store_true',
+                 help='skip (and report) folders that are not a known class')
+  g.add_argument('--max-bad-fraction', type=float, default=_INGEST.max_bad_fraction,
+                 help='fail when more than this share of the image files is quarantined '
+                      '(default %(default)s)')
   g = p.add_argument_group('model')
-  g.add_argument('--image-size', type=int, default=None, help=f'default {configs.IMAGE_SIZE}')
-  g.add_argument('--image-channels', type=int, choices=(1, 3), default=configs.IMAGE_CHANNELS)
-  g.add_argument('--normalization', choices=('featurewise_center', 'resnet_v2'), default=configs.NORMALIZATION)
-  g.add_argument('--preset', choices=('recommended', 'seed'), default=configs.PRESET)
+  g.add_argument('--image-size', type=int, default=None,
+                 help=f'default {_IMAGE.size}; {configs.DEMO_IMAGE_SIZE} with --demo')
+  g.add_argument('--image-channels', type=int, choices=image_spec.CHANNELS,
+                 default=_IMAGE.channels, help='default %(default)s')
+  g.add_argument('--normalization', choices=image_spec.NORMALIZATIONS,
+                 default=_IMAGE.normalization, help='default %(default)s')
+  g.add_argument('--preset', choices=sorted(hparams.PRESETS), default=_HPARAMS.preset,
+                 help='default %(default)s')
   for flag, key, kind in _HPARAM_FLAGS:
-    g.add_argument(flag, dest=key, type=kind, default=None)
+    default = getattr(_HPARAMS, key)
+    g.add_argument(flag, dest=key, type=kind, default=None,
+                   choices=hparams.MIXED_PRECISION_MODES if key == 'mixed_precision' else None,
+                   help=(f'default: the preset\'s ({default} in {_HPARAMS.preset})'
+                         if key in hparams.PRESETS[_HPARAMS.preset] else f'default {default}'))
   g.add_argument('--hparam', action='append', default=[], metavar='KEY=VALUE',
                  help='any Trainer hyperparameter (components/hparams.py), e.g. --hparam xla=true')
   g.add_argument('--warm-start', action='store_true', help='start from the last blessed model')
   g = p.add_argument_group('gate')
-  gate = gate_lib.Gate()
-  g.add_argument('--min-accuracy', type=float, default=gate.min_accuracy)
-  g.add_argument('--min-covid-recall', type=float, default=gate.min_covid_recall)
-  g.add_argument('--max-accuracy-drop', type=float, default=gate.max_accuracy_drop)
-  g.add_argument('--gate-on', choices=gate_lib.GATE_ON, default=gate.gate_on,
+  g.add_argument('--min-accuracy', type=float, default=_GATE.min_accuracy)
+  g.add_argument('--min-covid-recall', type=float, default=_GATE.min_covid_recall)
+  g.add_argument('--max-accuracy-drop', type=float, default=_GATE.max_accuracy_drop)
+  g.add_argument('--gate-on', choices=gate_lib.GATE_ON, default=_GATE.gate_on,
                  help='judge accuracy and COVID recall by the lower end of their 95%% interval '
                       '(default) or by the figure itself')
   g = p.add_argument_group('orchestration')
@@ -70,40 +106,41 @@ def _add_run_parser(subparsers) -> None:
   g = _add_pipeline_arguments(p)
   g.add_argument('--runner', choices=('local', 'beam'), default='local',
                  help='orchestrator: TFX LocalDagRunner, or BeamDagRunner (the DAG as a Beam pipeline)')
-  g.add_argument('--metadata-mysql', default=os.environ.get('CXR_METADATA_MYSQL', ''),
-                 metavar='HOST[:PORT]/DATABASE',
-                 help='ML Metadata on a MySQL server instead of OUTPUT/metadata.sqlite; account in '
-                      'CXR_MYSQL_USER / CXR_MYSQL_PASSWORD (default: $CXR_METADATA_MYSQL)')
+  _add_metadata_mysql_argument(
+      g, 'ML Metadata on a MySQL server instead of OUTPUT/metadata.sqlite; account in '
+         'CXR_MYSQL_USER / CXR_MYSQL_PASSWORD (default: $CXR_METADATA_MYSQL)')
   g.add_argument('--pipeline-root', default='', metavar='FOLDER',
                  help='artifacts folder (default OUTPUT/pipeline_root); a gs:// folder for Dataflow')
   g.add_argument('--lock-wait', type=float, default=0.0, metavar='SECONDS',
-                 help='wait this long for another run of the same --output to finish (default: fail at once)')
+                 help='wait this long for another run of the same --output to finish '
+                      '(default: fail at once)')
   p.set_defaults(func=_run)
 
 
 def run_options_from_args(args):
   """RunOptions from parsed `cxr run` arguments."""
-  from components import hparams  # pylint: disable=g-import-not-at-top
-  from pipeline.run_options import RunOptions  # pylint: disable=g-import-not-at-top
+  from pipeline.run_options import RunOptions
   overrides = dict(configs.DEMO_HPARAMS) if args.demo else {}
-  overrides.update({key: getattr(args, key) for _, key, _ in _HPARAM_FLAGS if getattr(args, key) is not None})
+  overrides.update({key: getattr(args, key) for _, key, _ in _HPARAM_FLAGS
+                    if getattr(args, key) is not None})
   for item in args.hparam:
     key, sep, value = item.partition('=')
     if not sep:
       raise ValueError(f'--hparam takes KEY=VALUE, got {item!r}')
     overrides[key.strip()] = value.strip()
-  image_size = args.image_size or (configs.DEMO_IMAGE_SIZE if args.demo else configs.IMAGE_SIZE)
+  image_size = args.image_size or (configs.DEMO_IMAGE_SIZE if args.demo else _IMAGE.size)
   options = RunOptions(
-      data_root=args.data, output_dir=args.output, span=args.span, group_regex=args.group_regex,
-      unknown_classes='ignore' if args.ignore_unknown_classes else 'error',
-      max_bad_fraction=args.max_bad_fraction, image_size=image_size,
-      image_channels=args.image_channels, normalization=args.normalization, preset=args.preset,
-      hparam_overrides=overrides, warm_start=args.warm_start, min_accuracy=args.min_accuracy,
-      min_covid_recall=args.min_covid_recall, max_accuracy_drop=args.max_accuracy_drop,
-      gate_on=args.gate_on,
+      data_root=args.data, output_dir=args.output,
+      ingest=dataclasses.replace(
+          _INGEST, span=args.span, group_regex=args.group_regex,
+          unknown_classes='ignore' if args.ignore_unknown_classes else 'error',
+          max_bad_fraction=args.max_bad_fraction),
+      image=image_spec.ImageSpec(image_size, args.image_channels, args.normalization),
+      preset=args.preset, hparam_overrides=overrides, warm_start=args.warm_start,
+      gate=gate_lib.Gate(min_accuracy=args.min_accuracy, min_covid_recall=args.min_covid_recall,
+                         max_accuracy_drop=args.max_accuracy_drop, gate_on=args.gate_on),
       enable_cache=not args.no_cache, beam_pipeline_args=_beam_pipeline_args(args))
   hparams.from_custom_config(options.trainer_config())  # bad values fail here, before ingestion
-  options.gate()  # and bad gate values
   return options
 
 
@@ -111,24 +148,20 @@ def _beam_pipeline_args(args):
   """The engine's preset plus the --beam-arg flags (validated), or None for the default."""
   if args.beam_engine == 'direct' and not args.beam_args:
     return None
-  from pipeline import beam_args  # pylint: disable=g-import-not-at-top
+  from pipeline import beam_args
   return beam_args.compose(args.beam_engine, args.beam_args or ())
 
 
 def _run(args) -> int:
-  from pipeline import metadata_config  # pylint: disable=g-import-not-at-top
-  from pipeline import run_summary  # pylint: disable=g-import-not-at-top
-  from pipeline.output_layout import layout  # pylint: disable=g-import-not-at-top
+  from pipeline import run_summary
   options = dataclasses.replace(run_options_from_args(args), metadata_mysql=args.metadata_mysql,
                                 pipeline_root=args.pipeline_root, lock_wait=args.lock_wait)
   if args.runner == 'beam':
-    from pipeline import beam_runner as runner  # pylint: disable=g-import-not-at-top
+    from pipeline import beam_runner as runner
   else:
-    from pipeline import local_runner as runner  # pylint: disable=g-import-not-at-top
+    from pipeline import local_runner as runner
   runner.run(options)
-  store = (metadata_config.connection_config(options.metadata_mysql, layout(options.output_dir).metadata_path)
-           if options.metadata_mysql else None)
-  print(run_summary.summarize(options.output_dir, store))
+  print(run_summary.summarize(options.output_dir, _read_store_config(args)))
   return 0
 
 
@@ -143,7 +176,7 @@ def _add_demo_data_parser(subparsers) -> None:
 
 
 def _demo_data(args) -> int:
-  from components import demo_data  # pylint: disable=g-import-not-at-top
+  from components import demo_data
   output_layout.prepare(args.output)
   counts = demo_data.generate(args.output, train_per_class=args.train_per_class,
                               test_per_class=args.test_per_class, seed=args.seed)
@@ -155,17 +188,15 @@ def _add_report_parser(subparsers) -> None:
   p = subparsers.add_parser('report', help="write a run's Markdown report (gate, metrics, curves)")
   p.add_argument('--output', required=True, help='output folder of `cxr run`')
   p.add_argument('--run', default=None, help='pipeline run id (default: the latest run)')
-  p.add_argument('--metadata-mysql', default=os.environ.get('CXR_METADATA_MYSQL', ''),
-                 metavar='HOST[:PORT]/DATABASE', help='read a MySQL metadata store (as `cxr run`)')
+  _add_metadata_mysql_argument(p, 'read a MySQL metadata store (as `cxr run`)')
   p.add_argument('--json', action='store_true',
                  help="print the report's figures as one JSON object instead of writing report.md")
   p.set_defaults(func=_report)
 
 
 def _report(args) -> int:
-  from pipeline import metadata_config  # pylint: disable=g-import-not-at-top
-  from pipeline import report  # pylint: disable=g-import-not-at-top
-  config = metadata_config.mysql_config(args.metadata_mysql) if args.metadata_mysql else None
+  from pipeline import report
+  config = _read_store_config(args)
   if args.json:
     print(json.dumps(report.report_json(args.output, run_id=args.run, connection_config=config),
                      indent=2))
@@ -192,7 +223,7 @@ def _add_predict_parser(subparsers) -> None:
 
 
 def _predict(args) -> int:
-  from pipeline import predict  # pylint: disable=g-import-not-at-top
+  from pipeline import predict
   return predict.run(args.model, args.images, as_json=args.json)
 
 
@@ -201,16 +232,13 @@ def _add_history_parser(subparsers) -> None:
       'history', help='every run of an output folder: span, cached steps, metrics, blessing, push')
   p.add_argument('--output', required=True, help='output folder of `cxr run`')
   p.add_argument('--json', action='store_true', help='a JSON list instead of a table')
-  p.add_argument('--metadata-mysql', default=os.environ.get('CXR_METADATA_MYSQL', ''),
-                 metavar='HOST[:PORT]/DATABASE', help='read a MySQL metadata store (as `cxr run`)')
+  _add_metadata_mysql_argument(p, 'read a MySQL metadata store (as `cxr run`)')
   p.set_defaults(func=_history)
 
 
 def _history(args) -> int:
-  from pipeline import history  # pylint: disable=g-import-not-at-top
-  from pipeline import metadata_config  # pylint: disable=g-import-not-at-top
-  config = metadata_config.mysql_config(args.metadata_mysql) if args.metadata_mysql else None
-  records = history.read_history(args.output, config)
+  from pipeline import history
+  records = history.read_history(args.output, _read_store_config(args))
   print(history.to_json(records) if args.json else history.format_table(records))
   return 0
 
@@ -229,7 +257,7 @@ def _add_compile_kfp_parser(subparsers) -> None:
 
 
 def _compile_kfp(args) -> int:
-  from pipeline import kubeflow_v2_runner  # pylint: disable=g-import-not-at-top
+  from pipeline import kubeflow_v2_runner
   job = kubeflow_v2_runner.compile_pipeline(
       run_options_from_args(args), args.file, image=args.image or kubeflow_v2_runner.DEFAULT_IMAGE,
       serving_dir=args.serving_dir)

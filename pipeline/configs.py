@@ -1,4 +1,9 @@
-"""Pipeline constants and defaults (TFX template style: constants only, no logic)."""
+"""The pipeline's own constants: name, function paths, schema, Beam preset, demo recipe.
+
+The settings of each step, and their defaults, belong to the component that reads them:
+components.ingestion.options.IngestOptions, components.image_spec.ImageSpec,
+components.hparams.HParams (and PRESETS).
+"""
 import os
 
 PIPELINE_NAME = 'cxr-covid'
@@ -8,21 +13,6 @@ PREPROCESSING_FN = 'components.preprocessing.preprocessing_fn'
 RUN_FN = 'components.trainer.run_fn'
 
 SCHEMA_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'schemas')
-
-# Ingestion.
-EVAL_FRACTION_OF_TRAIN = 0.1   # eval split carved out of Train/ (seed layout)
-SPLIT_RATIOS = (0.8, 0.1, 0.1)  # train/eval/test for a single root of class folders
-MAX_BAD_FRACTION = 0.10
-MAX_IMAGE_PIXELS = 100_000_000
-SPLIT_SEED = 'cxr-split-v1'
-
-# Transform.
-IMAGE_SIZE = 224
-IMAGE_CHANNELS = 1            # chest X-rays are grayscale; 3 keeps colour
-NORMALIZATION = 'featurewise_center'  # or 'resnet_v2'
-
-# Trainer.
-PRESET = 'recommended'        # or 'seed'; hyperparameters in components/hparams.py
 
 # Beam: DirectRunner in multi-processing mode on every core.
 BEAM_PIPELINE_ARGS = ('--direct_running_mode=multi_processing', '--direct_num_workers=0')

@@ -10,7 +10,6 @@ to the newest run (then it is still running).
 import dataclasses
 import datetime
 import json
-import os
 from typing import Any, Dict, List, Optional
 
 from ml_metadata.metadata_store import metadata_store
@@ -22,8 +21,12 @@ from components.evaluation import results
 from pipeline import metadata_queries
 from pipeline import run_lock
 from pipeline.output_layout import layout
+from pipeline.pipeline import EVALUATOR
+from pipeline.pipeline import INGESTION
+from pipeline.pipeline import PUSHER
+from pipeline.pipeline import TRAINER
 
-INGESTION, TRAINER, EVALUATOR, PUSHER = 'ImageFolderExampleGen', 'Trainer', 'Evaluator', 'AtomicPusher'
+_artifact = metadata_queries.execution_artifact
 COVID = labels.CLASS_NAMES.index('COVID')
 _STATES = {metadata_store_pb2.Execution.COMPLETE: 'ran', metadata_store_pb2.Execution.CACHED: 'cached',
            metadata_store_pb2.Execution.FAILED: 'failed',
@@ -48,11 +51,6 @@ class RunRecord:
   covid_recall: Optional[float]
   blessed: Optional[bool]
   pushed_version: Optional[str]
-
-
-def _single(store, execution, key, event_type=metadata_store_pb2.Event.OUTPUT):
-  found = metadata_queries.execution_artifacts(store, execution.id, key, event_type)
-  return found[0] if found else None
 
 
 def _metrics(evaluation_uri: str) -> Dict[str, Optional[float]]:
@@ -83,23 +81,24 @@ def _record(store: metadata_store.MetadataStore, run_id: str, running: bool) -> 
       model_id=None, baseline_model_id=None, accuracy=None, covid_recall=None, blessed=None,
       pushed_version=None)
   if INGESTION in latest:
-    examples = _single(store, latest[INGESTION], 'examples')
+    examples = _artifact(store, latest[INGESTION].id, 'examples')
     record.span = examples.properties['span'].int_value if examples else None
     record.span_selection = metadata_queries.custom_property(latest[INGESTION], 'span')
   if TRAINER in latest:
-    model = _single(store, latest[TRAINER], 'model')
+    model = _artifact(store, latest[TRAINER].id, 'model')
     record.model_id = model.id if model else None
   if EVALUATOR in latest:
-    baseline = _single(store, latest[EVALUATOR], 'baseline_model', metadata_store_pb2.Event.INPUT)
+    baseline = _artifact(store, latest[EVALUATOR].id, 'baseline_model',
+                         metadata_store_pb2.Event.INPUT)
     record.baseline_model_id = baseline.id if baseline else None
-    blessing = _single(store, latest[EVALUATOR], 'blessing')
+    blessing = _artifact(store, latest[EVALUATOR].id, 'blessing')
     if blessing is not None:
       record.blessed = metadata_queries.custom_property(blessing, 'blessed') == 1
-    evaluation = _single(store, latest[EVALUATOR], 'evaluation')
+    evaluation = _artifact(store, latest[EVALUATOR].id, 'evaluation')
     if evaluation is not None:
       vars(record).update(_metrics(evaluation.uri))
   if PUSHER in latest:
-    pushed = _single(store, latest[PUSHER], 'pushed_model')
+    pushed = _artifact(store, latest[PUSHER].id, 'pushed_model')
     if pushed is not None and metadata_queries.custom_property(pushed, 'pushed') == 1:
       record.pushed_version = metadata_queries.custom_property(pushed, 'pushed_version')
   return record
@@ -109,12 +108,8 @@ def read_history(output_dir: str,
                  connection_config: Optional[metadata_store_pb2.ConnectionConfig] = None,
                  ) -> List[RunRecord]:
   """The runs recorded for `output_dir` (its SQLite store, or `connection_config`), oldest first."""
-  paths = layout(output_dir)
-  if connection_config is None and not os.path.exists(paths.metadata_path):
-    raise FileNotFoundError(f'No metadata store at {paths.metadata_path}: is {output_dir} the '
-                            'output folder of `cxr run`? (For a MySQL store pass --metadata-mysql.)')
   live = run_lock.is_held(output_dir)
-  with metadata_queries.open_store(paths, connection_config) as store:
+  with metadata_queries.open_store(layout(output_dir), connection_config) as store:
     ids = metadata_queries.run_ids(store)
     return [_record(store, run_id, running=live and run_id == ids[-1]) for run_id in ids]
 

@@ -22,13 +22,13 @@ from tfx.orchestration.kubeflow.v2 import kubeflow_v2_dag_runner
 
 from pipeline import beam_args
 from pipeline import configs
-from pipeline.output_layout import OutputLayout
+from pipeline import pipeline as pipeline_lib
 from pipeline import run_options
+from pipeline.output_layout import OutputLayout
 from pipeline.run_options import RunOptions
 
 DEFAULT_IMAGE = 'cxr-tfx-pipeline:0.1.0'  # `docker build -t cxr-tfx-pipeline:0.1.0 .`
 CONTAINER_PROJECT_DIR = '/pipeline'       # WORKDIR of the image; holds schemas/
-INGESTION_NODE_ID = 'ImageFolderExampleGen'
 RUNTIME_FINGERPRINT = 'not-cached-on-kubeflow'
 
 
@@ -50,7 +50,7 @@ def build(options: RunOptions, serving_dir: str,
     raise ValueError(f'The serving folder must be a path inside the containers (e.g. /gcs/bucket/'
                      f'serving on Vertex), got {serving_dir!r}')
   paths = OutputLayout(options.output_dir.rstrip('/'))
-  return run_options.create_pipeline(
+  return run_options.build_pipeline(
       options,
       pipeline_root=paths.pipeline_root,
       data_root=options.data_root,
@@ -73,7 +73,7 @@ def compile_pipeline(options: RunOptions, output_file: str, image: str = DEFAULT
       output_filename=os.path.basename(output_file))
   job = runner.run(build(options, serving_dir, project_dir), write_out=False)
   tasks = job['pipelineSpec']['root']['dag']['tasks']
-  tasks[INGESTION_NODE_ID]['cachingOptions'] = {'enableCache': False}
+  tasks[pipeline_lib.INGESTION]['cachingOptions'] = {'enableCache': False}
   os.makedirs(os.path.dirname(os.path.abspath(output_file)), exist_ok=True)
   with open(output_file, 'w', encoding='utf-8') as f:
     json.dump(job, f, indent=2, sort_keys=True)

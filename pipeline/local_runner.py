@@ -32,11 +32,11 @@ def build(options: RunOptions, metadata_connection_config=None) -> tfx.dsl.Pipel
         options.metadata_mysql, paths.metadata_path)
     metadata_config.check_usable(metadata_connection_config)
   logging.info('ML Metadata: %s', metadata_config.describe(metadata_connection_config))
-  return run_options.create_pipeline(
+  return run_options.build_pipeline(
       options,
       pipeline_root=pipeline_root,
       data_root=data_root,
-      input_fingerprint=fingerprint(data_root, options.span),
+      input_fingerprint=fingerprint(data_root, options.ingest.span),
       schema_path=os.path.join(configs.SCHEMA_DIR, 'schema.pbtxt'),
       serving_model_dir=paths.serving_dir,
       metadata_connection_config=metadata_connection_config,

@@ -1,5 +1,6 @@
 """Reads a pipeline's runs and artifacts back from its ML Metadata store."""
 import contextlib
+import os
 from typing import Iterator, List, Optional, Tuple
 
 from ml_metadata.metadata_store import metadata_store
@@ -17,6 +18,10 @@ def open_store(paths: OutputLayout,
   """The metadata store of an output folder: its SQLite file (read only: it must exist and be
   intact, else ValueError), or `connection_config` (e.g. a MySQL server) when given."""
   if connection_config is None:
+    if not os.path.exists(paths.metadata_path):
+      raise FileNotFoundError(f'No metadata store at {paths.metadata_path}: is {paths.root} the '
+                              'output folder of `cxr run`? (For a MySQL store pass '
+                              '--metadata-mysql.)')
     metadata_config.check_sqlite_store(paths.metadata_path)
     connection_config = tfx.orchestration.metadata.sqlite_metadata_connection_config(
         paths.metadata_path)
@@ -85,8 +90,10 @@ def execution_artifacts(store: metadata_store.MetadataStore, execution_id: int, 
   return store.get_artifacts_by_id(ids) if ids else []
 
 
-def node_outputs(store: metadata_store.MetadataStore, run_id: str, node_id: str, key: str,
-                 ) -> List[metadata_store_pb2.Artifact]:
-  """The artifacts node `node_id` wrote (or reused, when cached) under `key` in run `run_id`."""
-  return [artifact for node, execution in node_executions(store, run_id) if node == node_id
-          for artifact in execution_artifacts(store, execution.id, key)]
+def execution_artifact(store: metadata_store.MetadataStore, execution_id: Optional[int], key: str,
+                       event_type: int = metadata_store_pb2.Event.OUTPUT,
+                       ) -> Optional[metadata_store_pb2.Artifact]:
+  """The first of execution_artifacts, or None (also when there is no execution)."""
+  found = (execution_artifacts(store, execution_id, key, event_type)
+           if execution_id is not None else [])
+  return found[0] if found else None

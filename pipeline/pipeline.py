@@ -9,9 +9,15 @@ from tfx import v1 as tfx
 from tfx.proto import transform_pb2
 
 from components.ingestion.component import ImageFolderExampleGen
+from components.ingestion.options import EVAL
+from components.ingestion.options import TEST
+from components.ingestion.options import TRAIN
 from components.pusher.component import AtomicPusher
 
-TRAIN, EVAL, TEST = 'train', 'eval', 'test'
+# Node ids: the keys of each component's executions in ML Metadata and of the KFP tasks.
+INGESTION = 'ImageFolderExampleGen'
+TRAINER, EVALUATOR, PUSHER = 'Trainer', 'Evaluator', 'AtomicPusher'
+RESOLVER = 'latest_blessed_model_resolver'
 
 
 def create_pipeline(
@@ -19,7 +25,7 @@ def create_pipeline(
     pipeline_root: str,
     data_root: str,
     input_fingerprint: str,
-    ingest_options: Dict[str, Any],
+    ingest_config: Dict[str, Any],
     schema_path: str,
     preprocessing_fn: str,
     transform_config: Dict[str, Any],
@@ -35,13 +41,14 @@ def create_pipeline(
   """Returns the TFX pipeline.
 
   Args:
-    ingest_options: keyword arguments of ImageFolderExampleGen (span, ratios, group_regex, ...).
-    transform_config: `custom_config` of the Transform (image_size, image_channels).
-    trainer_config: `custom_config` of the Trainer (preset and hyperparameter overrides).
+    ingest_config: parameters of ImageFolderExampleGen (IngestOptions.to_config()).
+    transform_config: `custom_config` of the Transform (the ImageSpec's image_size, image_channels).
+    trainer_config: `custom_config` of the Trainer (ImageSpec keys, preset, overrides).
     warm_start: start training from the last blessed model's weights.
   """
   example_gen = ImageFolderExampleGen(
-      input_base=data_root, input_fingerprint=input_fingerprint, **ingest_options)
+      input_base=data_root, input_fingerprint=input_fingerprint, **ingest_config,
+  ).with_id(INGESTION)
   examples = example_gen.outputs['examples']
 
   statistics_gen = tfx.components.StatisticsGen(examples=examples)
@@ -60,7 +67,7 @@ def create_pipeline(
       strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
       model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
       model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
-  ).with_id('latest_blessed_model_resolver')
+  ).with_id(RESOLVER)
 
   trainer = tfx.components.Trainer(
       run_fn=run_fn,
@@ -70,20 +77,21 @@ def create_pipeline(
       base_model=model_resolver.outputs['model'] if warm_start else None,
       train_args=tfx.proto.TrainArgs(splits=[TRAIN]),
       eval_args=tfx.proto.EvalArgs(splits=[EVAL]),
-      custom_config=trainer_config)
+      custom_config=trainer_config).with_id(TRAINER)
 
   evaluator = tfx.components.Evaluator(
       examples=examples,
       example_splits=[TEST],
       model=trainer.outputs['model'],
       baseline_model=model_resolver.outputs['model'],
-      eval_config=eval_config)
+      eval_config=eval_config).with_id(EVALUATOR)
 
   pusher = AtomicPusher(
       model=trainer.outputs['model'],
       model_blessing=evaluator.outputs['blessing'],
       push_destination=tfx.proto.PushDestination(
-          filesystem=tfx.proto.PushDestination.Filesystem(base_directory=serving_model_dir)))
+          filesystem=tfx.proto.PushDestination.Filesystem(base_directory=serving_model_dir))
+  ).with_id(PUSHER)
 
   return tfx.dsl.Pipeline(
       pipeline_name=pipeline_name,

@@ -17,10 +17,11 @@ import re
 from typing import Any, Dict, List, Optional, Sequence
 
 import matplotlib
+
 matplotlib.use('Agg')
-import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
-import numpy as np
+import matplotlib.pyplot as plt
 from ml_metadata.proto import metadata_store_pb2
+import numpy as np
 import tensorflow as tf
 
 from components import labels
@@ -33,6 +34,7 @@ from pipeline.output_layout import layout
 
 REPORT_FILE = 'report.md'
 CONFUSION_MATRIX_PNG = 'confusion_matrix.png'
+_artifact = metadata_queries.execution_artifact
 COVID = labels.CLASS_NAMES.index('COVID')
 
 _DISPLAY_NAMES = {eval_config_lib.ACCURACY: 'accuracy', eval_config_lib.ARGMAX_RECALL: 'recall',
@@ -214,14 +216,6 @@ def _producer(store, artifact: metadata_store_pb2.Artifact) -> Optional[int]:
                if e.type == metadata_store_pb2.Event.OUTPUT), None)
 
 
-def _one(store, execution_id: Optional[int], key: str,
-         event_type: int = metadata_store_pb2.Event.OUTPUT,
-         ) -> Optional[metadata_store_pb2.Artifact]:
-  found = (metadata_queries.execution_artifacts(store, execution_id, key, event_type)
-           if execution_id is not None else [])
-  return found[0] if found else None
-
-
 @dataclasses.dataclass(frozen=True)
 class RunArtifacts:
   """What one run's report reads, found through ML Metadata (None when missing)."""
@@ -251,11 +245,7 @@ def find_run_artifacts(output_dir: str, run_id: Optional[str] = None,
                        ) -> RunArtifacts:
   """The evaluation of `run_id` (default: the latest run that has one) and the artifacts around
   it, from the output folder's SQLite store or `connection_config`."""
-  paths = layout(output_dir)
-  if connection_config is None and not os.path.exists(paths.metadata_path):
-    raise FileNotFoundError(f'No metadata store at {paths.metadata_path}: is {output_dir} the '
-                            'output folder of `cxr run`?')
-  with metadata_queries.open_store(paths, connection_config) as store:
+  with metadata_queries.open_store(layout(output_dir), connection_config) as store:
     runs = metadata_queries.run_ids(store)
     if not runs:
       raise ValueError(f'No pipeline run recorded in the metadata store of {output_dir}')
@@ -271,12 +261,13 @@ def find_run_artifacts(output_dir: str, run_id: Optional[str] = None,
     if evaluation is None:
       raise ValueError(f'Run {run_id} has no evaluation (did it stop before the Evaluator?)')
     evaluator = _producer(store, evaluation)
-    model = _one(store, evaluator, 'model', metadata_store_pb2.Event.INPUT)
+    model = _artifact(store, evaluator, 'model', metadata_store_pb2.Event.INPUT)
     return RunArtifacts(
-        run_id=run_id, evaluation=evaluation, blessing=_one(store, evaluator, 'blessing'),
+        run_id=run_id, evaluation=evaluation, blessing=_artifact(store, evaluator, 'blessing'),
         model=model,
-        baseline_model=_one(store, evaluator, 'baseline_model', metadata_store_pb2.Event.INPUT),
-        model_run=_one(store, _producer(store, model), 'model_run') if model else None,
+        baseline_model=_artifact(store, evaluator, 'baseline_model',
+                                 metadata_store_pb2.Event.INPUT),
+        model_run=_artifact(store, _producer(store, model), 'model_run') if model else None,
         pushed_model=metadata_queries.latest_artifact(store, run_id, 'PushedModel'))
 
 

@@ -8,6 +8,8 @@ import tensorflow as tf
 
 from components import demo_data
 from components import labels
+from components.evaluation.gate import Gate
+from components.image_spec import ImageSpec
 from components.pusher import versioned_dir
 from pipeline import local_runner
 from pipeline import metadata_queries
@@ -26,9 +28,9 @@ def _count_examples(split_dir):
 
 def _options(data_root, output_dir, **gate):
   return RunOptions(
-      data_root=data_root, output_dir=output_dir, image_size=32,
+      data_root=data_root, output_dir=output_dir, image=ImageSpec(size=32),
       hparam_overrides={'weights': 'none', 'epochs': 2, 'batch_size': 8},
-      beam_pipeline_args=['--direct_running_mode=in_memory'], **gate)
+      beam_pipeline_args=['--direct_running_mode=in_memory'], gate=Gate(**gate))
 
 
 @pytest.fixture(scope='module')
@@ -45,7 +47,9 @@ def first_run(tmp_path_factory):
 def _latest_run_outputs(output_dir, node_id, key):
   with metadata_queries.open_store(layout(output_dir)) as store:
     run_id = metadata_queries.run_ids(store)[-1]
-    return metadata_queries.node_outputs(store, run_id, node_id, key)
+    return [artifact for node, execution in metadata_queries.node_executions(store, run_id)
+            if node == node_id
+            for artifact in metadata_queries.execution_artifacts(store, execution.id, key)]
 
 
 def test_split_counts_match_the_files(first_run):

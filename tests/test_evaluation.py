@@ -150,8 +150,8 @@ def _run_options(*flags):
 
 
 def test_cli_gate_flags_make_the_gate():
-  assert _run_options().gate() == Gate()
-  assert _run_options('--gate-on', 'point', '--min-covid-recall', '0.9').gate() == Gate(
+  assert _run_options().gate == Gate()
+  assert _run_options('--gate-on', 'point', '--min-covid-recall', '0.9').gate == Gate(
       min_covid_recall=0.9, gate_on='point')
   with pytest.raises(ValueError, match='min_accuracy must be within'):
     _run_options('--min-accuracy', '80')

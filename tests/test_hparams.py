@@ -37,16 +37,26 @@ def test_every_field_but_the_preset_is_overridable():
 
 
 def test_custom_config_round_trips_through_json():
-  hp = hparams.resolve('seed', {'epochs': 2, 'dense_units': [16], 'image_size': 64})
+  hp = hparams.resolve('seed', {'epochs': 2, 'dense_units': [16], 'zoom_range': 0.1})
   config = json.loads(json.dumps(hparams.to_dict(hp)))
   assert hparams.from_custom_config(config) == hp
 
 
 def test_custom_config_as_the_pipeline_writes_it():
+  """The Trainer's custom_config also holds the ImageSpec's keys, which are not hyperparameters."""
   hp = hparams.from_custom_config({'preset': 'recommended', 'image_size': 64, 'image_channels': 1,
                                    'normalization': 'resnet_v2', 'warm_start': True, 'epochs': 8})
-  assert (hp.image_size, hp.normalization, hp.warm_start, hp.epochs) == (64, 'resnet_v2', True, 8)
+  assert hp == hparams.resolve('recommended', {'warm_start': True, 'epochs': 8})
   assert hparams.from_custom_config(None) == hparams.resolve('recommended')
+  with pytest.raises(ValueError, match=r"Unknown hyperparameter\(s\) \['image_size'\]"):
+    hparams.resolve('recommended', {'image_size': 64})
+
+
+def test_defaults_are_the_default_presets():
+  assert hparams.HParams() == hparams.resolve(hparams.DEFAULT_PRESET)
+  defaults = hparams.to_dict(hparams.HParams())
+  assert {k: defaults[k] for k in hparams.PRESETS[hparams.DEFAULT_PRESET]} == hparams.PRESETS[
+      hparams.DEFAULT_PRESET]
 
 
 def test_weights_file_must_exist(tmp_path):
@@ -69,9 +79,6 @@ def test_weights_file_must_exist(tmp_path):
     ('seed', {'weights': None}, "'weights' must be a string, got None"),
     ('seed', {'epochs': 0}, 'epochs must be >= 1'),
     ('seed', {'learning_rate': 0}, 'learning_rate must be > 0'),
-    ('seed', {'image_size': 16}, 'image_size must be >= 32'),
-    ('seed', {'image_channels': 2}, 'image_channels must be 1 or 3'),
-    ('seed', {'normalization': 'imagenet'}, 'normalization must be one of'),
     ('seed', {'mixed_precision': 'yes'}, r"mixed_precision must be one of \('auto', 'on', 'off'\)"),
     ('seed', {'lr_schedule': 'cosine'}, "lr_schedule must be one of"),
     ('seed', {'weights': 'resnet.ckpt'}, "weights must be 'imagenet', 'none' or a path to a .h5"),

@@ -5,9 +5,9 @@ import struct
 import zlib
 
 import numpy as np
+from PIL import Image
 import pytest
 import tensorflow as tf
-from PIL import Image
 
 from components.ingestion import example_encoding
 from components.ingestion import image_check
@@ -47,7 +47,7 @@ def _decoders_accept(data: bytes) -> bool:
     with Image.open(io.BytesIO(data)) as image:
       image.load()
     return True
-  except Exception:  # pylint: disable=broad-except
+  except Exception:
     return False
 
 
@@ -131,6 +131,7 @@ def test_example_encoding_matches_tensorflow():
       key: tf.train.Feature(bytes_list=tf.train.BytesList(value=[v])) if isinstance(v, bytes) else
       tf.train.Feature(int64_list=tf.train.Int64List(value=[v])) for key, v in values.items()}))
   assert tf.train.Example.FromString(example_encoding.serialize(values)) == expected
+  assert example_encoding.serialize(values) == expected.SerializeToString(deterministic=True)
   parsed = tf.io.parse_single_example(example_encoding.serialize(values), {
       'label': tf.io.FixedLenFeature([1], tf.int64), 'negative': tf.io.FixedLenFeature([1], tf.int64),
       'image': tf.io.FixedLenFeature([1], tf.string)})

@@ -4,15 +4,16 @@ import io
 import os
 
 import numpy as np
+from PIL import Image
 import pytest
 import tensorflow as tf
-from PIL import Image
 from tf_keras.preprocessing import image as keras_image
 
+from benchmarks import tfx_transform
 from components import features
 from components import image_ops
 from components import input_pipeline
-from components import preprocessing
+from components.image_spec import ImageSpec
 from components.ingestion import example_encoding
 
 # One worker runs the whole module under `pytest -n 2 --dist loadgroup`: its Transform fixture runs once.
@@ -42,8 +43,8 @@ def transformed(tmp_path_factory):
       for seed in seeds:
         writer.write(example_encoding.serialize({features.IMAGE_KEY: _png(seed), features.LABEL_KEY: seed % 3}))
   output_dir = str(tmp_path_factory.mktemp('transform'))
-  output = preprocessing.transform_locally(raw, output_dir, {'image_size': SIZE, 'image_channels': 1})
-  patterns = {split: os.path.join(output_dir, preprocessing.TRANSFORMED_EXAMPLES_DIR, f'Split-{split}', '*')
+  output = tfx_transform.run(raw, output_dir, {'image_size': SIZE, 'image_channels': 1})
+  patterns = {split: os.path.join(output_dir, tfx_transform.TRANSFORMED_EXAMPLES_DIR, f'Split-{split}', '*')
               for split in raw}
   return output, patterns
 
@@ -80,7 +81,8 @@ def test_eval_input_is_one_unaugmented_centred_pass(transformed):
 def test_resnet_v2_normalization(transformed):
   output, patterns = transformed
   images, _ = _collect(input_pipeline.make_dataset(
-      patterns['eval'], output, batch_size=4, training=False, normalization='resnet_v2'))
+      patterns['eval'], output, batch_size=4, training=False,
+      image=ImageSpec(SIZE, 1, 'resnet_v2')))
   pixels, _, _ = _materialized(output, patterns['eval'])
   np.testing.assert_allclose(images, np.repeat(pixels / 127.5 - 1.0, 3, axis=-1), atol=1e-6)
 
@@ -140,5 +142,3 @@ def test_make_dataset_errors(transformed):
   output, _ = transformed
   with pytest.raises(FileNotFoundError, match='No transformed examples match'):
     input_pipeline.make_dataset('/nonexistent/Split-train/*', output, 2, training=True)
-  with pytest.raises(ValueError, match="Unknown normalization 'imagenet'"):
-    input_pipeline.make_dataset('/nonexistent/*', output, 2, training=False, normalization='imagenet')

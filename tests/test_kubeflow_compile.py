@@ -3,6 +3,7 @@ import json
 
 import pytest
 
+from components.image_spec import ImageSpec
 from pipeline import kubeflow_v2_runner
 from pipeline.run_options import RunOptions
 
@@ -16,7 +17,7 @@ def _options(**kwargs):
 @pytest.fixture(scope='module')
 def compiled(tmp_path_factory):
   path = tmp_path_factory.mktemp('kfp') / 'cxr-covid.json'
-  options = _options(image_size=128, warm_start=True,
+  options = _options(image=ImageSpec(size=128), warm_start=True,
                      beam_pipeline_args=['--direct_running_mode=multi_processing',
                                          '--direct_num_workers=4'])
   job = kubeflow_v2_runner.compile_pipeline(options, str(path), image=IMAGE)
@@ -122,7 +123,7 @@ def test_dataflow_arguments_are_validated_with_container_paths(tmp_path):
 
 
 def test_cli_compiles_with_the_run_flags(tmp_path, capsys):
-  from pipeline import cli  # pylint: disable=g-import-not-at-top
+  from pipeline import cli
   path = tmp_path / 'spec.json'
   assert cli.main(['compile-kfp', '--data', 'gs://my-bucket/data', '--output', 'gs://my-bucket/cxr',
                    '--image', IMAGE, '--file', str(path), '--min-accuracy', '0.9', '--epochs', '3',

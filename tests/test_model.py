@@ -7,6 +7,7 @@ import pytest
 import tensorflow as tf
 from tf_keras.src.utils import data_utils
 
+from components import hparams
 from components import labels
 from components import model as model_lib
 
@@ -14,6 +15,10 @@ pytestmark = pytest.mark.xdist_group('model')  # one worker builds the module's 
 
 SIZE = 32
 BASE_LAYERS = 564  # ResNet152V2(include_top=False): the input layer and 563 others
+
+
+def _base(model):
+  return model.get_layer(model_lib.BASE_NAME)
 
 
 @pytest.fixture(scope='module')
@@ -41,7 +46,7 @@ def _no_network(*args, **kwargs):
 
 
 def test_backbone_then_the_seed_head(model):
-  assert len(model_lib.base_of(model).layers) == BASE_LAYERS
+  assert len(_base(model).layers) == BASE_LAYERS
   assert [type(layer).__name__ for layer in model.layers] == (
       ['InputLayer', 'Functional', 'GlobalAveragePooling2D']
       + ['Dense', 'Dropout', 'BatchNormalization'] * 3 + ['Dense'])
@@ -54,7 +59,7 @@ def test_backbone_then_the_seed_head(model):
 
 
 def test_exactly_the_first_freeze_layers_are_frozen(model):
-  base = model_lib.base_of(model)
+  base = _base(model)
   assert [layer.trainable for layer in base.layers] == [False] * 300 + [True] * (BASE_LAYERS - 300)
   trainable = {id(w) for w in model.trainable_weights}
   frozen_weights = [w for layer in base.layers[:300] for w in layer.weights]
@@ -84,13 +89,14 @@ def test_compiled_with_adam_and_sparse_cross_entropy(model):
 def head_only_model():
   """Backbone frozen, faster learning rate and BatchNormalization momentum."""
   tf.keras.utils.set_random_seed(0)
-  return model_lib.build_model(SIZE, weights='none', freeze_layers=BASE_LAYERS,
-                               learning_rate=1e-3, bn_momentum=0.9)
+  hp = hparams.HParams(freeze_layers=BASE_LAYERS, learning_rate=1e-3, bn_momentum=0.9)
+  return model_lib.build_model(SIZE, hp, weights='none')
 
 
 def test_bn_momentum_applies_to_backbone_and_head(head_only_model):
-  layers = model_lib.base_of(head_only_model).layers + head_only_model.layers
-  momenta = [l.momentum for l in layers if isinstance(l, tf.keras.layers.BatchNormalization)]
+  layers = _base(head_only_model).layers + head_only_model.layers
+  momenta = [layer.momentum for layer in layers
+             if isinstance(layer, tf.keras.layers.BatchNormalization)]
   assert len(momenta) == 151 + 3 and set(momenta) == {0.9}  # ResNet152V2 has 151
 
 
@@ -107,7 +113,7 @@ def test_a_few_steps_lower_the_loss(head_only_model):
 def test_loads_a_local_weights_file(weights_file):
   path, expected = weights_file
   net = model_lib.build_model(SIZE, weights=path)
-  _assert_same_weights(model_lib.base_of(net).get_weights(), expected)
+  _assert_same_weights(_base(net).get_weights(), expected)
 
 
 def test_imagenet_weights_come_from_the_keras_cache(weights_file, tmp_path, monkeypatch):
@@ -120,7 +126,7 @@ def test_imagenet_weights_come_from_the_keras_cache(weights_file, tmp_path, monk
   monkeypatch.setenv('HOME', str(tmp_path))
   monkeypatch.setattr(data_utils, 'urlretrieve', _no_network)
   net = model_lib.build_model(SIZE, weights='imagenet')
-  _assert_same_weights(model_lib.base_of(net).get_weights(), expected)
+  _assert_same_weights(_base(net).get_weights(), expected)
 
 
 def test_imagenet_offline_fails_fast_and_says_how_to_supply_the_file(tmp_path, monkeypatch):
@@ -158,7 +164,7 @@ def test_a_file_for_another_model_is_rejected(model, tmp_path, write, cause):
   path = str(tmp_path / 'other.h5')
   write(path)
   with pytest.raises(model_lib.WeightsError, match='does not hold ResNet152V2 notop weights') as error:
-    model_lib.load_base_weights(model_lib.base_of(model), path)
+    model_lib.load_base_weights(_base(model), path)
   assert cause in str(error.value) and f'{BASE_LAYERS} layers' in str(error.value)
 
 

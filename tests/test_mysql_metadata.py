@@ -37,7 +37,7 @@ def _free_port():
 
 
 def _wait_for_server(port, process, log_path, timeout=60.0):
-  import pymysql  # pylint: disable=g-import-not-at-top
+  import pymysql
   deadline = time.monotonic() + timeout
   while True:
     try:
@@ -45,7 +45,7 @@ def _wait_for_server(port, process, log_path, timeout=60.0):
     except pymysql.err.OperationalError:
       if process.poll() is not None or time.monotonic() > deadline:
         with open(log_path, encoding='utf-8', errors='replace') as f:
-          raise RuntimeError(f'MariaDB did not start on port {port}:\n{f.read()[-3000:]}')
+          raise RuntimeError(f'MariaDB did not start on port {port}:\n{f.read()[-3000:]}') from None
       time.sleep(0.2)
 
 
@@ -87,8 +87,8 @@ def account(monkeypatch):
 
 
 def test_artifacts_written_through_one_connection_are_read_through_another(mysql_address, account):
-  from ml_metadata.metadata_store import metadata_store  # pylint: disable=g-import-not-at-top
-  from ml_metadata.proto import metadata_store_pb2  # pylint: disable=g-import-not-at-top
+  from ml_metadata.metadata_store import metadata_store
+  from ml_metadata.proto import metadata_store_pb2
   metadata_config.check_usable(metadata_config.mysql_config(mysql_address))
   writer = metadata_store.MetadataStore(metadata_config.mysql_config(mysql_address))
   model_type = writer.put_artifact_type(metadata_store_pb2.ArtifactType(
@@ -104,7 +104,7 @@ def test_artifacts_written_through_one_connection_are_read_through_another(mysql
   assert found.properties['version'].int_value == 1
   assert metadata_queries.custom_property(found, 'accuracy') == pytest.approx(0.93)
 
-  import pymysql  # pylint: disable=g-import-not-at-top
+  import pymysql
   host, port = mysql_address.split('/')[0].split(':')
   with pymysql.connect(host=host, port=int(port), user=USER, password=PASSWORD,
                        database=DATABASE) as connection, connection.cursor() as cursor:
@@ -127,12 +127,13 @@ def test_wrong_password_or_no_server_is_reported_with_the_servers_reason(mysql_a
 def test_pipeline_steps_record_and_reuse_results_in_mysql(mysql_address, account, tmp_path):
   """Ingestion and StatisticsGen of the real pipeline (a partial run) against the server, twice:
   the second run reuses both results from the MySQL store; `cxr history` reads them back."""
-  from tfx.orchestration import pipeline as tfx_pipeline  # pylint: disable=g-import-not-at-top
-  from tfx import v1 as tfx  # pylint: disable=g-import-not-at-top
-  from components import demo_data  # pylint: disable=g-import-not-at-top
-  from pipeline import history  # pylint: disable=g-import-not-at-top
-  from pipeline import local_runner  # pylint: disable=g-import-not-at-top
-  from pipeline.run_options import RunOptions  # pylint: disable=g-import-not-at-top
+  from tfx import v1 as tfx
+  from tfx.orchestration import pipeline as tfx_pipeline
+
+  from components import demo_data
+  from pipeline import history
+  from pipeline import local_runner
+  from pipeline.run_options import RunOptions
   data_root, output_dir = str(tmp_path / 'data'), str(tmp_path / 'output')
   demo_data.generate(data_root, train_per_class=3, test_per_class=1, min_size=16, max_size=24)
   options = RunOptions(data_root=data_root, output_dir=output_dir, metadata_mysql=mysql_address,

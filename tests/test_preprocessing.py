@@ -4,14 +4,14 @@ import io
 import os
 
 import numpy as np
+from PIL import Image
 import pytest
 import tensorflow as tf
-from PIL import Image
 from tf_keras.preprocessing import image as keras_image
 
+from benchmarks import tfx_transform
 from components import features
 from components import image_ops
-from components import preprocessing
 from components.ingestion import example_encoding
 
 # One worker runs the whole module under `pytest -n 2 --dist loadgroup`: its Transform fixture runs once.
@@ -106,7 +106,7 @@ def _png(array: np.ndarray) -> bytes:
 
 
 def _read_transformed(output_dir, split, spec):
-  files = glob.glob(os.path.join(output_dir, preprocessing.TRANSFORMED_EXAMPLES_DIR, f'Split-{split}', '*.gz'))
+  files = glob.glob(os.path.join(output_dir, tfx_transform.TRANSFORMED_EXAMPLES_DIR, f'Split-{split}', '*.gz'))
   return [tf.io.parse_single_example(record, spec)
           for record in tf.data.TFRecordDataset(files, compression_type='GZIP')]
 
@@ -125,7 +125,7 @@ def transformed(tmp_path_factory):
   raw = {split: _write_raw_split(directory, split, images)
          for split, images in (('train', TRAIN), ('eval', EVAL), ('test', TEST))}
   output_dir = str(tmp_path_factory.mktemp('transform'))
-  output = preprocessing.transform_locally(raw, output_dir, {'image_size': SIZE, 'image_channels': 1})
+  output = tfx_transform.run(raw, output_dir, {'image_size': SIZE, 'image_channels': 1})
   return output, output_dir
 
 
@@ -170,21 +170,13 @@ def test_mean_is_keras_featurewise_mean_of_train_split_only(transformed):
 
 def test_three_channels_and_image_size_from_custom_config(tmp_path):
   raw = {'train': _write_raw_split(str(tmp_path), 'train', TRAIN)}
-  output = preprocessing.transform_locally(
-      raw, str(tmp_path / 'transform'), {'image_size': 16, 'image_channels': 3})
+  output = tfx_transform.run(
+      raw, str(tmp_path / 'transform'), {'image_size': 40, 'image_channels': 3})
   examples = _read_transformed(str(tmp_path / 'transform'), 'train', output.transformed_feature_spec())
   pixels = np.stack([image_ops.decode_pixels(e[features.PIXELS_XF], 3).numpy() for e in examples])
-  assert pixels.shape == (len(TRAIN), 16, 16, 3)
-  expected = np.stack([image_ops.decode_resized(tf.constant(encoded), 16, 3).numpy()
+  assert pixels.shape == (len(TRAIN), 40, 40, 3)
+  expected = np.stack([image_ops.decode_resized(tf.constant(encoded), 40, 3).numpy()
                        for _, encoded in TRAIN])
   np.testing.assert_allclose(examples[0][features.PIXEL_MEAN_XF].numpy(),
                              (expected / 255.0).mean(axis=(0, 1, 2)), rtol=1e-5)
   assert examples[0][features.PIXEL_MEAN_XF].shape == (3,)
-
-
-def test_transform_locally_checks_its_arguments(tmp_path):
-  raw = {'train': _write_raw_split(str(tmp_path), 'train', TRAIN)}
-  with pytest.raises(ValueError, match=r"analyze_splits \['eval'\] not among the splits \['train'\]"):
-    preprocessing.transform_locally(raw, str(tmp_path / 'out'), analyze_splits=('eval',))
-  with pytest.raises(FileExistsError, match='is not empty'):
-    preprocessing.transform_locally(raw, str(tmp_path))

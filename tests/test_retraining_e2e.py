@@ -27,6 +27,8 @@ from components import demo_data
 from components import labels
 from components.evaluation import eval_config as eval_config_lib
 from components.evaluation import results
+from components.evaluation.gate import Gate
+from components.image_spec import ImageSpec
 from components.pusher import versioned_dir
 from pipeline import beam_runner
 from pipeline import history
@@ -44,9 +46,9 @@ STRICT = dict(min_accuracy=0.5, min_covid_recall=0.0, max_accuracy_drop=0.0)
 
 def _options(data_root, output_dir, warm_start, gate):
   return RunOptions(
-      data_root=data_root, output_dir=output_dir, image_size=32, warm_start=warm_start,
+      data_root=data_root, output_dir=output_dir, image=ImageSpec(size=32), warm_start=warm_start,
       hparam_overrides={'weights': 'none', 'epochs': 1, 'batch_size': 8},
-      beam_pipeline_args=['--direct_running_mode=in_memory'], **gate)
+      beam_pipeline_args=['--direct_running_mode=in_memory'], gate=Gate(**gate))
 
 
 def _add_span(data_root, number, permute_train_labels=False):

@@ -3,15 +3,16 @@ import io
 import os
 
 import numpy as np
+from PIL import Image
 import pytest
 import tensorflow as tf
-from PIL import Image
 
+from benchmarks import tfx_transform
 from components import features
 from components import input_pipeline
 from components import labels
-from components import preprocessing
 from components import signatures
+from components.image_spec import ImageSpec
 from components.ingestion import example_encoding
 
 # One worker runs the whole module under `pytest -n 2 --dist loadgroup`: its Transform fixture runs once.
@@ -49,9 +50,9 @@ def transformed(tmp_path_factory):
     for i, encoded in enumerate(IMAGES):
       writer.write(example_encoding.serialize({features.IMAGE_KEY: encoded, features.LABEL_KEY: i % 3}))
   output_dir = str(tmp_path_factory.mktemp('transform'))
-  output = preprocessing.transform_locally(
+  output = tfx_transform.run(
       {'train': raw_path}, output_dir, {'image_size': SIZE, 'image_channels': 1})
-  return output, os.path.join(output_dir, preprocessing.TRANSFORMED_EXAMPLES_DIR, 'Split-train', '*')
+  return output, os.path.join(output_dir, tfx_transform.TRANSFORMED_EXAMPLES_DIR, 'Split-train', '*')
 
 
 def _tiny_model():
@@ -69,7 +70,7 @@ def served(request, transformed, tmp_path_factory):
   model = _tiny_model()
   path = str(tmp_path_factory.mktemp('model'))
   tf.saved_model.save(model, path, signatures=signatures.make_serving_signatures(
-      model, output, image_channels=1, normalization=request.param))
+      model, output, ImageSpec(SIZE, 1, request.param)))
   return request.param, model, tf.saved_model.load(path)
 
 
@@ -95,8 +96,8 @@ def test_serving_matches_the_training_input_path(served, transformed):
   normalization, model, loaded = served
   output, pattern = transformed
   training_images, _ = next(iter(input_pipeline.make_dataset(
-      pattern, output, batch_size=len(IMAGES), training=False, image_channels=1,
-      normalization=normalization)))
+      pattern, output, batch_size=len(IMAGES), training=False,
+      image=ImageSpec(SIZE, 1, normalization))))
   expected = model(training_images).numpy()
   served_probabilities = loaded.signatures['serving_default'](
       image_bytes=tf.constant(IMAGES))['probabilities'].numpy()

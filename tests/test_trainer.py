@@ -10,13 +10,14 @@ import pytest
 import tensorflow as tf
 from tfx import v1 as tfx
 
+from benchmarks import tfx_transform
 from components import features
 from components import hparams
 from components import labels
 from components import model as model_lib
-from components import preprocessing
 from components import trainer
 from components import training_report
+from components.image_spec import ImageSpec
 
 pytestmark = pytest.mark.xdist_group('trainer')  # one worker runs the module's run_fn fixture
 
@@ -58,16 +59,16 @@ def _learnable_images(count, seed=0):
 def test_gpu_code_path_runs_on_cpu():
   """MirroredStrategy (several GPUs) and mixed_float16 forced on, a few steps of the head."""
   tf.keras.utils.set_random_seed(0)
-  hp = hparams.resolve('recommended', {'image_size': SIZE, 'weights': 'none',
-                                       'freeze_layers': 1000, 'learning_rate': 1e-3})
+  hp = hparams.resolve('recommended', {'weights': 'none', 'freeze_layers': 1000,
+                                       'learning_rate': 1e-3})
   with trainer.make_strategy(2).scope(), trainer.dtype_policy(trainer.use_mixed_precision('on', 0)):
-    model = trainer.build(hp)
+    model = model_lib.build_model(SIZE, hp)
   assert model.get_layer('dense_1').compute_dtype == 'float16'
   assert model.get_layer('dense_1').kernel.dtype == tf.float32
   assert model.get_layer(model_lib.OUTPUT_NAME).compute_dtype == 'float32'
   assert model.output.dtype == tf.float32
   assert isinstance(model.optimizer, tf.keras.mixed_precision.LossScaleOptimizer)
-  head, base = model.get_layer('dense_1').kernel, model_lib.base_of(model).get_layer('conv5_block3_3_conv').kernel
+  head, base = model.get_layer('dense_1').kernel, model.get_layer(model_lib.BASE_NAME).get_layer('conv5_block3_3_conv').kernel
   head_before, base_before = head.numpy(), base.numpy()
   x, y = _learnable_images(8)
   history = model.fit(tf.data.Dataset.from_tensors((x, y)).repeat(), steps_per_epoch=4, epochs=1,
@@ -76,7 +77,7 @@ def test_gpu_code_path_runs_on_cpu():
   assert not np.array_equal(head.numpy(), head_before)
   np.testing.assert_array_equal(base.numpy(), base_before)
 
-  copy = trainer.serving_copy(model, hp)
+  copy = trainer.serving_copy(model, ImageSpec(size=SIZE), hp)
   assert copy.get_layer('dense_1').compute_dtype == 'float32'
   for a, b in zip(copy.get_weights(), model.get_weights()):
     np.testing.assert_array_equal(a, b)
@@ -171,16 +172,16 @@ def trained(tmp_path_factory):
       for record in records:
         writer.write(record)
   transform_dir = str(root / 'transform')
-  preprocessing.transform_locally(patterns, transform_dir, {'image_size': SIZE, 'image_channels': 1},
+  tfx_transform.run(patterns, transform_dir, {'image_size': SIZE, 'image_channels': 1},
                                   beam_pipeline_args=['--direct_running_mode=in_memory'])
-  examples = os.path.join(transform_dir, preprocessing.TRANSFORMED_EXAMPLES_DIR)
+  examples = os.path.join(transform_dir, tfx_transform.TRANSFORMED_EXAMPLES_DIR)
   custom_config = {'preset': 'recommended', 'image_size': SIZE, 'image_channels': 1,
                    'normalization': 'featurewise_center', 'warm_start': False,
                    'weights': 'none', 'epochs': 2, 'batch_size': 8}
   fn_args = tfx.components.FnArgs(
       train_files=[os.path.join(examples, 'Split-train', '*')],
       eval_files=[os.path.join(examples, 'Split-eval', '*')],
-      transform_graph_path=os.path.join(transform_dir, preprocessing.TRANSFORM_GRAPH_DIR),
+      transform_graph_path=os.path.join(transform_dir, tfx_transform.TRANSFORM_GRAPH_DIR),
       serving_model_dir=str(root / 'serving'), model_run_dir=str(root / 'model_run'),
       custom_config=json.loads(json.dumps(custom_config)))
   records, verbosity = _Records(), absl_logging.get_verbosity()
@@ -255,7 +256,8 @@ def test_warm_start_restores_the_exported_weights(trained):
   hp = hparams.from_custom_config(fn_args.custom_config)
   loaded = _loaded(fn_args)
   exported = {v.name: v.numpy() for v in loaded.signatures['serving_default'].variables}
-  model = trainer.build(hp, warm_start_from=fn_args.serving_model_dir, weights='none')
+  model = model_lib.build_model(SIZE, hp, warm_start_from=fn_args.serving_model_dir,
+                                weights='none')
   weights = {v.name: v.numpy() for v in model.variables}
   assert len(exported) > 800 and set(exported) <= set(weights)
   for name, value in exported.items():
@@ -264,7 +266,7 @@ def test_warm_start_restores_the_exported_weights(trained):
 
 def test_warm_start_from_another_architecture_is_refused(trained):
   fn_args, _, _ = trained
-  hp = hparams.resolve('recommended', {'image_size': SIZE, 'dense_units': [32]})
+  hp = hparams.resolve('recommended', {'dense_units': [32]})
   with pytest.raises(model_lib.WeightsError, match='Cannot warm start from .*incompatible tensor'):
-    trainer.build(hp, warm_start_from=fn_args.serving_model_dir, weights='none')
+    model_lib.build_model(SIZE, hp, warm_start_from=fn_args.serving_model_dir, weights='none')
 

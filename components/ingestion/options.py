@@ -1,26 +1,25 @@
 """Ingestion options, validated once so every stage can trust them."""
 import dataclasses
 import re
-from typing import Tuple
+from typing import Any, Dict, Mapping, Tuple
 
-from pipeline import configs
-
-SPLITS = ('train', 'eval', 'test')
+TRAIN, EVAL, TEST = SPLITS = ('train', 'eval', 'test')
 UNKNOWN_CLASS_MODES = ('error', 'ignore')
 
 
-def parse_split_ratios(text: str) -> Tuple[float, float, float]:
-  """'0.8,0.1,0.1' -> (0.8, 0.1, 0.1): train/eval/test ratios for a single root of class folders."""
+def _parse_split_ratios(text: str) -> Tuple[float, float, float]:
+  """'0.8,0.1,0.1' -> (0.8, 0.1, 0.1): train/eval/test ratios of a single root of class folders."""
   try:
     ratios = tuple(float(part) for part in text.split(','))
   except ValueError:
-    raise ValueError(f"split_ratios must be three comma-separated numbers like '0.8,0.1,0.1', got {text!r}") from None
+    raise ValueError('split_ratios must be three comma-separated numbers like '
+                     f"'0.8,0.1,0.1', got {text!r}") from None
   if len(ratios) != 3:
-    raise ValueError(f"split_ratios must have three values (train,eval,test), got {text!r}")
+    raise ValueError(f'split_ratios must have three values (train,eval,test), got {text!r}')
   return ratios
 
 
-def format_split_ratios(ratios) -> str:
+def _format_split_ratios(ratios) -> str:
   return ','.join(f'{r:g}' for r in ratios)
 
 
@@ -31,20 +30,22 @@ class IngestOptions:
   span: 'latest', 'all', 'N' or 'N-M' (span-N folders); ignored when there are no span folders.
   eval_fraction: share of Train/ that becomes the eval split (Train/+Test/ layout).
   split_ratios: train/eval/test ratios for a single root of class folders.
-  group_regex: regex on the file name; files with the same match (first group if any) stay in one split.
-  unknown_classes: 'error' stops on folders that are not a known class; 'ignore' skips and reports them.
+  group_regex: regex on the file name; files with the same match (first group if any) stay in
+    one split.
+  unknown_classes: 'error' stops on folders that are not a known class; 'ignore' skips and
+    reports them.
   max_bad_fraction: the run fails when more than this share of image files is quarantined.
   max_image_pixels: images with more pixels are refused from their header, before decoding.
   split_seed: salt of the hash that orders files for the split assignment.
   """
   span: str = 'latest'
-  eval_fraction: float = configs.EVAL_FRACTION_OF_TRAIN
-  split_ratios: Tuple[float, float, float] = configs.SPLIT_RATIOS
+  eval_fraction: float = 0.1
+  split_ratios: Tuple[float, float, float] = (0.8, 0.1, 0.1)
   group_regex: str = ''
   unknown_classes: str = 'error'
-  max_bad_fraction: float = configs.MAX_BAD_FRACTION
-  max_image_pixels: int = configs.MAX_IMAGE_PIXELS
-  split_seed: str = configs.SPLIT_SEED
+  max_bad_fraction: float = 0.10
+  max_image_pixels: int = 100_000_000
+  split_seed: str = 'cxr-split-v1'
 
   def __post_init__(self):
     if not re.fullmatch(r'latest|all|\d+|\d+-\d+', self.span):
@@ -53,11 +54,12 @@ class IngestOptions:
       raise ValueError(f'eval_fraction must be in [0, 1), got {self.eval_fraction}')
     ratios = tuple(float(r) for r in self.split_ratios)
     if len(ratios) != 3 or min(ratios) < 0 or ratios[0] <= 0 or abs(sum(ratios) - 1.0) > 1e-6:
-      raise ValueError(f'split_ratios must be three non-negative train/eval/test ratios summing to 1 '
-                       f'with train > 0, got {self.split_ratios}')
+      raise ValueError('split_ratios must be three non-negative train/eval/test ratios summing '
+                       f'to 1 with train > 0, got {self.split_ratios}')
     object.__setattr__(self, 'split_ratios', ratios)
     if self.unknown_classes not in UNKNOWN_CLASS_MODES:
-      raise ValueError(f'unknown_classes must be one of {UNKNOWN_CLASS_MODES}, got {self.unknown_classes!r}')
+      raise ValueError(f'unknown_classes must be one of {UNKNOWN_CLASS_MODES}, '
+                       f'got {self.unknown_classes!r}')
     if not 0.0 <= self.max_bad_fraction <= 1.0:
       raise ValueError(f'max_bad_fraction must be in [0, 1], got {self.max_bad_fraction}')
     if self.max_image_pixels <= 0:
@@ -65,4 +67,19 @@ class IngestOptions:
     try:
       re.compile(self.group_regex)
     except re.error as e:
-      raise ValueError(f'group_regex {self.group_regex!r} is not a valid regular expression: {e}') from None
+      raise ValueError(
+          f'group_regex {self.group_regex!r} is not a valid regular expression: {e}') from None
+
+  def to_config(self) -> Dict[str, Any]:
+    """The ImageFolderExampleGen parameters (JSON types: `split_ratios` as 'train,eval,test')."""
+    config = dataclasses.asdict(self)
+    config['split_ratios'] = _format_split_ratios(self.split_ratios)
+    return config
+
+  @classmethod
+  def from_config(cls, config: Mapping[str, Any]) -> 'IngestOptions':
+    """The inverse of to_config; missing keys take the defaults."""
+    config = dict(config)
+    if isinstance(config.get('split_ratios'), str):
+      config['split_ratios'] = _parse_split_ratios(config['split_ratios'])
+    return cls(**config)

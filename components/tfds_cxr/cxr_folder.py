@@ -44,7 +44,7 @@ class CxrFolder(tfds.core.GeneratorBasedBuilder):
 
   VERSION = tfds.core.Version('1.0.0')
   RELEASE_NOTES = {'1.0.0': 'First release.'}
-  BUILDER_CONFIGS = [CxrFolderConfig(name='default', description='Default ingestion options (pipeline/configs.py).')]
+  BUILDER_CONFIGS = [CxrFolderConfig(name='default', description='Default ingestion options (IngestOptions).')]
   MANUAL_DOWNLOAD_INSTRUCTIONS = """\
   Point `manual_dir` at a folder of class folders named COVID, NORMAL and VIRAL PNEUMONIA (case and
   separators ignored): Train/ and Test/ holding class folders, class folders at the top, the Kaggle

@@ -1,0 +1,95 @@
+"""Runs TFX's own Transform executor on raw tf.Example TFRecords, for benchmarks and tests.
+
+The same executor, preprocessing_fn and output layout as the pipeline's Transform, without a
+pipeline: `{output_dir}/transform_graph` and
+`{output_dir}/transformed_examples/Split-{split}/transformed_examples-*.gz`.
+"""
+
+import glob
+import json
+import os
+import shutil
+from typing import Any, Dict, Mapping, Optional, Sequence
+
+import tensorflow as tf
+import tensorflow_transform as tft
+from tensorflow_transform.tf_metadata import schema_utils
+from tfx.components.transform import executor as transform_executor
+from tfx.dsl.components.base import base_beam_executor
+from tfx.proto import transform_pb2
+from tfx.types import artifact_utils
+from tfx.types import standard_artifacts
+from tfx.utils import io_utils
+from tfx.utils import proto_utils
+
+from components import features
+from components import labels
+from components.ingestion import example_encoding
+from pipeline import configs
+
+TRANSFORM_GRAPH_DIR = 'transform_graph'
+TRANSFORMED_EXAMPLES_DIR = 'transformed_examples'
+
+# The raw features preprocessing_fn reads, shaped as in schemas/schema.pbtxt (dense [batch, 1]):
+# the tests' examples hold only these two.
+RAW_FEATURE_SPEC = {
+  features.IMAGE_KEY: tf.io.FixedLenFeature([1], tf.string),
+  features.LABEL_KEY: tf.io.FixedLenFeature([1], tf.int64),
+}
+
+
+def write_class_folders(root: str, path: str) -> None:
+  """Writes every root/<class name>/*.png as a raw tf.Example (image bytes, label) into the
+  gzip TFRecord `path`, as ingestion does."""
+  with tf.io.TFRecordWriter(path, options='GZIP') as writer:
+    for label, name in enumerate(labels.CLASS_NAMES):
+      for png_path in sorted(glob.glob(os.path.join(root, name, '*.png'))):
+        with open(png_path, 'rb') as f:
+          writer.write(
+            example_encoding.serialize({features.IMAGE_KEY: f.read(), features.LABEL_KEY: label})
+          )
+
+
+def run(
+  raw_examples: Mapping[str, str],
+  output_dir: str,
+  custom_config: Optional[Dict[str, Any]] = None,
+  analyze_splits: Sequence[str] = ('train',),
+  beam_pipeline_args: Sequence[str] = ('--direct_running_mode=in_memory',),
+) -> tft.TFTransformOutput:
+  """Analyzes `analyze_splits` and transforms every split of `raw_examples` (split -> TFRecord
+  file, gzip when it ends with .gz) with the pipeline's preprocessing_fn."""
+  examples = standard_artifacts.Examples()
+  examples.uri = os.path.join(output_dir, 'raw_examples')
+  for split, path in raw_examples.items():
+    os.makedirs(os.path.join(examples.uri, f'Split-{split}'))
+    shutil.copy(path, os.path.join(examples.uri, f'Split-{split}', os.path.basename(path)))
+  examples.split_names = artifact_utils.encode_split_names(list(raw_examples))
+  schema = standard_artifacts.Schema()
+  schema.uri = os.path.join(output_dir, 'schema')
+  io_utils.write_pbtxt_file(
+    os.path.join(schema.uri, 'schema.pbtxt'),
+    schema_utils.schema_from_feature_spec(RAW_FEATURE_SPEC),
+  )
+  graph = standard_artifacts.TransformGraph()
+  graph.uri = os.path.join(output_dir, TRANSFORM_GRAPH_DIR)
+  transformed = standard_artifacts.Examples()
+  transformed.uri = os.path.join(output_dir, TRANSFORMED_EXAMPLES_DIR)
+  executor = transform_executor.Executor(
+    base_beam_executor.BaseBeamExecutor.Context(
+      beam_pipeline_args=list(beam_pipeline_args), tmp_dir=os.path.join(output_dir, 'tmp')
+    )
+  )
+  executor.Do(
+    {'examples': [examples], 'schema': [schema]},
+    {'transform_graph': [graph], 'transformed_examples': [transformed]},
+    {
+      'preprocessing_fn': configs.PREPROCESSING_FN,
+      'custom_config': json.dumps(custom_config or {}),
+      'splits_config': proto_utils.proto_to_json(
+        transform_pb2.SplitsConfig(analyze=list(analyze_splits), transform=list(raw_examples))
+      ),
+      'disable_statistics': 1,
+    },
+  )
+  return tft.TFTransformOutput(graph.uri)
