@@ -15,6 +15,7 @@ The marginal rate, (n_large - n_small) / (t_large - t_small), leaves out the fix
 (Beam start-up, stage scheduling, report) to show the per-image cost. A last pair of runs, on
 32,000 and 4,000 images of 16 px, shows the per-file memory at 8x the files, cheaply.
 """
+
 import os
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
@@ -59,7 +60,7 @@ class PeakRss:
           total += process.memory_info().rss
         except psutil.Error:  # a child that just exited
           pass
-      self.peak_mb = max(self.peak_mb, total / 2 ** 20)
+      self.peak_mb = max(self.peak_mb, total / 2**20)
       self._stop.wait(0.02)
 
   def __enter__(self):
@@ -93,8 +94,12 @@ def _ingest_here(root: str, out: str) -> tuple:
   with PeakRss() as rss:
     start = time.perf_counter()
     options = PipelineOptions(list(DEFAULT_ARGS))
-    result = ingest(root, os.path.join(out, 'examples'), os.path.join(out, 'report'),
-                    pipeline=beam.Pipeline(options=options))
+    result = ingest(
+      root,
+      os.path.join(out, 'examples'),
+      os.path.join(out, 'report'),
+      pipeline=beam.Pipeline(options=options),
+    )
     seconds = time.perf_counter() - start
   return result.summary['image_files'] / seconds, seconds, rss.peak_mb
 
@@ -105,7 +110,9 @@ def _ingest(root: str, out: str) -> tuple:
   Each ingestion runs in a new process, so every size starts from the same memory state (and
   imports are not timed).
   """
-  with concurrent.futures.ProcessPoolExecutor(1, mp_context=multiprocessing.get_context('spawn')) as executor:
+  with concurrent.futures.ProcessPoolExecutor(
+    1, mp_context=multiprocessing.get_context('spawn')
+  ) as executor:
     return executor.submit(_ingest_here, root, out).result()
 
 
@@ -113,8 +120,15 @@ def _dataset(root: str, n: int, size: int = IMAGE_SIZE) -> int:
   """Seed layout with ~n images of about `size` px (10% of them under Test/); returns the count."""
   per_class = n // 3
   test = max(1, per_class // 10)
-  demo_data.generate(root, train_per_class=per_class - test, test_per_class=test, seed=1, min_size=max(8, size - 32),
-                     max_size=size + 32 if size > 32 else size, processes=os.cpu_count())
+  demo_data.generate(
+    root,
+    train_per_class=per_class - test,
+    test_per_class=test,
+    seed=1,
+    min_size=max(8, size - 32),
+    max_size=size + 32 if size > 32 else size,
+    processes=os.cpu_count(),
+  )
   return 3 * per_class
 
 
@@ -122,10 +136,12 @@ def _subset(source: str, target: str, fraction: float) -> int:
   """Hard links to the first `fraction` of each class folder of `source`."""
   count = 0
   for folder, _, files in os.walk(source):
-    keep = sorted(files)[:round(len(files) * fraction)]
+    keep = sorted(files)[: round(len(files) * fraction)]
     os.makedirs(os.path.join(target, os.path.relpath(folder, source)), exist_ok=True)
     for name in keep:
-      os.link(os.path.join(folder, name), os.path.join(target, os.path.relpath(folder, source), name))
+      os.link(
+        os.path.join(folder, name), os.path.join(target, os.path.relpath(folder, source), name)
+      )
     count += len(keep)
   return count
 
@@ -137,9 +153,16 @@ def _many_files(tmp: str, n: int) -> dict:
   n_few = _subset(many, few, 1 / 8)
   _, _, few_rss = _ingest(few, os.path.join(tmp, 'out_few'))
   _, _, many_rss = _ingest(many, os.path.join(tmp, 'out_many'))
-  print(f'many small files: peak RSS {few_rss:.0f} MB at {n_few} files, {many_rss:.0f} MB at {n_many}', flush=True)
-  return {'ingest.many_files.n_small': n_few, 'ingest.many_files.n_large': n_many,
-          'ingest.many_files.peak_rss_mb_small': round(few_rss), 'ingest.many_files.peak_rss_mb_large': round(many_rss)}
+  print(
+    f'many small files: peak RSS {few_rss:.0f} MB at {n_few} files, {many_rss:.0f} MB at {n_many}',
+    flush=True,
+  )
+  return {
+    'ingest.many_files.n_small': n_few,
+    'ingest.many_files.n_large': n_many,
+    'ingest.many_files.peak_rss_mb_small': round(few_rss),
+    'ingest.many_files.peak_rss_mb_large': round(many_rss),
+  }
 
 
 def run(quick: bool = False) -> dict:
@@ -149,35 +172,46 @@ def run(quick: bool = False) -> dict:
     large = os.path.join(tmp, 'large')
     start = time.perf_counter()
     n_large = _dataset(large, n)
-    print(f'Generated {n_large} images of ~{IMAGE_SIZE} px in {time.perf_counter() - start:.0f} s', flush=True)
+    print(
+      f'Generated {n_large} images of ~{IMAGE_SIZE} px in {time.perf_counter() - start:.0f} s',
+      flush=True,
+    )
     small = os.path.join(tmp, 'small')
     n_small = _subset(large, small, 0.5)
 
     floor_rate, floor_s = _decode_floor(large)
-    print(f'decode floor (PIL, {cores} processes): {n_large} images in {floor_s:.1f} s = {floor_rate:.1f} images/s',
-          flush=True)
+    print(
+      f'decode floor (PIL, {cores} processes): {n_large} images in {floor_s:.1f} s = {floor_rate:.1f} images/s',
+      flush=True,
+    )
     _, small_s, small_rss = _ingest(small, os.path.join(tmp, 'out_small'))
     print(f'ingestion of {n_small}: {small_s:.1f} s, peak RSS {small_rss:.0f} MB', flush=True)
     rate, large_s, large_rss = _ingest(large, os.path.join(tmp, 'out_large'))
     marginal = (n_large - n_small) / (large_s - small_s)
-    print(f'ingestion of {n_large}: {large_s:.1f} s = {rate:.1f} images/s, peak RSS {large_rss:.0f} MB; per '
-          f'extra image (start-up excluded): {marginal:.1f} images/s', flush=True)
+    print(
+      f'ingestion of {n_large}: {large_s:.1f} s = {rate:.1f} images/s, peak RSS {large_rss:.0f} MB; per '
+      f'extra image (start-up excluded): {marginal:.1f} images/s',
+      flush=True,
+    )
     floor_rate_after, _ = _decode_floor(large)
     floor_rate = max(floor_rate, floor_rate_after)
-    print(f'decode floor again: {floor_rate_after:.1f} images/s; ingestion = {rate / floor_rate:.2f}x the faster '
-          'floor', flush=True)
+    print(
+      f'decode floor again: {floor_rate_after:.1f} images/s; ingestion = {rate / floor_rate:.2f}x the faster '
+      'floor',
+      flush=True,
+    )
     many_files = _many_files(tmp, 2000 if quick else 32000)
   return {
-      'ingest.images_per_s': round(rate, 1),
-      'ingest.decode_floor_images_per_s': round(floor_rate, 1),
-      'ingest.vs_decode_floor': round(rate / floor_rate, 2),
-      'ingest.marginal_images_per_s': round(marginal, 1),
-      'ingest.peak_rss_mb_small': round(small_rss),
-      'ingest.peak_rss_mb_large': round(large_rss),
-      'ingest.n_small': n_small,
-      'ingest.n_large': n_large,
-      'ingest.cores': cores,
-      **many_files,
+    'ingest.images_per_s': round(rate, 1),
+    'ingest.decode_floor_images_per_s': round(floor_rate, 1),
+    'ingest.vs_decode_floor': round(rate / floor_rate, 2),
+    'ingest.marginal_images_per_s': round(marginal, 1),
+    'ingest.peak_rss_mb_small': round(small_rss),
+    'ingest.peak_rss_mb_large': round(large_rss),
+    'ingest.n_small': n_small,
+    'ingest.n_large': n_large,
+    'ingest.cores': cores,
+    **many_files,
   }
 
 

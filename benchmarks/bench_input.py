@@ -8,6 +8,7 @@ Same generated 1024 px grayscale PNGs for both, in one process:
   several epochs (one takes about a second) so that noise from other processes averages out.
 Both are timed after one warm-up batch (our tf.data graph is built and traced then).
 """
+
 import os
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
@@ -34,12 +35,20 @@ FIT_SAMPLE = 64  # images ImageDataGenerator.fit sees (the seed fits on a sample
 def _seed_images_per_s(train_dir: str, num_images: int) -> float:
   """One epoch of the seed notebook's generator, images/s."""
   generator = keras_image.ImageDataGenerator(
-      rescale=1 / 255, featurewise_center=True, zoom_range=ZOOM_RANGE)
+    rescale=1 / 255, featurewise_center=True, zoom_range=ZOOM_RANGE
+  )
   sample_paths = sorted(glob.glob(os.path.join(train_dir, '*', '*.png')))[:FIT_SAMPLE]
-  generator.fit(np.stack([keras_image.img_to_array(
-      keras_image.load_img(path, target_size=(IMAGE_SIZE, IMAGE_SIZE))) for path in sample_paths]))
+  generator.fit(
+    np.stack(
+      [
+        keras_image.img_to_array(keras_image.load_img(path, target_size=(IMAGE_SIZE, IMAGE_SIZE)))
+        for path in sample_paths
+      ]
+    )
+  )
   flow = generator.flow_from_directory(
-      train_dir, target_size=(IMAGE_SIZE, IMAGE_SIZE), batch_size=BATCH_SIZE, class_mode='sparse')
+    train_dir, target_size=(IMAGE_SIZE, IMAGE_SIZE), batch_size=BATCH_SIZE, class_mode='sparse'
+  )
   next(flow)  # warm-up batch
   start = time.perf_counter()
   for _ in range(len(flow)):
@@ -50,7 +59,8 @@ def _seed_images_per_s(train_dir: str, num_images: int) -> float:
 def _our_images_per_s(pattern: str, tf_transform_output, num_images: int, epochs: int) -> float:
   """`epochs` epochs of make_dataset(training=True), images/s."""
   dataset = input_pipeline.make_dataset(
-      pattern, tf_transform_output, BATCH_SIZE, training=True, zoom_range=ZOOM_RANGE)
+    pattern, tf_transform_output, BATCH_SIZE, training=True, zoom_range=ZOOM_RANGE
+  )
   steps = epochs * -(-num_images // BATCH_SIZE)
   iterator = iter(dataset)
   next(iterator)  # warm-up batch
@@ -65,13 +75,24 @@ def run(quick: bool = False) -> dict:
   per_class, size, epochs = (16, 512, 3) if quick else (100, 1024, 10)
   cores = os.cpu_count()
   with tempfile.TemporaryDirectory() as work_dir:
-    demo_data.generate(work_dir, train_per_class=per_class, test_per_class=0,
-                       min_size=size, max_size=size, processes=cores)
+    demo_data.generate(
+      work_dir,
+      train_per_class=per_class,
+      test_per_class=0,
+      min_size=size,
+      max_size=size,
+      processes=cores,
+    )
     train_dir = os.path.join(work_dir, 'Train')
     num_images = per_class * labels.NUM_CLASSES
     raw_bytes = sum(os.path.getsize(p) for p in glob.glob(os.path.join(train_dir, '*', '*.png')))
-    logging.info('bench_input: %d PNGs of %d px (%.0f KB each), %d cores', num_images, size,
-                 raw_bytes / num_images / 1024, cores)
+    logging.info(
+      'bench_input: %d PNGs of %d px (%.0f KB each), %d cores',
+      num_images,
+      size,
+      raw_bytes / num_images / 1024,
+      cores,
+    )
 
     seed_rate = _seed_images_per_s(train_dir, num_images)
 
@@ -80,27 +101,33 @@ def run(quick: bool = False) -> dict:
     transform_dir = os.path.join(work_dir, 'transform')
     start = time.perf_counter()
     tf_transform_output = tfx_transform.run(
-        {'train': raw_path}, transform_dir,
-        custom_config={'image_size': IMAGE_SIZE, 'image_channels': 1})
+      {'train': raw_path},
+      transform_dir,
+      custom_config={'image_size': IMAGE_SIZE, 'image_channels': 1},
+    )
     transform_rate = num_images / (time.perf_counter() - start)
-    pattern = os.path.join(transform_dir, tfx_transform.TRANSFORMED_EXAMPLES_DIR, 'Split-train', '*')
+    pattern = os.path.join(
+      transform_dir, tfx_transform.TRANSFORMED_EXAMPLES_DIR, 'Split-train', '*'
+    )
     bytes_per_example = sum(os.path.getsize(p) for p in glob.glob(pattern)) / num_images
 
     our_rate = _our_images_per_s(pattern, tf_transform_output, num_images, epochs)
 
   figures = {
-      'input.images_per_s': round(our_rate, 1),
-      'input.seed_generator_images_per_s': round(seed_rate, 1),
-      'input.speedup': round(our_rate / seed_rate, 2),
-      'transform.images_per_s': round(transform_rate, 1),
-      'transform.bytes_per_example': round(bytes_per_example),
-      'input.cores': cores,
+    'input.images_per_s': round(our_rate, 1),
+    'input.seed_generator_images_per_s': round(seed_rate, 1),
+    'input.speedup': round(our_rate / seed_rate, 2),
+    'transform.images_per_s': round(transform_rate, 1),
+    'transform.bytes_per_example': round(bytes_per_example),
+    'input.cores': cores,
   }
-  print(f'input ({num_images} PNGs {size}x{size} gray -> {IMAGE_SIZE} px, batch {BATCH_SIZE}, '
-        f'{cores} cores): seed ImageDataGenerator {seed_rate:.1f} images/s, ours {our_rate:.1f} '
-        f'images/s per epoch ({our_rate / seed_rate:.1f}x); one-time Transform '
-        f'{transform_rate:.1f} images/s, {bytes_per_example / 1024:.1f} KB per transformed example '
-        f'(raw PNG {raw_bytes / num_images / 1024:.1f} KB)')
+  print(
+    f'input ({num_images} PNGs {size}x{size} gray -> {IMAGE_SIZE} px, batch {BATCH_SIZE}, '
+    f'{cores} cores): seed ImageDataGenerator {seed_rate:.1f} images/s, ours {our_rate:.1f} '
+    f'images/s per epoch ({our_rate / seed_rate:.1f}x); one-time Transform '
+    f'{transform_rate:.1f} images/s, {bytes_per_example / 1024:.1f} KB per transformed example '
+    f'(raw PNG {raw_bytes / num_images / 1024:.1f} KB)'
+  )
   return figures
 
 

@@ -6,6 +6,7 @@ and generated 299 px grayscale PNGs (the Kaggle dataset's size). Baseline: pipel
 batch size 1 (a per-image loop); ours: its default batch (BATCH_SIZE). Timed after a warm-up call;
 the one-time model load is reported apart.
 """
+
 import os
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
@@ -27,12 +28,18 @@ def _export(export_dir: str, image_size: int) -> None:
 
   @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name='image_bytes')])
   def serve(image_bytes):
-    pixels = tf.map_fn(lambda b: image_ops.decode_resized(b, image_size, 1), image_bytes,
-                       fn_output_signature=tf.TensorSpec([image_size, image_size, 1], tf.uint8))
+    pixels = tf.map_fn(
+      lambda b: image_ops.decode_resized(b, image_size, 1),
+      image_bytes,
+      fn_output_signature=tf.TensorSpec([image_size, image_size, 1], tf.uint8),
+    )
     probabilities = model(image_ops.model_input(pixels, None, 'resnet_v2'))
     class_id = tf.argmax(probabilities, axis=-1)
-    return {'probabilities': probabilities, 'class_id': class_id,
-            'class_name': tf.gather(tf.constant(['COVID', 'NORMAL', 'VIRAL PNEUMONIA']), class_id)}
+    return {
+      'probabilities': probabilities,
+      'class_id': class_id,
+      'class_name': tf.gather(tf.constant(['COVID', 'NORMAL', 'VIRAL PNEUMONIA']), class_id),
+    }
 
   tf.saved_model.save(model, export_dir, signatures={'serving_default': serve})
 
@@ -51,8 +58,14 @@ def run(quick: bool = False) -> dict:
   image_size, per_class = (64, 6) if quick else (224, 16)
   cores = os.cpu_count()
   with tempfile.TemporaryDirectory() as work_dir:
-    demo_data.generate(work_dir, train_per_class=0, test_per_class=per_class, min_size=299,
-                       max_size=299, processes=cores)
+    demo_data.generate(
+      work_dir,
+      train_per_class=0,
+      test_per_class=per_class,
+      min_size=299,
+      max_size=299,
+      processes=cores,
+    )
     paths = sorted(glob.glob(os.path.join(work_dir, 'Test', '*', '*.png')))
     model_dir = os.path.join(work_dir, 'model')
     _export(model_dir, image_size)
@@ -61,13 +74,17 @@ def run(quick: bool = False) -> dict:
     load_seconds = time.perf_counter() - start
     single = _images_per_s(serve, paths, 1)
     batched = _images_per_s(serve, paths, predict.BATCH_SIZE)
-  print(f'predict ({len(paths)} PNGs 299 px -> ResNet152V2 at {image_size} px, {cores} cores, '
-        f'load average {os.getloadavg()[0]:.1f}): '
-        f'one call per image {single:.2f} images/s, batches of {predict.BATCH_SIZE} '
-        f'{batched:.2f} images/s ({batched / single:.2f}x); model load {load_seconds:.1f} s')
-  return {'predict.images_per_s': round(batched, 2),
-          'predict.per_image_calls_images_per_s': round(single, 2),
-          'predict.batch_speedup': round(batched / single, 2),
-          'predict.model_load_s': round(load_seconds, 1),
-          'predict.image_size': image_size,
-          'predict.cores': cores}
+  print(
+    f'predict ({len(paths)} PNGs 299 px -> ResNet152V2 at {image_size} px, {cores} cores, '
+    f'load average {os.getloadavg()[0]:.1f}): '
+    f'one call per image {single:.2f} images/s, batches of {predict.BATCH_SIZE} '
+    f'{batched:.2f} images/s ({batched / single:.2f}x); model load {load_seconds:.1f} s'
+  )
+  return {
+    'predict.images_per_s': round(batched, 2),
+    'predict.per_image_calls_images_per_s': round(single, 2),
+    'predict.batch_speedup': round(batched / single, 2),
+    'predict.model_load_s': round(load_seconds, 1),
+    'predict.image_size': image_size,
+    'predict.cores': cores,
+  }

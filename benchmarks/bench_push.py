@@ -5,6 +5,7 @@ has ResNet152V2's size (about 233 MB of float32 weights; 32 MB with quick). Base
 tfx.utils.io_utils.copy_dir, what TFX's Pusher runs; ours: components.pusher.versioned_dir.publish.
 Median of a few runs each.
 """
+
 import os
 import statistics
 import tempfile
@@ -43,14 +44,28 @@ def run(quick: bool = False) -> dict:
   with tempfile.TemporaryDirectory(dir=os.getcwd()) as work_dir:
     model_dir = os.path.join(work_dir, 'model')
     _write_model(model_dir, size)
-    megabytes = sum(os.path.getsize(os.path.join(parent, name))
-                    for parent, _, names in os.walk(model_dir) for name in names) / 1e6
+    megabytes = (
+      sum(
+        os.path.getsize(os.path.join(parent, name))
+        for parent, _, names in os.walk(model_dir)
+        for name in names
+      )
+      / 1e6
+    )
     tfx_copy = _median_seconds(
-        lambda i: io_utils.copy_dir(model_dir, os.path.join(work_dir, 'tfx', str(i))), repeats)
+      lambda i: io_utils.copy_dir(model_dir, os.path.join(work_dir, 'tfx', str(i))), repeats
+    )
     atomic = _median_seconds(
-        lambda i: versioned_dir.publish(model_dir, os.path.join(work_dir, 'serving')), repeats)
-  print(f'push ({megabytes:.0f} MB model, {os.cpu_count()} cores): TFX copy_dir {tfx_copy:.2f} s, '
-        f'atomic publish {atomic:.2f} s ({atomic / tfx_copy:.2f}x)')
-  return {'push.atomic_s': round(atomic, 2), 'push.tfx_copy_s': round(tfx_copy, 2),
-          'push.atomic_over_tfx_copy': round(atomic / tfx_copy, 2),
-          'push.model_mb': round(megabytes), 'push.cores': os.cpu_count()}
+      lambda i: versioned_dir.publish(model_dir, os.path.join(work_dir, 'serving')), repeats
+    )
+  print(
+    f'push ({megabytes:.0f} MB model, {os.cpu_count()} cores): TFX copy_dir {tfx_copy:.2f} s, '
+    f'atomic publish {atomic:.2f} s ({atomic / tfx_copy:.2f}x)'
+  )
+  return {
+    'push.atomic_s': round(atomic, 2),
+    'push.tfx_copy_s': round(tfx_copy, 2),
+    'push.atomic_over_tfx_copy': round(atomic / tfx_copy, 2),
+    'push.model_mb': round(megabytes),
+    'push.cores': os.cpu_count(),
+  }

@@ -7,6 +7,7 @@ three inputs in one process, each warmed up, then timed in interleaved rounds of
 - seed: the notebook's ImageDataGenerator(featurewise_center, zoom_range=0.07) on the PNG files.
 Each step is split into the time spent in next(iterator) (input wait) and in train_on_batch.
 """
+
 import os
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
@@ -67,13 +68,21 @@ def _repeat(batch):
 
 def _seed_generator(train_dir: str):
   """The notebook's input: featurewise-centred, zoomed RGB batches straight from the PNG files."""
-  generator = keras_image.ImageDataGenerator(rescale=1 / 255, featurewise_center=True,
-                                             zoom_range=0.07)
+  generator = keras_image.ImageDataGenerator(
+    rescale=1 / 255, featurewise_center=True, zoom_range=0.07
+  )
   sample = sorted(glob.glob(os.path.join(train_dir, '*', '*.png')))[:64]
-  generator.fit(np.stack([keras_image.img_to_array(
-      keras_image.load_img(p, target_size=(IMAGE_SIZE, IMAGE_SIZE))) for p in sample]))
-  flow = generator.flow_from_directory(train_dir, target_size=(IMAGE_SIZE, IMAGE_SIZE),
-                                       batch_size=BATCH_SIZE, class_mode='sparse')
+  generator.fit(
+    np.stack(
+      [
+        keras_image.img_to_array(keras_image.load_img(p, target_size=(IMAGE_SIZE, IMAGE_SIZE)))
+        for p in sample
+      ]
+    )
+  )
+  flow = generator.flow_from_directory(
+    train_dir, target_size=(IMAGE_SIZE, IMAGE_SIZE), batch_size=BATCH_SIZE, class_mode='sparse'
+  )
   for images, labels_ in flow:  # int64 labels and full batches, as ours: no retracing
     if len(images) == BATCH_SIZE:
       yield images, labels_.astype(np.int64)
@@ -86,47 +95,62 @@ def run(quick: bool = False) -> dict:
   image = ImageSpec(size=IMAGE_SIZE)
   hp = hparams.resolve('recommended', {'weights': 'none', 'batch_size': BATCH_SIZE})
   with tempfile.TemporaryDirectory() as work_dir:
-    demo_data.generate(work_dir, train_per_class=per_class, test_per_class=0,
-                       min_size=SOURCE_SIZE, max_size=SOURCE_SIZE, processes=cores)
+    demo_data.generate(
+      work_dir,
+      train_per_class=per_class,
+      test_per_class=0,
+      min_size=SOURCE_SIZE,
+      max_size=SOURCE_SIZE,
+      processes=cores,
+    )
     train_dir = os.path.join(work_dir, 'Train')
     raw_path = os.path.join(work_dir, 'raw.gz')
     tfx_transform.write_class_folders(train_dir, raw_path)
     transform_dir = os.path.join(work_dir, 'transform')
     tf_transform_output = tfx_transform.run(
-        {'train': raw_path}, transform_dir,
-        custom_config=image.to_config())
+      {'train': raw_path}, transform_dir, custom_config=image.to_config()
+    )
     ours = input_pipeline.make_dataset(
-        os.path.join(transform_dir, tfx_transform.TRANSFORMED_EXAMPLES_DIR, 'Split-train', '*'),
-        tf_transform_output, BATCH_SIZE, training=True, image=image, zoom_range=hp.zoom_range,
-        seed=hp.seed)
+      os.path.join(transform_dir, tfx_transform.TRANSFORMED_EXAMPLES_DIR, 'Split-train', '*'),
+      tf_transform_output,
+      BATCH_SIZE,
+      training=True,
+      image=image,
+      zoom_range=hp.zoom_range,
+      seed=hp.seed,
+    )
 
     with trainer.make_strategy(0).scope():
       model = model_lib.build_model(image.size, hp)
     start = time.perf_counter()
-    timers = {'compute': _StepTimer(model, _repeat(next(iter(ours)))),
-              'ours': _StepTimer(model, iter(ours)),
-              'seed': _StepTimer(model, _seed_generator(train_dir))}
+    timers = {
+      'compute': _StepTimer(model, _repeat(next(iter(ours)))),
+      'ours': _StepTimer(model, iter(ours)),
+      'seed': _StepTimer(model, _seed_generator(train_dir)),
+    }
     logging.info('bench_trainer: model traced and warmed up in %.0f s', time.perf_counter() - start)
     for round_ in range(rounds):  # interleaved, so that load from other processes hits all three
-      for name in (list(timers) if round_ % 2 == 0 else reversed(list(timers))):
+      for name in list(timers) if round_ % 2 == 0 else reversed(list(timers)):
         timers[name].steps(steps_per_round)
     compute_rate = timers['compute'].images_per_s()
     our_rate, our_wait = timers['ours'].images_per_s(), timers['ours'].wait_fraction()
     seed_rate, seed_wait = timers['seed'].images_per_s(), timers['seed'].wait_fraction()
 
   figures = {
-      'trainer.images_per_s': round(our_rate, 2),
-      'trainer.input_wait_fraction': round(our_wait, 4),
-      'trainer.compute_only_images_per_s': round(compute_rate, 2),
-      'trainer.seed_input_images_per_s': round(seed_rate, 2),
-      'trainer.seed_input_wait_fraction': round(seed_wait, 4),
-      'trainer.image_size': IMAGE_SIZE,
-      'trainer.cores': cores,
+    'trainer.images_per_s': round(our_rate, 2),
+    'trainer.input_wait_fraction': round(our_wait, 4),
+    'trainer.compute_only_images_per_s': round(compute_rate, 2),
+    'trainer.seed_input_images_per_s': round(seed_rate, 2),
+    'trainer.seed_input_wait_fraction': round(seed_wait, 4),
+    'trainer.image_size': IMAGE_SIZE,
+    'trainer.cores': cores,
   }
-  print(f'trainer (ResNet152V2 {IMAGE_SIZE} px, batch {BATCH_SIZE}, CPU, {cores} cores, '
-        f'{rounds * steps_per_round} steps per input): compute only {compute_rate:.1f} images/s; '
-        f'our input {our_rate:.1f} images/s, {our_wait:.1%} of the time waiting for input; '
-        f'seed ImageDataGenerator {seed_rate:.1f} images/s, {seed_wait:.1%} waiting')
+  print(
+    f'trainer (ResNet152V2 {IMAGE_SIZE} px, batch {BATCH_SIZE}, CPU, {cores} cores, '
+    f'{rounds * steps_per_round} steps per input): compute only {compute_rate:.1f} images/s; '
+    f'our input {our_rate:.1f} images/s, {our_wait:.1%} of the time waiting for input; '
+    f'seed ImageDataGenerator {seed_rate:.1f} images/s, {seed_wait:.1%} waiting'
+  )
   return figures
 
 

@@ -2,6 +2,7 @@
 
 `python -m benchmarks.run_all [--quick] [name ...]`, e.g. `python -m benchmarks.run_all input`.
 """
+
 import argparse
 import importlib
 import json
@@ -21,8 +22,11 @@ def main(argv=None) -> int:
   parser.add_argument('--quick', action='store_true', help='smaller data, for a smoke run')
   args = parser.parse_args(argv)
   package_dir = os.path.dirname(os.path.abspath(__file__))
-  found = sorted(m.name[len('bench_'):] for m in pkgutil.iter_modules([package_dir])
-                 if m.name.startswith('bench_'))
+  found = sorted(
+    m.name[len('bench_') :]
+    for m in pkgutil.iter_modules([package_dir])
+    if m.name.startswith('bench_')
+  )
   unknown = set(args.names) - set(found)
   if unknown:
     parser.error(f'unknown benchmark(s) {sorted(unknown)}; available: {found}')
@@ -34,7 +38,9 @@ def main(argv=None) -> int:
     print(f'== benchmark {name} (cores: {os.cpu_count()})', flush=True)
     start = time.time()
     figures = importlib.import_module(f'benchmarks.bench_{name}').run(quick=args.quick)
-    results = {k: v for k, v in results.items() if not k.startswith(f'{name}.')}  # drop figures no longer made
+    results = {
+      k: v for k, v in results.items() if not k.startswith(f'{name}.')
+    }  # drop figures no longer made
     results.update(figures)
     print(f'== {name} done in {time.time() - start:.0f} s: {json.dumps(figures)}', flush=True)
     with open(RESULTS, 'w') as f:

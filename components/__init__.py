@@ -4,6 +4,7 @@ The one place that sets TF_USE_LEGACY_KERAS: TFX 1.16's Transform layers need Ke
 behind `tf.keras`. TensorFlow reads the variable at the first use of `tf.keras`, so importing
 any module of this package first is enough; Beam workers inherit it from the environment.
 """
+
 import os
 
 os.environ.setdefault('TF_USE_LEGACY_KERAS', '1')

@@ -1,18 +1,18 @@
 """Feature keys of the raw tf.Example written by ingestion and of the Transform output."""
 
 # Raw tf.Example (schemas/schema.pbtxt).
-IMAGE_KEY = 'image'            # encoded image bytes (PNG or JPEG; other formats transcoded to PNG)
-LABEL_KEY = 'label'            # int64 class index, components.labels.CLASS_NAMES order
+IMAGE_KEY = 'image'  # encoded image bytes (PNG or JPEG; other formats transcoded to PNG)
+LABEL_KEY = 'label'  # int64 class index, components.labels.CLASS_NAMES order
 LABEL_NAME_KEY = 'label_name'  # bytes, CLASS_NAMES[label]
-PATH_KEY = 'path'              # bytes, path relative to the dataset root
-SHA256_KEY = 'sha256'          # bytes, hex digest of the file's content
-SOURCE_KEY = 'source'          # bytes, top folder (e.g. 'Train') or span ('span-2'), for slicing
-HEIGHT_KEY = 'height'          # int64
-WIDTH_KEY = 'width'            # int64
-CHANNELS_KEY = 'channels'      # int64
-FORMAT_KEY = 'format'          # bytes, 'PNG' or 'JPEG'
+PATH_KEY = 'path'  # bytes, path relative to the dataset root
+SHA256_KEY = 'sha256'  # bytes, hex digest of the file's content
+SOURCE_KEY = 'source'  # bytes, top folder (e.g. 'Train') or span ('span-2'), for slicing
+HEIGHT_KEY = 'height'  # int64
+WIDTH_KEY = 'width'  # int64
+CHANNELS_KEY = 'channels'  # int64
+FORMAT_KEY = 'format'  # bytes, 'PNG' or 'JPEG'
 
 # Transform output.
-PIXELS_XF = 'pixels_xf'          # bytes: PNG of the resized uint8 image, image_size x image_size x channels
+PIXELS_XF = 'pixels_xf'  # bytes: PNG of the resized uint8 image, image_size x image_size x channels
 PIXEL_MEAN_XF = 'pixel_mean_xf'  # float32 [channels]: per-channel train-split mean of pixels/255
-LABEL_XF = 'label_xf'            # int64, the label unchanged
+LABEL_XF = 'label_xf'  # int64, the label unchanged

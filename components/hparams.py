@@ -3,6 +3,7 @@
 The Trainer's `custom_config` (JSON) holds the ImageSpec's keys (components.image_spec) and
 `dict(preset=..., **overrides)`; `from_custom_config` turns the latter back into an `HParams`.
 """
+
 import dataclasses
 import os
 from typing import Any, Dict, Mapping, Optional, Tuple
@@ -15,12 +16,24 @@ LR_SCHEDULES = ('constant', 'plateau')
 DEFAULT_PRESET = 'recommended'
 
 PRESETS: Dict[str, Dict[str, Any]] = {
-    # The notebook: Adam lr 0.01, 10 epochs, batch 32, no schedule, no early stopping.
-    'seed': dict(learning_rate=0.01, lr_schedule='constant', epochs=10, batch_size=32,
-                 early_stopping_patience=0, seed=None),
-    # Fine-tuning rate for a pretrained backbone, lr cut on plateaus, early stop on val_loss.
-    'recommended': dict(learning_rate=1e-4, lr_schedule='plateau', epochs=30, batch_size=32,
-                        early_stopping_patience=5, seed=42),
+  # The notebook: Adam lr 0.01, 10 epochs, batch 32, no schedule, no early stopping.
+  'seed': dict(
+    learning_rate=0.01,
+    lr_schedule='constant',
+    epochs=10,
+    batch_size=32,
+    early_stopping_patience=0,
+    seed=None,
+  ),
+  # Fine-tuning rate for a pretrained backbone, lr cut on plateaus, early stop on val_loss.
+  'recommended': dict(
+    learning_rate=1e-4,
+    lr_schedule='plateau',
+    epochs=30,
+    batch_size=32,
+    early_stopping_patience=5,
+    seed=42,
+  ),
 }
 _DEFAULTS = PRESETS[DEFAULT_PRESET]
 
@@ -28,12 +41,13 @@ _DEFAULTS = PRESETS[DEFAULT_PRESET]
 @dataclasses.dataclass(frozen=True)
 class HParams:
   """Everything the Trainer can be told; the defaults are DEFAULT_PRESET's (see PRESETS)."""
+
   preset: str = DEFAULT_PRESET
   # Input augmentation (the image itself is the Transform's ImageSpec).
-  zoom_range: float = 0.07           # random zoom of training images, as the seed's generator
+  zoom_range: float = 0.07  # random zoom of training images, as the seed's generator
   # Model.
-  weights: str = 'imagenet'          # 'imagenet', 'none' or a path to a ResNet152V2 notop .h5 file
-  freeze_layers: int = 300           # the first N layers of the ResNet152V2 base are frozen
+  weights: str = 'imagenet'  # 'imagenet', 'none' or a path to a ResNet152V2 notop .h5 file
+  freeze_layers: int = 300  # the first N layers of the ResNet152V2 base are frozen
   dense_units: Tuple[int, ...] = (512, 256, 64)
   dropout: float = 0.3
   # Momentum of every trainable BatchNormalization's moving statistics (Keras default 0.99).
@@ -42,18 +56,18 @@ class HParams:
   # Optimisation.
   learning_rate: float = _DEFAULTS['learning_rate']
   lr_schedule: str = _DEFAULTS['lr_schedule']  # 'constant' or 'plateau' (ReduceLROnPlateau)
-  plateau_factor: float = 0.2        # 'plateau': lr *= factor after plateau_patience flat epochs
+  plateau_factor: float = 0.2  # 'plateau': lr *= factor after plateau_patience flat epochs
   plateau_patience: int = 2
   epochs: int = _DEFAULTS['epochs']
   batch_size: int = _DEFAULTS['batch_size']  # per replica; global batch: batch_size x replicas
   # Epochs without val_loss improvement before training stops; 0 disables.
   early_stopping_patience: int = _DEFAULTS['early_stopping_patience']
   train_steps: Optional[int] = None  # batches per epoch; None or 0: the whole train split
-  eval_steps: Optional[int] = None   # eval batches per epoch; None or 0: the whole eval split
+  eval_steps: Optional[int] = None  # eval batches per epoch; None or 0: the whole eval split
   seed: Optional[int] = _DEFAULTS['seed']
   # Hardware.
-  mixed_precision: str = 'auto'      # 'auto': mixed_float16 on GPU only; 'on'; 'off'
-  xla: bool = False                  # jit_compile the train step
+  mixed_precision: str = 'auto'  # 'auto': mixed_float16 on GPU only; 'on'; 'off'
+  xla: bool = False  # jit_compile the train step
   # Start from the last blessed model's weights (when the pipeline resolves one).
   warm_start: bool = False
 
@@ -96,37 +110,46 @@ def _coerce(key: str, value: Any) -> Any:
 def _validate(hp: HParams) -> None:
   """Raises ValueError naming the first invalid value."""
   checks = (
-      (0.0 <= hp.zoom_range < 1.0, 'zoom_range must be in [0, 1)'),
-      (hp.weights in ('imagenet', 'none') or hp.weights.endswith(('.h5', '.hdf5')),
-       f"weights must be 'imagenet', 'none' or a path to a .h5 file, got {hp.weights!r}"),
-      (hp.weights in ('imagenet', 'none') or os.path.isfile(hp.weights),
-       f'weights file not found: {hp.weights}'),
-      (hp.freeze_layers >= 0, 'freeze_layers must be >= 0'),
-      (len(hp.dense_units) > 0 and all(u > 0 for u in hp.dense_units),
-       'dense_units must be a non-empty list of positive ints'),
-      (0.0 <= hp.dropout < 1.0, 'dropout must be in [0, 1)'),
-      (0.0 < hp.bn_momentum < 1.0, 'bn_momentum must be in (0, 1)'),
-      (hp.learning_rate > 0, 'learning_rate must be > 0'),
-      (hp.lr_schedule in LR_SCHEDULES, f'lr_schedule must be one of {LR_SCHEDULES}'),
-      (0.0 < hp.plateau_factor < 1.0, 'plateau_factor must be in (0, 1)'),
-      (hp.plateau_patience >= 1, 'plateau_patience must be >= 1'),
-      (hp.epochs >= 1, 'epochs must be >= 1'),
-      (hp.batch_size >= 1, 'batch_size must be >= 1'),
-      (hp.early_stopping_patience >= 0, 'early_stopping_patience must be >= 0 (0 disables)'),
-      (hp.train_steps is None or hp.train_steps >= 0,
-       'train_steps must be >= 0 (0: whole epochs)'),
-      (hp.eval_steps is None or hp.eval_steps >= 0, 'eval_steps must be >= 0 (0: whole split)'),
-      (hp.seed is None or hp.seed >= 0, 'seed must be >= 0 or null'),
-      (hp.mixed_precision in MIXED_PRECISION_MODES,
-       f'mixed_precision must be one of {MIXED_PRECISION_MODES}'),
+    (0.0 <= hp.zoom_range < 1.0, 'zoom_range must be in [0, 1)'),
+    (
+      hp.weights in ('imagenet', 'none') or hp.weights.endswith(('.h5', '.hdf5')),
+      f"weights must be 'imagenet', 'none' or a path to a .h5 file, got {hp.weights!r}",
+    ),
+    (
+      hp.weights in ('imagenet', 'none') or os.path.isfile(hp.weights),
+      f'weights file not found: {hp.weights}',
+    ),
+    (hp.freeze_layers >= 0, 'freeze_layers must be >= 0'),
+    (
+      len(hp.dense_units) > 0 and all(u > 0 for u in hp.dense_units),
+      'dense_units must be a non-empty list of positive ints',
+    ),
+    (0.0 <= hp.dropout < 1.0, 'dropout must be in [0, 1)'),
+    (0.0 < hp.bn_momentum < 1.0, 'bn_momentum must be in (0, 1)'),
+    (hp.learning_rate > 0, 'learning_rate must be > 0'),
+    (hp.lr_schedule in LR_SCHEDULES, f'lr_schedule must be one of {LR_SCHEDULES}'),
+    (0.0 < hp.plateau_factor < 1.0, 'plateau_factor must be in (0, 1)'),
+    (hp.plateau_patience >= 1, 'plateau_patience must be >= 1'),
+    (hp.epochs >= 1, 'epochs must be >= 1'),
+    (hp.batch_size >= 1, 'batch_size must be >= 1'),
+    (hp.early_stopping_patience >= 0, 'early_stopping_patience must be >= 0 (0 disables)'),
+    (hp.train_steps is None or hp.train_steps >= 0, 'train_steps must be >= 0 (0: whole epochs)'),
+    (hp.eval_steps is None or hp.eval_steps >= 0, 'eval_steps must be >= 0 (0: whole split)'),
+    (hp.seed is None or hp.seed >= 0, 'seed must be >= 0 or null'),
+    (
+      hp.mixed_precision in MIXED_PRECISION_MODES,
+      f'mixed_precision must be one of {MIXED_PRECISION_MODES}',
+    ),
   )
   for ok, message in checks:
     if not ok:
       raise ValueError(f'Invalid hyperparameters: {message}')
 
 
-def resolve(preset: str = DEFAULT_PRESET, overrides: Optional[Mapping[str, Any]] = None,
-            ) -> HParams:
+def resolve(
+  preset: str = DEFAULT_PRESET,
+  overrides: Optional[Mapping[str, Any]] = None,
+) -> HParams:
   """The preset's hyperparameters with `overrides` applied."""
   if preset not in PRESETS:
     raise ValueError(f'Unknown preset {preset!r}; choose one of {sorted(PRESETS)}')

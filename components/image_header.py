@@ -4,10 +4,12 @@ A file larger than any image within the pixel limit could be is refused unread (
 and an image whose header declares more pixels than the limit is refused from the header alone
 (open_header), so neither reaches a decoder.
 """
+
 import io
 import warnings
 
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
+from PIL import UnidentifiedImageError
 
 BYTES_PER_PIXEL_BOUND = 8  # 16-bit RGBA, uncompressed: no valid image file is larger per pixel
 
@@ -35,8 +37,10 @@ def max_file_bytes(max_image_pixels: int) -> int:
 def check_file_size(size: int, max_image_pixels: int) -> None:
   """Raises BadImage(FILE_TOO_LARGE) for a file of `size` bytes above max_file_bytes."""
   if size > max_file_bytes(max_image_pixels):
-    raise BadImage(FILE_TOO_LARGE, f'{size:,} bytes is more than any image of max_image_pixels='
-                                   f'{max_image_pixels:,} can take')
+    raise BadImage(
+      FILE_TOO_LARGE,
+      f'{size:,} bytes is more than any image of max_image_pixels={max_image_pixels:,} can take',
+    )
 
 
 def open_header(data: bytes, max_pixels: int) -> Image.Image:
@@ -49,12 +53,14 @@ def open_header(data: bytes, max_pixels: int) -> Image.Image:
     raise BadImage(TOO_MANY_PIXELS, str(e)) from None
   except UnidentifiedImageError:
     raise BadImage(NOT_AN_IMAGE, 'Pillow cannot identify an image format in this file') from None
-  except Exception as e:  # pylint: disable=broad-except  (any parser error means a broken header)
+  except Exception as e:  # (any parser error means a broken header)
     raise BadImage(CORRUPT, f'unreadable header: {type(e).__name__}: {e}') from None
   width, height = image.size
   if width < 1 or height < 1:
     raise BadImage(CORRUPT, f'header declares {width}x{height} pixels')
   if width * height > max_pixels:
-    raise BadImage(TOO_MANY_PIXELS, f'{width}x{height} = {width * height:,} pixels > '
-                                    f'max_image_pixels={max_pixels:,}')
+    raise BadImage(
+      TOO_MANY_PIXELS,
+      f'{width}x{height} = {width * height:,} pixels > max_image_pixels={max_pixels:,}',
+    )
   return image

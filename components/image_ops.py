@@ -1,4 +1,5 @@
 """TensorFlow image ops shared by the Transform, the training input and the serving signatures."""
+
 import tensorflow as tf
 
 from components.image_spec import NORMALIZATIONS
@@ -26,21 +27,25 @@ def _decode(encoded: tf.Tensor) -> tf.Tensor:
   levels off).
   """
   return tf.cond(
-      tf.io.is_jpeg(encoded),
-      lambda: tf.image.convert_image_dtype(
-          tf.io.decode_jpeg(encoded, dct_method='INTEGER_ACCURATE'), tf.float32),
-      lambda: tf.io.decode_image(encoded, dtype=tf.float32, expand_animations=False))
+    tf.io.is_jpeg(encoded),
+    lambda: tf.image.convert_image_dtype(
+      tf.io.decode_jpeg(encoded, dct_method='INTEGER_ACCURATE'), tf.float32
+    ),
+    lambda: tf.io.decode_image(encoded, dtype=tf.float32, expand_animations=False),
+  )
 
 
 def _with_channels(image: tf.Tensor, channels: int) -> tf.Tensor:
   """[H, W, 1 to 4] -> [H, W, channels]: grey(+alpha) or RGB(+alpha) to grey or RGB."""
   is_colour = tf.shape(image)[-1] >= 3
   if channels == 1:
-    return tf.cond(is_colour, lambda: tf.image.rgb_to_grayscale(image[..., :3]),
-                   lambda: image[..., :1])
+    return tf.cond(
+      is_colour, lambda: tf.image.rgb_to_grayscale(image[..., :3]), lambda: image[..., :1]
+    )
   if channels == 3:
-    return tf.cond(is_colour, lambda: image[..., :3],
-                   lambda: tf.image.grayscale_to_rgb(image[..., :1]))
+    return tf.cond(
+      is_colour, lambda: image[..., :3], lambda: tf.image.grayscale_to_rgb(image[..., :1])
+    )
   raise ValueError(f'image_channels must be 1 or 3, got {channels}')
 
 

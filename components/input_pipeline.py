@@ -3,6 +3,7 @@
 Per epoch each example costs one small PNG decode (the Transform already decoded and resized
 the full-size image); random zoom and the normalization run on whole batches.
 """
+
 from typing import Optional, Sequence, Union
 
 import tensorflow as tf
@@ -16,16 +17,18 @@ from components.image_spec import ImageSpec
 AUTOTUNE = tf.data.AUTOTUNE
 
 
-def make_dataset(file_pattern: Union[str, Sequence[str]],
-                 tf_transform_output: tft.TFTransformOutput,
-                 batch_size: int,
-                 training: bool,
-                 image: ImageSpec = ImageSpec(),
-                 zoom_range: float = hparams.HParams.zoom_range,
-                 seed: Optional[int] = None,
-                 deterministic: bool = False,
-                 shuffle_buffer: int = 2048,
-                 cache: bool = False) -> tf.data.Dataset:
+def make_dataset(
+  file_pattern: Union[str, Sequence[str]],
+  tf_transform_output: tft.TFTransformOutput,
+  batch_size: int,
+  training: bool,
+  image: ImageSpec = ImageSpec(),
+  zoom_range: float = hparams.HParams.zoom_range,
+  seed: Optional[int] = None,
+  deterministic: bool = False,
+  shuffle_buffer: int = 2048,
+  cache: bool = False,
+) -> tf.data.Dataset:
   """Batches of (image float32 [B, S, S, 3], label int64 [B]) from transformed gzip TFRecords.
 
   Args:
@@ -59,8 +62,10 @@ def make_dataset(file_pattern: Union[str, Sequence[str]],
   if training:
     dataset = dataset.shuffle(len(files), seed=seed)
   dataset = dataset.interleave(
-      lambda path: tf.data.TFRecordDataset(path, compression_type='GZIP'),
-      num_parallel_calls=AUTOTUNE, deterministic=ordered)
+    lambda path: tf.data.TFRecordDataset(path, compression_type='GZIP'),
+    num_parallel_calls=AUTOTUNE,
+    deterministic=ordered,
+  )
   if cache:
     dataset = dataset.cache()
   if training:
@@ -70,12 +75,18 @@ def make_dataset(file_pattern: Union[str, Sequence[str]],
   if training and zoom_range:
     zoom_seeds = tf.data.Dataset.random(seed=seed).batch(2)
     dataset = tf.data.Dataset.zip((dataset, zoom_seeds)).map(
-        lambda batch, zoom_seed: (random_zoom(batch[0], zoom_range, zoom_seed),) + batch[1:],
-        num_parallel_calls=AUTOTUNE, deterministic=ordered)
+      lambda batch, zoom_seed: (random_zoom(batch[0], zoom_range, zoom_seed),) + batch[1:],
+      num_parallel_calls=AUTOTUNE,
+      deterministic=ordered,
+    )
   dataset = dataset.map(
-      lambda pixels, pixel_mean, label: (
-          image_ops.model_input(pixels, pixel_mean, image.normalization), label),
-      num_parallel_calls=AUTOTUNE, deterministic=ordered)
+    lambda pixels, pixel_mean, label: (
+      image_ops.model_input(pixels, pixel_mean, image.normalization),
+      label,
+    ),
+    num_parallel_calls=AUTOTUNE,
+    deterministic=ordered,
+  )
   return dataset.prefetch(AUTOTUNE)
 
 
@@ -83,7 +94,8 @@ def random_zoom(images: tf.Tensor, zoom_range: float, seed: tf.Tensor) -> tf.Ten
   """Keras ImageDataGenerator `zoom_range`: per image, independent width and height factors
   uniform in [1 - zoom_range, 1 + zoom_range]. images [B, H, W, C]; seed int [2]."""
   factors = tf.random.stateless_uniform(
-      [tf.shape(images)[0], 2], seed, minval=1.0 - zoom_range, maxval=1.0 + zoom_range)
+    [tf.shape(images)[0], 2], seed, minval=1.0 - zoom_range, maxval=1.0 + zoom_range
+  )
   return zoom(images, factors)
 
 

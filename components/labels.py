@@ -1,4 +1,5 @@
 """The one place that names the classes, in label order (COVID=0, NORMAL=1, VIRAL PNEUMONIA=2)."""
+
 import re
 
 CLASS_NAMES = ('COVID', 'NORMAL', 'VIRAL PNEUMONIA')

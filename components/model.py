@@ -3,6 +3,7 @@
 ResNet152V2 (no top) -> GlobalAveragePooling2D -> [Dense(u, relu) -> Dropout -> BatchNormalization]
 for u in dense_units -> Dense(3, softmax). The first `freeze_layers` layers of the base are frozen.
 """
+
 import os
 from typing import Optional
 
@@ -12,13 +13,14 @@ import tensorflow as tf
 from components import hparams as hparams_lib
 from components import labels
 
-INPUT_NAME = 'image'          # float32 [batch, size, size, 3], components.image_ops.model_input
+INPUT_NAME = 'image'  # float32 [batch, size, size, 3], components.image_ops.model_input
 OUTPUT_NAME = 'probabilities'
 BASE_NAME = 'resnet152v2'
 
 IMAGENET_WEIGHTS_FILE = 'resnet152v2_weights_tf_dim_ordering_tf_kernels_notop.h5'
-_IMAGENET_WEIGHTS_URL = ('https://storage.googleapis.com/tensorflow/keras-applications/resnet/'
-                         + IMAGENET_WEIGHTS_FILE)
+_IMAGENET_WEIGHTS_URL = (
+  'https://storage.googleapis.com/tensorflow/keras-applications/resnet/' + IMAGENET_WEIGHTS_FILE
+)
 _IMAGENET_WEIGHTS_MD5 = 'ed17cf2e0169df9d443503ef94b23b33'  # tf_keras applications/resnet.py
 
 
@@ -29,14 +31,18 @@ class WeightsError(ValueError):
 def imagenet_weights_path() -> str:
   """The ImageNet notop weights file, downloaded once into ~/.keras/models (Keras' cache)."""
   try:
-    return tf.keras.utils.get_file(IMAGENET_WEIGHTS_FILE, _IMAGENET_WEIGHTS_URL,
-                                   cache_subdir='models', file_hash=_IMAGENET_WEIGHTS_MD5)
+    return tf.keras.utils.get_file(
+      IMAGENET_WEIGHTS_FILE,
+      _IMAGENET_WEIGHTS_URL,
+      cache_subdir='models',
+      file_hash=_IMAGENET_WEIGHTS_MD5,
+    )
   except Exception as e:  # get_file raises a bare Exception on network errors.
     raise WeightsError(
-        f'Cannot get the ImageNet weights of ResNet152V2 ({e}). Without internet access, download '
-        f'{IMAGENET_WEIGHTS_FILE} from {_IMAGENET_WEIGHTS_URL} on another machine, then either pass '
-        f'its path (`--weights /path/to/{IMAGENET_WEIGHTS_FILE}`) or copy it into '
-        f'{os.path.join("~", ".keras", "models")}/. Use `--weights none` to train from scratch.'
+      f'Cannot get the ImageNet weights of ResNet152V2 ({e}). Without internet access, download '
+      f'{IMAGENET_WEIGHTS_FILE} from {_IMAGENET_WEIGHTS_URL} on another machine, then either pass '
+      f'its path (`--weights /path/to/{IMAGENET_WEIGHTS_FILE}`) or copy it into '
+      f'{os.path.join("~", ".keras", "models")}/. Use `--weights none` to train from scratch.'
     ) from e
 
 
@@ -52,8 +58,9 @@ def load_base_weights(base: tf.keras.Model, path: str) -> None:
     base.load_weights(path)
   except (ValueError, OSError, KeyError) as e:
     raise WeightsError(
-        f'{path} does not hold ResNet152V2 notop weights ({e}). Expected a file like '
-        f'{IMAGENET_WEIGHTS_FILE} with the weights of {len(base.layers)} layers.') from e
+      f'{path} does not hold ResNet152V2 notop weights ({e}). Expected a file like '
+      f'{IMAGENET_WEIGHTS_FILE} with the weights of {len(base.layers)} layers.'
+    ) from e
 
 
 def load_saved_model_weights(model: tf.keras.Model, saved_model_dir: str) -> None:
@@ -63,15 +70,19 @@ def load_saved_model_weights(model: tf.keras.Model, saved_model_dir: str) -> Non
     status.expect_partial()  # the export also holds the Transform layer and signatures
     status.assert_existing_objects_matched()
   except (ValueError, AssertionError, tf.errors.OpError) as e:
-    raise WeightsError(f'Cannot warm start from {saved_model_dir}: it does not hold the weights of '
-                       f'this model (another architecture or hyperparameters?): {e}') from e
+    raise WeightsError(
+      f'Cannot warm start from {saved_model_dir}: it does not hold the weights of '
+      f'this model (another architecture or hyperparameters?): {e}'
+    ) from e
 
 
-def build_model(image_size: int,
-                hp: hparams_lib.HParams = hparams_lib.HParams(),
-                weights: Optional[str] = None,
-                warm_start_from: Optional[str] = None,
-                num_classes: int = labels.NUM_CLASSES) -> tf.keras.Model:
+def build_model(
+  image_size: int,
+  hp: hparams_lib.HParams = hparams_lib.HParams(),
+  weights: Optional[str] = None,
+  warm_start_from: Optional[str] = None,
+  num_classes: int = labels.NUM_CLASSES,
+) -> tf.keras.Model:
   """The compiled transfer model (Adam, sparse categorical cross-entropy, accuracy).
 
   Args:
@@ -95,13 +106,18 @@ def build_model(image_size: int,
     weights_path = weights
     _check_exists(weights_path)
   base = tf.keras.applications.ResNet152V2(
-      include_top=False, weights=None, input_shape=(image_size, image_size, 3))
+    include_top=False, weights=None, input_shape=(image_size, image_size, 3)
+  )
   if weights_path:
     load_base_weights(base, weights_path)
   for i, layer in enumerate(base.layers):
     layer.trainable = i >= hp.freeze_layers
-  logging.info('ResNet152V2 base: %d layers, weights=%s, first %d frozen', len(base.layers),
-               weights, min(hp.freeze_layers, len(base.layers)))
+  logging.info(
+    'ResNet152V2 base: %d layers, weights=%s, first %d frozen',
+    len(base.layers),
+    weights,
+    min(hp.freeze_layers, len(base.layers)),
+  )
 
   inputs = tf.keras.Input(shape=(image_size, image_size, 3), name=INPUT_NAME)
   x = base(inputs)
@@ -110,8 +126,9 @@ def build_model(image_size: int,
     x = tf.keras.layers.Dense(units, activation='relu', name=f'dense_{i}')(x)
     x = tf.keras.layers.Dropout(hp.dropout, name=f'dropout_{i}')(x)
     x = tf.keras.layers.BatchNormalization(name=f'batch_norm_{i}')(x)
-  outputs = tf.keras.layers.Dense(num_classes, activation='softmax', dtype='float32',
-                                  name=OUTPUT_NAME)(x)
+  outputs = tf.keras.layers.Dense(
+    num_classes, activation='softmax', dtype='float32', name=OUTPUT_NAME
+  )(x)
   model = tf.keras.Model(inputs, outputs, name='resnet152v2_cxr')
   for layer in base.layers + model.layers:
     if isinstance(layer, tf.keras.layers.BatchNormalization):
@@ -119,10 +136,12 @@ def build_model(image_size: int,
   if warm_start_from:
     load_saved_model_weights(model, warm_start_from)
     logging.info('Warm start: weights restored from %s', warm_start_from)
-  model.compile(optimizer=tf.keras.optimizers.Adam(learning_rate=hp.learning_rate),
-                loss=tf.keras.losses.SparseCategoricalCrossentropy(),
-                metrics=['accuracy'],
-                jit_compile=hp.xla)
+  model.compile(
+    optimizer=tf.keras.optimizers.Adam(learning_rate=hp.learning_rate),
+    loss=tf.keras.losses.SparseCategoricalCrossentropy(),
+    metrics=['accuracy'],
+    jit_compile=hp.xla,
+  )
   # TF 2.16's autograph skips the `keras` package but not `tf_keras`: converting every layer call
   # makes tracing ResNet152V2 several times slower, and Keras' own steps need no conversion.
   for step in ('train_step', 'test_step', 'predict_step'):

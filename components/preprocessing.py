@@ -2,6 +2,7 @@
 
 `preprocessing_fn` is what the TFX Transform runs (the pipeline names it by dotted path).
 """
+
 from typing import Any, Dict, Optional
 
 import tensorflow as tf
@@ -12,8 +13,9 @@ from components import image_ops
 from components.image_spec import ImageSpec
 
 
-def preprocessing_fn(inputs: Dict[str, tf.Tensor],
-                     custom_config: Optional[Dict[str, Any]] = None) -> Dict[str, tf.Tensor]:
+def preprocessing_fn(
+  inputs: Dict[str, tf.Tensor], custom_config: Optional[Dict[str, Any]] = None
+) -> Dict[str, tf.Tensor]:
   """Raw `image` [batch, 1] and `label` [batch, 1] -> the Transform outputs.
 
   custom_config: the ImageSpec's keys (components.image_spec; `normalization` is the model's).
@@ -27,14 +29,15 @@ def preprocessing_fn(inputs: Dict[str, tf.Tensor],
   """
   image = ImageSpec.from_config(custom_config)
   pixels = tf.map_fn(
-      lambda encoded: image_ops.decode_resized(encoded, image.size, image.channels),
-      tf.reshape(inputs[features.IMAGE_KEY], [-1]),
-      fn_output_signature=tf.TensorSpec([image.size, image.size, image.channels], tf.uint8))
+    lambda encoded: image_ops.decode_resized(encoded, image.size, image.channels),
+    tf.reshape(inputs[features.IMAGE_KEY], [-1]),
+    fn_output_signature=tf.TensorSpec([image.size, image.size, image.channels], tf.uint8),
+  )
   # Every image has the same size, so the mean of per-image means is the mean over all pixels.
   image_means = tf.reduce_mean(tf.cast(pixels, tf.float32) / 255.0, axis=[1, 2])
   pixel_mean = tft.mean(image_means, reduce_instance_dims=False)
   return {
-      features.PIXELS_XF: tf.map_fn(tf.io.encode_png, pixels, fn_output_signature=tf.string),
-      features.PIXEL_MEAN_XF: tf.zeros_like(image_means) + pixel_mean,
-      features.LABEL_XF: tf.reshape(inputs[features.LABEL_KEY], [-1]),
+    features.PIXELS_XF: tf.map_fn(tf.io.encode_png, pixels, fn_output_signature=tf.string),
+    features.PIXEL_MEAN_XF: tf.zeros_like(image_means) + pixel_mean,
+    features.LABEL_XF: tf.reshape(inputs[features.LABEL_KEY], [-1]),
   }

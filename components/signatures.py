@@ -4,6 +4,7 @@ The Transform layer turns raw images into `pixels_xf` and `pixel_mean_xf` exactl
 materialized training examples, then image_ops.decode_pixels and image_ops.model_input build
 the model input as the training input does, so training and serving share one graph.
 """
+
 from typing import Callable, Dict
 
 import tensorflow as tf
@@ -15,9 +16,9 @@ from components import labels
 from components.image_spec import ImageSpec
 
 
-def make_serving_signatures(model: tf.keras.Model,
-                            tf_transform_output: tft.TFTransformOutput,
-                            image: ImageSpec) -> Dict[str, Callable]:
+def make_serving_signatures(
+  model: tf.keras.Model, tf_transform_output: tft.TFTransformOutput, image: ImageSpec
+) -> Dict[str, Callable]:
   """Signatures for tf.saved_model.save(model, path, signatures=...).
 
   serving_default(image_bytes: string [None]) and serving_examples(examples: string [None],
@@ -33,32 +34,40 @@ def make_serving_signatures(model: tf.keras.Model,
   def predict(encoded_images):
     transformed = model.tft_layer({features.IMAGE_KEY: tf.reshape(encoded_images, [-1, 1])})
     pixels = tf.map_fn(
-        lambda png: image_ops.decode_pixels(png, image.channels), transformed[features.PIXELS_XF],
-        fn_output_signature=tf.TensorSpec([image.size, image.size, image.channels], tf.uint8))
-    probabilities = tf.cast(model(image_ops.model_input(
-        pixels, transformed[features.PIXEL_MEAN_XF], image.normalization)), tf.float32)
+      lambda png: image_ops.decode_pixels(png, image.channels),
+      transformed[features.PIXELS_XF],
+      fn_output_signature=tf.TensorSpec([image.size, image.size, image.channels], tf.uint8),
+    )
+    probabilities = tf.cast(
+      model(
+        image_ops.model_input(pixels, transformed[features.PIXEL_MEAN_XF], image.normalization)
+      ),
+      tf.float32,
+    )
     class_id = tf.argmax(probabilities, axis=-1, output_type=tf.int64)
-    return {'probabilities': probabilities, 'class_id': class_id,
-            'class_name': tf.gather(class_names, class_id)}
+    return {
+      'probabilities': probabilities,
+      'class_id': class_id,
+      'class_name': tf.gather(class_names, class_id),
+    }
 
-  @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name='image_bytes')],
-               autograph=False)
+  @tf.function(
+    input_signature=[tf.TensorSpec([None], tf.string, name='image_bytes')], autograph=False
+  )
   def serve_images(image_bytes):
     return predict(image_bytes)
 
-  @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name='examples')],
-               autograph=False)
+  @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name='examples')], autograph=False)
   def serve_examples(examples):
     parsed = tf.io.parse_example(examples, {features.IMAGE_KEY: raw_spec[features.IMAGE_KEY]})
     return predict(parsed[features.IMAGE_KEY])
 
-  @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name='examples')],
-               autograph=False)
+  @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name='examples')], autograph=False)
   def transform_features(examples):
     return model.tft_layer(tf.io.parse_example(examples, raw_spec))
 
   return {
-      'serving_default': serve_images.get_concrete_function(),
-      'serving_examples': serve_examples.get_concrete_function(),
-      'transform_features': transform_features.get_concrete_function(),
+    'serving_default': serve_images.get_concrete_function(),
+    'serving_examples': serve_examples.get_concrete_function(),
+    'transform_features': transform_features.get_concrete_function(),
   }

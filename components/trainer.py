@@ -5,6 +5,7 @@ The image spec and the hyperparameters come from the Trainer's custom_config
 runs under OneDeviceStrategy, several GPUs under MirroredStrategy; mixed precision and XLA are
 options. The weights of the epoch with the lowest val_loss are the ones exported.
 """
+
 import contextlib
 import importlib
 import math
@@ -42,8 +43,11 @@ def configure_gpus() -> int:
     try:
       tf.config.experimental.set_memory_growth(gpu, True)
     except RuntimeError:  # an earlier component of this process already initialised the GPUs
-      logging.warning('Cannot turn on memory growth for %s now; set TF_FORCE_GPU_ALLOW_GROWTH=true '
-                      'before the pipeline starts', gpu.name)
+      logging.warning(
+        'Cannot turn on memory growth for %s now; set TF_FORCE_GPU_ALLOW_GROWTH=true '
+        'before the pipeline starts',
+        gpu.name,
+      )
   return len(gpus)
 
 
@@ -70,8 +74,9 @@ def dtype_policy(mixed: bool) -> Iterator[None]:
     tf.keras.mixed_precision.set_global_policy(previous)
 
 
-def serving_copy(model: tf.keras.Model, image: image_spec.ImageSpec,
-                 hp: hparams_lib.HParams) -> tf.keras.Model:
+def serving_copy(
+  model: tf.keras.Model, image: image_spec.ImageSpec, hp: hparams_lib.HParams
+) -> tf.keras.Model:
   """A float32 copy of `model` without optimizer state: the model to export.
 
   Float32 serves everywhere (CPUs lack fast float16), and the optimizer's slots would triple the
@@ -97,32 +102,54 @@ class EpochLogger(tf.keras.callbacks.Callback):
   def on_epoch_end(self, epoch, logs=None):
     metrics = ' '.join(f'{k}={v:.4f}' for k, v in sorted((logs or {}).items()) if k != 'lr')
     lr = float(tf.keras.backend.get_value(self.model.optimizer.learning_rate))
-    logging.info('Epoch %d/%d (%.0f s): %s lr=%.3g', epoch + 1, self._epochs,
-                 time.time() - self._start, metrics, lr)
+    logging.info(
+      'Epoch %d/%d (%.0f s): %s lr=%.3g',
+      epoch + 1,
+      self._epochs,
+      time.time() - self._start,
+      metrics,
+      lr,
+    )
 
 
-def make_callbacks(hp: hparams_lib.HParams, best_weights_path: str,
-                   log_dir: str) -> List[tf.keras.callbacks.Callback]:
+def make_callbacks(
+  hp: hparams_lib.HParams, best_weights_path: str, log_dir: str
+) -> List[tf.keras.callbacks.Callback]:
   """Best-val_loss checkpoint, optional lr plateau and early stopping, TensorBoard, log lines."""
-  callbacks = [tf.keras.callbacks.ModelCheckpoint(
-      best_weights_path, monitor='val_loss', save_best_only=True, save_weights_only=True)]
+  callbacks = [
+    tf.keras.callbacks.ModelCheckpoint(
+      best_weights_path, monitor='val_loss', save_best_only=True, save_weights_only=True
+    )
+  ]
   if hp.lr_schedule == 'plateau':
-    callbacks.append(tf.keras.callbacks.ReduceLROnPlateau(
-        monitor='val_loss', factor=hp.plateau_factor, patience=hp.plateau_patience,
-        min_lr=hp.learning_rate * 1e-3))
+    callbacks.append(
+      tf.keras.callbacks.ReduceLROnPlateau(
+        monitor='val_loss',
+        factor=hp.plateau_factor,
+        patience=hp.plateau_patience,
+        min_lr=hp.learning_rate * 1e-3,
+      )
+    )
   if hp.early_stopping_patience:
-    callbacks.append(tf.keras.callbacks.EarlyStopping(
-        monitor='val_loss', patience=hp.early_stopping_patience))
+    callbacks.append(
+      tf.keras.callbacks.EarlyStopping(monitor='val_loss', patience=hp.early_stopping_patience)
+    )
   if log_dir:
-    callbacks.append(tf.keras.callbacks.TensorBoard(log_dir=log_dir, write_graph=False,
-                                                    profile_batch=0))
+    callbacks.append(
+      tf.keras.callbacks.TensorBoard(log_dir=log_dir, write_graph=False, profile_batch=0)
+    )
   callbacks.append(EpochLogger(hp.epochs))
   return callbacks
 
 
-def fit_best(model: tf.keras.Model, train_data: tf.data.Dataset, eval_data: tf.data.Dataset,
-             hp: hparams_lib.HParams, steps_per_epoch: int,
-             log_dir: str = '') -> Tuple[Dict[str, List[float]], int]:
+def fit_best(
+  model: tf.keras.Model,
+  train_data: tf.data.Dataset,
+  eval_data: tf.data.Dataset,
+  hp: hparams_lib.HParams,
+  steps_per_epoch: int,
+  log_dir: str = '',
+) -> Tuple[Dict[str, List[float]], int]:
   """Fits, then restores the weights of the epoch with the lowest val_loss.
 
   Returns the history and that epoch (1-based; 0 when no epoch had a finite val_loss, in which
@@ -130,9 +157,14 @@ def fit_best(model: tf.keras.Model, train_data: tf.data.Dataset, eval_data: tf.d
   """
   with tempfile.TemporaryDirectory() as temp_dir:
     best_weights_path = os.path.join(temp_dir, BEST_WEIGHTS_FILE)
-    history = model.fit(train_data, validation_data=eval_data, epochs=hp.epochs,
-                        steps_per_epoch=steps_per_epoch, verbose=0,
-                        callbacks=make_callbacks(hp, best_weights_path, log_dir)).history
+    history = model.fit(
+      train_data,
+      validation_data=eval_data,
+      epochs=hp.epochs,
+      steps_per_epoch=steps_per_epoch,
+      verbose=0,
+      callbacks=make_callbacks(hp, best_weights_path, log_dir),
+    ).history
     val_losses = history.get('val_loss', [])
     finite = [(loss, epoch) for epoch, loss in enumerate(val_losses, 1) if math.isfinite(loss)]
     if not os.path.exists(best_weights_path) or not finite:
@@ -140,8 +172,9 @@ def fit_best(model: tf.keras.Model, train_data: tf.data.Dataset, eval_data: tf.d
       return history, 0
     best_loss, best_epoch = min(finite)
     model.load_weights(best_weights_path)
-    logging.info('Restored the weights of epoch %d/%d (val_loss %.4f)', best_epoch,
-                 len(val_losses), best_loss)
+    logging.info(
+      'Restored the weights of epoch %d/%d (val_loss %.4f)', best_epoch, len(val_losses), best_loss
+    )
   return history, best_epoch
 
 
@@ -154,16 +187,19 @@ def count_examples(file_patterns: Sequence[str]) -> int:
   return int(dataset.reduce(tf.constant(0, tf.int64), lambda n, _: n + 1))
 
 
-def export(model: tf.keras.Model, image: image_spec.ImageSpec,
-           tf_transform_output: tft.TFTransformOutput, serving_model_dir: str) -> None:
+def export(
+  model: tf.keras.Model,
+  image: image_spec.ImageSpec,
+  tf_transform_output: tft.TFTransformOutput,
+  serving_model_dir: str,
+) -> None:
   """tf.saved_model.save with the serving signatures of components.signatures.
 
   Keras would also trace every layer's call functions into the SavedModel, to rebuild Keras
   layers at load time, which nothing here does (serving, TFMA and the CLI use the signatures):
   for ResNet152V2 that makes saving ~6x and loading ~3x slower, so those traces are skipped.
   """
-  model_signatures = signatures.make_serving_signatures(
-      model, tf_transform_output, image)
+  model_signatures = signatures.make_serving_signatures(model, tf_transform_output, image)
   with keras_saved_model_utils.keras_option_scope(save_traces=False):
     tf.saved_model.save(model, serving_model_dir, signatures=model_signatures)
 
@@ -173,11 +209,12 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
   image = image_spec.ImageSpec.from_config(fn_args.custom_config)
   hp = hparams_lib.from_custom_config(fn_args.custom_config)
   settings = dict(image.to_config(), **hparams_lib.to_dict(hp))
-  logging.info('TensorFlow %s, %s; hyperparameters: %s', tf.__version__, keras_version(),
-               settings)
+  logging.info('TensorFlow %s, %s; hyperparameters: %s', tf.__version__, keras_version(), settings)
   if not keras_version().startswith('tf_keras'):
-    raise RuntimeError('tf.keras is Keras 3; set TF_USE_LEGACY_KERAS=1 before TensorFlow is '
-                       'imported (TFX 1.16 Transform layers need Keras 2).')
+    raise RuntimeError(
+      'tf.keras is Keras 3; set TF_USE_LEGACY_KERAS=1 before TensorFlow is '
+      'imported (TFX 1.16 Transform layers need Keras 2).'
+    )
   gpu_count = configure_gpus()
   if hp.seed is not None:
     tf.keras.utils.set_random_seed(hp.seed)
@@ -185,8 +222,15 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
   mixed = use_mixed_precision(hp.mixed_precision, gpu_count)
   replicas = strategy.num_replicas_in_sync
   global_batch = hp.batch_size * replicas
-  logging.info('%d GPU(s), %s with %d replica(s), global batch %d, mixed precision %s, XLA %s',
-               gpu_count, type(strategy).__name__, replicas, global_batch, mixed, hp.xla)
+  logging.info(
+    '%d GPU(s), %s with %d replica(s), global batch %d, mixed precision %s, XLA %s',
+    gpu_count,
+    type(strategy).__name__,
+    replicas,
+    global_batch,
+    mixed,
+    hp.xla,
+  )
 
   tf_transform_output = tft.TFTransformOutput(fn_args.transform_graph_path)
   train_count = count_examples(fn_args.train_files)
@@ -194,12 +238,16 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     raise ValueError(f'No training examples in {fn_args.train_files}')
   steps_per_epoch = hp.train_steps or fn_args.train_steps or math.ceil(train_count / global_batch)
   eval_steps = hp.eval_steps or fn_args.eval_steps
-  logging.info('%d training examples, %d steps per epoch; eval steps: %s', train_count,
-               steps_per_epoch, eval_steps or 'whole split')
-  data_args = dict(tf_transform_output=tf_transform_output, batch_size=global_batch,
-                   image=image)
-  train_data = input_pipeline.make_dataset(fn_args.train_files, training=True,
-                                           zoom_range=hp.zoom_range, seed=hp.seed, **data_args)
+  logging.info(
+    '%d training examples, %d steps per epoch; eval steps: %s',
+    train_count,
+    steps_per_epoch,
+    eval_steps or 'whole split',
+  )
+  data_args = dict(tf_transform_output=tf_transform_output, batch_size=global_batch, image=image)
+  train_data = input_pipeline.make_dataset(
+    fn_args.train_files, training=True, zoom_range=hp.zoom_range, seed=hp.seed, **data_args
+  )
   eval_data = input_pipeline.make_dataset(fn_args.eval_files, training=False, **data_args)
   if eval_steps:
     eval_data = eval_data.take(eval_steps)
@@ -209,14 +257,21 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     logging.info('Warm start requested but no blessed model yet: starting from %s', hp.weights)
   with strategy.scope(), dtype_policy(mixed):
     # The backbone's weights would be overwritten by the warm start: skip loading them.
-    model = model_lib.build_model(image.size, hp, warm_start_from=warm_start_from,
-                                  weights='none' if warm_start_from else None)
-  history, best_epoch = fit_best(model, train_data, eval_data, hp, steps_per_epoch,
-                                 log_dir=fn_args.model_run_dir)
+    model = model_lib.build_model(
+      image.size, hp, warm_start_from=warm_start_from, weights='none' if warm_start_from else None
+    )
+  history, best_epoch = fit_best(
+    model, train_data, eval_data, hp, steps_per_epoch, log_dir=fn_args.model_run_dir
+  )
 
   export(serving_copy(model, image, hp), image, tf_transform_output, fn_args.serving_model_dir)
   logging.info('Exported the model of epoch %d to %s', best_epoch, fn_args.serving_model_dir)
-  paths = training_report.write_report(fn_args.model_run_dir, history, best_epoch=best_epoch,
-                                       hparams=settings,
-                                       train_examples=train_count, keras=keras_version())
+  paths = training_report.write_report(
+    fn_args.model_run_dir,
+    history,
+    best_epoch=best_epoch,
+    hparams=settings,
+    train_examples=train_count,
+    keras=keras_version(),
+  )
   logging.info('Training report: %s', ', '.join(sorted(paths.values())))

@@ -1,4 +1,5 @@
 """Training history as JSON and the seed notebook's plots as PNG files."""
+
 import io
 import json
 import os
@@ -13,14 +14,19 @@ import tensorflow as tf
 HISTORY_FILE = 'history.json'
 # The seed's three figures: file name -> (title, [(history key, legend label)], y label).
 PLOTS = {
-    'accuracy.png': ('Model accuracy', [('accuracy', 'train'), ('val_accuracy', 'validation')],
-                     'accuracy'),
-    'loss.png': ('Training loss', [('loss', 'train')], 'loss'),
-    'val_loss.png': ('Validation loss', [('val_loss', 'validation')], 'loss'),
+  'accuracy.png': (
+    'Model accuracy',
+    [('accuracy', 'train'), ('val_accuracy', 'validation')],
+    'accuracy',
+  ),
+  'loss.png': ('Training loss', [('loss', 'train')], 'loss'),
+  'val_loss.png': ('Validation loss', [('val_loss', 'validation')], 'loss'),
 }
 
 
-def _plot_png(title: str, series: List[tuple], ylabel: str, history: Mapping[str, List[float]]) -> bytes:
+def _plot_png(
+  title: str, series: List[tuple], ylabel: str, history: Mapping[str, List[float]]
+) -> bytes:
   fig, ax = plt.subplots(figsize=(6, 4))
   for key, label in series:
     values = history[key]
@@ -36,7 +42,9 @@ def _plot_png(title: str, series: List[tuple], ylabel: str, history: Mapping[str
   return buffer.getvalue()
 
 
-def write_report(output_dir: str, history: Mapping[str, List[float]], **metadata: Any) -> Dict[str, str]:
+def write_report(
+  output_dir: str, history: Mapping[str, List[float]], **metadata: Any
+) -> Dict[str, str]:
   """Writes HISTORY_FILE ({**metadata, 'history': ...}) and the PLOTS whose series exist.
 
   Returns {file name: path} of what was written. `output_dir` may be any tf.io.gfile path.

@@ -6,6 +6,7 @@ from an engine's preset and appends the user's arguments (a later flag wins); `v
 them with Beam's own validator plus this project's rules, so a missing or misspelt option fails
 at once with every problem listed, not minutes into a run.
 """
+
 import difflib
 import os
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -16,16 +17,20 @@ from apache_beam.options.pipeline_options_validator import PipelineOptionsValida
 from pipeline import configs
 
 # setup.py of this project: remote Beam workers install it to import `components`.
-PACKAGE_SETUP_FILE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                                  'setup.py')
+PACKAGE_SETUP_FILE = os.path.join(
+  os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'setup.py'
+)
 
 ENGINES: Dict[str, Tuple[str, ...]] = {
-    'direct': configs.BEAM_PIPELINE_ARGS,
-    'dataflow': ('--runner=DataflowRunner', f'--setup_file={PACKAGE_SETUP_FILE}',
-                 # ResNet152V2 is loaded by every Evaluator worker: 15 GB machines, not 3.75 GB.
-                 '--machine_type=n1-standard-4'),
-    'flink': ('--runner=FlinkRunner',),
-    'spark': ('--runner=SparkRunner',),
+  'direct': configs.BEAM_PIPELINE_ARGS,
+  'dataflow': (
+    '--runner=DataflowRunner',
+    f'--setup_file={PACKAGE_SETUP_FILE}',
+    # ResNet152V2 is loaded by every Evaluator worker: 15 GB machines, not 3.75 GB.
+    '--machine_type=n1-standard-4',
+  ),
+  'flink': ('--runner=FlinkRunner',),
+  'spark': ('--runner=SparkRunner',),
 }
 
 RUNNERS = ('DirectRunner', 'DataflowRunner', 'FlinkRunner', 'SparkRunner', 'PortableRunner')
@@ -40,21 +45,27 @@ class BeamArgsError(ValueError):
 
 def _unknown_flags(args: Sequence[str]) -> List[str]:
   """Flags no Beam options class defines, each with the closest known flag when there is one."""
-  parser = beam_options._BeamArgumentParser(allow_abbrev=False)  # pylint: disable=protected-access
+  parser = beam_options._BeamArgumentParser(allow_abbrev=False)
   for options_class in beam_options.PipelineOptions.__subclasses__():
-    options_class._add_argparse_args(parser)  # pylint: disable=protected-access
+    options_class._add_argparse_args(parser)
   _, unknown = parser.parse_known_args(list(args))
-  known = [flag for action in parser._actions for flag in action.option_strings]  # pylint: disable=protected-access
+  known = [flag for action in parser._actions for flag in action.option_strings]
   messages = []
   for arg in unknown:
     name = arg.split('=', 1)[0]
     close = difflib.get_close_matches(name.replace('-', '_'), known, n=1)
-    messages.append(f'Unknown Beam option {name}' + (f' (did you mean {close[0]}?)' if close else ''))
+    messages.append(
+      f'Unknown Beam option {name}' + (f' (did you mean {close[0]}?)' if close else '')
+    )
   return messages
 
 
-def _dataflow_errors(options: beam_options.PipelineOptions, validator: PipelineOptionsValidator,
-                     paths: Dict[str, Optional[str]], local_files: bool) -> List[str]:
+def _dataflow_errors(
+  options: beam_options.PipelineOptions,
+  validator: PipelineOptionsValidator,
+  paths: Dict[str, Optional[str]],
+  local_files: bool,
+) -> List[str]:
   gcp = options.view_as(beam_options.GoogleCloudOptions)
   errors = validator.validate_cloud_options(gcp)
   if not gcp.region:
@@ -64,40 +75,60 @@ def _dataflow_errors(options: beam_options.PipelineOptions, validator: PipelineO
     errors += validator.validate_gcs_path(gcp, 'staging_location')
   setup_file = options.view_as(beam_options.SetupOptions).setup_file
   if not setup_file:
-    errors.append(f'DataflowRunner needs --setup_file={PACKAGE_SETUP_FILE} so that workers '
-                  'can import this project (components.*)')
+    errors.append(
+      f'DataflowRunner needs --setup_file={PACKAGE_SETUP_FILE} so that workers '
+      'can import this project (components.*)'
+    )
   elif local_files and not os.path.isfile(setup_file):
     errors.append(f'--setup_file {setup_file} does not exist')
   for name, path in paths.items():
     if path and not path.startswith(_REMOTE_SCHEMES):
-      errors.append(f'DataflowRunner workers cannot read the local {name} {path!r}: use a gs:// path')
+      errors.append(
+        f'DataflowRunner workers cannot read the local {name} {path!r}: use a gs:// path'
+      )
   return errors
 
 
-def _portable_errors(runner: str, options: beam_options.PipelineOptions,
-                     validator: PipelineOptionsValidator, args: Sequence[str]) -> List[str]:
+def _portable_errors(
+  runner: str,
+  options: beam_options.PipelineOptions,
+  validator: PipelineOptionsValidator,
+  args: Sequence[str],
+) -> List[str]:
   errors = []
   portable = options.view_as(beam_options.PortableOptions)
   if runner == 'FlinkRunner' and not _flag_given(args, 'flink_master'):
-    errors.append('FlinkRunner needs --flink_master=HOST:PORT (the JobManager REST address), '
-                  'or --flink_master=[local] for an embedded cluster')
+    errors.append(
+      'FlinkRunner needs --flink_master=HOST:PORT (the JobManager REST address), '
+      'or --flink_master=[local] for an embedded cluster'
+    )
   if runner == 'SparkRunner' and not _flag_given(args, 'spark_master_url'):
-    errors.append('SparkRunner needs --spark_master_url=spark://HOST:PORT, or local[N] for an '
-                  'embedded cluster')
+    errors.append(
+      'SparkRunner needs --spark_master_url=spark://HOST:PORT, or local[N] for an embedded cluster'
+    )
   if runner == 'PortableRunner' and not portable.job_endpoint:
-    errors.append('PortableRunner needs --job_endpoint=HOST:PORT of a running Beam job server '
-                  '(Flink or Spark job server)')
+    errors.append(
+      'PortableRunner needs --job_endpoint=HOST:PORT of a running Beam job server '
+      '(Flink or Spark job server)'
+    )
   environment_type = (portable.environment_type or '').upper()
   if not environment_type:
-    errors.append(f'{runner} needs --environment_type: one of {", ".join(ENVIRONMENT_TYPES)} '
-                  '(LOOPBACK runs the Python code in this process, for a local cluster only)')
+    errors.append(
+      f'{runner} needs --environment_type: one of {", ".join(ENVIRONMENT_TYPES)} '
+      '(LOOPBACK runs the Python code in this process, for a local cluster only)'
+    )
   elif environment_type not in ENVIRONMENT_TYPES:
-    errors.append(f'--environment_type must be one of {", ".join(ENVIRONMENT_TYPES)}, '
-                  f'got {portable.environment_type!r}')
+    errors.append(
+      f'--environment_type must be one of {", ".join(ENVIRONMENT_TYPES)}, '
+      f'got {portable.environment_type!r}'
+    )
   elif environment_type == 'DOCKER' and not (
-      portable.environment_config or portable.lookup_environment_option('docker_container_image')):
-    errors.append('--environment_type=DOCKER needs --environment_config=IMAGE: an SDK image with '
-                  'this project installed (Beam\'s default image lacks TensorFlow and components.*)')
+    portable.environment_config or portable.lookup_environment_option('docker_container_image')
+  ):
+    errors.append(
+      '--environment_type=DOCKER needs --environment_config=IMAGE: an SDK image with '
+      "this project installed (Beam's default image lacks TensorFlow and components.*)"
+    )
   return errors + validator.validate_environment_options(portable)
 
 
@@ -105,8 +136,12 @@ def _flag_given(args: Sequence[str], name: str) -> bool:
   return any(a == f'--{name}' or a.startswith(f'--{name}=') for a in args)
 
 
-def validate(args: Sequence[str], data_root: Optional[str] = None,
-             pipeline_root: Optional[str] = None, local_files: bool = True) -> List[str]:
+def validate(
+  args: Sequence[str],
+  data_root: Optional[str] = None,
+  pipeline_root: Optional[str] = None,
+  local_files: bool = True,
+) -> List[str]:
   """Returns `args` as a list if they are a complete, valid set; raises BeamArgsError otherwise.
 
   Offline: nothing is contacted (Beam's own Dataflow validation would create a GCS bucket).
@@ -126,18 +161,24 @@ def validate(args: Sequence[str], data_root: Optional[str] = None,
   validator = PipelineOptionsValidator(options, runner=None)
   errors = _unknown_flags(args)
   if runner == 'DataflowRunner':
-    errors += _dataflow_errors(options, validator, {'data folder': data_root,
-                                                    'output folder': pipeline_root}, local_files)
+    errors += _dataflow_errors(
+      options, validator, {'data folder': data_root, 'output folder': pipeline_root}, local_files
+    )
   elif runner in PORTABLE_RUNNERS:
     errors += _portable_errors(runner, options, validator, args)
   if errors:
-    raise BeamArgsError(f'Invalid Beam arguments for {runner} ({" ".join(args)}):\n  - ' +
-                        '\n  - '.join(errors))
+    raise BeamArgsError(
+      f'Invalid Beam arguments for {runner} ({" ".join(args)}):\n  - ' + '\n  - '.join(errors)
+    )
   return args
 
 
-def compose(engine: str, extra_args: Sequence[str] = (), data_root: Optional[str] = None,
-            pipeline_root: Optional[str] = None) -> List[str]:
+def compose(
+  engine: str,
+  extra_args: Sequence[str] = (),
+  data_root: Optional[str] = None,
+  pipeline_root: Optional[str] = None,
+) -> List[str]:
   """The preset of `engine` (see ENGINES) followed by `extra_args`, validated."""
   if engine not in ENGINES:
     raise BeamArgsError(f'Unknown Beam engine {engine!r}: use one of {", ".join(ENGINES)}')

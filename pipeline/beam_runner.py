@@ -6,6 +6,7 @@ upstream stages finish; the components' own Beam work (ingestion, statistics, Tr
 Evaluator) still runs on the engine chosen by the Beam arguments (DirectRunner, Dataflow,
 Flink, Spark). `cxr run --runner beam` uses it.
 """
+
 import logging
 import os
 
@@ -24,10 +25,16 @@ def run(options: RunOptions) -> None:
 
   Checks and password masking as in local_runner.run.
   """
-  logging.info('Running pipeline %s with BeamDagRunner on %s -> %s', configs.PIPELINE_NAME,
-               options.data_root, os.path.abspath(options.output_dir))
+  logging.info(
+    'Running pipeline %s with BeamDagRunner on %s -> %s',
+    configs.PIPELINE_NAME,
+    options.data_root,
+    os.path.abspath(options.output_dir),
+  )
   pipeline = local_runner.build(options)
-  with run_lock.hold(options.output_dir, options.lock_wait), \
-      run_temp_dir.hold(options.output_dir), \
-      log_redaction.redacting(pipeline.metadata_connection_config.mysql.password):
+  with (
+    run_lock.hold(options.output_dir, options.lock_wait),
+    run_temp_dir.hold(options.output_dir),
+    log_redaction.redacting(pipeline.metadata_connection_config.mysql.password),
+  ):
     BeamDagRunner().run(pipeline)

@@ -3,6 +3,7 @@
 Flags, choices and defaults come from the settings of each component (IngestOptions, ImageSpec,
 HParams); these modules import neither TensorFlow nor Beam, so `cxr --help` stays fast.
 """
+
 import argparse
 import dataclasses
 import json
@@ -24,105 +25,187 @@ _IMAGE = image_spec.ImageSpec()
 _HPARAMS = hparams.HParams()
 _GATE = gate_lib.Gate()
 _HPARAM_FLAGS = (  # flag, hparams key, type
-    ('--epochs', 'epochs', int),
-    ('--batch-size', 'batch_size', int),
-    ('--learning-rate', 'learning_rate', float),
-    ('--freeze-layers', 'freeze_layers', int),
-    ('--weights', 'weights', str),
-    ('--train-steps', 'train_steps', int),
-    ('--eval-steps', 'eval_steps', int),
-    ('--mixed-precision', 'mixed_precision', str),
+  ('--epochs', 'epochs', int),
+  ('--batch-size', 'batch_size', int),
+  ('--learning-rate', 'learning_rate', float),
+  ('--freeze-layers', 'freeze_layers', int),
+  ('--weights', 'weights', str),
+  ('--train-steps', 'train_steps', int),
+  ('--eval-steps', 'eval_steps', int),
+  ('--mixed-precision', 'mixed_precision', str),
 )
 
 
 def _add_metadata_mysql_argument(p, help_text: str) -> None:
-  p.add_argument('--metadata-mysql', default=os.environ.get('CXR_METADATA_MYSQL', ''),
-                 metavar='HOST[:PORT]/DATABASE', help=help_text)
+  p.add_argument(
+    '--metadata-mysql',
+    default=os.environ.get('CXR_METADATA_MYSQL', ''),
+    metavar='HOST[:PORT]/DATABASE',
+    help=help_text,
+  )
 
 
 def _read_store_config(args):
   """The MySQL store of --metadata-mysql, or None: the output folder's SQLite file."""
   from pipeline import metadata_config
+
   return metadata_config.mysql_config(args.metadata_mysql) if args.metadata_mysql else None
 
 
 def _add_pipeline_arguments(p):
   """Arguments of `run` and `compile-kfp`; returns the 'orchestration' group for more flags."""
-  p.add_argument('--data', required=True,
-                 help='dataset root (class folders, Train/Test, Kaggle or span-N layout)')
-  p.add_argument('--output', required=True,
-                 help='output folder: pipeline root, metadata store, serving/<version>/')
-  p.add_argument('--demo', action='store_true',
-                 help=f'small, fast settings for the demo data: image size '
-                      f'{configs.DEMO_IMAGE_SIZE}, {configs.DEMO_HPARAMS}')
+  p.add_argument(
+    '--data',
+    required=True,
+    help='dataset root (class folders, Train/Test, Kaggle or span-N layout)',
+  )
+  p.add_argument(
+    '--output',
+    required=True,
+    help='output folder: pipeline root, metadata store, serving/<version>/',
+  )
+  p.add_argument(
+    '--demo',
+    action='store_true',
+    help=f'small, fast settings for the demo data: image size '
+    f'{configs.DEMO_IMAGE_SIZE}, {configs.DEMO_HPARAMS}',
+  )
   g = p.add_argument_group('ingestion')
-  g.add_argument('--span', default=_INGEST.span,
-                 help='span-N folders to ingest: latest, all, N or N-M (default %(default)s)')
-  g.add_argument('--group-regex', default=_INGEST.group_regex,
-                 help=r"keeps files whose names share this group in one split, e.g. '(person\d+)_'")
-  g.add_argument('--ignore-unknown-classes', action='store_true',
-                 help='skip (and report) folders that are not a known class')
-  g.add_argument('--max-bad-fraction', type=float, default=_INGEST.max_bad_fraction,
-                 help='fail when more than this share of the image files is quarantined '
-                      '(default %(default)s)')
+  g.add_argument(
+    '--span',
+    default=_INGEST.span,
+    help='span-N folders to ingest: latest, all, N or N-M (default %(default)s)',
+  )
+  g.add_argument(
+    '--group-regex',
+    default=_INGEST.group_regex,
+    help=r"keeps files whose names share this group in one split, e.g. '(person\d+)_'",
+  )
+  g.add_argument(
+    '--ignore-unknown-classes',
+    action='store_true',
+    help='skip (and report) folders that are not a known class',
+  )
+  g.add_argument(
+    '--max-bad-fraction',
+    type=float,
+    default=_INGEST.max_bad_fraction,
+    help='fail when more than this share of the image files is quarantined (default %(default)s)',
+  )
   g = p.add_argument_group('model')
-  g.add_argument('--image-size', type=int, default=None,
-                 help=f'default {_IMAGE.size}; {configs.DEMO_IMAGE_SIZE} with --demo')
-  g.add_argument('--image-channels', type=int, choices=image_spec.CHANNELS,
-                 default=_IMAGE.channels, help='default %(default)s')
-  g.add_argument('--normalization', choices=image_spec.NORMALIZATIONS,
-                 default=_IMAGE.normalization, help='default %(default)s')
-  g.add_argument('--preset', choices=sorted(hparams.PRESETS), default=_HPARAMS.preset,
-                 help='default %(default)s')
+  g.add_argument(
+    '--image-size',
+    type=int,
+    default=None,
+    help=f'default {_IMAGE.size}; {configs.DEMO_IMAGE_SIZE} with --demo',
+  )
+  g.add_argument(
+    '--image-channels',
+    type=int,
+    choices=image_spec.CHANNELS,
+    default=_IMAGE.channels,
+    help='default %(default)s',
+  )
+  g.add_argument(
+    '--normalization',
+    choices=image_spec.NORMALIZATIONS,
+    default=_IMAGE.normalization,
+    help='default %(default)s',
+  )
+  g.add_argument(
+    '--preset', choices=sorted(hparams.PRESETS), default=_HPARAMS.preset, help='default %(default)s'
+  )
   for flag, key, kind in _HPARAM_FLAGS:
     default = getattr(_HPARAMS, key)
-    g.add_argument(flag, dest=key, type=kind, default=None,
-                   choices=hparams.MIXED_PRECISION_MODES if key == 'mixed_precision' else None,
-                   help=(f'default: the preset\'s ({default} in {_HPARAMS.preset})'
-                         if key in hparams.PRESETS[_HPARAMS.preset] else f'default {default}'))
-  g.add_argument('--hparam', action='append', default=[], metavar='KEY=VALUE',
-                 help='any Trainer hyperparameter (components/hparams.py), e.g. --hparam xla=true')
+    g.add_argument(
+      flag,
+      dest=key,
+      type=kind,
+      default=None,
+      choices=hparams.MIXED_PRECISION_MODES if key == 'mixed_precision' else None,
+      help=(
+        f"default: the preset's ({default} in {_HPARAMS.preset})"
+        if key in hparams.PRESETS[_HPARAMS.preset]
+        else f'default {default}'
+      ),
+    )
+  g.add_argument(
+    '--hparam',
+    action='append',
+    default=[],
+    metavar='KEY=VALUE',
+    help='any Trainer hyperparameter (components/hparams.py), e.g. --hparam xla=true',
+  )
   g.add_argument('--warm-start', action='store_true', help='start from the last blessed model')
   g = p.add_argument_group('gate')
   g.add_argument('--min-accuracy', type=float, default=_GATE.min_accuracy)
   g.add_argument('--min-covid-recall', type=float, default=_GATE.min_covid_recall)
   g.add_argument('--max-accuracy-drop', type=float, default=_GATE.max_accuracy_drop)
-  g.add_argument('--gate-on', choices=gate_lib.GATE_ON, default=_GATE.gate_on,
-                 help='judge accuracy and COVID recall by the lower end of their 95%% interval '
-                      '(default) or by the figure itself')
+  g.add_argument(
+    '--gate-on',
+    choices=gate_lib.GATE_ON,
+    default=_GATE.gate_on,
+    help='judge accuracy and COVID recall by the lower end of their 95%% interval '
+    '(default) or by the figure itself',
+  )
   g = p.add_argument_group('orchestration')
   g.add_argument('--no-cache', action='store_true', help='re-run every component')
-  g.add_argument('--beam-engine', choices=('direct', 'dataflow', 'flink', 'spark'), default='direct',
-                 help='where the Beam steps run; the --beam-arg flags complete the engine\'s preset '
-                      '(pipeline/beam_args.py, docs/scaling_out.md)')
-  g.add_argument('--beam-arg', action='append', default=None, dest='beam_args',
-                 help=f'Beam pipeline argument (repeatable), e.g. --beam-arg=--project=P; default '
-                      f'{" ".join(configs.BEAM_PIPELINE_ARGS)}')
+  g.add_argument(
+    '--beam-engine',
+    choices=('direct', 'dataflow', 'flink', 'spark'),
+    default='direct',
+    help="where the Beam steps run; the --beam-arg flags complete the engine's preset "
+    '(pipeline/beam_args.py, docs/scaling_out.md)',
+  )
+  g.add_argument(
+    '--beam-arg',
+    action='append',
+    default=None,
+    dest='beam_args',
+    help=f'Beam pipeline argument (repeatable), e.g. --beam-arg=--project=P; default '
+    f'{" ".join(configs.BEAM_PIPELINE_ARGS)}',
+  )
   return g
 
 
 def _add_run_parser(subparsers) -> None:
   p = subparsers.add_parser('run', help='run the whole pipeline on a dataset folder')
   g = _add_pipeline_arguments(p)
-  g.add_argument('--runner', choices=('local', 'beam'), default='local',
-                 help='orchestrator: TFX LocalDagRunner, or BeamDagRunner (the DAG as a Beam pipeline)')
+  g.add_argument(
+    '--runner',
+    choices=('local', 'beam'),
+    default='local',
+    help='orchestrator: TFX LocalDagRunner, or BeamDagRunner (the DAG as a Beam pipeline)',
+  )
   _add_metadata_mysql_argument(
-      g, 'ML Metadata on a MySQL server instead of OUTPUT/metadata.sqlite; account in '
-         'CXR_MYSQL_USER / CXR_MYSQL_PASSWORD (default: $CXR_METADATA_MYSQL)')
-  g.add_argument('--pipeline-root', default='', metavar='FOLDER',
-                 help='artifacts folder (default OUTPUT/pipeline_root); a gs:// folder for Dataflow')
-  g.add_argument('--lock-wait', type=float, default=0.0, metavar='SECONDS',
-                 help='wait this long for another run of the same --output to finish '
-                      '(default: fail at once)')
+    g,
+    'ML Metadata on a MySQL server instead of OUTPUT/metadata.sqlite; account in '
+    'CXR_MYSQL_USER / CXR_MYSQL_PASSWORD (default: $CXR_METADATA_MYSQL)',
+  )
+  g.add_argument(
+    '--pipeline-root',
+    default='',
+    metavar='FOLDER',
+    help='artifacts folder (default OUTPUT/pipeline_root); a gs:// folder for Dataflow',
+  )
+  g.add_argument(
+    '--lock-wait',
+    type=float,
+    default=0.0,
+    metavar='SECONDS',
+    help='wait this long for another run of the same --output to finish (default: fail at once)',
+  )
   p.set_defaults(func=_run)
 
 
 def run_options_from_args(args):
   """RunOptions from parsed `cxr run` arguments."""
   from pipeline.run_options import RunOptions
+
   overrides = dict(configs.DEMO_HPARAMS) if args.demo else {}
-  overrides.update({key: getattr(args, key) for _, key, _ in _HPARAM_FLAGS
-                    if getattr(args, key) is not None})
+  overrides.update(
+    {key: getattr(args, key) for _, key, _ in _HPARAM_FLAGS if getattr(args, key) is not None}
+  )
   for item in args.hparam:
     key, sep, value = item.partition('=')
     if not sep:
@@ -130,16 +213,28 @@ def run_options_from_args(args):
     overrides[key.strip()] = value.strip()
   image_size = args.image_size or (configs.DEMO_IMAGE_SIZE if args.demo else _IMAGE.size)
   options = RunOptions(
-      data_root=args.data, output_dir=args.output,
-      ingest=dataclasses.replace(
-          _INGEST, span=args.span, group_regex=args.group_regex,
-          unknown_classes='ignore' if args.ignore_unknown_classes else 'error',
-          max_bad_fraction=args.max_bad_fraction),
-      image=image_spec.ImageSpec(image_size, args.image_channels, args.normalization),
-      preset=args.preset, hparam_overrides=overrides, warm_start=args.warm_start,
-      gate=gate_lib.Gate(min_accuracy=args.min_accuracy, min_covid_recall=args.min_covid_recall,
-                         max_accuracy_drop=args.max_accuracy_drop, gate_on=args.gate_on),
-      enable_cache=not args.no_cache, beam_pipeline_args=_beam_pipeline_args(args))
+    data_root=args.data,
+    output_dir=args.output,
+    ingest=dataclasses.replace(
+      _INGEST,
+      span=args.span,
+      group_regex=args.group_regex,
+      unknown_classes='ignore' if args.ignore_unknown_classes else 'error',
+      max_bad_fraction=args.max_bad_fraction,
+    ),
+    image=image_spec.ImageSpec(image_size, args.image_channels, args.normalization),
+    preset=args.preset,
+    hparam_overrides=overrides,
+    warm_start=args.warm_start,
+    gate=gate_lib.Gate(
+      min_accuracy=args.min_accuracy,
+      min_covid_recall=args.min_covid_recall,
+      max_accuracy_drop=args.max_accuracy_drop,
+      gate_on=args.gate_on,
+    ),
+    enable_cache=not args.no_cache,
+    beam_pipeline_args=_beam_pipeline_args(args),
+  )
   hparams.from_custom_config(options.trainer_config())  # bad values fail here, before ingestion
   return options
 
@@ -149,13 +244,19 @@ def _beam_pipeline_args(args):
   if args.beam_engine == 'direct' and not args.beam_args:
     return None
   from pipeline import beam_args
+
   return beam_args.compose(args.beam_engine, args.beam_args or ())
 
 
 def _run(args) -> int:
   from pipeline import run_summary
-  options = dataclasses.replace(run_options_from_args(args), metadata_mysql=args.metadata_mysql,
-                                pipeline_root=args.pipeline_root, lock_wait=args.lock_wait)
+
+  options = dataclasses.replace(
+    run_options_from_args(args),
+    metadata_mysql=args.metadata_mysql,
+    pipeline_root=args.pipeline_root,
+    lock_wait=args.lock_wait,
+  )
   if args.runner == 'beam':
     from pipeline import beam_runner as runner
   else:
@@ -166,7 +267,8 @@ def _run(args) -> int:
 
 
 def _add_demo_data_parser(subparsers) -> None:
-  from components import demo_data  # pylint: disable=g-import-not-at-top
+  from components import demo_data
+
   p = subparsers.add_parser('demo-data', help='generate the deterministic demo dataset')
   p.add_argument('--output', required=True, help='folder to write Train/ and Test/ into')
   p.add_argument('--train-per-class', type=int, default=demo_data.TRAIN_PER_CLASS)
@@ -177,9 +279,14 @@ def _add_demo_data_parser(subparsers) -> None:
 
 def _demo_data(args) -> int:
   from components import demo_data
+
   output_layout.prepare(args.output)
-  counts = demo_data.generate(args.output, train_per_class=args.train_per_class,
-                              test_per_class=args.test_per_class, seed=args.seed)
+  counts = demo_data.generate(
+    args.output,
+    train_per_class=args.train_per_class,
+    test_per_class=args.test_per_class,
+    seed=args.seed,
+  )
   print(f'Demo dataset written to {os.path.abspath(args.output)}: {counts}')
   return 0
 
@@ -189,17 +296,24 @@ def _add_report_parser(subparsers) -> None:
   p.add_argument('--output', required=True, help='output folder of `cxr run`')
   p.add_argument('--run', default=None, help='pipeline run id (default: the latest run)')
   _add_metadata_mysql_argument(p, 'read a MySQL metadata store (as `cxr run`)')
-  p.add_argument('--json', action='store_true',
-                 help="print the report's figures as one JSON object instead of writing report.md")
+  p.add_argument(
+    '--json',
+    action='store_true',
+    help="print the report's figures as one JSON object instead of writing report.md",
+  )
   p.set_defaults(func=_report)
 
 
 def _report(args) -> int:
   from pipeline import report
+
   config = _read_store_config(args)
   if args.json:
-    print(json.dumps(report.report_json(args.output, run_id=args.run, connection_config=config),
-                     indent=2))
+    print(
+      json.dumps(
+        report.report_json(args.output, run_id=args.run, connection_config=config), indent=2
+      )
+    )
   else:
     print(report.render_report(args.output, run_id=args.run, connection_config=config))
   return 0
@@ -207,29 +321,40 @@ def _report(args) -> int:
 
 def _add_predict_parser(subparsers) -> None:
   p = subparsers.add_parser(
-      'predict', help='classify image files and folders with a pushed model',
-      description='Prints the class and probabilities of each image; exits with 1 if any file '
-                  'could not be read or decoded, was refused before decoding (not a regular '
-                  'file, over the pixel limit) or a folder could not be listed (the others are '
-                  'still classified). A SavedModel runs its own graph: load only models you '
-                  'trust.')
-  p.add_argument('--model', required=True,
-                 help='pushed model version folder, or a serving folder or `cxr run` output '
-                      'folder (its newest version that loads)')
-  p.add_argument('images', nargs='+', metavar='IMAGE_OR_FOLDER',
-                 help='image files, or folders searched recursively for .png/.jpg/.jpeg/.bmp/.gif')
+    'predict',
+    help='classify image files and folders with a pushed model',
+    description='Prints the class and probabilities of each image; exits with 1 if any file '
+    'could not be read or decoded, was refused before decoding (not a regular '
+    'file, over the pixel limit) or a folder could not be listed (the others are '
+    'still classified). A SavedModel runs its own graph: load only models you '
+    'trust.',
+  )
+  p.add_argument(
+    '--model',
+    required=True,
+    help='pushed model version folder, or a serving folder or `cxr run` output '
+    'folder (its newest version that loads)',
+  )
+  p.add_argument(
+    'images',
+    nargs='+',
+    metavar='IMAGE_OR_FOLDER',
+    help='image files, or folders searched recursively for .png/.jpg/.jpeg/.bmp/.gif',
+  )
   p.add_argument('--json', action='store_true', help='one JSON object per line')
   p.set_defaults(func=_predict)
 
 
 def _predict(args) -> int:
   from pipeline import predict
+
   return predict.run(args.model, args.images, as_json=args.json)
 
 
 def _add_history_parser(subparsers) -> None:
   p = subparsers.add_parser(
-      'history', help='every run of an output folder: span, cached steps, metrics, blessing, push')
+    'history', help='every run of an output folder: span, cached steps, metrics, blessing, push'
+  )
   p.add_argument('--output', required=True, help='output folder of `cxr run`')
   p.add_argument('--json', action='store_true', help='a JSON list instead of a table')
   _add_metadata_mysql_argument(p, 'read a MySQL metadata store (as `cxr run`)')
@@ -238,6 +363,7 @@ def _add_history_parser(subparsers) -> None:
 
 def _history(args) -> int:
   from pipeline import history
+
   records = history.read_history(args.output, _read_store_config(args))
   print(history.to_json(records) if args.json else history.format_table(records))
   return 0
@@ -245,22 +371,34 @@ def _history(args) -> int:
 
 def _add_compile_kfp_parser(subparsers) -> None:
   p = subparsers.add_parser(
-      'compile-kfp', help='write the Kubeflow Pipelines v2 / Vertex AI pipeline spec (JSON)',
-      description='--data and --output are gs:// folders; see docs/scaling_out.md.')
+    'compile-kfp',
+    help='write the Kubeflow Pipelines v2 / Vertex AI pipeline spec (JSON)',
+    description='--data and --output are gs:// folders; see docs/scaling_out.md.',
+  )
   _add_pipeline_arguments(p)
   p.add_argument('--file', default='cxr-covid-pipeline.json', help='pipeline spec to write')
-  p.add_argument('--image', default=None,
-                 help='container image with TFX and this project (default cxr-tfx-pipeline:0.1.0)')
-  p.add_argument('--serving-dir', default=None,
-                 help='push folder inside the containers (default /gcs/<bucket>/<path>/serving)')
+  p.add_argument(
+    '--image',
+    default=None,
+    help='container image with TFX and this project (default cxr-tfx-pipeline:0.1.0)',
+  )
+  p.add_argument(
+    '--serving-dir',
+    default=None,
+    help='push folder inside the containers (default /gcs/<bucket>/<path>/serving)',
+  )
   p.set_defaults(func=_compile_kfp)
 
 
 def _compile_kfp(args) -> int:
   from pipeline import kubeflow_v2_runner
+
   job = kubeflow_v2_runner.compile_pipeline(
-      run_options_from_args(args), args.file, image=args.image or kubeflow_v2_runner.DEFAULT_IMAGE,
-      serving_dir=args.serving_dir)
+    run_options_from_args(args),
+    args.file,
+    image=args.image or kubeflow_v2_runner.DEFAULT_IMAGE,
+    serving_dir=args.serving_dir,
+  )
   print(f'Wrote {args.file}: {len(job["pipelineSpec"]["root"]["dag"]["tasks"])} steps')
   return 0
 
@@ -282,12 +420,19 @@ def main(argv=None) -> int:
   args = build_parser().parse_args(argv)
   if argv is None:
     del sys.argv[1:]  # TFX's Beam executors parse sys.argv as absl flags, where -v is --verbosity
-  logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                      format='%(asctime)s %(levelname)s %(name)s: %(message)s')
+  logging.basicConfig(
+    level=logging.DEBUG if args.verbose else logging.INFO,
+    format='%(asctime)s %(levelname)s %(name)s: %(message)s',
+  )
   try:
     return args.func(args)
-  except (ValueError, FileNotFoundError, ConnectionError, run_lock.OutputFolderBusy,
-          output_layout.OutputFolderUnusable) as e:
+  except (
+    ValueError,
+    FileNotFoundError,
+    ConnectionError,
+    run_lock.OutputFolderBusy,
+    output_layout.OutputFolderUnusable,
+  ) as e:
     print(f'cxr {args.command}: error: {e}', file=sys.stderr)
     return 2
 

@@ -4,6 +4,7 @@ The settings of each step, and their defaults, belong to the component that read
 components.ingestion.options.IngestOptions, components.image_spec.ImageSpec,
 components.hparams.HParams (and PRESETS).
 """
+
 import os
 
 PIPELINE_NAME = 'cxr-covid'
@@ -24,6 +25,13 @@ DEMO_IMAGE_SIZE = 64
 # moving statistics that catch up within a few hundred steps. No early stopping: from random
 # weights val_loss can stay flat or rise for several epochs before it falls, and on 18 eval
 # images it is noisy; every epoch runs and the best val_loss epoch is kept.
-DEMO_HPARAMS = {'weights': 'none', 'freeze_layers': 0, 'epochs': 25, 'batch_size': 16,
-                'learning_rate': 1e-3, 'lr_schedule': 'plateau', 'bn_momentum': 0.9,
-                'early_stopping_patience': 0}
+DEMO_HPARAMS = {
+  'weights': 'none',
+  'freeze_layers': 0,
+  'epochs': 25,
+  'batch_size': 16,
+  'learning_rate': 1e-3,
+  'lr_schedule': 'plateau',
+  'bn_momentum': 0.9,
+  'early_stopping_patience': 0,
+}

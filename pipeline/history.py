@@ -7,6 +7,7 @@ were interrupted. A killed run leaves its running step RUNNING (or NEW) in ML Me
 such a step is shown as interrupted unless a run holds the output folder's lock and it belongs
 to the newest run (then it is still running).
 """
+
 import dataclasses
 import datetime
 import json
@@ -28,25 +29,29 @@ from pipeline.pipeline import TRAINER
 
 _artifact = metadata_queries.execution_artifact
 COVID = labels.CLASS_NAMES.index('COVID')
-_STATES = {metadata_store_pb2.Execution.COMPLETE: 'ran', metadata_store_pb2.Execution.CACHED: 'cached',
-           metadata_store_pb2.Execution.FAILED: 'failed',
-           metadata_store_pb2.Execution.RUNNING: 'unfinished',
-           metadata_store_pb2.Execution.NEW: 'unfinished'}
+_STATES = {
+  metadata_store_pb2.Execution.COMPLETE: 'ran',
+  metadata_store_pb2.Execution.CACHED: 'cached',
+  metadata_store_pb2.Execution.FAILED: 'failed',
+  metadata_store_pb2.Execution.RUNNING: 'unfinished',
+  metadata_store_pb2.Execution.NEW: 'unfinished',
+}
 
 
 @dataclasses.dataclass
 class RunRecord:
   """One pipeline run as `cxr history` shows it (None: the run has no such result)."""
+
   run_id: str
   started: str
-  span: Optional[int]                # latest span ingested (0: no span folders)
-  span_selection: Optional[str]      # what was asked: 'latest', 'all', 'N' or 'N-M'
-  ran: List[str]                     # components that executed
-  cached: List[str]                  # components that reused an earlier run's result
+  span: Optional[int]  # latest span ingested (0: no span folders)
+  span_selection: Optional[str]  # what was asked: 'latest', 'all', 'N' or 'N-M'
+  ran: List[str]  # components that executed
+  cached: List[str]  # components that reused an earlier run's result
   failed: List[str]
-  interrupted: List[str]             # steps a killed run left unfinished
-  model_id: Optional[int]            # the Trainer's Model artifact (same id when cached)
-  baseline_model_id: Optional[int]   # the blessed model the Evaluator compared with
+  interrupted: List[str]  # steps a killed run left unfinished
+  model_id: Optional[int]  # the Trainer's Model artifact (same id when cached)
+  baseline_model_id: Optional[int]  # the blessed model the Evaluator compared with
   accuracy: Optional[float]
   covid_recall: Optional[float]
   blessed: Optional[bool]
@@ -58,9 +63,11 @@ def _metrics(evaluation_uri: str) -> Dict[str, Optional[float]]:
   candidate, _ = results.model_names(results.load_eval_config(evaluation_uri))
   overall = results.load_metrics(evaluation_uri).get(results.OVERALL, {})
   return dict(
-      accuracy=overall.get(results.MetricId(eval_config_lib.ACCURACY, model_name=candidate)),
-      covid_recall=overall.get(results.MetricId(eval_config_lib.ARGMAX_RECALL, class_id=COVID,
-                                                 model_name=candidate)))
+    accuracy=overall.get(results.MetricId(eval_config_lib.ACCURACY, model_name=candidate)),
+    covid_recall=overall.get(
+      results.MetricId(eval_config_lib.ARGMAX_RECALL, class_id=COVID, model_name=candidate)
+    ),
+  )
 
 
 def _record(store: metadata_store.MetadataStore, run_id: str, running: bool) -> RunRecord:
@@ -74,12 +81,21 @@ def _record(store: metadata_store.MetadataStore, run_id: str, running: bool) -> 
       by_state[state].append(node)
   started = min((e.create_time_since_epoch for _, e in executions), default=0)
   record = RunRecord(
-      run_id=run_id,
-      started=datetime.datetime.fromtimestamp(started / 1000).isoformat(timespec='seconds'),
-      span=None, span_selection=None, ran=by_state['ran'], cached=by_state['cached'],
-      failed=by_state['failed'], interrupted=[] if running else by_state['unfinished'],
-      model_id=None, baseline_model_id=None, accuracy=None, covid_recall=None, blessed=None,
-      pushed_version=None)
+    run_id=run_id,
+    started=datetime.datetime.fromtimestamp(started / 1000).isoformat(timespec='seconds'),
+    span=None,
+    span_selection=None,
+    ran=by_state['ran'],
+    cached=by_state['cached'],
+    failed=by_state['failed'],
+    interrupted=[] if running else by_state['unfinished'],
+    model_id=None,
+    baseline_model_id=None,
+    accuracy=None,
+    covid_recall=None,
+    blessed=None,
+    pushed_version=None,
+  )
   if INGESTION in latest:
     examples = _artifact(store, latest[INGESTION].id, 'examples')
     record.span = examples.properties['span'].int_value if examples else None
@@ -88,8 +104,9 @@ def _record(store: metadata_store.MetadataStore, run_id: str, running: bool) -> 
     model = _artifact(store, latest[TRAINER].id, 'model')
     record.model_id = model.id if model else None
   if EVALUATOR in latest:
-    baseline = _artifact(store, latest[EVALUATOR].id, 'baseline_model',
-                         metadata_store_pb2.Event.INPUT)
+    baseline = _artifact(
+      store, latest[EVALUATOR].id, 'baseline_model', metadata_store_pb2.Event.INPUT
+    )
     record.baseline_model_id = baseline.id if baseline else None
     blessing = _artifact(store, latest[EVALUATOR].id, 'blessing')
     if blessing is not None:
@@ -104,9 +121,10 @@ def _record(store: metadata_store.MetadataStore, run_id: str, running: bool) -> 
   return record
 
 
-def read_history(output_dir: str,
-                 connection_config: Optional[metadata_store_pb2.ConnectionConfig] = None,
-                 ) -> List[RunRecord]:
+def read_history(
+  output_dir: str,
+  connection_config: Optional[metadata_store_pb2.ConnectionConfig] = None,
+) -> List[RunRecord]:
   """The runs recorded for `output_dir` (its SQLite store, or `connection_config`), oldest first."""
   live = run_lock.is_held(output_dir)
   with metadata_queries.open_store(layout(output_dir), connection_config) as store:
@@ -126,16 +144,44 @@ def _cell(value: Any) -> str:
 
 def format_table(records: List[RunRecord]) -> str:
   """A plain-text table, one line per run."""
-  header = ['run', 'started', 'span', 'ran', 'cached', 'model', 'baseline', 'accuracy',
-            'covid_recall', 'blessed', 'pushed', 'failed', 'interrupted']
-  rows = [[r.run_id, r.started, _cell(r.span), str(len(r.ran)), str(len(r.cached)),
-           _cell(r.model_id), _cell(r.baseline_model_id), _cell(r.accuracy), _cell(r.covid_recall),
-           _cell(r.blessed), _cell(r.pushed_version), ', '.join(r.failed) or '-',
-           ', '.join(r.interrupted) or '-']
-          for r in records]
+  header = [
+    'run',
+    'started',
+    'span',
+    'ran',
+    'cached',
+    'model',
+    'baseline',
+    'accuracy',
+    'covid_recall',
+    'blessed',
+    'pushed',
+    'failed',
+    'interrupted',
+  ]
+  rows = [
+    [
+      r.run_id,
+      r.started,
+      _cell(r.span),
+      str(len(r.ran)),
+      str(len(r.cached)),
+      _cell(r.model_id),
+      _cell(r.baseline_model_id),
+      _cell(r.accuracy),
+      _cell(r.covid_recall),
+      _cell(r.blessed),
+      _cell(r.pushed_version),
+      ', '.join(r.failed) or '-',
+      ', '.join(r.interrupted) or '-',
+    ]
+    for r in records
+  ]
   widths = [max(len(row[i]) for row in [header] + rows) for i in range(len(header))]
-  lines = ['  '.join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip()
-           for row in [header] + rows]
+  lines = [
+    '  '.join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip()
+    for row in [header] + rows
+  ]
   return '\n'.join(lines)
 
 

@@ -12,6 +12,7 @@ Differences from the local runners:
 - the input fingerprint cannot be computed when compiling (a recurring run reuses one spec for new
   data), so the ingestion step is never cached; downstream steps re-run on its new output.
 """
+
 import json
 import logging
 import os
@@ -28,7 +29,7 @@ from pipeline.output_layout import OutputLayout
 from pipeline.run_options import RunOptions
 
 DEFAULT_IMAGE = 'cxr-tfx-pipeline:0.1.0'  # `docker build -t cxr-tfx-pipeline:0.1.0 .`
-CONTAINER_PROJECT_DIR = '/pipeline'       # WORKDIR of the image; holds schemas/
+CONTAINER_PROJECT_DIR = '/pipeline'  # WORKDIR of the image; holds schemas/
 RUNTIME_FINGERPRINT = 'not-cached-on-kubeflow'
 
 
@@ -36,47 +37,61 @@ def default_serving_dir(output_dir: str) -> str:
   """gs://bucket/path -> /gcs/bucket/path/serving (Vertex's Cloud Storage mount)."""
   if not output_dir.startswith('gs://'):
     raise ValueError(f'Kubeflow/Vertex output must be a gs:// folder, got {output_dir!r}')
-  return '/gcs/' + OutputLayout(output_dir[len('gs://'):].rstrip('/')).serving_dir
+  return '/gcs/' + OutputLayout(output_dir[len('gs://') :].rstrip('/')).serving_dir
 
 
-def build(options: RunOptions, serving_dir: str,
-          project_dir: str = CONTAINER_PROJECT_DIR) -> tfx.dsl.Pipeline:
+def build(
+  options: RunOptions, serving_dir: str, project_dir: str = CONTAINER_PROJECT_DIR
+) -> tfx.dsl.Pipeline:
   """The pipeline for `options` with container paths; nothing is read from this machine."""
   for name, path in (('data', options.data_root), ('output', options.output_dir)):
     if '://' not in path:
-      raise ValueError(f'Kubeflow/Vertex components cannot read the local {name} folder {path!r}: '
-                       'use a gs:// path')
+      raise ValueError(
+        f'Kubeflow/Vertex components cannot read the local {name} folder {path!r}: use a gs:// path'
+      )
   if '://' in serving_dir:
-    raise ValueError(f'The serving folder must be a path inside the containers (e.g. /gcs/bucket/'
-                     f'serving on Vertex), got {serving_dir!r}')
+    raise ValueError(
+      f'The serving folder must be a path inside the containers (e.g. /gcs/bucket/'
+      f'serving on Vertex), got {serving_dir!r}'
+    )
   paths = OutputLayout(options.output_dir.rstrip('/'))
   return run_options.build_pipeline(
-      options,
-      pipeline_root=paths.pipeline_root,
-      data_root=options.data_root,
-      input_fingerprint=RUNTIME_FINGERPRINT,
-      schema_path=os.path.join(project_dir, 'schemas', 'schema.pbtxt'),
-      serving_model_dir=serving_dir,
-      beam_pipeline_args=beam_args.validate(
-          options.beam_pipeline_args or configs.BEAM_PIPELINE_ARGS, options.data_root,
-          paths.pipeline_root, local_files=False))
+    options,
+    pipeline_root=paths.pipeline_root,
+    data_root=options.data_root,
+    input_fingerprint=RUNTIME_FINGERPRINT,
+    schema_path=os.path.join(project_dir, 'schemas', 'schema.pbtxt'),
+    serving_model_dir=serving_dir,
+    beam_pipeline_args=beam_args.validate(
+      options.beam_pipeline_args or configs.BEAM_PIPELINE_ARGS,
+      options.data_root,
+      paths.pipeline_root,
+      local_files=False,
+    ),
+  )
 
 
-def compile_pipeline(options: RunOptions, output_file: str, image: str = DEFAULT_IMAGE,
-                     serving_dir: Optional[str] = None,
-                     project_dir: str = CONTAINER_PROJECT_DIR) -> Dict[str, Any]:
+def compile_pipeline(
+  options: RunOptions,
+  output_file: str,
+  image: str = DEFAULT_IMAGE,
+  serving_dir: Optional[str] = None,
+  project_dir: str = CONTAINER_PROJECT_DIR,
+) -> Dict[str, Any]:
   """Writes the PipelineJob JSON of the pipeline to `output_file` and returns it."""
   serving_dir = serving_dir or default_serving_dir(options.output_dir)
   runner = kubeflow_v2_dag_runner.KubeflowV2DagRunner(
-      config=kubeflow_v2_dag_runner.KubeflowV2DagRunnerConfig(default_image=image),
-      output_dir=os.path.dirname(os.path.abspath(output_file)),
-      output_filename=os.path.basename(output_file))
+    config=kubeflow_v2_dag_runner.KubeflowV2DagRunnerConfig(default_image=image),
+    output_dir=os.path.dirname(os.path.abspath(output_file)),
+    output_filename=os.path.basename(output_file),
+  )
   job = runner.run(build(options, serving_dir, project_dir), write_out=False)
   tasks = job['pipelineSpec']['root']['dag']['tasks']
   tasks[pipeline_lib.INGESTION]['cachingOptions'] = {'enableCache': False}
   os.makedirs(os.path.dirname(os.path.abspath(output_file)), exist_ok=True)
   with open(output_file, 'w', encoding='utf-8') as f:
     json.dump(job, f, indent=2, sort_keys=True)
-  logging.info('Wrote the Kubeflow v2 pipeline spec (%d steps, image %s) to %s', len(tasks), image,
-               output_file)
+  logging.info(
+    'Wrote the Kubeflow v2 pipeline spec (%d steps, image %s) to %s', len(tasks), image, output_file
+  )
   return job

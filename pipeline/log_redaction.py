@@ -8,6 +8,7 @@ record factory (Python's hook that every logger, absl's included, creates its re
 that masks the secret in each record's message and traceback, as is and in the escaped forms
 it is printed in (a repr, a protobuf text-format string).
 """
+
 import contextlib
 import logging
 from typing import Iterator, Set
@@ -20,8 +21,12 @@ MASK = '********'
 def printed_forms(secret: str) -> Set[str]:
   """`secret` as is, inside its repr, and as protobuf text format prints it (str(message) escapes
   the UTF-8 bytes)."""
-  return {secret, repr(secret)[1:-1], text_encoding.CEscape(secret, as_utf8=True),
-          text_encoding.CEscape(secret.encode('utf-8'), as_utf8=False)}
+  return {
+    secret,
+    repr(secret)[1:-1],
+    text_encoding.CEscape(secret, as_utf8=True),
+    text_encoding.CEscape(secret.encode('utf-8'), as_utf8=False),
+  }
 
 
 def _masked(text: str, forms) -> str:
@@ -43,7 +48,7 @@ def redacting(secret: str) -> Iterator[None]:
     record = make_record(*args, **kwargs)
     try:
       message = record.getMessage()
-    except Exception:  # pylint: disable=broad-except
+    except Exception:
       return record  # a broken format string: the handler reports it as usual
     if any(form in message for form in forms):
       record.msg, record.args = _masked(message, forms), None

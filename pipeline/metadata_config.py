@@ -5,6 +5,7 @@ share one store: `cxr run --metadata-mysql HOST[:PORT]/DATABASE` (or CXR_METADAT
 the account in CXR_MYSQL_USER / CXR_MYSQL_PASSWORD so that no password lands on a command line.
 MLMD creates the database and its tables on first use when the account may do so.
 """
+
 import contextlib
 import dataclasses
 import os
@@ -38,31 +39,43 @@ def parse_mysql_address(spec: str) -> MySQLAddress:
   """'HOST[:PORT]/DATABASE' -> MySQLAddress (port 3306 by default)."""
   match = _ADDRESS.match(spec.strip())
   if not match:
-    raise ValueError(f'Invalid MySQL metadata address {spec!r}: expected HOST[:PORT]/DATABASE, '
-                     'e.g. db.example.com:3306/cxr_metadata')
+    raise ValueError(
+      f'Invalid MySQL metadata address {spec!r}: expected HOST[:PORT]/DATABASE, '
+      'e.g. db.example.com:3306/cxr_metadata'
+    )
   port = int(match.group('port') or DEFAULT_MYSQL_PORT)
   if not 0 < port < 65536:
     raise ValueError(f'Invalid port {port} in MySQL metadata address {spec!r}')
   return MySQLAddress(match.group('host'), port, match.group('database'))
 
 
-def mysql_config(spec: str, env: Optional[Mapping[str, str]] = None,
-                 ) -> metadata_store_pb2.ConnectionConfig:
+def mysql_config(
+  spec: str,
+  env: Optional[Mapping[str, str]] = None,
+) -> metadata_store_pb2.ConnectionConfig:
   """MLMD connection to the MySQL server at `spec`, with the account from `env` (os.environ)."""
   env = os.environ if env is None else env
   address = parse_mysql_address(spec)
   user = env.get(USER_ENV, '')
   if not user:
-    raise ValueError(f'MySQL metadata store {address}: set {USER_ENV} (and {PASSWORD_ENV}) to '
-                     'the account to connect with')
+    raise ValueError(
+      f'MySQL metadata store {address}: set {USER_ENV} (and {PASSWORD_ENV}) to '
+      'the account to connect with'
+    )
   return tfx.orchestration.metadata.mysql_metadata_connection_config(
-      host=address.host, port=address.port, database=address.database, username=user,
-      password=env.get(PASSWORD_ENV, ''))
+    host=address.host,
+    port=address.port,
+    database=address.database,
+    username=user,
+    password=env.get(PASSWORD_ENV, ''),
+  )
 
 
-def connection_config(metadata_mysql: str, sqlite_path: str,
-                      env: Optional[Mapping[str, str]] = None,
-                      ) -> metadata_store_pb2.ConnectionConfig:
+def connection_config(
+  metadata_mysql: str,
+  sqlite_path: str,
+  env: Optional[Mapping[str, str]] = None,
+) -> metadata_store_pb2.ConnectionConfig:
   """MySQL when `metadata_mysql` (HOST[:PORT]/DATABASE) is set, else SQLite at `sqlite_path`.
 
   The SQLite config is TFX's sqlite_metadata_connection_config without its makedirs: the output
@@ -83,11 +96,17 @@ def check_usable(config: metadata_store_pb2.ConnectionConfig, timeout_seconds: i
   if not config.HasField('mysql'):
     check_sqlite_store(config.sqlite.filename_uri)
     return
-  import pymysql  # pylint: disable=g-import-not-at-top
+  import pymysql
+
   mysql = config.mysql
   try:
-    pymysql.connect(host=mysql.host, port=mysql.port, user=mysql.user, password=mysql.password,
-                    connect_timeout=timeout_seconds).close()
+    pymysql.connect(
+      host=mysql.host,
+      port=mysql.port,
+      user=mysql.user,
+      password=mysql.password,
+      connect_timeout=timeout_seconds,
+    ).close()
   except pymysql.err.MySQLError as e:
     raise ConnectionError(f'Cannot use the metadata store {describe(config)}: {e.args[-1]}') from e
 
@@ -116,13 +135,16 @@ def check_sqlite_store(path: str) -> None:
     reason = 'an empty file' if os.path.getsize(path) == 0 else 'no ML Metadata tables'
   else:
     return
-  raise ValueError(f'{path} is not a valid ML Metadata store ({reason}): restore it from a backup, '
-                   'or move it away to start a new store')
+  raise ValueError(
+    f'{path} is not a valid ML Metadata store ({reason}): restore it from a backup, '
+    'or move it away to start a new store'
+  )
 
 
 def describe(config: metadata_store_pb2.ConnectionConfig) -> str:
   """A one-line description of a connection, without its password (for logs)."""
   if config.HasField('mysql'):
-    return (f'MySQL {config.mysql.user}@{config.mysql.host}:{config.mysql.port}/'
-            f'{config.mysql.database}')
+    return (
+      f'MySQL {config.mysql.user}@{config.mysql.host}:{config.mysql.port}/{config.mysql.database}'
+    )
   return f'SQLite {config.sqlite.filename_uri}'

@@ -1,4 +1,5 @@
 """Where a run writes: one output folder holds the pipeline root, the metadata store and the models."""
+
 import dataclasses
 import os
 
@@ -10,6 +11,7 @@ class OutputFolderUnusable(Exception):
 @dataclasses.dataclass(frozen=True)
 class OutputLayout:
   """Paths inside an output folder (`cxr run --output DIR`)."""
+
   root: str
 
   @property
@@ -43,14 +45,17 @@ def prepare(output_dir: str) -> None:
   try:
     os.makedirs(output_dir, exist_ok=True)
   except FileExistsError as e:
-    raise OutputFolderUnusable(f'--output {output_dir} is a file, not a folder: give a folder '
-                               '(it is created if missing)') from e
+    raise OutputFolderUnusable(
+      f'--output {output_dir} is a file, not a folder: give a folder (it is created if missing)'
+    ) from e
   except OSError as e:
-    raise OutputFolderUnusable(f'Cannot create the output folder {output_dir}: {e.strerror}. '
-                               'Choose a writable --output.') from e
+    raise OutputFolderUnusable(
+      f'Cannot create the output folder {output_dir}: {e.strerror}. Choose a writable --output.'
+    ) from e
   if not os.access(output_dir, os.W_OK | os.X_OK):
     read_only = os.statvfs(output_dir).f_flag & os.ST_RDONLY
     raise OutputFolderUnusable(
-        f'Cannot write to the output folder {output_dir}: '
-        f'{"Read-only file system" if read_only else "Permission denied"}. '
-        'Choose a writable --output.')
+      f'Cannot write to the output folder {output_dir}: '
+      f'{"Read-only file system" if read_only else "Permission denied"}. '
+      'Choose a writable --output.'
+    )

@@ -2,6 +2,7 @@
 
 Built from arguments only; paths, metadata and the orchestrator belong to the runner modules.
 """
+
 from typing import Any, Dict, List, Optional
 
 import tensorflow_model_analysis as tfma
@@ -21,22 +22,22 @@ RESOLVER = 'latest_blessed_model_resolver'
 
 
 def create_pipeline(
-    pipeline_name: str,
-    pipeline_root: str,
-    data_root: str,
-    input_fingerprint: str,
-    ingest_config: Dict[str, Any],
-    schema_path: str,
-    preprocessing_fn: str,
-    transform_config: Dict[str, Any],
-    run_fn: str,
-    trainer_config: Dict[str, Any],
-    eval_config: tfma.EvalConfig,
-    serving_model_dir: str,
-    warm_start: bool = False,
-    enable_cache: bool = True,
-    metadata_connection_config: Optional[Any] = None,
-    beam_pipeline_args: Optional[List[str]] = None,
+  pipeline_name: str,
+  pipeline_root: str,
+  data_root: str,
+  input_fingerprint: str,
+  ingest_config: Dict[str, Any],
+  schema_path: str,
+  preprocessing_fn: str,
+  transform_config: Dict[str, Any],
+  run_fn: str,
+  trainer_config: Dict[str, Any],
+  eval_config: tfma.EvalConfig,
+  serving_model_dir: str,
+  warm_start: bool = False,
+  enable_cache: bool = True,
+  metadata_connection_config: Optional[Any] = None,
+  beam_pipeline_args: Optional[List[str]] = None,
 ) -> tfx.dsl.Pipeline:
   """Returns the TFX pipeline.
 
@@ -47,57 +48,74 @@ def create_pipeline(
     warm_start: start training from the last blessed model's weights.
   """
   example_gen = ImageFolderExampleGen(
-      input_base=data_root, input_fingerprint=input_fingerprint, **ingest_config,
+    input_base=data_root,
+    input_fingerprint=input_fingerprint,
+    **ingest_config,
   ).with_id(INGESTION)
   examples = example_gen.outputs['examples']
 
   statistics_gen = tfx.components.StatisticsGen(examples=examples)
   schema_gen = tfx.components.ImportSchemaGen(schema_file=schema_path)
   example_validator = tfx.components.ExampleValidator(
-      statistics=statistics_gen.outputs['statistics'], schema=schema_gen.outputs['schema'])
+    statistics=statistics_gen.outputs['statistics'], schema=schema_gen.outputs['schema']
+  )
 
   transform = tfx.components.Transform(
-      examples=examples,
-      schema=schema_gen.outputs['schema'],
-      preprocessing_fn=preprocessing_fn,
-      splits_config=transform_pb2.SplitsConfig(analyze=[TRAIN], transform=[TRAIN, EVAL]),
-      custom_config=transform_config)
+    examples=examples,
+    schema=schema_gen.outputs['schema'],
+    preprocessing_fn=preprocessing_fn,
+    splits_config=transform_pb2.SplitsConfig(analyze=[TRAIN], transform=[TRAIN, EVAL]),
+    custom_config=transform_config,
+  )
 
   model_resolver = tfx.dsl.Resolver(
-      strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
-      model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
-      model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
+    strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
+    model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
+    model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
   ).with_id(RESOLVER)
 
   trainer = tfx.components.Trainer(
-      run_fn=run_fn,
-      examples=transform.outputs['transformed_examples'],
-      transform_graph=transform.outputs['transform_graph'],
-      schema=schema_gen.outputs['schema'],
-      base_model=model_resolver.outputs['model'] if warm_start else None,
-      train_args=tfx.proto.TrainArgs(splits=[TRAIN]),
-      eval_args=tfx.proto.EvalArgs(splits=[EVAL]),
-      custom_config=trainer_config).with_id(TRAINER)
+    run_fn=run_fn,
+    examples=transform.outputs['transformed_examples'],
+    transform_graph=transform.outputs['transform_graph'],
+    schema=schema_gen.outputs['schema'],
+    base_model=model_resolver.outputs['model'] if warm_start else None,
+    train_args=tfx.proto.TrainArgs(splits=[TRAIN]),
+    eval_args=tfx.proto.EvalArgs(splits=[EVAL]),
+    custom_config=trainer_config,
+  ).with_id(TRAINER)
 
   evaluator = tfx.components.Evaluator(
-      examples=examples,
-      example_splits=[TEST],
-      model=trainer.outputs['model'],
-      baseline_model=model_resolver.outputs['model'],
-      eval_config=eval_config).with_id(EVALUATOR)
+    examples=examples,
+    example_splits=[TEST],
+    model=trainer.outputs['model'],
+    baseline_model=model_resolver.outputs['model'],
+    eval_config=eval_config,
+  ).with_id(EVALUATOR)
 
   pusher = AtomicPusher(
-      model=trainer.outputs['model'],
-      model_blessing=evaluator.outputs['blessing'],
-      push_destination=tfx.proto.PushDestination(
-          filesystem=tfx.proto.PushDestination.Filesystem(base_directory=serving_model_dir))
+    model=trainer.outputs['model'],
+    model_blessing=evaluator.outputs['blessing'],
+    push_destination=tfx.proto.PushDestination(
+      filesystem=tfx.proto.PushDestination.Filesystem(base_directory=serving_model_dir)
+    ),
   ).with_id(PUSHER)
 
   return tfx.dsl.Pipeline(
-      pipeline_name=pipeline_name,
-      pipeline_root=pipeline_root,
-      components=[example_gen, statistics_gen, schema_gen, example_validator, transform,
-                  model_resolver, trainer, evaluator, pusher],
-      enable_cache=enable_cache,
-      metadata_connection_config=metadata_connection_config,
-      beam_pipeline_args=beam_pipeline_args)
+    pipeline_name=pipeline_name,
+    pipeline_root=pipeline_root,
+    components=[
+      example_gen,
+      statistics_gen,
+      schema_gen,
+      example_validator,
+      transform,
+      model_resolver,
+      trainer,
+      evaluator,
+      pusher,
+    ],
+    enable_cache=enable_cache,
+    metadata_connection_config=metadata_connection_config,
+    beam_pipeline_args=beam_pipeline_args,
+  )

@@ -6,6 +6,7 @@ regular files are opened (a FIFO would block). A file that cannot be read, check
 a folder that cannot be listed, gets an error line and the others are still classified. The exit
 status is 1 when any of them failed, else 0.
 """
+
 import dataclasses
 import itertools
 import json
@@ -43,6 +44,7 @@ class FileRefused(Exception):
 @dataclasses.dataclass(frozen=True)
 class Prediction:
   """The class of one image, or why it could not be classified."""
+
   path: str
   class_id: Optional[int] = None
   class_name: Optional[str] = None
@@ -73,8 +75,11 @@ def find_images(paths: Iterable[str]) -> Tuple[List[str], List[Prediction]]:
       continue
     for parent, folders, files in os.walk(path, onerror=listing_failed):
       folders.sort()
-      found.extend(os.path.join(parent, name) for name in sorted(files)
-                   if name.lower().endswith(IMAGE_EXTENSIONS))
+      found.extend(
+        os.path.join(parent, name)
+        for name in sorted(files)
+        if name.lower().endswith(IMAGE_EXTENSIONS)
+      )
   return found, unlisted
 
 
@@ -83,8 +88,9 @@ _TF_ERROR_NOISE = re.compile(r'^(Graph execution error:|Detected at node|<stack 
 
 def _error_message(error: tf.errors.OpError) -> str:
   """The cause in a TensorFlow error, e.g. 'Invalid PNG. Failed to initialize decoder.'"""
-  lines = [line for line in error.message.splitlines()
-           if line.strip() and not _TF_ERROR_NOISE.match(line)]
+  lines = [
+    line for line in error.message.splitlines() if line.strip() and not _TF_ERROR_NOISE.match(line)
+  ]
   return re.sub(r'\s*\[Op:\S+\]$', '', lines[-1] if lines else error.message.strip())
 
 
@@ -101,9 +107,14 @@ def _classify_batch(serve, items: Sequence[Tuple[str, bytes]]) -> Iterator[Predi
     return
   probabilities = outputs['probabilities'].numpy()
   for (path, _), class_id, class_name, row in zip(
-      items, outputs['class_id'].numpy(), outputs['class_name'].numpy(), probabilities):
-    yield Prediction(path, class_id=int(class_id), class_name=class_name.decode(),
-                     probabilities={name: float(p) for name, p in zip(labels.CLASS_NAMES, row)})
+    items, outputs['class_id'].numpy(), outputs['class_name'].numpy(), probabilities
+  ):
+    yield Prediction(
+      path,
+      class_id=int(class_id),
+      class_name=class_name.decode(),
+      probabilities={name: float(p) for name, p in zip(labels.CLASS_NAMES, row)},
+    )
 
 
 def _is_push_temp_dir(path: str) -> bool:
@@ -115,21 +126,24 @@ def load_signature(model_dir: str):
   raises NotAServingModel naming the folder and the fix."""
   if _is_push_temp_dir(model_dir):
     raise NotAServingModel(
-        f'{model_dir} is the temporary folder of a push that did not finish, not a model: give a '
-        'pushed model version (OUTPUT/serving/<version>), or re-run `cxr run` to push again')
+      f'{model_dir} is the temporary folder of a push that did not finish, not a model: give a '
+      'pushed model version (OUTPUT/serving/<version>), or re-run `cxr run` to push again'
+    )
   try:
     serve = tf.saved_model.load(model_dir).signatures.get(SIGNATURE)
-  except Exception as e:  # pylint: disable=broad-except  (OSError, ValueError, IndexError, ...)
+  except Exception as e:  # (OSError, ValueError, IndexError, ...)
     cause = (str(e).strip() or type(e).__name__).splitlines()[0][:200]
     raise NotAServingModel(
-        f'Cannot load the SavedModel in {model_dir} ({cause}): the folder is damaged or '
-        'half-copied; give a complete pushed model version (OUTPUT/serving/<version>)') from None
+      f'Cannot load the SavedModel in {model_dir} ({cause}): the folder is damaged or '
+      'half-copied; give a complete pushed model version (OUTPUT/serving/<version>)'
+    ) from None
   inputs = serve.structured_input_signature[1] if serve is not None else {}
   if SIGNATURE_INPUT not in inputs or not set(SIGNATURE_OUTPUTS) <= set(serve.structured_outputs):
     raise NotAServingModel(
-        f'{model_dir} is not a `cxr run` model: it has no {SIGNATURE} signature taking '
-        f'{SIGNATURE_INPUT} and returning {", ".join(SIGNATURE_OUTPUTS)}; give a pushed model '
-        'version (OUTPUT/serving/<version>) or a `cxr run` output folder')
+      f'{model_dir} is not a `cxr run` model: it has no {SIGNATURE} signature taking '
+      f'{SIGNATURE_INPUT} and returning {", ".join(SIGNATURE_OUTPUTS)}; give a pushed model '
+      'version (OUTPUT/serving/<version>) or a `cxr run` output folder'
+    )
   return serve
 
 
@@ -145,7 +159,8 @@ def load_model(path: str) -> Tuple[str, object]:
       candidates = versioned_dir.version_dirs(base)
     except OSError as e:
       raise NotAServingModel(
-          f'Cannot list {base}: {e.strerror}; give a readable model folder') from None
+        f'Cannot list {base}: {e.strerror}; give a readable model folder'
+      ) from None
     for model_dir in candidates:
       try:
         return model_dir, load_signature(model_dir)
@@ -153,9 +168,11 @@ def load_model(path: str) -> Tuple[str, object]:
         logging.warning('Skipping model version %s: %s', model_dir, e)
         skipped.append(os.path.basename(model_dir))
   raise NotAServingModel(
-      f'No model in {path}' + (f' (unusable versions: {", ".join(skipped)})' if skipped else '') +
-      ': give a pushed model version (OUTPUT/serving/<version>), the serving folder or a `cxr run` '
-      'output folder')
+    f'No model in {path}'
+    + (f' (unusable versions: {", ".join(skipped)})' if skipped else '')
+    + ': give a pushed model version (OUTPUT/serving/<version>), the serving folder or a `cxr run` '
+    'output folder'
+  )
 
 
 def read_image(path: str, max_pixels: int = configs.MAX_IMAGE_PIXELS) -> bytes:
@@ -177,11 +194,15 @@ def read_image(path: str, max_pixels: int = configs.MAX_IMAGE_PIXELS) -> bytes:
   return data
 
 
-def classify(serve, image_paths: Sequence[str], batch_size: int = BATCH_SIZE,
-             max_pixels: int = configs.MAX_IMAGE_PIXELS) -> Iterator[Prediction]:
+def classify(
+  serve,
+  image_paths: Sequence[str],
+  batch_size: int = BATCH_SIZE,
+  max_pixels: int = configs.MAX_IMAGE_PIXELS,
+) -> Iterator[Prediction]:
   """Predictions for `image_paths`, in order, through a serving_default signature."""
   for start in range(0, len(image_paths), batch_size):
-    batch = image_paths[start:start + batch_size]
+    batch = image_paths[start : start + batch_size]
     results, readable = {}, []
     for path in batch:
       try:
@@ -193,8 +214,13 @@ def classify(serve, image_paths: Sequence[str], batch_size: int = BATCH_SIZE,
     yield from (results[path] for path in batch)
 
 
-def run(model: str, paths: Sequence[str], as_json: bool = False, out: Optional[TextIO] = None,
-        err: Optional[TextIO] = None) -> int:
+def run(
+  model: str,
+  paths: Sequence[str],
+  as_json: bool = False,
+  out: Optional[TextIO] = None,
+  err: Optional[TextIO] = None,
+) -> int:
   """Prints one line per image (JSON objects with as_json) to `out` (stdout; text-mode errors
   to `err`, stderr); returns the exit status."""
   out, err = out or sys.stdout, err or sys.stderr

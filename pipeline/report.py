@@ -8,6 +8,7 @@ source and the training curves (PNGs written by the Trainer into its model_run a
 `report_json` gives the same figures as one JSON-ready dict (`cxr report --json`); its
 `calibration`, `operating_point` and `confounding` are None until the pipeline computes them.
 """
+
 import dataclasses
 import datetime
 import json
@@ -37,9 +38,13 @@ CONFUSION_MATRIX_PNG = 'confusion_matrix.png'
 _artifact = metadata_queries.execution_artifact
 COVID = labels.CLASS_NAMES.index('COVID')
 
-_DISPLAY_NAMES = {eval_config_lib.ACCURACY: 'accuracy', eval_config_lib.ARGMAX_RECALL: 'recall',
-                  eval_config_lib.ARGMAX_PRECISION: 'precision', eval_config_lib.ARGMAX_F1: 'F1',
-                  eval_config_lib.AUC: 'ROC AUC'}
+_DISPLAY_NAMES = {
+  eval_config_lib.ACCURACY: 'accuracy',
+  eval_config_lib.ARGMAX_RECALL: 'recall',
+  eval_config_lib.ARGMAX_PRECISION: 'precision',
+  eval_config_lib.ARGMAX_F1: 'F1',
+  eval_config_lib.AUC: 'ROC AUC',
+}
 _PROPORTIONS = ('precision', 'recall', 'specificity', 'npv')  # ClassFigures with an interval
 
 
@@ -96,18 +101,38 @@ def _with_ci(proportion: classification_report.Proportion) -> str:
 def classification_report_table(report: classification_report.ClassificationReport) -> List[str]:
   """Per class at argmax, each proportion with its 95% Wilson interval; the averages as in the
   seed notebook's classification report; then the accuracy with its interval."""
-  rows = [[name] + [_with_ci(getattr(figures, p)) for p in _PROPORTIONS]
-          + [_fmt(figures.f1), f'{figures.support:g}']
-          for name, figures in zip(report.class_names, report.per_class)]
-  rows += [[name, _fmt(scores.precision), _fmt(scores.recall), '', '', _fmt(scores.f1),
-            f'{scores.support:g}']
-           for name, scores in (('macro avg', report.macro_avg),
-                                ('weighted avg', report.weighted_avg))]
-  header = ['', 'precision (95% CI)', 'recall (95% CI)', 'specificity (95% CI)', 'NPV (95% CI)',
-            'f1-score', 'support']
+  rows = [
+    [name]
+    + [_with_ci(getattr(figures, p)) for p in _PROPORTIONS]
+    + [_fmt(figures.f1), f'{figures.support:g}']
+    for name, figures in zip(report.class_names, report.per_class)
+  ]
+  rows += [
+    [
+      name,
+      _fmt(scores.precision),
+      _fmt(scores.recall),
+      '',
+      '',
+      _fmt(scores.f1),
+      f'{scores.support:g}',
+    ]
+    for name, scores in (('macro avg', report.macro_avg), ('weighted avg', report.weighted_avg))
+  ]
+  header = [
+    '',
+    'precision (95% CI)',
+    'recall (95% CI)',
+    'specificity (95% CI)',
+    'NPV (95% CI)',
+    'f1-score',
+    'support',
+  ]
   return _table(header, rows) + [
-      '', f'Accuracy {_fmt(report.accuracy.value)} (95% CI {_interval(report.accuracy.ci, 3)}), '
-      f'{report.accuracy.trials:g} images.']
+    '',
+    f'Accuracy {_fmt(report.accuracy.value)} (95% CI {_interval(report.accuracy.ci, 3)}), '
+    f'{report.accuracy.trials:g} images.',
+  ]
 
 
 def save_confusion_matrix_png(matrix: np.ndarray, path: str) -> None:
@@ -121,66 +146,119 @@ def save_confusion_matrix_png(matrix: np.ndarray, path: str) -> None:
   ax.set_ylabel('true')
   ax.set_title('Confusion matrix (test split)')
   for (i, j), count in np.ndenumerate(matrix):
-    ax.text(j, i, f'{count:g}', ha='center', va='center',
-            color='white' if count > matrix.max() / 2 else 'black')
+    ax.text(
+      j,
+      i,
+      f'{count:g}',
+      ha='center',
+      va='center',
+      color='white' if count > matrix.max() / 2 else 'black',
+    )
   fig.colorbar(image, ax=ax)
   fig.savefig(path, dpi=100, bbox_inches='tight')
   plt.close(fig)
 
 
-def _gate_section(blessed: Optional[bool], checks: List[results.GateCheck], pushed: Optional[str],
-                  has_baseline: bool) -> List[str]:
+def _gate_section(
+  blessed: Optional[bool],
+  checks: List[results.GateCheck],
+  pushed: Optional[str],
+  has_baseline: bool,
+) -> List[str]:
   verdict = {True: 'BLESSED', False: 'NOT BLESSED'}.get(blessed, 'NOT EVALUATED')
-  lines = ['## Decision', '', f'**{verdict}**: ' + (
-      f'pushed to `{pushed}`.' if pushed else 'not pushed.'), '']
-  rows = [[check_name(c), 'candidate − baseline' if c.kind == 'change' else (
-              'lower 95% bound' if c.on_lower_bound else 'point'), c.bound,
-           _fmt(c.value, signed=c.kind == 'change'), _interval(c.ci, 3),
-           'n/a' if c.images is None else f'{c.images:g}', 'pass' if c.passed else '**FAIL**']
-          for c in checks]
-  lines += _table(['gate check (overall test split)', 'judged on', 'threshold', 'value',
-                   '95% CI', 'images', 'result'], rows)
+  lines = [
+    '## Decision',
+    '',
+    f'**{verdict}**: ' + (f'pushed to `{pushed}`.' if pushed else 'not pushed.'),
+    '',
+  ]
+  rows = [
+    [
+      check_name(c),
+      'candidate − baseline'
+      if c.kind == 'change'
+      else ('lower 95% bound' if c.on_lower_bound else 'point'),
+      c.bound,
+      _fmt(c.value, signed=c.kind == 'change'),
+      _interval(c.ci, 3),
+      'n/a' if c.images is None else f'{c.images:g}',
+      'pass' if c.passed else '**FAIL**',
+    ]
+    for c in checks
+  ]
+  lines += _table(
+    [
+      'gate check (overall test split)',
+      'judged on',
+      'threshold',
+      'value',
+      '95% CI',
+      'images',
+      'result',
+    ],
+    rows,
+  )
   lines += [''] + [f'- {describe(c)}' for c in checks]
   if not has_baseline:
-    lines += ['', 'No blessed baseline model yet: the accuracy change threshold was not applied '
-              '(first blessing).']
+    lines += [
+      '',
+      'No blessed baseline model yet: the accuracy change threshold was not applied '
+      '(first blessing).',
+    ]
   return lines + ['']
 
 
-def _baseline_section(overall: Dict[results.MetricId, float], candidate: str,
-                      baseline: str, baseline_uri: str) -> List[str]:
-  metrics = ([results.MetricId(eval_config_lib.ACCURACY)]
-             + [results.MetricId(eval_config_lib.ARGMAX_RECALL, class_id=i)
-                for i in range(labels.NUM_CLASSES)]
-             + [results.MetricId(eval_config_lib.ARGMAX_F1, macro=True),
-                results.MetricId(eval_config_lib.AUC, macro=True)])
+def _baseline_section(
+  overall: Dict[results.MetricId, float], candidate: str, baseline: str, baseline_uri: str
+) -> List[str]:
+  metrics = (
+    [results.MetricId(eval_config_lib.ACCURACY)]
+    + [
+      results.MetricId(eval_config_lib.ARGMAX_RECALL, class_id=i) for i in range(labels.NUM_CLASSES)
+    ]
+    + [
+      results.MetricId(eval_config_lib.ARGMAX_F1, macro=True),
+      results.MetricId(eval_config_lib.AUC, macro=True),
+    ]
+  )
   rows = []
   for metric in metrics:
     new = overall.get(metric._replace(model_name=candidate))
     old = overall.get(metric._replace(model_name=baseline))
     change = new - old if new is not None and old is not None else None
     rows.append([_display(metric), _fmt(new), _fmt(old), _fmt(change, signed=True)])
-  return (['## Comparison with the blessed baseline', '', f'Baseline model: `{baseline_uri}`', '']
-          + _table(['metric', 'candidate', 'baseline', 'change'], rows) + [''])
+  return (
+    ['## Comparison with the blessed baseline', '', f'Baseline model: `{baseline_uri}`', '']
+    + _table(['metric', 'candidate', 'baseline', 'change'], rows)
+    + ['']
+  )
 
 
 def _slices_section(metrics: Dict[str, Dict[results.MetricId, float]], model: str) -> List[str]:
-  with_ci = [results.MetricId(eval_config_lib.ACCURACY, model_name=model),
-             results.MetricId(eval_config_lib.ARGMAX_RECALL, class_id=COVID, model_name=model)]
+  with_ci = [
+    results.MetricId(eval_config_lib.ACCURACY, model_name=model),
+    results.MetricId(eval_config_lib.ARGMAX_RECALL, class_id=COVID, model_name=model),
+  ]
   f1 = results.MetricId(eval_config_lib.ARGMAX_F1, macro=True, model_name=model)
   rows = []
   for slice_name, values in sorted(metrics.items()):
     count = values.get(results.MetricId(eval_config_lib.EXAMPLE_COUNT, model_name=model), 0.0)
     cells = [slice_name, f'{count:g}']
     for metric in with_ci:
-      ends = [values.get(metric._replace(name=metric.name + end))
-              for end in (eval_config_lib.LOWER, eval_config_lib.UPPER)]
+      ends = [
+        values.get(metric._replace(name=metric.name + end))
+        for end in (eval_config_lib.LOWER, eval_config_lib.UPPER)
+      ]
       ci = classification_report.Interval(*ends) if None not in ends else None
       cells.append(f'{_fmt(values.get(metric))} ({_interval(ci, 3)})')
     rows.append(cells + [_fmt(values.get(f1))])
-  return (['## By source', '', 'Reported, not gated (a source may be small or hold one class).', '']
-          + _table(['slice', 'examples'] + [f'{_display(m)} (95% CI)' for m in with_ci]
-                   + [_display(f1)], rows) + [''])
+  return (
+    ['## By source', '', 'Reported, not gated (a source may be small or hold one class).', '']
+    + _table(
+      ['slice', 'examples'] + [f'{_display(m)} (95% CI)' for m in with_ci] + [_display(f1)], rows
+    )
+    + ['']
+  )
 
 
 def _training_section(model_run_uri: Optional[str], report_dir: str) -> List[str]:
@@ -195,8 +273,11 @@ def _training_section(model_run_uri: Optional[str], report_dir: str) -> List[str
   lines += [f'- {key}: `{json.dumps(value)}`' for key, value in sorted(history.items())]
   if series:
     epochs = max(len(values) for values in series.values())
-    lines += ['', f'Last of {epochs} epoch(s): ' + ', '.join(
-        f'{key} {values[-1]:.4f}' for key, values in sorted(series.items()) if values)]
+    lines += [
+      '',
+      f'Last of {epochs} epoch(s): '
+      + ', '.join(f'{key} {values[-1]:.4f}' for key, values in sorted(series.items()) if values),
+    ]
   lines.append('')
   for name, (title, _, _) in training_report.PLOTS.items():
     source = os.path.join(model_run_uri, name)
@@ -212,13 +293,20 @@ def _run_dir_name(run_id: str) -> str:
 
 def _producer(store, artifact: metadata_store_pb2.Artifact) -> Optional[int]:
   """Id of the execution that wrote `artifact` (any one, when cached executions reused it)."""
-  return next((e.execution_id for e in store.get_events_by_artifact_ids([artifact.id])
-               if e.type == metadata_store_pb2.Event.OUTPUT), None)
+  return next(
+    (
+      e.execution_id
+      for e in store.get_events_by_artifact_ids([artifact.id])
+      if e.type == metadata_store_pb2.Event.OUTPUT
+    ),
+    None,
+  )
 
 
 @dataclasses.dataclass(frozen=True)
 class RunArtifacts:
   """What one run's report reads, found through ML Metadata (None when missing)."""
+
   run_id: str
   evaluation: metadata_store_pb2.Artifact
   blessing: Optional[metadata_store_pb2.Artifact]
@@ -240,9 +328,11 @@ class RunArtifacts:
     return None
 
 
-def find_run_artifacts(output_dir: str, run_id: Optional[str] = None,
-                       connection_config: Optional[metadata_store_pb2.ConnectionConfig] = None,
-                       ) -> RunArtifacts:
+def find_run_artifacts(
+  output_dir: str,
+  run_id: Optional[str] = None,
+  connection_config: Optional[metadata_store_pb2.ConnectionConfig] = None,
+) -> RunArtifacts:
   """The evaluation of `run_id` (default: the latest run that has one) and the artifacts around
   it, from the output folder's SQLite store or `connection_config`."""
   with metadata_queries.open_store(layout(output_dir), connection_config) as store:
@@ -250,11 +340,16 @@ def find_run_artifacts(output_dir: str, run_id: Optional[str] = None,
     if not runs:
       raise ValueError(f'No pipeline run recorded in the metadata store of {output_dir}')
     if run_id is None:
-      run_id = next((r for r in reversed(runs)
-                     if metadata_queries.latest_artifact(store, r, 'ModelEvaluation')), runs[-1])
+      run_id = next(
+        (
+          r for r in reversed(runs) if metadata_queries.latest_artifact(store, r, 'ModelEvaluation')
+        ),
+        runs[-1],
+      )
       if run_id != runs[-1]:
-        logging.warning('The latest run, %s, has no evaluation: reporting on run %s', runs[-1],
-                        run_id)
+        logging.warning(
+          'The latest run, %s, has no evaluation: reporting on run %s', runs[-1], run_id
+        )
     if run_id not in runs:
       raise ValueError(f'No run {run_id!r} in the metadata store; runs: {", ".join(runs)}')
     evaluation = metadata_queries.latest_artifact(store, run_id, 'ModelEvaluation')
@@ -263,17 +358,20 @@ def find_run_artifacts(output_dir: str, run_id: Optional[str] = None,
     evaluator = _producer(store, evaluation)
     model = _artifact(store, evaluator, 'model', metadata_store_pb2.Event.INPUT)
     return RunArtifacts(
-        run_id=run_id, evaluation=evaluation, blessing=_artifact(store, evaluator, 'blessing'),
-        model=model,
-        baseline_model=_artifact(store, evaluator, 'baseline_model',
-                                 metadata_store_pb2.Event.INPUT),
-        model_run=_artifact(store, _producer(store, model), 'model_run') if model else None,
-        pushed_model=metadata_queries.latest_artifact(store, run_id, 'PushedModel'))
+      run_id=run_id,
+      evaluation=evaluation,
+      blessing=_artifact(store, evaluator, 'blessing'),
+      model=model,
+      baseline_model=_artifact(store, evaluator, 'baseline_model', metadata_store_pb2.Event.INPUT),
+      model_run=_artifact(store, _producer(store, model), 'model_run') if model else None,
+      pushed_model=metadata_queries.latest_artifact(store, run_id, 'PushedModel'),
+    )
 
 
 @dataclasses.dataclass(frozen=True)
 class Evaluation:
   """What the Evaluator wrote for a run, read back: names, metrics, matrix, report, gate."""
+
   candidate: str
   baseline: Optional[str]
   metrics: Dict[str, Dict[results.MetricId, float]]
@@ -286,10 +384,14 @@ def load_evaluation(evaluation_uri: str) -> Evaluation:
   """The candidate's figures and the gate's checks from an Evaluator output folder."""
   candidate, baseline = results.model_names(results.load_eval_config(evaluation_uri))
   matrix = results.load_confusion_matrix(evaluation_uri, model_name=candidate)
-  return Evaluation(candidate=candidate, baseline=baseline,
-                    metrics=results.load_metrics(evaluation_uri), matrix=matrix,
-                    report=classification_report.classification_report(matrix, labels.CLASS_NAMES),
-                    checks=results.load_gate(evaluation_uri))
+  return Evaluation(
+    candidate=candidate,
+    baseline=baseline,
+    metrics=results.load_metrics(evaluation_uri),
+    matrix=matrix,
+    report=classification_report.classification_report(matrix, labels.CLASS_NAMES),
+    checks=results.load_gate(evaluation_uri),
+  )
 
 
 def _markdown(run: RunArtifacts, output_root: str, report_dir: str) -> List[str]:
@@ -298,30 +400,54 @@ def _markdown(run: RunArtifacts, output_root: str, report_dir: str) -> List[str]
   overall = evaluation.metrics.get(results.OVERALL, {})
   save_confusion_matrix_png(matrix, os.path.join(report_dir, CONFUSION_MATRIX_PNG))
 
-  lines = [f'# Run report: {run.run_id}', '',
-           f'- Generated: {datetime.datetime.now().isoformat(timespec="seconds")}',
-           f'- Output folder: `{output_root}`',
-           f'- Model: `{run.model.uri if run.model else "n/a"}`',
-           f'- Evaluation: `{run.evaluation.uri}`', '']
-  lines += _gate_section(run.blessed(), evaluation.checks, run.pushed_to(),
-                         evaluation.baseline is not None)
-  lines += [f'## Classification report (test split, {report.accuracy.trials:g} images, argmax)',
-            '', 'Each class against the rest; intervals: 95% Wilson score.', '']
+  lines = [
+    f'# Run report: {run.run_id}',
+    '',
+    f'- Generated: {datetime.datetime.now().isoformat(timespec="seconds")}',
+    f'- Output folder: `{output_root}`',
+    f'- Model: `{run.model.uri if run.model else "n/a"}`',
+    f'- Evaluation: `{run.evaluation.uri}`',
+    '',
+  ]
+  lines += _gate_section(
+    run.blessed(), evaluation.checks, run.pushed_to(), evaluation.baseline is not None
+  )
+  lines += [
+    f'## Classification report (test split, {report.accuracy.trials:g} images, argmax)',
+    '',
+    'Each class against the rest; intervals: 95% Wilson score.',
+    '',
+  ]
   lines += classification_report_table(report) + ['']
-  auc = [results.MetricId(eval_config_lib.AUC, class_id=i, model_name=candidate)
-         for i in range(labels.NUM_CLASSES)]
+  auc = [
+    results.MetricId(eval_config_lib.AUC, class_id=i, model_name=candidate)
+    for i in range(labels.NUM_CLASSES)
+  ]
   auc.append(results.MetricId(eval_config_lib.AUC, macro=True, model_name=candidate))
-  lines += ['ROC AUC, one class vs the rest:', ''] + _table(
+  lines += (
+    ['ROC AUC, one class vs the rest:', '']
+    + _table(
       ['class', 'ROC AUC'],
-      [[name, _fmt(overall.get(metric))]
-       for name, metric in zip(labels.CLASS_NAMES + ('macro avg',), auc)]) + ['']
+      [
+        [name, _fmt(overall.get(metric))]
+        for name, metric in zip(labels.CLASS_NAMES + ('macro avg',), auc)
+      ],
+    )
+    + ['']
+  )
   lines += ['## Confusion matrix', '', 'Rows: true class; columns: predicted class (argmax).', '']
-  lines += _table([''] + list(labels.CLASS_NAMES), [
-      [name] + [f'{count:g}' for count in row] for name, row in zip(labels.CLASS_NAMES, matrix)])
+  lines += _table(
+    [''] + list(labels.CLASS_NAMES),
+    [[name] + [f'{count:g}' for count in row] for name, row in zip(labels.CLASS_NAMES, matrix)],
+  )
   lines += ['', f'![Confusion matrix]({CONFUSION_MATRIX_PNG})', '']
   if evaluation.baseline is not None:
-    lines += _baseline_section(overall, candidate, evaluation.baseline,
-                               run.baseline_model.uri if run.baseline_model else 'n/a')
+    lines += _baseline_section(
+      overall,
+      candidate,
+      evaluation.baseline,
+      run.baseline_model.uri if run.baseline_model else 'n/a',
+    )
   lines += _slices_section(evaluation.metrics, candidate)
   return lines + _training_section(run.model_run.uri if run.model_run else None, report_dir)
 
@@ -330,33 +456,54 @@ def _proportion_json(name: str, proportion: classification_report.Proportion) ->
   return {name: proportion.value, f'{name}_ci': list(proportion.ci)}
 
 
-def report_json(output_dir: str, run_id: Optional[str] = None,
-                connection_config: Optional[metadata_store_pb2.ConnectionConfig] = None,
-                ) -> Dict[str, Any]:
+def report_json(
+  output_dir: str,
+  run_id: Optional[str] = None,
+  connection_config: Optional[metadata_store_pb2.ConnectionConfig] = None,
+) -> Dict[str, Any]:
   """The figures of the run's report as one JSON-ready dict (see the module docstring)."""
   run = find_run_artifacts(output_dir, run_id, connection_config)
   evaluation = load_evaluation(run.evaluation.uri)
   report = evaluation.report
-  checks = [{'name': check_name(c), 'metric': c.metric.name,
-             'judged_on': c.kind if c.kind == 'change' else (
-                 'lower95' if c.on_lower_bound else 'point'),
-             'threshold': c.threshold, 'value': c.value,
-             'ci': list(c.ci) if c.ci else None, 'images': c.images, 'passed': c.passed,
-             'text': describe(c)} for c in evaluation.checks]
+  checks = [
+    {
+      'name': check_name(c),
+      'metric': c.metric.name,
+      'judged_on': c.kind if c.kind == 'change' else ('lower95' if c.on_lower_bound else 'point'),
+      'threshold': c.threshold,
+      'value': c.value,
+      'ci': list(c.ci) if c.ci else None,
+      'images': c.images,
+      'passed': c.passed,
+      'text': describe(c),
+    }
+    for c in evaluation.checks
+  ]
   classes = {}
   for name, figures in zip(report.class_names, report.per_class):
     classes[name] = {}
     for proportion in _PROPORTIONS:
       classes[name].update(_proportion_json(proportion, getattr(figures, proportion)))
     classes[name].update(f1=figures.f1, support=figures.support)
-  return {'run_id': run.run_id, 'blessed': bool(run.blessed()), 'pushed_to': run.pushed_to(),
-          'checks': checks, 'images': report.accuracy.trials,
-          **_proportion_json('accuracy', report.accuracy), 'classes': classes,
-          'calibration': None, 'operating_point': None, 'confounding': None}
+  return {
+    'run_id': run.run_id,
+    'blessed': bool(run.blessed()),
+    'pushed_to': run.pushed_to(),
+    'checks': checks,
+    'images': report.accuracy.trials,
+    **_proportion_json('accuracy', report.accuracy),
+    'classes': classes,
+    'calibration': None,
+    'operating_point': None,
+    'confounding': None,
+  }
 
 
-def render_report(output_dir: str, run_id: Optional[str] = None,
-                  connection_config: Optional[metadata_store_pb2.ConnectionConfig] = None) -> str:
+def render_report(
+  output_dir: str,
+  run_id: Optional[str] = None,
+  connection_config: Optional[metadata_store_pb2.ConnectionConfig] = None,
+) -> str:
   """Writes OUTPUT/reports/<run id>/report.md for `run_id` (default: the latest evaluated run);
   returns its path. `connection_config`: a metadata store other than OUTPUT/metadata.sqlite."""
   run = find_run_artifacts(output_dir, run_id, connection_config)

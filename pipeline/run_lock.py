@@ -11,6 +11,7 @@ The lock works between processes on one machine (and on NFS with working lockd).
 remote filesystem (gs://) is not locked here: let the orchestrator allow a single active run
 (Airflow `max_active_runs=1`, one KFP recurring run with `max_concurrency=1`).
 """
+
 import contextlib
 import datetime
 import fcntl
@@ -51,8 +52,9 @@ def hold(output_dir: str, wait_seconds: float = 0.0, poll_seconds: float = 0.5) 
     output_layout.OutputFolderUnusable: the folder cannot be created or written to.
   """
   if '://' in output_dir:
-    logging.warning('No run lock on remote output %s: the orchestrator must allow one run at a '
-                    'time', output_dir)
+    logging.warning(
+      'No run lock on remote output %s: the orchestrator must allow one run at a time', output_dir
+    )
     yield
     return
   output_layout.prepare(output_dir)
@@ -61,20 +63,27 @@ def hold(output_dir: str, wait_seconds: float = 0.0, poll_seconds: float = 0.5) 
     deadline = time.monotonic() + wait_seconds
     if not _try_lock(lock_file):
       if wait_seconds > 0:
-        logging.info('Output folder %s is in use by %s; waiting up to %.0f s', output_dir,
-                     _holder(lock_file), wait_seconds)
+        logging.info(
+          'Output folder %s is in use by %s; waiting up to %.0f s',
+          output_dir,
+          _holder(lock_file),
+          wait_seconds,
+        )
       while not _try_lock(lock_file):
         if time.monotonic() >= deadline:
           raise OutputFolderBusy(
-              f'Output folder {os.path.abspath(output_dir)} is in use by another run '
-              f'({_holder(lock_file)}; lock {path}). Wait for it to finish, choose another '
-              '--output, or pass --lock-wait SECONDS to wait for it.')
+            f'Output folder {os.path.abspath(output_dir)} is in use by another run '
+            f'({_holder(lock_file)}; lock {path}). Wait for it to finish, choose another '
+            '--output, or pass --lock-wait SECONDS to wait for it.'
+          )
         time.sleep(poll_seconds)
     try:
       lock_file.seek(0)
       lock_file.truncate()
-      lock_file.write(f'pid {os.getpid()} on {socket.gethostname()}, started '
-                      f'{datetime.datetime.now().isoformat(timespec="seconds")}')
+      lock_file.write(
+        f'pid {os.getpid()} on {socket.gethostname()}, started '
+        f'{datetime.datetime.now().isoformat(timespec="seconds")}'
+      )
       lock_file.flush()
       yield
     finally:

@@ -1,4 +1,5 @@
 """Everything a user chooses for one pipeline run: each component's settings, composed."""
+
 import dataclasses
 from typing import Any, Dict, List, Optional
 
@@ -19,6 +20,7 @@ _TRANSFORM_KEYS = ('image_size', 'image_channels')
 @dataclasses.dataclass
 class RunOptions:
   """Options of `cxr run`; the runner turns them into component arguments."""
+
   data_root: str
   output_dir: str
   ingest: IngestOptions = dataclasses.field(default_factory=IngestOptions)
@@ -31,16 +33,20 @@ class RunOptions:
   # Orchestration.
   enable_cache: bool = True
   beam_pipeline_args: Optional[List[str]] = None
-  metadata_mysql: str = ''      # HOST[:PORT]/DATABASE: MySQL metadata store instead of SQLite
-  pipeline_root: str = ''       # artifacts; default OUTPUT/pipeline_root (gs:// for Dataflow)
-  lock_wait: float = 0.0        # seconds to wait for another run of the same output folder
+  metadata_mysql: str = ''  # HOST[:PORT]/DATABASE: MySQL metadata store instead of SQLite
+  pipeline_root: str = ''  # artifacts; default OUTPUT/pipeline_root (gs:// for Dataflow)
+  lock_wait: float = 0.0  # seconds to wait for another run of the same output folder
 
   def transform_config(self) -> Dict[str, Any]:
     return {k: v for k, v in self.image.to_config().items() if k in _TRANSFORM_KEYS}
 
   def trainer_config(self) -> Dict[str, Any]:
-    return dict(self.image.to_config(), preset=self.preset, warm_start=self.warm_start,
-                **self.hparam_overrides)
+    return dict(
+      self.image.to_config(),
+      preset=self.preset,
+      warm_start=self.warm_start,
+      **self.hparam_overrides,
+    )
 
 
 def build_pipeline(options: RunOptions, **placement: Any) -> tfx.dsl.Pipeline:
@@ -48,13 +54,14 @@ def build_pipeline(options: RunOptions, **placement: Any) -> tfx.dsl.Pipeline:
   pipeline_root, data_root, input_fingerprint, schema_path, serving_model_dir,
   beam_pipeline_args and optionally metadata_connection_config."""
   return pipeline_lib.create_pipeline(
-      pipeline_name=configs.PIPELINE_NAME,
-      ingest_config=options.ingest.to_config(),
-      preprocessing_fn=configs.PREPROCESSING_FN,
-      transform_config=options.transform_config(),
-      run_fn=configs.RUN_FN,
-      trainer_config=options.trainer_config(),
-      eval_config=make_eval_config(options.gate),
-      warm_start=options.warm_start,
-      enable_cache=options.enable_cache,
-      **placement)
+    pipeline_name=configs.PIPELINE_NAME,
+    ingest_config=options.ingest.to_config(),
+    preprocessing_fn=configs.PREPROCESSING_FN,
+    transform_config=options.transform_config(),
+    run_fn=configs.RUN_FN,
+    trainer_config=options.trainer_config(),
+    eval_config=make_eval_config(options.gate),
+    warm_start=options.warm_start,
+    enable_cache=options.enable_cache,
+    **placement,
+  )

@@ -1,5 +1,6 @@
 """What `cxr run` prints at the end: the decision and why, where the model went, the per-class
 table."""
+
 from pipeline import report
 
 
@@ -17,6 +18,9 @@ def summarize(output_dir: str, connection_config=None) -> str:
   else:
     decision = f'Model {"BLESSED" if run.blessed() else "NOT BLESSED"}: nothing pushed this run'
   return '\n'.join(
-      [f'Run {run.run_id}', decision] + [f'  {report.describe(c)}' for c in evaluation.checks]
-      + ['', 'Test split (argmax, 95% Wilson intervals):']
-      + report.classification_report_table(evaluation.report) + ['', f'Full report: {report_path}'])
+    [f'Run {run.run_id}', decision]
+    + [f'  {report.describe(c)}' for c in evaluation.checks]
+    + ['', 'Test split (argmax, 95% Wilson intervals):']
+    + report.classification_report_table(evaluation.report)
+    + ['', f'Full report: {report_path}']
+  )

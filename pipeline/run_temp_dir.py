@@ -8,6 +8,7 @@ OUTPUT/.tmp and removes that folder when the run ends, whether it succeeded or f
 left by a killed run is removed by the next run: hold it under the run lock (pipeline/run_lock.py)
 so that no live run owns it.
 """
+
 import contextlib
 import logging
 import os

@@ -1,4 +1,5 @@
 """Test setup: quiet TensorFlow logs, no GPU; `components` sets Keras 2 for TensorFlow."""
+
 import os
 
 import components  # noqa: F401 (sets TF_USE_LEGACY_KERAS before any test uses tf.keras)

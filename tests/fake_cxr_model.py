@@ -4,6 +4,7 @@ a direct run of TFX's Evaluator executor on them.
 The fake model reads an image's mean brightness as a row index into a fixed probability table, so
 a test chooses each example's predicted probabilities through the gray level of a 4x4 PNG.
 """
+
 import io
 import os
 from typing import Sequence
@@ -49,8 +50,11 @@ class _TableModel(tf.Module):
 
     probabilities = tf.gather(self.table, tf.map_fn(row, images, fn_output_signature=tf.int32))
     class_id = tf.argmax(probabilities, axis=-1)
-    return {'probabilities': probabilities, 'class_id': class_id,
-            'class_name': tf.gather(self.class_names, class_id)}
+    return {
+      'probabilities': probabilities,
+      'class_id': class_id,
+      'class_name': tf.gather(self.class_names, class_id),
+    }
 
   @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name='image_bytes')])
   def serve_images(self, image_bytes):
@@ -59,24 +63,28 @@ class _TableModel(tf.Module):
   @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name='examples')])
   def serve_examples(self, examples):
     parsed = tf.io.parse_example(
-        examples, {features.IMAGE_KEY: tf.io.FixedLenFeature([], tf.string)})
+      examples, {features.IMAGE_KEY: tf.io.FixedLenFeature([], tf.string)}
+    )
     return self._outputs(parsed[features.IMAGE_KEY])
 
 
 def save_model(export_dir: str, table: Sequence[Sequence[float]]) -> str:
   """Saves a fake model with `serving_default` and `serving_examples`; returns export_dir."""
   model = _TableModel(np.asarray(table, dtype=np.float32))
-  tf.saved_model.save(model, export_dir, signatures={
-      'serving_default': model.serve_images, 'serving_examples': model.serve_examples})
+  tf.saved_model.save(
+    model,
+    export_dir,
+    signatures={'serving_default': model.serve_images, 'serving_examples': model.serve_examples},
+  )
   return export_dir
 
 
 def serialized_example(row: int, label: int, source: str = 'Test') -> bytes:
   """A raw tf.Example (image, label, source) whose image maps to table row `row`."""
   feature = {
-      features.IMAGE_KEY: tf.train.Feature(bytes_list=tf.train.BytesList(value=[png_for_row(row)])),
-      features.LABEL_KEY: tf.train.Feature(int64_list=tf.train.Int64List(value=[label])),
-      features.SOURCE_KEY: tf.train.Feature(bytes_list=tf.train.BytesList(value=[source.encode()])),
+    features.IMAGE_KEY: tf.train.Feature(bytes_list=tf.train.BytesList(value=[png_for_row(row)])),
+    features.LABEL_KEY: tf.train.Feature(int64_list=tf.train.Int64List(value=[label])),
+    features.SOURCE_KEY: tf.train.Feature(bytes_list=tf.train.BytesList(value=[source.encode()])),
   }
   return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
 
@@ -119,10 +127,17 @@ def run_evaluator(work_dir: str, examples, model, baseline=None, **gate):
   inputs = {'examples': [examples], 'model': [model]}
   if baseline is not None:
     inputs['baseline_model'] = [baseline]
-  executor = evaluator_executor.Executor(base_beam_executor.BaseBeamExecutor.Context(
-      beam_pipeline_args=['--direct_running_mode=in_memory'],
-      tmp_dir=os.path.join(work_dir, 'tmp')))
-  executor.Do(inputs, {'evaluation': [evaluation], 'blessing': [blessing]}, {
+  executor = evaluator_executor.Executor(
+    base_beam_executor.BaseBeamExecutor.Context(
+      beam_pipeline_args=['--direct_running_mode=in_memory'], tmp_dir=os.path.join(work_dir, 'tmp')
+    )
+  )
+  executor.Do(
+    inputs,
+    {'evaluation': [evaluation], 'blessing': [blessing]},
+    {
       'eval_config': proto_utils.proto_to_json(eval_config_lib.make_eval_config(Gate(**gate))),
-      'example_splits': json_utils.dumps(['test'])})
+      'example_splits': json_utils.dumps(['test']),
+    },
+  )
   return evaluation.uri, blessing

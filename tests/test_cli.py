@@ -1,4 +1,5 @@
 """`cxr` arguments: demo settings, hyperparameter flags and early, clear errors."""
+
 import os
 import random
 import shutil
@@ -29,11 +30,26 @@ def test_defaults_are_the_components_defaults():
 
 
 def test_flags_fill_the_component_settings():
-  options = _options('--span', '2-3', '--group-regex', 'p(\\d+)', '--ignore-unknown-classes',
-                     '--max-bad-fraction', '0.5', '--image-size', '64', '--image-channels', '3',
-                     '--normalization', 'resnet_v2', '--preset', 'seed')
-  assert options.ingest == IngestOptions(span='2-3', group_regex='p(\\d+)',
-                                         unknown_classes='ignore', max_bad_fraction=0.5)
+  options = _options(
+    '--span',
+    '2-3',
+    '--group-regex',
+    'p(\\d+)',
+    '--ignore-unknown-classes',
+    '--max-bad-fraction',
+    '0.5',
+    '--image-size',
+    '64',
+    '--image-channels',
+    '3',
+    '--normalization',
+    'resnet_v2',
+    '--preset',
+    'seed',
+  )
+  assert options.ingest == IngestOptions(
+    span='2-3', group_regex='p(\\d+)', unknown_classes='ignore', max_bad_fraction=0.5
+  )
   assert options.image == ImageSpec(64, 3, 'resnet_v2')
   assert options.transform_config() == {'image_size': 64, 'image_channels': 3}
   assert hparams.from_custom_config(options.trainer_config()) == hparams.resolve('seed')
@@ -53,11 +69,14 @@ def test_demo_settings_give_way_to_explicit_flags():
   assert options.hparam_overrides == dict(configs.DEMO_HPARAMS, epochs=3, xla='true')
 
 
-@pytest.mark.parametrize('argv, message', [
+@pytest.mark.parametrize(
+  'argv, message',
+  [
     (('--hparam', 'epochs=abc'), "Hyperparameter 'epochs' must be an integer, got 'abc'"),
     (('--hparam', 'nonsense=1'), "Unknown hyperparameter(s) ['nonsense']"),
     (('--hparam', 'epochs'), "--hparam takes KEY=VALUE, got 'epochs'"),
-])
+  ],
+)
 def test_bad_hyperparameters_fail_before_the_pipeline_starts(argv, message):
   with pytest.raises(ValueError) as error:
     _options(*argv)
@@ -71,8 +90,9 @@ def test_missing_dataset_is_a_clear_error(capsys, tmp_path):
 
 
 def test_bad_ingestion_options_fail_before_anything_is_written(capsys, tmp_path):
-  status = cli.main(['run', '--data', str(tmp_path), '--output', str(tmp_path / 'out'),
-                     '--span', 'newest'])
+  status = cli.main(
+    ['run', '--data', str(tmp_path), '--output', str(tmp_path / 'out'), '--span', 'newest']
+  )
   assert status == 2
   assert "span must be 'latest', 'all', 'N' or 'N-M', got 'newest'" in capsys.readouterr().err
   assert not (tmp_path / 'out').exists()
@@ -80,9 +100,11 @@ def test_bad_ingestion_options_fail_before_anything_is_written(capsys, tmp_path)
 
 # User errors: one line naming the problem and the fix, exit status 2, nothing created.
 
+
 @pytest.fixture(scope='module')
 def tiny_dataset(tmp_path_factory):
-  from components import demo_data  # pylint: disable=g-import-not-at-top
+  from components import demo_data
+
   root = tmp_path_factory.mktemp('data')
   demo_data.generate(str(root), train_per_class=2, test_per_class=1, min_size=16, max_size=16)
   return str(root)
@@ -97,14 +119,18 @@ def _single_error(capsys, command):
   return lines[0]
 
 
-@pytest.mark.parametrize('argv, message', [
+@pytest.mark.parametrize(
+  'argv, message',
+  [
     (('--min-accuracy', '1.5'), 'min_accuracy must be within [0, 1], got 1.5'),
     (('--min-covid-recall', 'nan'), 'min_covid_recall must be within [0, 1], got nan'),
     (('--span', '99'), "span='99' was requested but"),
     (('--data', 'no-such-folder'), 'Dataset folder not found'),
-])
+  ],
+)
 def test_bad_run_arguments_are_rejected_before_the_output_folder_is_created(
-    argv, message, tiny_dataset, tmp_path, capsys):
+  argv, message, tiny_dataset, tmp_path, capsys
+):
   output_dir = tmp_path / 'out'
   assert cli.main(['run', '--data', tiny_dataset, '--output', str(output_dir), *argv]) == 2
   assert message in _single_error(capsys, 'run')
@@ -118,26 +144,32 @@ def test_output_that_is_a_file_is_a_clear_error(command, tiny_dataset, tmp_path,
   argv = ['run', '--data', tiny_dataset] if command == 'run' else ['demo-data']
   assert cli.main([*argv, '--output', str(output)]) == 2
   assert _single_error(capsys, command) == (
-      f'cxr {command}: error: --output {output} is a file, not a folder: give a folder '
-      '(it is created if missing)')
+    f'cxr {command}: error: --output {output} is a file, not a folder: give a folder '
+    '(it is created if missing)'
+  )
   assert output.read_text() == 'mine'
 
 
 def _damaged_stores(tmp_path):
   """A real (empty) ML Metadata SQLite file cut in half, an empty file and random bytes."""
-  from ml_metadata.metadata_store import metadata_store  # pylint: disable=g-import-not-at-top
-  from pipeline import metadata_config  # pylint: disable=g-import-not-at-top
+  from ml_metadata.metadata_store import metadata_store
+
+  from pipeline import metadata_config
+
   path = tmp_path / 'intact.sqlite'
   metadata_store.MetadataStore(metadata_config.connection_config('', str(path)))
   intact = path.read_bytes()
-  return {'truncated': (intact[:len(intact) // 2], 'database disk image is malformed'),
-          'empty': (b'', 'an empty file'),
-          'random': (random.Random(0).randbytes(len(intact)), 'file is not a database')}
+  return {
+    'truncated': (intact[: len(intact) // 2], 'database disk image is malformed'),
+    'empty': (b'', 'an empty file'),
+    'random': (random.Random(0).randbytes(len(intact)), 'file is not a database'),
+  }
 
 
 @pytest.mark.parametrize('damage', ['truncated', 'empty', 'random'])
-def test_damaged_metadata_store_is_named_for_run_history_and_report(damage, tiny_dataset, tmp_path,
-                                                                   capsys):
+def test_damaged_metadata_store_is_named_for_run_history_and_report(
+  damage, tiny_dataset, tmp_path, capsys
+):
   content, reason = _damaged_stores(tmp_path)[damage]
   output_dir = tmp_path / 'out'
   output_dir.mkdir()
@@ -146,8 +178,9 @@ def test_damaged_metadata_store_is_named_for_run_history_and_report(damage, tiny
   for argv in (['run', '--data', tiny_dataset], ['history'], ['report']):
     assert cli.main([*argv, '--output', str(output_dir)]) == 2
     assert _single_error(capsys, argv[0]) == (
-        f'cxr {argv[0]}: error: {store} is not a valid ML Metadata store ({reason}): restore it '
-        'from a backup, or move it away to start a new store')
+      f'cxr {argv[0]}: error: {store} is not a valid ML Metadata store ({reason}): restore it '
+      'from a backup, or move it away to start a new store'
+    )
   assert store.read_bytes() == content  # left as it was, for the user to inspect
   assert sorted(os.listdir(output_dir)) == ['metadata.sqlite']  # the run did not start
 
@@ -155,8 +188,14 @@ def test_damaged_metadata_store_is_named_for_run_history_and_report(damage, tiny
 def _cli(*argv, prefix=()):
   """Runs `python -m pipeline.cli ARGV` (after `prefix`, e.g. unshare); returns the result."""
   env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
-  return subprocess.run([*prefix, sys.executable, '-m', 'pipeline.cli', *argv], env=env,
-                        capture_output=True, text=True, timeout=600, check=False)
+  return subprocess.run(
+    [*prefix, sys.executable, '-m', 'pipeline.cli', *argv],
+    env=env,
+    capture_output=True,
+    text=True,
+    timeout=600,
+    check=False,
+  )
 
 
 def _assert_single_error(result, command):
@@ -176,16 +215,26 @@ def test_damaged_store_in_a_separate_process_prints_one_line(tmp_path):
 # A read-only file system: root ignores file modes, so the test mounts a read-only tmpfs in a
 # private mount namespace of its own (unshare), which disappears with the process.
 
-_IN_READ_ONLY_MOUNT = ('unshare', '--mount', '--', 'sh', '-c',
-                       'mount -t tmpfs -o ro,size=1m tmpfs "$0" && exec "$@"')
+_IN_READ_ONLY_MOUNT = (
+  'unshare',
+  '--mount',
+  '--',
+  'sh',
+  '-c',
+  'mount -t tmpfs -o ro,size=1m tmpfs "$0" && exec "$@"',
+)
 
 
 @pytest.fixture
 def read_only_folder(tmp_path):
   folder = tmp_path / 'read-only'
   folder.mkdir()
-  if shutil.which('unshare') is None or subprocess.run(
-      [*_IN_READ_ONLY_MOUNT, str(folder), 'true'], capture_output=True, check=False).returncode:
+  if (
+    shutil.which('unshare') is None
+    or subprocess.run(
+      [*_IN_READ_ONLY_MOUNT, str(folder), 'true'], capture_output=True, check=False
+    ).returncode
+  ):
     pytest.skip('cannot mount a read-only file system here (needs unshare and CAP_SYS_ADMIN)')
   return folder
 
@@ -193,14 +242,24 @@ def read_only_folder(tmp_path):
 def test_run_on_a_read_only_file_system_is_a_clear_error(read_only_folder, tiny_dataset):
   output_dir = read_only_folder / 'out'
   line = _assert_single_error(
-      _cli('run', '--data', tiny_dataset, '--output', str(output_dir),
-           prefix=(*_IN_READ_ONLY_MOUNT, str(read_only_folder))), 'run')
-  assert line == (f'cxr run: error: Cannot create the output folder {output_dir}: Read-only file '
-                  'system. Choose a writable --output.')
+    _cli(
+      'run',
+      '--data',
+      tiny_dataset,
+      '--output',
+      str(output_dir),
+      prefix=(*_IN_READ_ONLY_MOUNT, str(read_only_folder)),
+    ),
+    'run',
+  )
+  assert line == (
+    f'cxr run: error: Cannot create the output folder {output_dir}: Read-only file '
+    'system. Choose a writable --output.'
+  )
 
 
 def test_existing_output_folder_on_a_read_only_file_system_is_refused(read_only_folder):
-  script = textwrap.dedent('''
+  script = textwrap.dedent("""
       import sys
       from pipeline import output_layout, run_lock
       try:
@@ -208,10 +267,24 @@ def test_existing_output_folder_on_a_read_only_file_system_is_refused(read_only_
           print('locked')
       except output_layout.OutputFolderUnusable as e:
         print(e)
-  ''')
+  """)
   env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
-  result = subprocess.run([*_IN_READ_ONLY_MOUNT, str(read_only_folder), sys.executable, '-c',
-                           script, str(read_only_folder)], env=env, capture_output=True,
-                          text=True, timeout=120, check=True)
-  assert result.stdout.strip() == (f'Cannot write to the output folder {read_only_folder}: '
-                                   'Read-only file system. Choose a writable --output.')
+  result = subprocess.run(
+    [
+      *_IN_READ_ONLY_MOUNT,
+      str(read_only_folder),
+      sys.executable,
+      '-c',
+      script,
+      str(read_only_folder),
+    ],
+    env=env,
+    capture_output=True,
+    text=True,
+    timeout=120,
+    check=True,
+  )
+  assert result.stdout.strip() == (
+    f'Cannot write to the output folder {read_only_folder}: '
+    'Read-only file system. Choose a writable --output.'
+  )

@@ -1,4 +1,5 @@
 """The synthetic demo dataset: layout, determinism, sizes, and class structure a small model can learn."""
+
 import glob
 import os
 
@@ -20,8 +21,13 @@ def _read(root, rel):
 
 def test_layout_counts_sizes_and_byte_identical_regeneration(tmp_path):
   a, b, c = (str(tmp_path / n) for n in 'abc')
-  counts = demo_data.generate(a, train_per_class=3, test_per_class=2, seed=7, min_size=40, max_size=72)
-  assert counts == {'Train': dict.fromkeys(labels.CLASS_NAMES, 3), 'Test': dict.fromkeys(labels.CLASS_NAMES, 2)}
+  counts = demo_data.generate(
+    a, train_per_class=3, test_per_class=2, seed=7, min_size=40, max_size=72
+  )
+  assert counts == {
+    'Train': dict.fromkeys(labels.CLASS_NAMES, 3),
+    'Test': dict.fromkeys(labels.CLASS_NAMES, 2),
+  }
   files = _files(a)
   assert len(files) == 15
   assert {f.split(os.sep)[1] for f in files} == set(labels.CLASS_NAMES)  # incl. 'VIRAL PNEUMONIA'
@@ -32,7 +38,9 @@ def test_layout_counts_sizes_and_byte_identical_regeneration(tmp_path):
       assert all(40 <= side <= 72 for side in image.size)
   assert len({Image.open(os.path.join(a, rel)).size for rel in files}) > 1
 
-  demo_data.generate(b, train_per_class=3, test_per_class=2, seed=7, min_size=40, max_size=72, processes=2)
+  demo_data.generate(
+    b, train_per_class=3, test_per_class=2, seed=7, min_size=40, max_size=72, processes=2
+  )
   assert _files(b) == files and all(_read(a, f) == _read(b, f) for f in files)
   demo_data.generate(c, train_per_class=3, test_per_class=2, seed=8, min_size=40, max_size=72)
   assert all(_read(a, f) != _read(c, f) for f in files)
@@ -48,7 +56,9 @@ def test_classes_are_separable_at_32_pixels(tmp_path):
       for path in sorted(glob.glob(os.path.join(root, split, name, '*.png'))):
         with Image.open(path) as image:
           pixels = np.asarray(image.resize((32, 32), Image.BILINEAR), np.float32).ravel()
-        x.append((pixels - pixels.mean()) / pixels.std())  # per-image standardization evens out exposure
+        x.append(
+          (pixels - pixels.mean()) / pixels.std()
+        )  # per-image standardization evens out exposure
         y.append(label)
     return np.array(x), np.array(y)
 

@@ -1,4 +1,5 @@
 """End to end: the whole TFX pipeline under LocalDagRunner on a tiny generated dataset."""
+
 import glob
 import os
 
@@ -28,17 +29,27 @@ def _count_examples(split_dir):
 
 def _options(data_root, output_dir, **gate):
   return RunOptions(
-      data_root=data_root, output_dir=output_dir, image=ImageSpec(size=32),
-      hparam_overrides={'weights': 'none', 'epochs': 2, 'batch_size': 8},
-      beam_pipeline_args=['--direct_running_mode=in_memory'], gate=Gate(**gate))
+    data_root=data_root,
+    output_dir=output_dir,
+    image=ImageSpec(size=32),
+    hparam_overrides={'weights': 'none', 'epochs': 2, 'batch_size': 8},
+    beam_pipeline_args=['--direct_running_mode=in_memory'],
+    gate=Gate(**gate),
+  )
 
 
 @pytest.fixture(scope='module')
 def first_run(tmp_path_factory):
   """Runs the pipeline once with a gate every model passes."""
   data_root = str(tmp_path_factory.mktemp('data'))
-  demo_data.generate(data_root, train_per_class=TRAIN_PER_CLASS, test_per_class=TEST_PER_CLASS,
-                     seed=3, min_size=64, max_size=96)
+  demo_data.generate(
+    data_root,
+    train_per_class=TRAIN_PER_CLASS,
+    test_per_class=TEST_PER_CLASS,
+    seed=3,
+    min_size=64,
+    max_size=96,
+  )
   output_dir = str(tmp_path_factory.mktemp('output'))
   local_runner.run(_options(data_root, output_dir, min_accuracy=0.0, min_covid_recall=0.0))
   return data_root, output_dir
@@ -47,16 +58,21 @@ def first_run(tmp_path_factory):
 def _latest_run_outputs(output_dir, node_id, key):
   with metadata_queries.open_store(layout(output_dir)) as store:
     run_id = metadata_queries.run_ids(store)[-1]
-    return [artifact for node, execution in metadata_queries.node_executions(store, run_id)
-            if node == node_id
-            for artifact in metadata_queries.execution_artifacts(store, execution.id, key)]
+    return [
+      artifact
+      for node, execution in metadata_queries.node_executions(store, run_id)
+      if node == node_id
+      for artifact in metadata_queries.execution_artifacts(store, execution.id, key)
+    ]
 
 
 def test_split_counts_match_the_files(first_run):
   _, output_dir = first_run
   (examples,) = _latest_run_outputs(output_dir, 'ImageFolderExampleGen', 'examples')
-  counts = {split: _count_examples(os.path.join(examples.uri, f'Split-{split}'))
-            for split in ('train', 'eval', 'test')}
+  counts = {
+    split: _count_examples(os.path.join(examples.uri, f'Split-{split}'))
+    for split in ('train', 'eval', 'test')
+  }
   assert counts['test'] == TEST_PER_CLASS * labels.NUM_CLASSES
   assert counts['train'] + counts['eval'] == TRAIN_PER_CLASS * labels.NUM_CLASSES
   assert counts['eval'] > 0 and counts['train'] > counts['eval']

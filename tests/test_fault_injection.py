@@ -8,6 +8,7 @@ finishes. The Pusher kills are injected by the test's own start-up script, which
 reliably from outside, and the rename window is microseconds. The child's TMPDIR is a private
 folder that must stay empty: nothing of a run, killed or not, may be left in the temp folder.
 """
+
 import glob
 import json
 import os
@@ -70,8 +71,9 @@ class _Runner:
     self.logs = str(root / 'logs')
     os.makedirs(self.temp)
     os.makedirs(self.logs)
-    demo_data.generate(self.data, train_per_class=10, test_per_class=4, seed=3, min_size=64,
-                       max_size=96)
+    demo_data.generate(
+      self.data, train_per_class=10, test_per_class=4, seed=3, min_size=64, max_size=96
+    )
     self.count = 0
 
   def start(self, fault=''):
@@ -79,10 +81,30 @@ class _Runner:
     env = dict(os.environ, TMPDIR=self.temp, CXR_FAULT=fault, PYTHONPATH=REPO)
     with open(os.path.join(self.logs, f'run{self.count}.log'), 'w') as log:
       return subprocess.Popen(
-          [sys.executable, '-c', _CXR_WITH_FAULT, 'run', '--data', self.data,
-           '--output', self.output, '--demo', '--epochs', '1', '--image-size', '32',
-           '--min-accuracy', '0', '--min-covid-recall', '0'],
-          env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        [
+          sys.executable,
+          '-c',
+          _CXR_WITH_FAULT,
+          'run',
+          '--data',
+          self.data,
+          '--output',
+          self.output,
+          '--demo',
+          '--epochs',
+          '1',
+          '--image-size',
+          '32',
+          '--min-accuracy',
+          '0',
+          '--min-covid-recall',
+          '0',
+        ],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+      )
 
   def wait(self, process):
     try:
@@ -161,7 +183,16 @@ def test_killed_runs_recover_on_rerun_with_one_push_and_nothing_in_tmp(tmp_path,
   # `cxr history` marks the interrupted runs.
   table = history.format_table(history.read_history(runner.output)).splitlines()
   assert [line.split()[-1] for line in table] == [
-      'interrupted', 'Trainer', 'AtomicPusher', 'AtomicPusher', '-']
+    'interrupted',
+    'Trainer',
+    'AtomicPusher',
+    'AtomicPusher',
+    '-',
+  ]
   assert cli.main(['history', '--output', runner.output, '--json']) == 0
   assert [r['interrupted'] for r in json.loads(capsys.readouterr().out)] == [
-      ['Trainer'], ['AtomicPusher'], ['AtomicPusher'], []]
+    ['Trainer'],
+    ['AtomicPusher'],
+    ['AtomicPusher'],
+    [],
+  ]

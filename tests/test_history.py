@@ -3,13 +3,14 @@
 The store is written by hand the way TFX records runs; the evaluations are real outputs of TFX's
 Evaluator on a fake model (tests/fake_cxr_model.py), so the metrics go through TFMA's readers.
 """
+
 import json
 import os
 
-import numpy as np
-import pytest
 from ml_metadata.metadata_store import metadata_store
 from ml_metadata.proto import metadata_store_pb2
+import numpy as np
+import pytest
 from tfx import v1 as tfx
 
 import fake_cxr_model
@@ -23,8 +24,11 @@ WORSE = [[0.8, 0.1, 0.1], [0.1, 0.7, 0.2], [0.2, 0.2, 0.6], [0.3, 0.6, 0.1]]  # 
 # (table row, label): GOOD misses one NORMAL image; WORSE also misses the two COVID images of row 3.
 TEST_SPLIT = [(0, 0), (0, 0), (3, 0), (3, 0), (1, 1), (1, 1), (3, 1), (2, 2), (2, 2), (1, 2)]
 NODES = ('ImageFolderExampleGen', 'Transform', 'Trainer', 'Evaluator', 'AtomicPusher')
-COMPLETE, CACHED, FAILED = (metadata_store_pb2.Execution.COMPLETE, metadata_store_pb2.Execution.CACHED,
-                            metadata_store_pb2.Execution.FAILED)
+COMPLETE, CACHED, FAILED = (
+  metadata_store_pb2.Execution.COMPLETE,
+  metadata_store_pb2.Execution.CACHED,
+  metadata_store_pb2.Execution.FAILED,
+)
 RUNNING, NEW = metadata_store_pb2.Execution.RUNNING, metadata_store_pb2.Execution.NEW
 
 
@@ -40,16 +44,20 @@ class _Store:
 
   def __init__(self, path):
     self.store = metadata_store.MetadataStore(
-        tfx.orchestration.metadata.sqlite_metadata_connection_config(path))
+      tfx.orchestration.metadata.sqlite_metadata_connection_config(path)
+    )
     self.run_type = self.store.put_context_type(metadata_store_pb2.ContextType(name='pipeline_run'))
     self.node_type = self.store.put_context_type(metadata_store_pb2.ContextType(name='node'))
-    self.execution_type = self.store.put_execution_type(metadata_store_pb2.ExecutionType(name='Component'))
+    self.execution_type = self.store.put_execution_type(
+      metadata_store_pb2.ExecutionType(name='Component')
+    )
     self.nodes = {}
 
   def artifact(self, type_name, uri='', span=None, **custom):
     properties = {'span': metadata_store_pb2.INT} if span is not None else {}
-    type_id = self.store.put_artifact_type(metadata_store_pb2.ArtifactType(
-        name=type_name, properties=properties), can_add_fields=True)
+    type_id = self.store.put_artifact_type(
+      metadata_store_pb2.ArtifactType(name=type_name, properties=properties), can_add_fields=True
+    )
     artifact = metadata_store_pb2.Artifact(type_id=type_id, uri=uri)
     if span is not None:
       artifact.properties['span'].int_value = span
@@ -61,25 +69,33 @@ class _Store:
 
   def run(self, run_id, steps):
     """steps: [(node, state, {key: [artifacts]} outputs, {key: [artifacts]} inputs, custom)]."""
-    [run_context] = self.store.put_contexts([metadata_store_pb2.Context(type_id=self.run_type, name=run_id)])
+    [run_context] = self.store.put_contexts(
+      [metadata_store_pb2.Context(type_id=self.run_type, name=run_id)]
+    )
     for node, state, outputs, inputs, custom in steps:
       if node not in self.nodes:
-        [self.nodes[node]] = self.store.put_contexts([metadata_store_pb2.Context(
-            type_id=self.node_type, name=f'cxr-covid.{node}')])
+        [self.nodes[node]] = self.store.put_contexts(
+          [metadata_store_pb2.Context(type_id=self.node_type, name=f'cxr-covid.{node}')]
+        )
       execution = metadata_store_pb2.Execution(type_id=self.execution_type, last_known_state=state)
       for key, value in custom.items():
         execution.custom_properties[key].string_value = value
       events = []
-      for event_type, artifacts_by_key in ((metadata_store_pb2.Event.OUTPUT, outputs),
-                                           (metadata_store_pb2.Event.INPUT, inputs)):
+      for event_type, artifacts_by_key in (
+        (metadata_store_pb2.Event.OUTPUT, outputs),
+        (metadata_store_pb2.Event.INPUT, inputs),
+      ):
         for key, artifacts in artifacts_by_key.items():
           for artifact in artifacts:
             event = metadata_store_pb2.Event(type=event_type)
             event.path.steps.add().key = key
             events.append((artifact, event))
-      contexts = [metadata_store_pb2.Context(id=run_context, type_id=self.run_type, name=run_id),
-                  metadata_store_pb2.Context(id=self.nodes[node], type_id=self.node_type,
-                                             name=f'cxr-covid.{node}')]
+      contexts = [
+        metadata_store_pb2.Context(id=run_context, type_id=self.run_type, name=run_id),
+        metadata_store_pb2.Context(
+          id=self.nodes[node], type_id=self.node_type, name=f'cxr-covid.{node}'
+        ),
+      ]
       self.store.put_execution(execution, events, contexts, reuse_context_if_already_exist=True)
 
 
@@ -92,15 +108,24 @@ def output_dir(tmp_path_factory):
   root = tmp_path_factory.mktemp('history')
   paths = layout(str(root / 'output'))
   os.makedirs(paths.root)
-  examples_data = fake_cxr_model.examples_artifact(str(root / 'examples'), [
-      fake_cxr_model.serialized_example(row, label) for row, label in TEST_SPLIT])
+  examples_data = fake_cxr_model.examples_artifact(
+    str(root / 'examples'),
+    [fake_cxr_model.serialized_example(row, label) for row, label in TEST_SPLIT],
+  )
   good = fake_cxr_model.model_artifact(str(root / 'good'), GOOD)
   worse = fake_cxr_model.model_artifact(str(root / 'worse'), WORSE)
-  good_evaluation, _ = fake_cxr_model.run_evaluator(str(root / 'eval_good'), examples_data, good,
-                                                    min_accuracy=0.5, min_covid_recall=0.5)
+  good_evaluation, _ = fake_cxr_model.run_evaluator(
+    str(root / 'eval_good'), examples_data, good, min_accuracy=0.5, min_covid_recall=0.5
+  )
   worse_evaluation, _ = fake_cxr_model.run_evaluator(
-      str(root / 'eval_worse'), examples_data, worse, baseline=good, min_accuracy=0.5,
-      min_covid_recall=0.5, max_accuracy_drop=0.0)
+    str(root / 'eval_worse'),
+    examples_data,
+    worse,
+    baseline=good,
+    min_accuracy=0.5,
+    min_covid_recall=0.5,
+    max_accuracy_drop=0.0,
+  )
 
   s = _Store(paths.metadata_path)
   examples_1 = s.artifact('Examples', span=1)
@@ -109,37 +134,59 @@ def output_dir(tmp_path_factory):
   blessing_1 = s.artifact('ModelBlessing', blessed=1)
   pushed_1 = s.artifact('PushedModel', pushed=1, pushed_version='1767225600')
   first = [
-      ('ImageFolderExampleGen', COMPLETE, {'examples': [examples_1]}, {}, {'span': 'latest'}),
-      ('Transform', COMPLETE, {}, {'examples': [examples_1]}, {}),
-      ('Trainer', COMPLETE, {'model': [model_1]}, {}, {}),
-      ('Evaluator', COMPLETE, {'evaluation': [evaluation_1], 'blessing': [blessing_1]},
-       {'model': [model_1]}, {}),
-      ('AtomicPusher', COMPLETE, {'pushed_model': [pushed_1]}, {}, {}),
+    ('ImageFolderExampleGen', COMPLETE, {'examples': [examples_1]}, {}, {'span': 'latest'}),
+    ('Transform', COMPLETE, {}, {'examples': [examples_1]}, {}),
+    ('Trainer', COMPLETE, {'model': [model_1]}, {}, {}),
+    (
+      'Evaluator',
+      COMPLETE,
+      {'evaluation': [evaluation_1], 'blessing': [blessing_1]},
+      {'model': [model_1]},
+      {},
+    ),
+    ('AtomicPusher', COMPLETE, {'pushed_model': [pushed_1]}, {}, {}),
   ]
   s.run('run-1', first)
-  s.run('run-2', [(node, CACHED, outputs, inputs, custom)
-                  for node, _, outputs, inputs, custom in first])
+  s.run(
+    'run-2', [(node, CACHED, outputs, inputs, custom) for node, _, outputs, inputs, custom in first]
+  )
   examples_2 = s.artifact('Examples', span=2)
   model_3 = s.artifact('Model', worse.uri)
-  s.run('run-3', [
+  s.run(
+    'run-3',
+    [
       ('ImageFolderExampleGen', COMPLETE, {'examples': [examples_2]}, {}, {'span': '2'}),
       ('Transform', COMPLETE, {}, {'examples': [examples_2]}, {}),
       ('Trainer', COMPLETE, {'model': [model_3]}, {'base_model': [model_1]}, {}),
-      ('Evaluator', COMPLETE, {'evaluation': [s.artifact('ModelEvaluation', worse_evaluation)],
-                               'blessing': [s.artifact('ModelBlessing', blessed=0)]},
-       {'model': [model_3], 'baseline_model': [model_1]}, {}),
+      (
+        'Evaluator',
+        COMPLETE,
+        {
+          'evaluation': [s.artifact('ModelEvaluation', worse_evaluation)],
+          'blessing': [s.artifact('ModelBlessing', blessed=0)],
+        },
+        {'model': [model_3], 'baseline_model': [model_1]},
+        {},
+      ),
       ('AtomicPusher', COMPLETE, {'pushed_model': [s.artifact('PushedModel', pushed=0)]}, {}, {}),
-  ])
-  s.run('run-4', [
+    ],
+  )
+  s.run(
+    'run-4',
+    [
       ('ImageFolderExampleGen', CACHED, {'examples': [examples_2]}, {}, {'span': '2'}),
       ('Transform', CACHED, {}, {'examples': [examples_2]}, {}),
       ('Trainer', FAILED, {}, {}, {}),
-  ])
-  s.run('run-5', [
+    ],
+  )
+  s.run(
+    'run-5',
+    [
       ('ImageFolderExampleGen', CACHED, {'examples': [examples_2]}, {}, {'span': '2'}),
       ('Trainer', RUNNING, {}, {}, {}),
       ('Evaluator', NEW, {}, {}, {}),
-  ])
+    ],
+  )
   return paths.root, model_1.id, model_3.id
 
 
@@ -147,7 +194,12 @@ def test_runs_are_listed_oldest_first_with_their_outcome(output_dir):
   root, model_1, model_3 = output_dir
   first, same, worse, failed, killed = history.read_history(root)
   assert [r.run_id for r in (first, same, worse, failed, killed)] == [
-      'run-1', 'run-2', 'run-3', 'run-4', 'run-5']
+    'run-1',
+    'run-2',
+    'run-3',
+    'run-4',
+    'run-5',
+  ]
 
   assert (first.span, first.span_selection) == (1, 'latest')
   assert first.ran == list(NODES) and first.cached == []
@@ -182,9 +234,21 @@ def test_unfinished_steps_of_the_newest_run_are_running_while_a_run_holds_the_lo
 def test_table_has_one_line_per_run(output_dir):
   root, model_1, model_3 = output_dir
   lines = history.format_table(history.read_history(root)).splitlines()
-  assert lines[0].split() == ['run', 'started', 'span', 'ran', 'cached', 'model', 'baseline',
-                              'accuracy', 'covid_recall', 'blessed', 'pushed', 'failed',
-                              'interrupted']
+  assert lines[0].split() == [
+    'run',
+    'started',
+    'span',
+    'ran',
+    'cached',
+    'model',
+    'baseline',
+    'accuracy',
+    'covid_recall',
+    'blessed',
+    'pushed',
+    'failed',
+    'interrupted',
+  ]
   worse = lines[3].split()
   assert worse[0] == 'run-3' and worse[2:7] == ['2', '5', '0', str(model_3), str(model_1)]
   assert worse[7] == f'{_expected(WORSE)[0]:.3f}' and worse[9:] == ['no', '-', '-', '-']

@@ -1,4 +1,5 @@
 """Trainer hyperparameters: presets, overrides, validation and the custom_config round trip."""
+
 import json
 
 import pytest
@@ -22,9 +23,19 @@ def test_recommended_preset_fine_tunes_gently_and_stops_early():
 
 
 def test_overrides_win_and_are_coerced():
-  hp = hparams.resolve('seed', {'epochs': '3', 'learning_rate': '1e-3', 'xla': 'true',
-                                'dense_units': '128,32', 'train_steps': 5.0, 'seed': None,
-                                'weights': 'none', 'mixed_precision': 'on'})
+  hp = hparams.resolve(
+    'seed',
+    {
+      'epochs': '3',
+      'learning_rate': '1e-3',
+      'xla': 'true',
+      'dense_units': '128,32',
+      'train_steps': 5.0,
+      'seed': None,
+      'weights': 'none',
+      'mixed_precision': 'on',
+    },
+  )
   assert (hp.epochs, hp.learning_rate, hp.xla, hp.dense_units) == (3, 1e-3, True, (128, 32))
   assert (hp.train_steps, hp.seed, hp.weights, hp.mixed_precision) == (5, None, 'none', 'on')
   assert hp.batch_size == 32 and hp.preset == 'seed'
@@ -44,8 +55,16 @@ def test_custom_config_round_trips_through_json():
 
 def test_custom_config_as_the_pipeline_writes_it():
   """The Trainer's custom_config also holds the ImageSpec's keys, which are not hyperparameters."""
-  hp = hparams.from_custom_config({'preset': 'recommended', 'image_size': 64, 'image_channels': 1,
-                                   'normalization': 'resnet_v2', 'warm_start': True, 'epochs': 8})
+  hp = hparams.from_custom_config(
+    {
+      'preset': 'recommended',
+      'image_size': 64,
+      'image_channels': 1,
+      'normalization': 'resnet_v2',
+      'warm_start': True,
+      'epochs': 8,
+    }
+  )
   assert hp == hparams.resolve('recommended', {'warm_start': True, 'epochs': 8})
   assert hparams.from_custom_config(None) == hparams.resolve('recommended')
   with pytest.raises(ValueError, match=r"Unknown hyperparameter\(s\) \['image_size'\]"):
@@ -56,7 +75,8 @@ def test_defaults_are_the_default_presets():
   assert hparams.HParams() == hparams.resolve(hparams.DEFAULT_PRESET)
   defaults = hparams.to_dict(hparams.HParams())
   assert {k: defaults[k] for k in hparams.PRESETS[hparams.DEFAULT_PRESET]} == hparams.PRESETS[
-      hparams.DEFAULT_PRESET]
+    hparams.DEFAULT_PRESET
+  ]
 
 
 def test_weights_file_must_exist(tmp_path):
@@ -67,7 +87,9 @@ def test_weights_file_must_exist(tmp_path):
   assert hparams.resolve('recommended', {'weights': str(path)}).weights == str(path)
 
 
-@pytest.mark.parametrize('preset, overrides, message', [
+@pytest.mark.parametrize(
+  'preset, overrides, message',
+  [
     ('fast', {}, r"Unknown preset 'fast'; choose one of \['recommended', 'seed'\]"),
     ('seed', {'epoch': 3}, r"Unknown hyperparameter\(s\) \['epoch'\]; known: \['batch_size'"),
     ('seed', {'preset': 'seed'}, r"Unknown hyperparameter\(s\) \['preset'\]"),
@@ -80,13 +102,14 @@ def test_weights_file_must_exist(tmp_path):
     ('seed', {'epochs': 0}, 'epochs must be >= 1'),
     ('seed', {'learning_rate': 0}, 'learning_rate must be > 0'),
     ('seed', {'mixed_precision': 'yes'}, r"mixed_precision must be one of \('auto', 'on', 'off'\)"),
-    ('seed', {'lr_schedule': 'cosine'}, "lr_schedule must be one of"),
+    ('seed', {'lr_schedule': 'cosine'}, 'lr_schedule must be one of'),
     ('seed', {'weights': 'resnet.ckpt'}, "weights must be 'imagenet', 'none' or a path to a .h5"),
     ('seed', {'dense_units': []}, 'dense_units must be a non-empty list'),
     ('seed', {'dropout': 1.0}, r'dropout must be in \[0, 1\)'),
     ('seed', {'bn_momentum': 1.0}, r'bn_momentum must be in \(0, 1\)'),
     ('seed', {'train_steps': -1}, 'train_steps must be >= 0'),
-])
+  ],
+)
 def test_invalid_values_raise_clear_errors(preset, overrides, message):
   with pytest.raises(ValueError, match=message):
     hparams.resolve(preset, overrides)

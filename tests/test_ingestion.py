@@ -1,4 +1,5 @@
 """Ingestion: layouts, formats, bad input, duplicates, groups, deterministic splits, spans, report."""
+
 import dataclasses
 import hashlib
 import io
@@ -9,23 +10,26 @@ import struct
 import zlib
 
 import apache_beam as beam
+from apache_beam.options.pipeline_options import PipelineOptions
 import numpy as np
+from PIL import Image
 import pyarrow.parquet as pq
 import pytest
 import tensorflow as tf
-from apache_beam.options.pipeline_options import PipelineOptions
-from PIL import Image
 
 from components import demo_data
 from components import features
 from components import labels
-from components.ingestion import IngestOptions, fingerprint, ingest
 from components.ingestion import beam_pipeline
 from components.ingestion import discovery
+from components.ingestion import fingerprint
 from components.ingestion import image_check
+from components.ingestion import ingest
+from components.ingestion import IngestOptions
 from components.ingestion import records
 from components.ingestion import splitting
-from components.ingestion.inspection import Inspected, inspect_file
+from components.ingestion.inspection import inspect_file
+from components.ingestion.inspection import Inspected
 
 
 def _image(seed: int, size=(40, 36), mode='L') -> Image.Image:
@@ -48,7 +52,9 @@ def _write(path, image: Image.Image = None, data: bytes = None, fmt='PNG'):
 def _class_folders(root, per_class, seed=0, names=labels.CLASS_NAMES, prefix='img'):
   for label, name in enumerate(names):
     for i in range(per_class):
-      _write(os.path.join(root, name, f'{prefix}{i}.png'), _image(seed * 100_000 + label * 1000 + i))
+      _write(
+        os.path.join(root, name, f'{prefix}{i}.png'), _image(seed * 100_000 + label * 1000 + i)
+      )
 
 
 def _run(root, tmp_path, name='out', **options):
@@ -84,8 +90,12 @@ def _png_chunk(kind: bytes, data: bytes) -> bytes:
 def _png_claiming(width, height) -> bytes:
   """A tiny PNG whose header claims width x height pixels (a decompression bomb's header)."""
   header = struct.pack('>IIBBBBB', width, height, 8, 0, 0, 0, 0)
-  return (b'\x89PNG\r\n\x1a\n' + _png_chunk(b'IHDR', header) + _png_chunk(b'IDAT', zlib.compress(b'\0' * 64)) +
-          _png_chunk(b'IEND', b''))
+  return (
+    b'\x89PNG\r\n\x1a\n'
+    + _png_chunk(b'IHDR', header)
+    + _png_chunk(b'IDAT', zlib.compress(b'\0' * 64))
+    + _png_chunk(b'IEND', b'')
+  )
 
 
 def test_seed_layout_labels_splits_and_example_features(tmp_path):
@@ -94,7 +104,10 @@ def test_seed_layout_labels_splits_and_example_features(tmp_path):
   result, manifest, out = _run(root, tmp_path)
 
   for split, per_class in {'train': 9, 'eval': 1, 'test': 3}.items():
-    assert result.summary['splits'][split] == {**dict.fromkeys(labels.CLASS_NAMES, per_class), 'total': 3 * per_class}
+    assert result.summary['splits'][split] == {
+      **dict.fromkeys(labels.CLASS_NAMES, per_class),
+      'total': 3 * per_class,
+    }
   assert result.summary['files_found'] == _count_files(root) == 39
   assert result.span == 0 and result.split_names == ('train', 'eval', 'test')
 
@@ -105,13 +118,26 @@ def test_seed_layout_labels_splits_and_example_features(tmp_path):
       row = manifest[path]
       assert (row['status'], row['split']) == ('ingested', split)
       assert _value(example, features.IMAGE_KEY) == data  # PNG stored as the original bytes
-      assert _value(example, features.SHA256_KEY).decode() == hashlib.sha256(data).hexdigest() == row['sha256']
+      assert (
+        _value(example, features.SHA256_KEY).decode()
+        == hashlib.sha256(data).hexdigest()
+        == row['sha256']
+      )
       folder = path.split('/')
-      assert _value(example, features.SOURCE_KEY).decode() == folder[0] == ('Test' if split == 'test' else 'Train')
+      assert (
+        _value(example, features.SOURCE_KEY).decode()
+        == folder[0]
+        == ('Test' if split == 'test' else 'Train')
+      )
       label = _value(example, features.LABEL_KEY)
-      assert labels.CLASS_NAMES[label] == folder[1] == _value(example, features.LABEL_NAME_KEY).decode()
+      assert (
+        labels.CLASS_NAMES[label] == folder[1] == _value(example, features.LABEL_NAME_KEY).decode()
+      )
       with Image.open(io.BytesIO(data)) as image:
-        assert (_value(example, features.WIDTH_KEY), _value(example, features.HEIGHT_KEY)) == image.size
+        assert (
+          _value(example, features.WIDTH_KEY),
+          _value(example, features.HEIGHT_KEY),
+        ) == image.size
       assert _value(example, features.CHANNELS_KEY) == 1
       assert _value(example, features.FORMAT_KEY) == b'PNG'
 
@@ -123,8 +149,9 @@ def test_single_root_matches_folder_names_loosely_and_splits_by_ratios(tmp_path)
   for split, per_class in {'train': 8, 'eval': 1, 'test': 1}.items():
     assert result.summary['splits'][split]['total'] == 3 * per_class
     assert set(list(result.summary['splits'][split].values())[:3]) == {per_class}
-  assert {row['label_name'] for row in manifest.values() if row['path'].startswith('viral_pneumonia/')} == {
-      'VIRAL PNEUMONIA'}
+  assert {
+    row['label_name'] for row in manifest.values() if row['path'].startswith('viral_pneumonia/')
+  } == {'VIRAL PNEUMONIA'}
   assert {row['source'] for row in manifest.values()} == {'xrays'}
 
 
@@ -143,9 +170,12 @@ def _kaggle(tmp_path):
 
 def test_kaggle_layout_stops_on_unknown_class_unless_ignored(tmp_path):
   base = _kaggle(tmp_path)
-  with pytest.raises(ValueError, match=r"Unknown class folder\(s\) \['COVID-19_Radiography_Dataset/Lung_Opacity'\]"
-                                       r".*pass --ignore-unknown-classes "
-                                       r"\(unknown_classes='ignore' in the API\)"):
+  with pytest.raises(
+    ValueError,
+    match=r"Unknown class folder\(s\) \['COVID-19_Radiography_Dataset/Lung_Opacity'\]"
+    r'.*pass --ignore-unknown-classes '
+    r"\(unknown_classes='ignore' in the API\)",
+  ):
     _run(base, tmp_path)
 
   result, manifest, _ = _run(base, tmp_path, unknown_classes='ignore')
@@ -155,12 +185,24 @@ def test_kaggle_layout_stops_on_unknown_class_unless_ignored(tmp_path):
   assert reasons[prefix + 'COVID/masks/COVID-0.png'] == ('ignored', 'mask')
   assert reasons[prefix + 'COVID.metadata.xlsx'] == ('ignored', 'outside_class_folders')
   assert reasons[prefix + 'Viral Pneumonia/images/Viral Pneumonia-3.png'][0] == 'ingested'
-  assert result.summary['status'] == {'ingested': 12, 'quarantined': 0, 'duplicate': 0, 'ignored': 25}
-  assert result.summary['reasons']['ignored'] == {'mask': 12, 'outside_class_folders': 5, 'unknown_class': 8}
+  assert result.summary['status'] == {
+    'ingested': 12,
+    'quarantined': 0,
+    'duplicate': 0,
+    'ignored': 25,
+  }
+  assert result.summary['reasons']['ignored'] == {
+    'mask': 12,
+    'outside_class_folders': 5,
+    'unknown_class': 8,
+  }
   assert result.summary['unknown_class_folders'] == [prefix + 'Lung_Opacity']
   assert result.summary['files_found'] == _count_files(base)
-  assert {s: result.summary['splits'][s]['total'] for s in ('train', 'eval', 'test')} == {'train': 6, 'eval': 3,
-                                                                                          'test': 3}
+  assert {s: result.summary['splits'][s]['total'] for s in ('train', 'eval', 'test')} == {
+    'train': 6,
+    'eval': 3,
+    'test': 3,
+  }
 
 
 def _bad_dataset(root):
@@ -168,24 +210,31 @@ def _bad_dataset(root):
   for split_index, (split, count) in enumerate((('Train', 6), ('Test', 2))):
     for label, name in enumerate(labels.CLASS_NAMES):
       for i in range(count):
-        _write(os.path.join(root, split, name, f'ok{i}.png'), _image(split_index * 1000 + label * 100 + i))
+        _write(
+          os.path.join(root, split, name, f'ok{i}.png'),
+          _image(split_index * 1000 + label * 100 + i),
+        )
   covid = os.path.join(root, 'Train', 'COVID')
   valid = _write(os.path.join(covid, 'source.png'), _image(77, size=(64, 64)))
   jpeg = io.BytesIO()
   _image(78, size=(64, 64)).save(jpeg, format='JPEG')
   idat = valid.index(b'IDAT') + 20
   bad = {
-      'empty.png': (b'', 'empty_file'),
-      'truncated.png': (valid[:len(valid) // 2], 'truncated'),
-      'truncated.jpg': (jpeg.getvalue()[:len(jpeg.getvalue()) // 2], 'truncated'),
-      'bad_crc.png': (valid[:idat] + bytes([valid[idat] ^ 0xFF]) + valid[idat + 1:], 'corrupt'),
-      'notes.png': (b'these are my notes, not an image', 'not_an_image'),
-      'bomb.png': (_png_claiming(100_000, 100_000), 'too_many_pixels'),
+    'empty.png': (b'', 'empty_file'),
+    'truncated.png': (valid[: len(valid) // 2], 'truncated'),
+    'truncated.jpg': (jpeg.getvalue()[: len(jpeg.getvalue()) // 2], 'truncated'),
+    'bad_crc.png': (valid[:idat] + bytes([valid[idat] ^ 0xFF]) + valid[idat + 1 :], 'corrupt'),
+    'notes.png': (b'these are my notes, not an image', 'not_an_image'),
+    'bomb.png': (_png_claiming(100_000, 100_000), 'too_many_pixels'),
   }
   for name, (data, _) in bad.items():
     _write(os.path.join(covid, name), data=data)
-  ignored = {'.DS_Store': b'\0\0\0\1Bud1', 'Thumbs.db': b'\xd0\xcf\x11\xe0', '._ok0.png': b'\0\5\26\7',
-             'labels.csv': b'file,label\n'}
+  ignored = {
+    '.DS_Store': b'\0\0\0\1Bud1',
+    'Thumbs.db': b'\xd0\xcf\x11\xe0',
+    '._ok0.png': b'\0\5\26\7',
+    'labels.csv': b'file,label\n',
+  }
   for name, data in ignored.items():
     _write(os.path.join(covid, name), data=data)
   _write(os.path.join(root, 'README.md'), data=b'# my dataset')
@@ -201,32 +250,47 @@ def test_bad_input_is_quarantined_with_reasons_and_counts_reconcile(tmp_path):
   expected = _bad_dataset(str(root))
   result, manifest, out = _run(root, tmp_path, max_bad_fraction=0.5)
 
-  assert {path: (row['status'], row['reason']) for path, row in manifest.items() if path in expected} == expected
+  assert {
+    path: (row['status'], row['reason']) for path, row in manifest.items() if path in expected
+  } == expected
   assert '10000000000 pixels' in manifest['Train/COVID/bomb.png']['detail']
   summary = result.summary
   assert summary['files_found'] == _count_files(root) == len(manifest)
   assert sum(summary['status'].values()) == summary['files_found']
   assert summary['status'] == {'ingested': 25, 'quarantined': 6, 'duplicate': 0, 'ignored': 5}
-  assert summary['reasons']['quarantined'] == {'corrupt': 1, 'empty_file': 1, 'not_an_image': 1,
-                                              'too_many_pixels': 1, 'truncated': 2}
+  assert summary['reasons']['quarantined'] == {
+    'corrupt': 1,
+    'empty_file': 1,
+    'not_an_image': 1,
+    'too_many_pixels': 1,
+    'truncated': 2,
+  }
   written = sum(len(_examples(out, split)) for split in ('train', 'eval', 'test'))
-  assert written == summary['status']['ingested'] == sum(s['total'] for s in summary['splits'].values())
+  assert (
+    written == summary['status']['ingested'] == sum(s['total'] for s in summary['splits'].values())
+  )
 
 
 def test_too_many_bad_files_fail_with_counts_and_report_location(tmp_path):
   root = tmp_path / 'data'
   _bad_dataset(str(root))
   out = tmp_path / 'strict'
-  with pytest.raises(ValueError, match=r'6 of 31 image files \(19\.4%\) were quarantined \(corrupt 1, empty_file 1, '
-                                       r'.*more than max_bad_fraction=10\.0%.*manifest\.parquet'):
-    ingest(str(root), str(out / 'examples'), str(out / 'report'), IngestOptions(max_bad_fraction=0.10))
+  with pytest.raises(
+    ValueError,
+    match=r'6 of 31 image files \(19\.4%\) were quarantined \(corrupt 1, empty_file 1, '
+    r'.*more than max_bad_fraction=10\.0%.*manifest\.parquet',
+  ):
+    ingest(
+      str(root), str(out / 'examples'), str(out / 'report'), IngestOptions(max_bad_fraction=0.10)
+    )
   rows = pq.read_table(str(out / 'report' / 'manifest.parquet')).to_pylist()
   assert len(rows) == _count_files(root)
 
 
 def test_file_that_vanished_or_cannot_be_read_is_unreadable(tmp_path):
-  entry = discovery.FileEntry(path='COVID/gone.png', uri=str(tmp_path / 'gone.png'), size=10, source='x', label=0,
-                              role='any')
+  entry = discovery.FileEntry(
+    path='COVID/gone.png', uri=str(tmp_path / 'gone.png'), size=10, source='x', label=0, role='any'
+  )
   item = inspect_file(entry, max_image_pixels=10_000)
   assert item.reason == 'unreadable' and 'gone.png' in item.detail
 
@@ -236,16 +300,16 @@ def test_formats_are_recorded_and_transcoded_losslessly(tmp_path):
   _class_folders(root, 3, seed=9, names=('NORMAL', 'VIRAL PNEUMONIA'))
   gray16 = Image.fromarray((np.arange(40 * 30).reshape(30, 40) * 50).astype(np.uint16))
   cases = {  # file name: (image, save format, recorded format, stored format, channels)
-      'gray8.png': (_image(1), 'PNG', 'PNG', 'PNG', 1),
-      'gray16.png': (gray16, 'PNG', 'PNG', 'PNG', 1),
-      'rgb.png': (_image(2, mode='RGB'), 'PNG', 'PNG', 'PNG', 3),
-      'rgba.png': (_image(3, mode='RGBA'), 'PNG', 'PNG', 'PNG', 4),
-      'palette.png': (_image(4, mode='RGB').convert('P'), 'PNG', 'PNG', 'PNG', 3),
-      'gray.jpg': (_image(5), 'JPEG', 'JPEG', 'JPEG', 1),
-      'rgb.jpeg': (_image(6, mode='RGB'), 'JPEG', 'JPEG', 'JPEG', 3),
-      'rgb.bmp': (_image(7, mode='RGB'), 'BMP', 'BMP', 'PNG', 3),
-      'gray16.tif': (gray16.transpose(Image.Transpose.FLIP_LEFT_RIGHT), 'TIFF', 'TIFF', 'PNG', 1),
-      'cmyk.jpg': (_image(8, mode='CMYK'), 'JPEG', 'JPEG', 'PNG', 3),
+    'gray8.png': (_image(1), 'PNG', 'PNG', 'PNG', 1),
+    'gray16.png': (gray16, 'PNG', 'PNG', 'PNG', 1),
+    'rgb.png': (_image(2, mode='RGB'), 'PNG', 'PNG', 'PNG', 3),
+    'rgba.png': (_image(3, mode='RGBA'), 'PNG', 'PNG', 'PNG', 4),
+    'palette.png': (_image(4, mode='RGB').convert('P'), 'PNG', 'PNG', 'PNG', 3),
+    'gray.jpg': (_image(5), 'JPEG', 'JPEG', 'JPEG', 1),
+    'rgb.jpeg': (_image(6, mode='RGB'), 'JPEG', 'JPEG', 'JPEG', 3),
+    'rgb.bmp': (_image(7, mode='RGB'), 'BMP', 'BMP', 'PNG', 3),
+    'gray16.tif': (gray16.transpose(Image.Transpose.FLIP_LEFT_RIGHT), 'TIFF', 'TIFF', 'PNG', 1),
+    'cmyk.jpg': (_image(8, mode='CMYK'), 'JPEG', 'JPEG', 'PNG', 3),
   }
   for name, (image, fmt, *_) in cases.items():
     _write(str(root / 'COVID' / name), image, fmt=fmt)
@@ -258,22 +322,36 @@ def test_formats_are_recorded_and_transcoded_losslessly(tmp_path):
   for name, (image, _, fmt, stored_format, channels) in cases.items():
     row = manifest[f'COVID/{name}']
     assert (row['status'], row['format'], row['stored_format'], row['channels']) == (
-        'ingested', fmt, stored_format, channels), name
+      'ingested',
+      fmt,
+      stored_format,
+      channels,
+    ), name
     assert row['reason'] == ('transcoded_to_png' if fmt != stored_format else '')
     example = stored[f'COVID/{name}']
-    assert (_value(example, features.FORMAT_KEY).decode(), _value(example, features.CHANNELS_KEY)) == (
-        stored_format, channels)
+    assert (
+      _value(example, features.FORMAT_KEY).decode(),
+      _value(example, features.CHANNELS_KEY),
+    ) == (stored_format, channels)
     assert (_value(example, features.WIDTH_KEY), _value(example, features.HEIGHT_KEY)) == image.size
-    decoded = tf.io.decode_image(_value(example, features.IMAGE_KEY), dtype=tf.uint16 if '16' in name else tf.uint8,
-                                 expand_animations=False).numpy()
+    decoded = tf.io.decode_image(
+      _value(example, features.IMAGE_KEY),
+      dtype=tf.uint16 if '16' in name else tf.uint8,
+      expand_animations=False,
+    ).numpy()
     assert decoded.shape == (image.height, image.width, channels), name
     if fmt in ('BMP', 'TIFF'):  # lossless: the stored PNG holds exactly the original pixels
-      np.testing.assert_array_equal(decoded[..., 0] if channels == 1 else decoded, np.asarray(image))
+      np.testing.assert_array_equal(
+        decoded[..., 0] if channels == 1 else decoded, np.asarray(image)
+      )
 
 
 def _files(folder):
-  return {os.path.relpath(os.path.join(d, f), folder): open(os.path.join(d, f), 'rb').read()
-          for d, _, files in os.walk(folder) for f in files}
+  return {
+    os.path.relpath(os.path.join(d, f), folder): open(os.path.join(d, f), 'rb').read()
+    for d, _, files in os.walk(folder)
+    for f in files
+  }
 
 
 def test_parallel_beam_workers_write_the_same_files_byte_for_byte(tmp_path):
@@ -282,16 +360,29 @@ def test_parallel_beam_workers_write_the_same_files_byte_for_byte(tmp_path):
   shutil.copy(root / 'Train' / 'COVID' / 'covid_0000.png', root / 'Train' / 'COVID' / 'x_copy.png')
   _, in_process, out = _run(root, tmp_path, 'in_process')
   parallel_out = tmp_path / 'parallel'
-  pipeline = beam.Pipeline(options=PipelineOptions(
-      ['--runner=FnApiRunner', '--direct_running_mode=multi_processing', '--direct_num_workers=2']))
-  result = ingest(str(root), str(parallel_out / 'examples'), str(parallel_out / 'report'), IngestOptions(), pipeline)
+  pipeline = beam.Pipeline(
+    options=PipelineOptions(
+      ['--runner=FnApiRunner', '--direct_running_mode=multi_processing', '--direct_num_workers=2']
+    )
+  )
+  result = ingest(
+    str(root),
+    str(parallel_out / 'examples'),
+    str(parallel_out / 'report'),
+    IngestOptions(),
+    pipeline,
+  )
   assert {r['path']: r for r in pq.read_table(result.manifest_uri).to_pylist()} == in_process
   assert _files(parallel_out / 'examples') == _files(out / 'examples')
-  assert len(_records(out, 'train')) + len(_records(out, 'eval')) == 3 * 4  # the copy is a duplicate
+  assert (
+    len(_records(out, 'train')) + len(_records(out, 'eval')) == 3 * 4
+  )  # the copy is a duplicate
 
 
 def _inspected(path, label, content, role='any', group=''):
-  entry = discovery.FileEntry(path=path, uri='/' + path, size=1, source='s', label=label, role=role, group=group)
+  entry = discovery.FileEntry(
+    path=path, uri='/' + path, size=1, source='s', label=label, role=role, group=group
+  )
   info = image_check.ImageInfo('PNG', 'PNG', 8, 8, 1)
   return Inspected(entry, sha256=hashlib.sha256(content.encode()).hexdigest(), info=info)
 
@@ -300,23 +391,43 @@ def test_duplicates_are_kept_once_and_test_wins_across_splits(tmp_path):
   root = tmp_path / 'data'
   demo_data.generate(str(root), train_per_class=6, test_per_class=2, min_size=32, max_size=40)
   covid = root / 'Train' / 'COVID'
-  shutil.copy(covid / 'covid_0000.png', covid / 'x_copy_of_0.png')                     # within Train/
-  shutil.copy(root / 'Test' / 'COVID' / 'covid_0001.png', covid / 'from_test.png')   # Train/ copy of a Test/ image
-  shutil.copy(covid / 'covid_0002.png', root / 'Train' / 'NORMAL' / 'mislabeled.png')  # same bytes, other class
+  shutil.copy(covid / 'covid_0000.png', covid / 'x_copy_of_0.png')  # within Train/
+  shutil.copy(
+    root / 'Test' / 'COVID' / 'covid_0001.png', covid / 'from_test.png'
+  )  # Train/ copy of a Test/ image
+  shutil.copy(
+    covid / 'covid_0002.png', root / 'Train' / 'NORMAL' / 'mislabeled.png'
+  )  # same bytes, other class
   result, manifest, _ = _run(root, tmp_path, max_bad_fraction=0.2)
 
   within = manifest['Train/COVID/x_copy_of_0.png']
   assert (within['status'], within['reason'], within['duplicate_of']) == (
-      'duplicate', 'duplicate_within_split', 'Train/COVID/covid_0000.png')
+    'duplicate',
+    'duplicate_within_split',
+    'Train/COVID/covid_0000.png',
+  )
   assert manifest['Train/COVID/covid_0000.png']['status'] == 'ingested'
   across = manifest['Train/COVID/from_test.png']
   assert (across['status'], across['reason'], across['duplicate_of']) == (
-      'duplicate', 'duplicate_across_splits', 'Test/COVID/covid_0001.png')
-  assert (manifest['Test/COVID/covid_0001.png']['status'], manifest['Test/COVID/covid_0001.png']['split']) == (
-      'ingested', 'test')
+    'duplicate',
+    'duplicate_across_splits',
+    'Test/COVID/covid_0001.png',
+  )
+  assert (
+    manifest['Test/COVID/covid_0001.png']['status'],
+    manifest['Test/COVID/covid_0001.png']['split'],
+  ) == ('ingested', 'test')
   for path in ('Train/COVID/covid_0002.png', 'Train/NORMAL/mislabeled.png'):
-    assert (manifest[path]['status'], manifest[path]['reason']) == ('quarantined', 'conflicting_labels')
-  assert result.summary['status'] == {'ingested': 23, 'quarantined': 2, 'duplicate': 2, 'ignored': 0}
+    assert (manifest[path]['status'], manifest[path]['reason']) == (
+      'quarantined',
+      'conflicting_labels',
+    )
+  assert result.summary['status'] == {
+    'ingested': 23,
+    'quarantined': 2,
+    'duplicate': 2,
+    'ignored': 0,
+  }
   assert result.summary['files_found'] == _count_files(root)
 
 
@@ -331,9 +442,14 @@ def test_duplicate_content_never_straddles_splits_in_a_single_root():
 
 
 def test_a_group_that_reaches_test_goes_to_test_whole():
-  items = [_inspected(f'Train/COVID/person{p}_{k}.png', 0, f'{p}-{k}', role='train', group=f'person{p}')
-           for p in range(20) for k in range(2)]
-  items.append(_inspected('Test/COVID/person3_9.png', 0, 'test image', role='test', group='person3'))
+  items = [
+    _inspected(f'Train/COVID/person{p}_{k}.png', 0, f'{p}-{k}', role='train', group=f'person{p}')
+    for p in range(20)
+    for k in range(2)
+  ]
+  items.append(
+    _inspected('Test/COVID/person3_9.png', 0, 'test image', role='test', group='person3')
+  )
   fates = splitting.plan(items, IngestOptions())
   assert {fates[f'Train/COVID/person3_{k}.png'].split for k in range(2)} == {'test'}
   assert {f.split for path, f in fates.items() if 'person3_' not in path} == {'train', 'eval'}
@@ -342,13 +458,22 @@ def test_a_group_that_reaches_test_goes_to_test_whole():
 def test_groups_linked_through_shared_content_form_one_component():
   # Chain c: group c{c}p{k} holds content k-1 and k, so content links group k-1 to group k: the
   # plan has to follow every link of the chain (7 groups) to keep it in one split.
-  chains = [[_inspected(f'COVID/c{c}_p{k}_{j}.png', 0, f'c{c}-{k - 1 + j}', group=f'c{c}p{k}')
-             for k in range(7) for j in (0, 1) if 0 <= k - 1 + j < 6] for c in range(12)]
+  chains = [
+    [
+      _inspected(f'COVID/c{c}_p{k}_{j}.png', 0, f'c{c}-{k - 1 + j}', group=f'c{c}p{k}')
+      for k in range(7)
+      for j in (0, 1)
+      if 0 <= k - 1 + j < 6
+    ]
+    for c in range(12)
+  ]
   singles = [_inspected(f'COVID/single{i}.png', 0, f'single{i}') for i in range(40)]
   fates = splitting.plan([item for chain in chains for item in chain] + singles, IngestOptions())
   for chain in chains:
     kept = [fates[item.entry.path] for item in chain if fates[item.entry.path].status == 'ingested']
-    copies = [fates[item.entry.path] for item in chain if fates[item.entry.path].status == 'duplicate']
+    copies = [
+      fates[item.entry.path] for item in chain if fates[item.entry.path].status == 'duplicate'
+    ]
     assert len(kept) == 6 and len(copies) == 6  # one kept file per content
     assert len({f.split for f in kept}) == 1
     assert {fates[c.duplicate_of].split for c in copies} == {kept[0].split}
@@ -362,12 +487,16 @@ def test_staged_inputs_list_candidates_in_chunks_and_the_other_files_apart(tmp_p
   found = discovery.discover(str(root))
   staged = beam_pipeline.stage_inputs(found, str(tmp_path / 'work'))
   assert (staged.candidates, staged.ignored_count, staged.span) == (42, 1, 0)
-  chunks = [[discovery.FileEntry(*row) for row in records.read(uri)] for uri in staged.candidate_chunks]
+  chunks = [
+    [discovery.FileEntry(*row) for row in records.read(uri)] for uri in staged.candidate_chunks
+  ]
   per_chunk = beam_pipeline.CANDIDATES_PER_CHUNK
   assert [len(chunk) for chunk in chunks] == [per_chunk, 42 - per_chunk]
   by_path = lambda entries: sorted(entries, key=lambda e: e.path)
   assert by_path(e for chunk in chunks for e in chunk) == by_path(found.candidates())
-  assert [discovery.FileEntry(*row).ignored_reason for row in records.read(staged.ignored)] == ['outside_split_folders']
+  assert [discovery.FileEntry(*row).ignored_reason for row in records.read(staged.ignored)] == [
+    'outside_split_folders'
+  ]
 
 
 def _without_group(item):
@@ -375,9 +504,12 @@ def _without_group(item):
 
 
 def test_group_regex_keeps_each_group_in_one_split():
-  items = [_inspected(f'{name}/person{p}_{k}.png', label, f'{label}-{p}-{k}', group=f'person{p}')
-           for label, name in enumerate(labels.CLASS_NAMES) for p in range(label * 100, label * 100 + 30)
-           for k in range(3)]
+  items = [
+    _inspected(f'{name}/person{p}_{k}.png', label, f'{label}-{p}-{k}', group=f'person{p}')
+    for label, name in enumerate(labels.CLASS_NAMES)
+    for p in range(label * 100, label * 100 + 30)
+    for k in range(3)
+  ]
   ungrouped = splitting.plan([_without_group(i) for i in items], IngestOptions())
   grouped = splitting.plan(items, IngestOptions(group_regex=r'(person\d+)_'))
 
@@ -386,15 +518,21 @@ def test_group_regex_keeps_each_group_in_one_split():
     for item in items:
       seen.setdefault(item.entry.group, set()).add(fates[item.entry.path].split)
     return seen
+
   assert all(len(s) == 1 for s in splits_per_group(grouped).values())
-  assert any(len(s) > 1 for s in splits_per_group(ungrouped).values())  # the rule is what keeps them together
+  assert any(
+    len(s) > 1 for s in splits_per_group(ungrouped).values()
+  )  # the rule is what keeps them together
   sizes = {s: sum(f.split == s for f in grouped.values()) for s in ('train', 'eval', 'test')}
   assert sizes == {'train': 216, 'eval': 27, 'test': 27}  # 24/3/3 groups of 3 per class: 80/10/10
 
 
 def test_split_assignment_is_deterministic_stratified_and_order_independent():
-  items = [_inspected(f'{name}/{i}.png', label, f'{label}/{i}')
-           for label, name in enumerate(labels.CLASS_NAMES) for i in range((label + 1) * 7)]
+  items = [
+    _inspected(f'{name}/{i}.png', label, f'{label}/{i}')
+    for label, name in enumerate(labels.CLASS_NAMES)
+    for i in range((label + 1) * 7)
+  ]
   reference = splitting.plan(items, IngestOptions())
   for seed in range(3):
     shuffled = items[:]
@@ -402,8 +540,10 @@ def test_split_assignment_is_deterministic_stratified_and_order_independent():
     assert splitting.plan(shuffled, IngestOptions()) == reference
   for label, name in enumerate(labels.CLASS_NAMES):
     n = (label + 1) * 7
-    counts = [sum(f.split == s and f.path.startswith(name + '/') for f in reference.values())
-              for s in ('train', 'eval', 'test')]
+    counts = [
+      sum(f.split == s and f.path.startswith(name + '/') for f in reference.values())
+      for s in ('train', 'eval', 'test')
+    ]
     assert counts == splitting.apportion(n, (0.8, 0.1, 0.1))
   reseeded = splitting.plan(items, IngestOptions(split_seed='another-seed'))
   assert reseeded != reference
@@ -429,9 +569,13 @@ def test_same_files_elsewhere_give_the_same_splits(tmp_path):
 
 
 def _spans(root):
-  demo_data.generate(str(root / 'span-1'), train_per_class=4, test_per_class=2, min_size=32, max_size=40, seed=1)
+  demo_data.generate(
+    str(root / 'span-1'), train_per_class=4, test_per_class=2, min_size=32, max_size=40, seed=1
+  )
   _class_folders(root / 'span-2', 5, seed=2)
-  demo_data.generate(str(root / 'span-10'), train_per_class=5, test_per_class=2, min_size=32, max_size=40, seed=3)
+  demo_data.generate(
+    str(root / 'span-10'), train_per_class=5, test_per_class=2, min_size=32, max_size=40, seed=3
+  )
 
 
 def test_spans_select_latest_all_or_ranges(tmp_path):
@@ -442,7 +586,9 @@ def test_spans_select_latest_all_or_ranges(tmp_path):
     found = discovery.discover(str(root), IngestOptions(span=spec))
     assert found.spans == spans and found.span == max(spans)
     assert {e.source for e in found.entries()} == {f'span-{n}' for n in spans}
-  with pytest.raises(ValueError, match=r"span='7' matches no span folder .*found spans \[1, 2, 10\]"):
+  with pytest.raises(
+    ValueError, match=r"span='7' matches no span folder .*found spans \[1, 2, 10\]"
+  ):
     discovery.discover(str(root), IngestOptions(span='7'))
 
   result, manifest, out = _run(root, tmp_path, span='latest')
@@ -469,12 +615,16 @@ def test_clear_errors_for_unusable_input(tmp_path):
   with pytest.raises(FileNotFoundError, match='does not exist'):
     discovery.discover(str(tmp_path / 'missing'))
   _write(str(tmp_path / 'image.png'), _image(0))
-  with pytest.raises(ValueError, match=r"Cannot list input_base .*image\.png': Not a directory; it must be"):
+  with pytest.raises(
+    ValueError, match=r"Cannot list input_base .*image\.png': Not a directory; it must be"
+  ):
     discovery.discover(str(tmp_path / 'image.png'))
   (tmp_path / 'flat').mkdir()
   _write(str(tmp_path / 'flat' / 'a' / 'x.png'), _image(1))
   _write(str(tmp_path / 'flat' / 'b' / 'y.png'), _image(2))
-  with pytest.raises(ValueError, match=r"No class folders under .*flat.*found folders \['a', 'b'\]"):
+  with pytest.raises(
+    ValueError, match=r"No class folders under .*flat.*found folders \['a', 'b'\]"
+  ):
     discovery.discover(str(tmp_path / 'flat'))
   only_train = tmp_path / 'only_train'
   _class_folders(only_train / 'Train', 3)

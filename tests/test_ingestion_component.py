@@ -1,12 +1,13 @@
 """ImageFolderExampleGen under LocalDagRunner (artifacts, caching by fingerprint) and the raw schema under TFDV."""
+
 import os
 import re
 import shutil
 
-import ml_metadata as mlmd
-import tensorflow_data_validation as tfdv
 from google.protobuf import text_format
+import ml_metadata as mlmd
 from ml_metadata.proto import metadata_store_pb2
+import tensorflow_data_validation as tfdv
 from tensorflow_metadata.proto.v0 import schema_pb2
 from tfx import v1 as tfx
 from tfx.types import artifact_utils
@@ -23,12 +24,22 @@ SCHEMA_PATH = os.path.join(configs.SCHEMA_DIR, 'schema.pbtxt')
 
 
 def _run_pipeline(data, root):
-  example_gen = ImageFolderExampleGen(input_base=str(data), input_fingerprint=fingerprint(str(data)),
-                                      split_ratios='0.7,0.15,0.15')
-  metadata = tfx.orchestration.metadata.sqlite_metadata_connection_config(str(root / 'metadata.sqlite'))
-  tfx.orchestration.LocalDagRunner().run(tfx.dsl.Pipeline(
-      pipeline_name='ingestion-test', pipeline_root=str(root / 'pipeline'), components=[example_gen],
-      enable_cache=True, metadata_connection_config=metadata, beam_pipeline_args=['--runner=FnApiRunner']))
+  example_gen = ImageFolderExampleGen(
+    input_base=str(data), input_fingerprint=fingerprint(str(data)), split_ratios='0.7,0.15,0.15'
+  )
+  metadata = tfx.orchestration.metadata.sqlite_metadata_connection_config(
+    str(root / 'metadata.sqlite')
+  )
+  tfx.orchestration.LocalDagRunner().run(
+    tfx.dsl.Pipeline(
+      pipeline_name='ingestion-test',
+      pipeline_root=str(root / 'pipeline'),
+      components=[example_gen],
+      enable_cache=True,
+      metadata_connection_config=metadata,
+      beam_pipeline_args=['--runner=FnApiRunner'],
+    )
+  )
   store = mlmd.MetadataStore(metadata)
   return store.get_artifacts_by_type('Examples'), store.get_artifacts_by_type('cxr.IngestReport')
 
@@ -45,16 +56,22 @@ def test_component_writes_examples_and_report_and_reruns_only_when_files_change(
   examples, reports = _run_pipeline(data, tmp_path)
   assert len(examples) == len(reports) == 1
   example_artifact = examples[0]
-  assert artifact_utils.decode_split_names(example_artifact.properties['split_names'].string_value) == [
-      'train', 'eval', 'test']
+  assert artifact_utils.decode_split_names(
+    example_artifact.properties['split_names'].string_value
+  ) == ['train', 'eval', 'test']
   assert example_artifact.properties['span'].int_value == 0
   assert example_artifact.custom_properties['file_format'].string_value == 'tfrecords_gzip'
   for split in ('train', 'eval', 'test'):
     files = os.listdir(os.path.join(example_artifact.uri, f'Split-{split}'))
-    assert files and all(re.fullmatch(r'data_tfrecord-\d{5}-of-\d{5}', f) for f in files)  # uncompressed
+    assert files and all(
+      re.fullmatch(r'data_tfrecord-\d{5}-of-\d{5}', f) for f in files
+    )  # uncompressed
   report = reports[0].custom_properties
   assert {k: report[k].int_value for k in ('files_found', 'ingested', 'test_examples')} == {
-      'files_found': 21, 'ingested': 21, 'test_examples': 6}
+    'files_found': 21,
+    'ingested': 21,
+    'test_examples': 6,
+  }
   assert sorted(os.listdir(reports[0].uri)) == ['manifest.parquet', 'summary.json']
 
   examples, _ = _run_pipeline(data, tmp_path)
@@ -63,11 +80,15 @@ def test_component_writes_examples_and_report_and_reruns_only_when_files_change(
   examples, reports = _run_pipeline(data, tmp_path)
   assert len(examples) == 2 and reports[-1].custom_properties['files_found'].int_value == 20
 
-  stats = tfdv.generate_statistics_from_tfrecord(os.path.join(examples[-1].uri, 'Split-*', 'data_tfrecord-*'))
+  stats = tfdv.generate_statistics_from_tfrecord(
+    os.path.join(examples[-1].uri, 'Split-*', 'data_tfrecord-*')
+  )
   anomalies = tfdv.validate_statistics(stats, _schema())
   assert not anomalies.anomaly_info, anomalies
   narrower = _schema(lambda text: text.replace('  value: "VIRAL PNEUMONIA"\n', ''))
-  assert 'label_name' in tfdv.validate_statistics(stats, narrower).anomaly_info  # the check can fail
+  assert (
+    'label_name' in tfdv.validate_statistics(stats, narrower).anomaly_info
+  )  # the check can fail
 
 
 def test_cxr_run_stops_at_ingestion_when_a_split_lacks_a_class(tmp_path, capsys):
@@ -79,11 +100,14 @@ def test_cxr_run_stops_at_ingestion_when_a_split_lacks_a_class(tmp_path, capsys)
   error = capsys.readouterr().err
   assert error.endswith('\n') and error.count('\n') == 1, error  # one line, no traceback
   assert error.startswith(
-      'cxr run: error: Every split needs images of every class, but test lacks VIRAL PNEUMONIA '
-      '(images per class: train COVID 4, NORMAL 4, VIRAL PNEUMONIA 4; eval COVID 1, NORMAL 1, '
-      'VIRAL PNEUMONIA 1; test COVID 2, NORMAL 2, VIRAL PNEUMONIA 0). Add images')
+    'cxr run: error: Every split needs images of every class, but test lacks VIRAL PNEUMONIA '
+    '(images per class: train COVID 4, NORMAL 4, VIRAL PNEUMONIA 4; eval COVID 1, NORMAL 1, '
+    'VIRAL PNEUMONIA 1; test COVID 2, NORMAL 2, VIRAL PNEUMONIA 0). Add images'
+  )
   with metadata_queries.open_store(layout(str(tmp_path / 'out'))) as store:
     [run_id] = metadata_queries.run_ids(store)
-    ran = [(node, execution.last_known_state)
-           for node, execution in metadata_queries.node_executions(store, run_id)]
+    ran = [
+      (node, execution.last_known_state)
+      for node, execution in metadata_queries.node_executions(store, run_id)
+    ]
   assert ran == [('ImageFolderExampleGen', metadata_store_pb2.Execution.FAILED)]  # nothing after it

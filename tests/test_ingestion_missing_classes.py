@@ -1,14 +1,16 @@
 """A split lacking a class stops the ingestion in any layout: one line names it and the counts."""
+
 import json
 import os
 import shutil
 
 import numpy as np
-import pytest
 from PIL import Image
+import pytest
 
 from components import labels
-from components.ingestion import IngestOptions, ingest
+from components.ingestion import ingest
+from components.ingestion import IngestOptions
 from components.ingestion.manifest import MissingClassError
 
 COVID, NORMAL, VIRAL = labels.CLASS_NAMES
@@ -48,8 +50,12 @@ def _spans(root, classes):
   _train_test(os.path.join(root, 'span-2'), classes)
 
 
-LAYOUTS = {'single_root': _single_root, 'train_test': _train_test, 'kaggle': _kaggle,
-           'span': _spans}
+LAYOUTS = {
+  'single_root': _single_root,
+  'train_test': _train_test,
+  'kaggle': _kaggle,
+  'span': _spans,
+}
 
 
 def _ingest(root, out, **options):
@@ -66,9 +72,10 @@ def _refusal(root, out, **options):
     counts = json.load(f)['splits']
   missing = {split: [c for c in labels.CLASS_NAMES if counts[split][c] == 0] for split in SPLITS}
   assert '\n' not in message
-  lacks = '; '.join(f"{s} lacks {', '.join(m)}" for s, m in missing.items() if m)
-  per_class = '; '.join(f'{s} ' + ', '.join(f'{c} {counts[s][c]}' for c in labels.CLASS_NAMES)
-                        for s in SPLITS)
+  lacks = '; '.join(f'{s} lacks {", ".join(m)}' for s, m in missing.items() if m)
+  per_class = '; '.join(
+    f'{s} ' + ', '.join(f'{c} {counts[s][c]}' for c in labels.CLASS_NAMES) for s in SPLITS
+  )
   assert f'but {lacks} (images per class: {per_class}). ' in message
   assert not [f for _, _, files in os.walk(out / 'examples') for f in files]  # no example written
   return message, missing
@@ -94,12 +101,13 @@ def test_message_of_a_covid_only_folder(tmp_path):
   _class_folders(tmp_path / 'data', (COVID,), 10)
   message, _ = _refusal(tmp_path / 'data', tmp_path / 'out')
   assert message == (
-      'Every split needs images of every class, but train lacks NORMAL, VIRAL PNEUMONIA; '
-      'eval lacks NORMAL, VIRAL PNEUMONIA; test lacks NORMAL, VIRAL PNEUMONIA (images per '
-      'class: train COVID 8, NORMAL 0, VIRAL PNEUMONIA 0; eval COVID 1, NORMAL 0, VIRAL '
-      'PNEUMONIA 0; test COVID 1, NORMAL 0, VIRAL PNEUMONIA 0). Add images of the missing '
-      'classes (Test/ feeds the test split, Train/ the train and eval splits, a single root of '
-      'class folders all three).')
+    'Every split needs images of every class, but train lacks NORMAL, VIRAL PNEUMONIA; '
+    'eval lacks NORMAL, VIRAL PNEUMONIA; test lacks NORMAL, VIRAL PNEUMONIA (images per '
+    'class: train COVID 8, NORMAL 0, VIRAL PNEUMONIA 0; eval COVID 1, NORMAL 0, VIRAL '
+    'PNEUMONIA 0; test COVID 1, NORMAL 0, VIRAL PNEUMONIA 0). Add images of the missing '
+    'classes (Test/ feeds the test split, Train/ the train and eval splits, a single root of '
+    'class folders all three).'
+  )
 
 
 def test_test_folder_lacking_a_class(tmp_path):

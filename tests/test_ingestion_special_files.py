@@ -5,6 +5,7 @@ file permissions apply to: as root, the child loses CAP_DAC_OVERRIDE and CAP_DAC
 (dropped from its capability bounding set before exec), so a mode-000 file or folder is unreadable
 to it as it is to any other user.
 """
+
 import ctypes
 import json
 import os
@@ -13,8 +14,8 @@ import subprocess
 import sys
 
 import numpy as np
-import pyarrow.parquet as pq
 from PIL import Image
+import pyarrow.parquet as pq
 
 from components import labels
 
@@ -41,8 +42,13 @@ def _without_permission_override():
 def _ingest_without_privileges(root, out):
   """Runs the ingestion of `root` in a child that file modes apply to; returns its summary."""
   unprivileged = _without_permission_override if os.geteuid() == 0 else None
-  child = subprocess.run([sys.executable, '-c', _INGEST, str(root), str(out)], capture_output=True,
-                         text=True, timeout=180, preexec_fn=unprivileged)
+  child = subprocess.run(
+    [sys.executable, '-c', _INGEST, str(root), str(out)],
+    capture_output=True,
+    text=True,
+    timeout=180,
+    preexec_fn=unprivileged,
+  )
   assert child.returncode == 0, child.stderr[-3000:]
   return json.loads(child.stdout.splitlines()[-1])
 
@@ -79,24 +85,29 @@ def test_special_entries_are_quarantined_or_ignored_and_never_block(tmp_path):
 
   rows = pq.read_table(str(tmp_path / 'out' / 'report' / 'manifest.parquet')).to_pylist()
   manifest = {row['path']: row for row in rows}
-  special = {path: (row['status'], row['reason']) for path, row in manifest.items()
-             if 'img' not in path}
+  special = {
+    path: (row['status'], row['reason']) for path, row in manifest.items() if 'img' not in path
+  }
   assert special == {
-      'COVID/pipe.png': ('quarantined', 'not_a_regular_file'),
-      'COVID/pipe': ('ignored', 'not_an_image_file'),
-      'COVID/.pipe': ('ignored', 'hidden_or_system_file'),
-      'COVID/loop/': ('quarantined', 'symlink_loop'),
-      'NORMAL/socket.png': ('quarantined', 'not_a_regular_file'),
-      'NORMAL/locked.png': ('quarantined', 'unreadable'),
-      'NORMAL/locked_folder/': ('quarantined', 'unreadable_folder'),
-      'VIRAL PNEUMONIA/gone.png': ('quarantined', 'broken_symlink'),
-      'VIRAL PNEUMONIA/more/linked.png': ('ingested', ''),
+    'COVID/pipe.png': ('quarantined', 'not_a_regular_file'),
+    'COVID/pipe': ('ignored', 'not_an_image_file'),
+    'COVID/.pipe': ('ignored', 'hidden_or_system_file'),
+    'COVID/loop/': ('quarantined', 'symlink_loop'),
+    'NORMAL/socket.png': ('quarantined', 'not_a_regular_file'),
+    'NORMAL/locked.png': ('quarantined', 'unreadable'),
+    'NORMAL/locked_folder/': ('quarantined', 'unreadable_folder'),
+    'VIRAL PNEUMONIA/gone.png': ('quarantined', 'broken_symlink'),
+    'VIRAL PNEUMONIA/more/linked.png': ('ingested', ''),
   }
   assert 'FIFO' in manifest['COVID/pipe.png']['detail']
   assert 'socket' in manifest['NORMAL/socket.png']['detail']
   assert 'Permission denied' in manifest['NORMAL/locked.png']['detail']
   assert summary['files_found'] == len(manifest) == 12 + len(special)
   assert summary['status'] == {'ingested': 13, 'quarantined': 6, 'duplicate': 0, 'ignored': 2}
-  assert summary['reasons']['quarantined'] == {'broken_symlink': 1, 'not_a_regular_file': 2,
-                                              'symlink_loop': 1, 'unreadable': 1,
-                                              'unreadable_folder': 1}
+  assert summary['reasons']['quarantined'] == {
+    'broken_symlink': 1,
+    'not_a_regular_file': 2,
+    'symlink_loop': 1,
+    'unreadable': 1,
+    'unreadable_folder': 1,
+  }

@@ -1,4 +1,5 @@
 """Image validation (header limits, the PNG check against real decoders) and the TF-free Example encoding."""
+
 import io
 import random
 import struct
@@ -30,7 +31,7 @@ def _rebuild(data: bytes, idat_body: bytes = None, drop=()) -> bytes:
   out, pos = [png_check.SIGNATURE], 8
   while pos < len(data):
     length, kind = struct.unpack_from('>I4s', data, pos)
-    body = data[pos + 8:pos + 8 + length]
+    body = data[pos + 8 : pos + 8 + length]
     if kind == b'IDAT' and idat_body is not None:
       body, idat_body = idat_body, None
     elif kind == b'IDAT' or kind in drop:
@@ -63,7 +64,9 @@ def _png_check_accepts(data: bytes) -> bool:
 def test_png_check_accepts_valid_pngs_of_every_kind(mode):
   if mode == 'I;16':
     buffer = io.BytesIO()
-    Image.fromarray((np.arange(2000).reshape(40, 50) * 30).astype(np.uint16)).save(buffer, format='PNG')
+    Image.fromarray((np.arange(2000).reshape(40, 50) * 30).astype(np.uint16)).save(
+      buffer, format='PNG'
+    )
     data = buffer.getvalue()
   else:
     data = _png(mode)
@@ -79,7 +82,7 @@ def test_png_check_is_at_least_as_strict_as_tensorflow_and_pillow():
     original = _png(('L', 'RGB', 'RGBA', 'P', 'LA')[trial % 5], seed=trial)
     start = original.index(b'IDAT') + 4
     length = struct.unpack_from('>I', original, start - 8)[0]
-    body = bytearray(original[start:start + length])
+    body = bytearray(original[start : start + length])
     for _ in range(rng.randrange(1, 4)):
       body[rng.randrange(len(body))] = rng.randrange(256)
     damaged = _rebuild(original, bytes(body))
@@ -93,47 +96,85 @@ def test_png_check_reasons():
   data = _png('L')
   length = struct.unpack_from('>I', data, data.index(b'IDAT') - 4)[0]
   start = data.index(b'IDAT') + 4
-  rows = bytearray(zlib.decompress(data[start:start + length]))
+  rows = bytearray(zlib.decompress(data[start : start + length]))
   rows[51 * 7] = 9  # row 7's filter type
   cases = {
-      'invalid row filter type 9': _rebuild(data, zlib.compress(bytes(rows))),
-      'not enough image data': _rebuild(data, zlib.compress(bytes(rows[:-51]))),
-      'too much image data': _rebuild(data, zlib.compress(bytes(rows) + b'\0' * 51)),
-      'truncated: the file ends': _rebuild(data, drop=(b'IEND',)),
-      'truncated: chunk': data[:len(data) - 30],
-      "CRC mismatch in chunk b'IDAT'": data[:start + 5] + bytes([data[start + 5] ^ 1]) + data[start + 6:],
-      'palette image without a PLTE chunk': _rebuild(_png('P'), drop=(b'PLTE',)),
+    'invalid row filter type 9': _rebuild(data, zlib.compress(bytes(rows))),
+    'not enough image data': _rebuild(data, zlib.compress(bytes(rows[:-51]))),
+    'too much image data': _rebuild(data, zlib.compress(bytes(rows) + b'\0' * 51)),
+    'truncated: the file ends': _rebuild(data, drop=(b'IEND',)),
+    'truncated: chunk': data[: len(data) - 30],
+    "CRC mismatch in chunk b'IDAT'": data[: start + 5]
+    + bytes([data[start + 5] ^ 1])
+    + data[start + 6 :],
+    'palette image without a PLTE chunk': _rebuild(_png('P'), drop=(b'PLTE',)),
   }
   for message, damaged in cases.items():
     with pytest.raises(ValueError, match=message.replace('(', r'\(')):
       png_check.validate(damaged)
-    assert not _decoders_accept(damaged) or message.startswith('too much')  # libpng only warns on extra data
+    assert not _decoders_accept(damaged) or message.startswith(
+      'too much'
+    )  # libpng only warns on extra data
 
 
 def test_image_check_refuses_too_many_pixels_from_the_header():
   data = _png('L', size=(64, 64))
-  with pytest.raises(image_check.BadImage, match='64x64 = 4,096 pixels > max_image_pixels=1,000') as error:
+  with pytest.raises(
+    image_check.BadImage, match='64x64 = 4,096 pixels > max_image_pixels=1,000'
+  ) as error:
     image_check.inspect(data, max_pixels=1000)
   assert error.value.reason == 'too_many_pixels'
-  header = struct.pack('>IIBBBBB', 100_000, 100_000, 8, 0, 0, 0, 0)  # 10 billion pixels, 60 bytes of file
-  bomb = png_check.SIGNATURE + _chunk(b'IHDR', header) + _chunk(b'IDAT', zlib.compress(b'\0')) + _chunk(b'IEND', b'')
+  header = struct.pack(
+    '>IIBBBBB', 100_000, 100_000, 8, 0, 0, 0, 0
+  )  # 10 billion pixels, 60 bytes of file
+  bomb = (
+    png_check.SIGNATURE
+    + _chunk(b'IHDR', header)
+    + _chunk(b'IDAT', zlib.compress(b'\0'))
+    + _chunk(b'IEND', b'')
+  )
   with pytest.raises(image_check.BadImage) as error:
-    image_check.inspect(bomb, max_pixels=10 ** 12)
+    image_check.inspect(bomb, max_pixels=10**12)
   assert error.value.reason == 'too_many_pixels'
   info = image_check.inspect(data, max_pixels=4096)
-  assert (info.format, info.height, info.width, info.channels, info.transcoded) == ('PNG', 64, 64, 1, False)
+  assert (info.format, info.height, info.width, info.channels, info.transcoded) == (
+    'PNG',
+    64,
+    64,
+    1,
+    False,
+  )
 
 
 def test_example_encoding_matches_tensorflow():
-  values = {'image': bytes(range(256)) * 3000, 'label': 2, 'zero': 0, 'negative': -5, 'big': 2 ** 40 + 7,
-            'name': 'VIRAL PNEUMONIA'.encode(), 'empty': b''}
-  expected = tf.train.Example(features=tf.train.Features(feature={
-      key: tf.train.Feature(bytes_list=tf.train.BytesList(value=[v])) if isinstance(v, bytes) else
-      tf.train.Feature(int64_list=tf.train.Int64List(value=[v])) for key, v in values.items()}))
+  values = {
+    'image': bytes(range(256)) * 3000,
+    'label': 2,
+    'zero': 0,
+    'negative': -5,
+    'big': 2**40 + 7,
+    'name': 'VIRAL PNEUMONIA'.encode(),
+    'empty': b'',
+  }
+  expected = tf.train.Example(
+    features=tf.train.Features(
+      feature={
+        key: tf.train.Feature(bytes_list=tf.train.BytesList(value=[v]))
+        if isinstance(v, bytes)
+        else tf.train.Feature(int64_list=tf.train.Int64List(value=[v]))
+        for key, v in values.items()
+      }
+    )
+  )
   assert tf.train.Example.FromString(example_encoding.serialize(values)) == expected
   assert example_encoding.serialize(values) == expected.SerializeToString(deterministic=True)
-  parsed = tf.io.parse_single_example(example_encoding.serialize(values), {
-      'label': tf.io.FixedLenFeature([1], tf.int64), 'negative': tf.io.FixedLenFeature([1], tf.int64),
-      'image': tf.io.FixedLenFeature([1], tf.string)})
+  parsed = tf.io.parse_single_example(
+    example_encoding.serialize(values),
+    {
+      'label': tf.io.FixedLenFeature([1], tf.int64),
+      'negative': tf.io.FixedLenFeature([1], tf.int64),
+      'image': tf.io.FixedLenFeature([1], tf.string),
+    },
+  )
   assert parsed['label'].numpy().tolist() == [2] and parsed['negative'].numpy().tolist() == [-5]
   assert parsed['image'].numpy()[0] == values['image']

@@ -1,4 +1,5 @@
 """make_dataset over a real Transform output: contents, determinism, augmentation on train only."""
+
 import glob
 import io
 import os
@@ -41,11 +42,15 @@ def transformed(tmp_path_factory):
     raw[split] = str(raw_dir / f'{split}.gz')
     with tf.io.TFRecordWriter(raw[split], options='GZIP') as writer:
       for seed in seeds:
-        writer.write(example_encoding.serialize({features.IMAGE_KEY: _png(seed), features.LABEL_KEY: seed % 3}))
+        writer.write(
+          example_encoding.serialize({features.IMAGE_KEY: _png(seed), features.LABEL_KEY: seed % 3})
+        )
   output_dir = str(tmp_path_factory.mktemp('transform'))
   output = tfx_transform.run(raw, output_dir, {'image_size': SIZE, 'image_channels': 1})
-  patterns = {split: os.path.join(output_dir, tfx_transform.TRANSFORMED_EXAMPLES_DIR, f'Split-{split}', '*')
-              for split in raw}
+  patterns = {
+    split: os.path.join(output_dir, tfx_transform.TRANSFORMED_EXAMPLES_DIR, f'Split-{split}', '*')
+    for split in raw
+  }
   return output, patterns
 
 
@@ -58,8 +63,10 @@ def _collect(dataset, batches=None):
 def _materialized(output, pattern):
   """Decoded pixels, means and labels of the transformed files, in file order."""
   spec = output.transformed_feature_spec()
-  examples = [tf.io.parse_single_example(r, spec)
-              for r in tf.data.TFRecordDataset(sorted(glob.glob(pattern)), compression_type='GZIP')]
+  examples = [
+    tf.io.parse_single_example(r, spec)
+    for r in tf.data.TFRecordDataset(sorted(glob.glob(pattern)), compression_type='GZIP')
+  ]
   pixels = np.stack([image_ops.decode_pixels(e[features.PIXELS_XF], 1).numpy() for e in examples])
   means = np.stack([e[features.PIXEL_MEAN_XF].numpy() for e in examples])
   return pixels, means, np.array([int(e[features.LABEL_XF]) for e in examples])
@@ -80,25 +87,46 @@ def test_eval_input_is_one_unaugmented_centred_pass(transformed):
 
 def test_resnet_v2_normalization(transformed):
   output, patterns = transformed
-  images, _ = _collect(input_pipeline.make_dataset(
-      patterns['eval'], output, batch_size=4, training=False,
-      image=ImageSpec(SIZE, 1, 'resnet_v2')))
+  images, _ = _collect(
+    input_pipeline.make_dataset(
+      patterns['eval'], output, batch_size=4, training=False, image=ImageSpec(SIZE, 1, 'resnet_v2')
+    )
+  )
   pixels, _, _ = _materialized(output, patterns['eval'])
   np.testing.assert_allclose(images, np.repeat(pixels / 127.5 - 1.0, 3, axis=-1), atol=1e-6)
 
 
 def test_training_differs_from_eval_only_by_shuffle_and_zoom(transformed):
   output, patterns = transformed
-  unaugmented, labels = _collect(input_pipeline.make_dataset(
-      patterns['train'], output, batch_size=5, training=False))
-  no_zoom, no_zoom_labels = _collect(input_pipeline.make_dataset(
-      patterns['train'], output, batch_size=5, training=True, zoom_range=0.0, shuffle_buffer=1,
-      deterministic=True), 2)
+  unaugmented, labels = _collect(
+    input_pipeline.make_dataset(patterns['train'], output, batch_size=5, training=False)
+  )
+  no_zoom, no_zoom_labels = _collect(
+    input_pipeline.make_dataset(
+      patterns['train'],
+      output,
+      batch_size=5,
+      training=True,
+      zoom_range=0.0,
+      shuffle_buffer=1,
+      deterministic=True,
+    ),
+    2,
+  )
   np.testing.assert_array_equal(no_zoom, unaugmented)
   np.testing.assert_array_equal(no_zoom_labels, labels)
-  zoomed, zoomed_labels = _collect(input_pipeline.make_dataset(
-      patterns['train'], output, batch_size=5, training=True, shuffle_buffer=1, seed=3,
-      deterministic=True), 2)
+  zoomed, zoomed_labels = _collect(
+    input_pipeline.make_dataset(
+      patterns['train'],
+      output,
+      batch_size=5,
+      training=True,
+      shuffle_buffer=1,
+      seed=3,
+      deterministic=True,
+    ),
+    2,
+  )
   np.testing.assert_array_equal(zoomed_labels, labels)
   per_image_change = np.abs(zoomed - unaugmented).mean(axis=(1, 2, 3))
   assert (per_image_change > 1e-3).all(), per_image_change
@@ -107,17 +135,21 @@ def test_training_differs_from_eval_only_by_shuffle_and_zoom(transformed):
 def test_training_is_shuffled_repeated_and_reproducible(transformed):
   output, patterns = transformed
   make = lambda seed: input_pipeline.make_dataset(
-      patterns['train'], output, batch_size=4, training=True, seed=seed, deterministic=True)
+    patterns['train'], output, batch_size=4, training=True, seed=seed, deterministic=True
+  )
   first, first_labels = _collect(make(7), 6)  # 24 images: more than one epoch
   assert first.shape == (24, SIZE, SIZE, 3)
-  np.testing.assert_array_equal(np.bincount(first_labels[:NUM_TRAIN]), np.bincount(np.arange(NUM_TRAIN) % 3))
+  np.testing.assert_array_equal(
+    np.bincount(first_labels[:NUM_TRAIN]), np.bincount(np.arange(NUM_TRAIN) % 3)
+  )
   again, again_labels = _collect(make(7), 6)
   np.testing.assert_array_equal(again, first)
   np.testing.assert_array_equal(again_labels, first_labels)
   other, _ = _collect(make(8), 6)
   assert not np.array_equal(other, first)
-  _, unshuffled_labels = _collect(input_pipeline.make_dataset(
-      patterns['train'], output, batch_size=NUM_TRAIN, training=False))
+  _, unshuffled_labels = _collect(
+    input_pipeline.make_dataset(patterns['train'], output, batch_size=NUM_TRAIN, training=False)
+  )
   assert not np.array_equal(first_labels[:NUM_TRAIN], unshuffled_labels)
 
 
@@ -130,7 +162,9 @@ def test_zoom_matches_keras_image_data_generator(zx, zy):
 
 
 def test_random_zoom_factors_stay_in_range():
-  ramp = np.tile(np.arange(SIZE, dtype=np.float32), (64, SIZE, 1))[..., np.newaxis]  # value = column
+  ramp = np.tile(np.arange(SIZE, dtype=np.float32), (64, SIZE, 1))[
+    ..., np.newaxis
+  ]  # value = column
   zoomed = input_pipeline.random_zoom(ramp, 0.07, tf.constant([1, 2])).numpy()
   centre = (SIZE - 1) / 2
   factors = (zoomed[:, 0, SIZE - 3, 0] - centre) / (SIZE - 3 - centre)  # not clamped at the edge

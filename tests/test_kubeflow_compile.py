@@ -1,4 +1,5 @@
 """The Kubeflow Pipelines v2 / Vertex spec: every node, the container image, paths and caching."""
+
 import json
 
 import pytest
@@ -17,11 +18,15 @@ def _options(**kwargs):
 @pytest.fixture(scope='module')
 def compiled(tmp_path_factory):
   path = tmp_path_factory.mktemp('kfp') / 'cxr-covid.json'
-  options = _options(image=ImageSpec(size=128), warm_start=True,
-                     beam_pipeline_args=['--direct_running_mode=multi_processing',
-                                         '--direct_num_workers=4'])
+  options = _options(
+    image=ImageSpec(size=128),
+    warm_start=True,
+    beam_pipeline_args=['--direct_running_mode=multi_processing', '--direct_num_workers=4'],
+  )
   job = kubeflow_v2_runner.compile_pipeline(options, str(path), image=IMAGE)
-  pipeline = kubeflow_v2_runner.build(options, kubeflow_v2_runner.default_serving_dir(options.output_dir))
+  pipeline = kubeflow_v2_runner.build(
+    options, kubeflow_v2_runner.default_serving_dir(options.output_dir)
+  )
   with open(path, encoding='utf-8') as f:
     assert json.load(f) == job  # the file holds what was returned
   return job, pipeline
@@ -32,7 +37,9 @@ def _tasks(job):
 
 
 def _parameter(job, task, name):
-  return _tasks(job)[task]['inputs']['parameters'][name]['runtimeValue']['constantValue']['stringValue']
+  return _tasks(job)[task]['inputs']['parameters'][name]['runtimeValue']['constantValue'][
+    'stringValue'
+  ]
 
 
 def test_every_pipeline_node_is_a_task(compiled):
@@ -45,7 +52,10 @@ def test_every_pipeline_node_is_a_task(compiled):
   # KFP resolves the baseline with two queries (model, blessing) instead of one Resolver node.
   assert len(tasks) == len(node_ids) + 1
   assert set(_tasks(job)['Evaluator']['dependentTasks']) == {
-      'ImageFolderExampleGen', 'Trainer', 'latest_blessed_model_resolver-model-resolver'}
+    'ImageFolderExampleGen',
+    'Trainer',
+    'latest_blessed_model_resolver-model-resolver',
+  }
   assert 'latest_blessed_model_resolver-model-resolver' in _tasks(job)['Trainer']['dependentTasks']
 
 
@@ -56,7 +66,9 @@ def test_every_container_runs_the_given_image_with_the_beam_arguments(compiled):
   assert len(containers) == 8  # all nodes but the two resolver queries
   for name, container in containers.items():
     assert container['image'] == IMAGE, name
-    assert container['command'][-1] == 'tfx.orchestration.kubeflow.v2.container.kubeflow_v2_run_executor'
+    assert (
+      container['command'][-1] == 'tfx.orchestration.kubeflow.v2.container.kubeflow_v2_run_executor'
+    )
   ingestion_args = containers['ImageFolderExampleGen_executor']['args']
   assert ingestion_args[-2:] == ['--direct_running_mode=multi_processing', '--direct_num_workers=4']
   assert 'components.ingestion.component.ImageFolderExampleGen_Executor' in ingestion_args
@@ -74,32 +86,48 @@ def test_paths_point_into_the_bucket_and_the_image(compiled):
 def test_component_code_and_options_are_carried(compiled):
   job, _ = compiled
   assert _parameter(job, 'Trainer', 'run_fn') == 'components.trainer.run_fn'
-  assert _parameter(job, 'Transform', 'preprocessing_fn') == 'components.preprocessing.preprocessing_fn'
+  assert (
+    _parameter(job, 'Transform', 'preprocessing_fn') == 'components.preprocessing.preprocessing_fn'
+  )
   trainer_config = json.loads(_parameter(job, 'Trainer', 'custom_config'))
   assert trainer_config['image_size'] == 128 and trainer_config['warm_start'] is True
-  assert 'base_model' in _tasks(job)['Trainer']['inputs']['artifacts']  # warm start from the baseline
+  assert (
+    'base_model' in _tasks(job)['Trainer']['inputs']['artifacts']
+  )  # warm start from the baseline
 
 
 def test_ingestion_is_never_cached_and_the_rest_is(compiled):
   job, _ = compiled
-  caching = {name: task.get('cachingOptions', {}).get('enableCache')
-             for name, task in _tasks(job).items() if not name.startswith('latest_blessed')}
+  caching = {
+    name: task.get('cachingOptions', {}).get('enableCache')
+    for name, task in _tasks(job).items()
+    if not name.startswith('latest_blessed')
+  }
   assert caching.pop('ImageFolderExampleGen') is False
   assert set(caching.values()) == {True}
 
 
 def test_default_image_and_no_cache_option(tmp_path):
   job = kubeflow_v2_runner.compile_pipeline(_options(enable_cache=False), str(tmp_path / 'p.json'))
-  images = {e['container']['image'] for e in job['pipelineSpec']['deploymentSpec']['executors'].values()
-            if 'container' in e}
+  images = {
+    e['container']['image']
+    for e in job['pipelineSpec']['deploymentSpec']['executors'].values()
+    if 'container' in e
+  }
   assert images == {kubeflow_v2_runner.DEFAULT_IMAGE}
   assert all(not task.get('cachingOptions', {}).get('enableCache') for task in _tasks(job).values())
 
 
-@pytest.mark.parametrize('kwargs, message', [
-    (dict(data_root='/data/cxr', output_dir='gs://b/out'), "cannot read the local data folder '/data/cxr'"),
+@pytest.mark.parametrize(
+  'kwargs, message',
+  [
+    (
+      dict(data_root='/data/cxr', output_dir='gs://b/out'),
+      "cannot read the local data folder '/data/cxr'",
+    ),
     (dict(data_root='gs://b/data', output_dir='out'), 'output must be a gs:// folder'),
-])
+  ],
+)
 def test_local_paths_are_rejected(tmp_path, kwargs, message):
   with pytest.raises(ValueError, match=message):
     kubeflow_v2_runner.compile_pipeline(RunOptions(**kwargs), str(tmp_path / 'p.json'))
@@ -107,27 +135,57 @@ def test_local_paths_are_rejected(tmp_path, kwargs, message):
 
 def test_serving_folder_must_be_a_container_path(tmp_path):
   with pytest.raises(ValueError, match='serving folder must be a path inside the containers'):
-    kubeflow_v2_runner.compile_pipeline(_options(), str(tmp_path / 'p.json'),
-                                        serving_dir='gs://my-bucket/serving')
+    kubeflow_v2_runner.compile_pipeline(
+      _options(), str(tmp_path / 'p.json'), serving_dir='gs://my-bucket/serving'
+    )
 
 
 def test_dataflow_arguments_are_validated_with_container_paths(tmp_path):
-  dataflow = ['--runner=DataflowRunner', '--region=europe-west4', '--temp_location=gs://my-bucket/tmp',
-              '--setup_file=/pipeline/setup.py']  # a file of the image, not of this machine
+  dataflow = [
+    '--runner=DataflowRunner',
+    '--region=europe-west4',
+    '--temp_location=gs://my-bucket/tmp',
+    '--setup_file=/pipeline/setup.py',
+  ]  # a file of the image, not of this machine
   with pytest.raises(ValueError, match='Missing required option: project'):
-    kubeflow_v2_runner.compile_pipeline(_options(beam_pipeline_args=dataflow), str(tmp_path / 'p.json'))
+    kubeflow_v2_runner.compile_pipeline(
+      _options(beam_pipeline_args=dataflow), str(tmp_path / 'p.json')
+    )
   job = kubeflow_v2_runner.compile_pipeline(
-      _options(beam_pipeline_args=dataflow + ['--project=my-project']), str(tmp_path / 'p.json'))
-  args = job['pipelineSpec']['deploymentSpec']['executors']['Transform_executor']['container']['args']
+    _options(beam_pipeline_args=dataflow + ['--project=my-project']), str(tmp_path / 'p.json')
+  )
+  args = job['pipelineSpec']['deploymentSpec']['executors']['Transform_executor']['container'][
+    'args'
+  ]
   assert '--runner=DataflowRunner' in args and '--setup_file=/pipeline/setup.py' in args
 
 
 def test_cli_compiles_with_the_run_flags(tmp_path, capsys):
   from pipeline import cli
+
   path = tmp_path / 'spec.json'
-  assert cli.main(['compile-kfp', '--data', 'gs://my-bucket/data', '--output', 'gs://my-bucket/cxr',
-                   '--image', IMAGE, '--file', str(path), '--min-accuracy', '0.9', '--epochs', '3',
-                   '--serving-dir', '/mnt/models/cxr']) == 0
+  assert (
+    cli.main(
+      [
+        'compile-kfp',
+        '--data',
+        'gs://my-bucket/data',
+        '--output',
+        'gs://my-bucket/cxr',
+        '--image',
+        IMAGE,
+        '--file',
+        str(path),
+        '--min-accuracy',
+        '0.9',
+        '--epochs',
+        '3',
+        '--serving-dir',
+        '/mnt/models/cxr',
+      ]
+    )
+    == 0
+  )
   assert f'Wrote {path}: 10 steps' in capsys.readouterr().out
   with open(path, encoding='utf-8') as f:
     job = json.load(f)
@@ -135,6 +193,18 @@ def test_cli_compiles_with_the_run_flags(tmp_path, capsys):
   assert '0.9' in _parameter(job, 'Evaluator', 'eval_config')
   destination = json.loads(_parameter(job, 'AtomicPusher', 'push_destination'))
   assert destination['filesystem']['base_directory'] == '/mnt/models/cxr'
-  assert cli.main(['compile-kfp', '--data', '/local/data', '--output', 'gs://my-bucket/cxr',
-                   '--file', str(path)]) == 2
+  assert (
+    cli.main(
+      [
+        'compile-kfp',
+        '--data',
+        '/local/data',
+        '--output',
+        'gs://my-bucket/cxr',
+        '--file',
+        str(path),
+      ]
+    )
+    == 2
+  )
   assert "cannot read the local data folder '/local/data'" in capsys.readouterr().err

@@ -1,4 +1,5 @@
 """The ResNet152V2 transfer model: architecture, frozen layers, output, weights options, learning."""
+
 import hashlib
 import urllib.error
 
@@ -48,12 +49,16 @@ def _no_network(*args, **kwargs):
 def test_backbone_then_the_seed_head(model):
   assert len(_base(model).layers) == BASE_LAYERS
   assert [type(layer).__name__ for layer in model.layers] == (
-      ['InputLayer', 'Functional', 'GlobalAveragePooling2D']
-      + ['Dense', 'Dropout', 'BatchNormalization'] * 3 + ['Dense'])
+    ['InputLayer', 'Functional', 'GlobalAveragePooling2D']
+    + ['Dense', 'Dropout', 'BatchNormalization'] * 3
+    + ['Dense']
+  )
   dense = [layer for layer in model.layers if isinstance(layer, tf.keras.layers.Dense)]
   assert [layer.units for layer in dense] == [512, 256, 64, labels.NUM_CLASSES]
   assert [layer.activation.__name__ for layer in dense] == ['relu'] * 3 + ['softmax']
-  assert [layer.rate for layer in model.layers if isinstance(layer, tf.keras.layers.Dropout)] == [0.3] * 3
+  assert [layer.rate for layer in model.layers if isinstance(layer, tf.keras.layers.Dropout)] == [
+    0.3
+  ] * 3
   assert model.input_names == [model_lib.INPUT_NAME]
   assert model.input_shape == (None, SIZE, SIZE, 3)
 
@@ -95,8 +100,9 @@ def head_only_model():
 
 def test_bn_momentum_applies_to_backbone_and_head(head_only_model):
   layers = _base(head_only_model).layers + head_only_model.layers
-  momenta = [layer.momentum for layer in layers
-             if isinstance(layer, tf.keras.layers.BatchNormalization)]
+  momenta = [
+    layer.momentum for layer in layers if isinstance(layer, tf.keras.layers.BatchNormalization)
+  ]
   assert len(momenta) == 151 + 3 and set(momenta) == {0.9}  # ResNet152V2 has 151
 
 
@@ -104,7 +110,9 @@ def test_a_few_steps_lower_the_loss(head_only_model):
   net = head_only_model
   rng = np.random.default_rng(0)
   y = np.arange(12) % labels.NUM_CLASSES
-  x = (rng.normal(0, 0.1, (12, SIZE, SIZE, 3)) + (y[:, None, None, None] - 1) * 0.5).astype(np.float32)
+  x = (rng.normal(0, 0.1, (12, SIZE, SIZE, 3)) + (y[:, None, None, None] - 1) * 0.5).astype(
+    np.float32
+  )
   data = tf.data.Dataset.from_tensors((x, y)).repeat()
   losses = net.fit(data, steps_per_epoch=1, epochs=8, verbose=0).history['loss']
   assert np.mean(losses[-3:]) < 0.5 * losses[0]
@@ -142,8 +150,9 @@ def test_imagenet_offline_fails_fast_and_says_how_to_supply_the_file(tmp_path, m
 
 
 def _resnet50v2_weights(path):
-  tf.keras.applications.ResNet50V2(include_top=False, weights=None,
-                                   input_shape=(SIZE, SIZE, 3)).save_weights(path)
+  tf.keras.applications.ResNet50V2(
+    include_top=False, weights=None, input_shape=(SIZE, SIZE, 3)
+  ).save_weights(path)
 
 
 def _tiny_model_weights(path):
@@ -155,15 +164,20 @@ def _not_hdf5(path):
     f.write(b'not an HDF5 file')
 
 
-@pytest.mark.parametrize('write, cause', [
+@pytest.mark.parametrize(
+  'write, cause',
+  [
     (_resnet50v2_weights, 'Layer count mismatch'),
     (_tiny_model_weights, 'Layer count mismatch'),
     (_not_hdf5, ''),
-])
+  ],
+)
 def test_a_file_for_another_model_is_rejected(model, tmp_path, write, cause):
   path = str(tmp_path / 'other.h5')
   write(path)
-  with pytest.raises(model_lib.WeightsError, match='does not hold ResNet152V2 notop weights') as error:
+  with pytest.raises(
+    model_lib.WeightsError, match='does not hold ResNet152V2 notop weights'
+  ) as error:
     model_lib.load_base_weights(_base(model), path)
   assert cause in str(error.value) and f'{BASE_LAYERS} layers' in str(error.value)
 

@@ -3,6 +3,7 @@
 The server comes from scripts/install_test_services.sh (mariadb-server); the test is skipped with
 that hint only when no server binary is installed.
 """
+
 import os
 import shutil
 import socket
@@ -18,8 +19,11 @@ from pipeline.output_layout import layout
 
 USER, DATABASE = 'cxr', 'cxr_metadata'
 PASSWORD = 'cxr-test-"pass\\word'  # a quote and a backslash: printed escaped, as below
-PASSWORD_FORMS = (PASSWORD, r'cxr-test-\"pass\\word',  # as is; in a text-format proto (TFX's log)
-                  r'cxr-test-"pass\\word')  # in a repr
+PASSWORD_FORMS = (
+  PASSWORD,
+  r'cxr-test-\"pass\\word',  # as is; in a text-format proto (TFX's log)
+  r'cxr-test-"pass\\word',
+)  # in a repr
 
 
 def _find(*names):
@@ -38,6 +42,7 @@ def _free_port():
 
 def _wait_for_server(port, process, log_path, timeout=60.0):
   import pymysql
+
   deadline = time.monotonic() + timeout
   while True:
     try:
@@ -58,16 +63,36 @@ def mysql_address(tmp_path_factory):
   base = tmp_path_factory.mktemp('mariadb')
   datadir, log_path = base / 'data', base / 'server.log'
   as_root = ['--user=root'] if os.geteuid() == 0 else []
-  subprocess.run([install_db, '--no-defaults', f'--datadir={datadir}', '--skip-test-db',
-                  '--auth-root-authentication-method=normal'] + as_root,
-                 check=True, capture_output=True)
+  subprocess.run(
+    [
+      install_db,
+      '--no-defaults',
+      f'--datadir={datadir}',
+      '--skip-test-db',
+      '--auth-root-authentication-method=normal',
+    ]
+    + as_root,
+    check=True,
+    capture_output=True,
+  )
   port = _free_port()
   with open(log_path, 'w', encoding='utf-8') as log:
     process = subprocess.Popen(
-        [server, '--no-defaults', f'--datadir={datadir}', f'--port={port}', '--bind-address=127.0.0.1',
-         f'--socket={base / "mysqld.sock"}', f'--pid-file={base / "mysqld.pid"}',
-         '--innodb-buffer-pool-size=32M', '--skip-name-resolve'] + as_root,
-        stdout=log, stderr=subprocess.STDOUT)
+      [
+        server,
+        '--no-defaults',
+        f'--datadir={datadir}',
+        f'--port={port}',
+        '--bind-address=127.0.0.1',
+        f'--socket={base / "mysqld.sock"}',
+        f'--pid-file={base / "mysqld.pid"}',
+        '--innodb-buffer-pool-size=32M',
+        '--skip-name-resolve',
+      ]
+      + as_root,
+      stdout=log,
+      stderr=subprocess.STDOUT,
+    )
   try:
     root = _wait_for_server(port, process, log_path)
     with root.cursor() as cursor:
@@ -89,10 +114,12 @@ def account(monkeypatch):
 def test_artifacts_written_through_one_connection_are_read_through_another(mysql_address, account):
   from ml_metadata.metadata_store import metadata_store
   from ml_metadata.proto import metadata_store_pb2
+
   metadata_config.check_usable(metadata_config.mysql_config(mysql_address))
   writer = metadata_store.MetadataStore(metadata_config.mysql_config(mysql_address))
-  model_type = writer.put_artifact_type(metadata_store_pb2.ArtifactType(
-      name='Model', properties={'version': metadata_store_pb2.INT}))
+  model_type = writer.put_artifact_type(
+    metadata_store_pb2.ArtifactType(name='Model', properties={'version': metadata_store_pb2.INT})
+  )
   artifact = metadata_store_pb2.Artifact(type_id=model_type, uri='/serving/1')
   artifact.properties['version'].int_value = 1
   artifact.custom_properties['accuracy'].double_value = 0.93
@@ -105,19 +132,29 @@ def test_artifacts_written_through_one_connection_are_read_through_another(mysql
   assert metadata_queries.custom_property(found, 'accuracy') == pytest.approx(0.93)
 
   import pymysql
+
   host, port = mysql_address.split('/')[0].split(':')
-  with pymysql.connect(host=host, port=int(port), user=USER, password=PASSWORD,
-                       database=DATABASE) as connection, connection.cursor() as cursor:
+  with (
+    pymysql.connect(
+      host=host, port=int(port), user=USER, password=PASSWORD, database=DATABASE
+    ) as connection,
+    connection.cursor() as cursor,
+  ):
     cursor.execute('SELECT uri FROM Artifact WHERE id = %s', (artifact_id,))
     assert cursor.fetchone() == ('/serving/1',)  # stored in the server, not in a local file
 
 
-def test_wrong_password_or_no_server_is_reported_with_the_servers_reason(mysql_address, monkeypatch):
+def test_wrong_password_or_no_server_is_reported_with_the_servers_reason(
+  mysql_address, monkeypatch
+):
   monkeypatch.setenv(metadata_config.USER_ENV, USER)
   monkeypatch.setenv(metadata_config.PASSWORD_ENV, 'wrong')
   config = metadata_config.mysql_config(mysql_address)
-  with pytest.raises(ConnectionError, match=f"Cannot use the metadata store MySQL {USER}@{mysql_address}: "
-                     f"Access denied for user '{USER}'"):
+  with pytest.raises(
+    ConnectionError,
+    match=f'Cannot use the metadata store MySQL {USER}@{mysql_address}: '
+    f"Access denied for user '{USER}'",
+  ):
     metadata_config.check_usable(config)
   config.mysql.port = _free_port()
   with pytest.raises(ConnectionError, match="Can't connect to MySQL server on '127.0.0.1'"):
@@ -134,10 +171,15 @@ def test_pipeline_steps_record_and_reuse_results_in_mysql(mysql_address, account
   from pipeline import history
   from pipeline import local_runner
   from pipeline.run_options import RunOptions
+
   data_root, output_dir = str(tmp_path / 'data'), str(tmp_path / 'output')
   demo_data.generate(data_root, train_per_class=3, test_per_class=1, min_size=16, max_size=24)
-  options = RunOptions(data_root=data_root, output_dir=output_dir, metadata_mysql=mysql_address,
-                       beam_pipeline_args=['--direct_running_mode=in_memory'])
+  options = RunOptions(
+    data_root=data_root,
+    output_dir=output_dir,
+    metadata_mysql=mysql_address,
+    beam_pipeline_args=['--direct_running_mode=in_memory'],
+  )
   steps = tfx_pipeline.RunOptions(to_nodes=['StatisticsGen'])
   for _ in range(2):
     tfx.orchestration.LocalDagRunner().run(local_runner.build(options), run_options=steps)
@@ -151,17 +193,25 @@ def test_pipeline_steps_record_and_reuse_results_in_mysql(mysql_address, account
 
 def _database_text(address):
   """Every row of every table of the database at HOST:PORT/DATABASE, as text."""
-  import pymysql  # pylint: disable=g-import-not-at-top
+  import pymysql
+
   server = metadata_config.parse_mysql_address(address)
-  with pymysql.connect(host=server.host, port=server.port, user=USER, password=PASSWORD,
-                       database=server.database) as connection, connection.cursor() as cursor:
+  with (
+    pymysql.connect(
+      host=server.host, port=server.port, user=USER, password=PASSWORD, database=server.database
+    ) as connection,
+    connection.cursor() as cursor,
+  ):
     cursor.execute('SHOW TABLES')
     tables = [name for (name,) in cursor.fetchall()]
     rows = []
     for table in tables:
       cursor.execute(f'SELECT * FROM `{table}`')
-      rows += [cell.decode('utf-8', 'replace') if isinstance(cell, bytes) else str(cell)
-               for row in cursor.fetchall() for cell in row]
+      rows += [
+        cell.decode('utf-8', 'replace') if isinstance(cell, bytes) else str(cell)
+        for row in cursor.fetchall()
+        for cell in row
+      ]
   assert 'Execution' in tables and len(rows) > 100  # the run's executions and artifacts are there
   return '\n'.join(rows)
 
@@ -171,19 +221,47 @@ def test_password_reaches_no_log_metadata_report_or_artifact_of_a_real_run(mysql
   """`cxr -v run` against the server, to the pushed model: the password is in none of the console
   log (TFX logs its deployment config), the metadata database, and the files of the output folder
   (artifacts, pipeline IR, report)."""
-  from components import demo_data  # pylint: disable=g-import-not-at-top
-  from pipeline import log_redaction  # pylint: disable=g-import-not-at-top
+  from components import demo_data
+  from pipeline import log_redaction
+
   data_root, output_dir = tmp_path / 'data', tmp_path / 'output'
   demo_data.generate(str(data_root), train_per_class=4, test_per_class=2, min_size=32, max_size=48)
   address = mysql_address + '_run'  # a database of its own: the other tests count its runs
-  env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path),
-             **{metadata_config.USER_ENV: USER, metadata_config.PASSWORD_ENV: PASSWORD})
+  env = dict(
+    os.environ,
+    PYTHONPATH=os.pathsep.join(sys.path),
+    **{metadata_config.USER_ENV: USER, metadata_config.PASSWORD_ENV: PASSWORD},
+  )
   result = subprocess.run(
-      [sys.executable, '-m', 'pipeline.cli', '-v', 'run', '--data', str(data_root), '--output',
-       str(output_dir), '--metadata-mysql', address, '--demo', '--epochs', '1',
-       '--image-size', '32', '--min-accuracy', '0', '--min-covid-recall', '0',
-       '--beam-arg=--direct_running_mode=in_memory'],
-      env=env, capture_output=True, text=True, timeout=1800, check=False)
+    [
+      sys.executable,
+      '-m',
+      'pipeline.cli',
+      '-v',
+      'run',
+      '--data',
+      str(data_root),
+      '--output',
+      str(output_dir),
+      '--metadata-mysql',
+      address,
+      '--demo',
+      '--epochs',
+      '1',
+      '--image-size',
+      '32',
+      '--min-accuracy',
+      '0',
+      '--min-covid-recall',
+      '0',
+      '--beam-arg=--direct_running_mode=in_memory',
+    ],
+    env=env,
+    capture_output=True,
+    text=True,
+    timeout=1800,
+    check=False,
+  )
   log = result.stdout + result.stderr
   assert result.returncode == 0, log[-5000:]
   assert os.listdir(output_dir / 'serving')  # the run went through to the Pusher

@@ -1,5 +1,6 @@
 """`cxr predict`: same classes as the serving signature, failures isolated, model resolution,
 hostile files and damaged models."""
+
 import io
 import json
 import os
@@ -17,9 +18,9 @@ import pytest
 import tensorflow as tf
 from tensorflow_transform.saved import saved_transform_io_v2
 
-import fake_cxr_model
 from components import labels
 from components.pusher import versioned_dir
+import fake_cxr_model
 from pipeline import predict
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -76,12 +77,14 @@ def test_json_lines_match_the_serving_signature_and_isolate_failures(output_dir,
   assert by_name['broken.png']['error'] == 'cannot decode image: Invalid PNG data, size 53'
   assert 'cannot read file' in by_name['missing.png']['error']
   good = [line for line in lines if 'error' not in line]
-  classes, probabilities = _signature_classes(predict.load_model(output_dir)[0],
-                                              [line['path'] for line in good])
+  classes, probabilities = _signature_classes(
+    predict.load_model(output_dir)[0], [line['path'] for line in good]
+  )
   assert [line['class_name'] for line in good] == classes
   assert set(classes) == set(labels.CLASS_NAMES)
-  np.testing.assert_allclose([list(line['probabilities'].values()) for line in good],
-                             probabilities.numpy(), rtol=1e-6)
+  np.testing.assert_allclose(
+    [list(line['probabilities'].values()) for line in good], probabilities.numpy(), rtol=1e-6
+  )
   assert all(line['class_id'] == labels.CLASS_NAMES.index(line['class_name']) for line in good)
 
 
@@ -96,12 +99,20 @@ def test_a_corrupt_image_inside_a_batch_does_not_fail_its_neighbours(output_dir,
 
 def test_text_output_prints_classes_to_stdout_and_errors_to_stderr(output_dir, images):
   out, err = io.StringIO(), io.StringIO()
-  assert predict.run(output_dir, [str(images / 'b.PNG'), str(images / 'broken.png'),
-                                  str(images / 'sub')], out=out, err=err) == 1
+  assert (
+    predict.run(
+      output_dir,
+      [str(images / 'b.PNG'), str(images / 'broken.png'), str(images / 'sub')],
+      out=out,
+      err=err,
+    )
+    == 1
+  )
   assert out.getvalue().splitlines() == [
-      f'{images / "b.PNG"}: COVID (COVID 0.800, NORMAL 0.100, VIRAL PNEUMONIA 0.100)',
-      f'{images / "sub" / "c.png"}: VIRAL PNEUMONIA (COVID 0.200, NORMAL 0.200, '
-      'VIRAL PNEUMONIA 0.600)']
+    f'{images / "b.PNG"}: COVID (COVID 0.800, NORMAL 0.100, VIRAL PNEUMONIA 0.100)',
+    f'{images / "sub" / "c.png"}: VIRAL PNEUMONIA (COVID 0.200, NORMAL 0.200, '
+    'VIRAL PNEUMONIA 0.600)',
+  ]
   assert err.getvalue().startswith(f'{images / "broken.png"}: error: cannot decode image')
   (images / 'empty').mkdir()
   with pytest.raises(ValueError, match='No image files'):
@@ -109,7 +120,8 @@ def test_text_output_prints_classes_to_stdout_and_errors_to_stderr(output_dir, i
 
 
 def test_cxr_predict_command(output_dir, images, capsys):
-  from pipeline import cli  # pylint: disable=g-import-not-at-top
+  from pipeline import cli
+
   assert cli.main(['predict', '--model', output_dir, '--json', str(images / 'd.png')]) == 0
   assert json.loads(capsys.readouterr().out)['class_name'] == 'NORMAL'
   assert cli.main(['predict', '--model', str(images), str(images / 'd.png')]) == 2
@@ -119,15 +131,22 @@ def test_cxr_predict_command(output_dir, images, capsys):
 def _png_bomb(colour_type: int, side: int = 23000) -> bytes:
   """A side x side 1-bit PNG of zeros (colour type 0: gray, 3: palette) of about 64 KB, which a
   decoder expands to side * side pixels (1.6 GB as the RGB a palette becomes)."""
+
   def chunk(kind, body):
     return struct.pack('>I', len(body)) + kind + body + struct.pack('>I', zlib.crc32(kind + body))
+
   row = bytes(1 + (side + 7) // 8)  # filter type 0, then the packed 1-bit samples
   compressor = zlib.compressobj(9)
   pixels = b''.join(compressor.compress(row) for _ in range(side)) + compressor.flush()
   header = struct.pack('>IIBBBBB', side, side, 1, colour_type, 0, 0, 0)
   palette = chunk(b'PLTE', b'\0\0\0\xff\xff\xff') if colour_type == 3 else b''
-  return (b'\x89PNG\r\n\x1a\n' + chunk(b'IHDR', header) + palette + chunk(b'IDAT', pixels) +
-          chunk(b'IEND', b''))
+  return (
+    b'\x89PNG\r\n\x1a\n'
+    + chunk(b'IHDR', header)
+    + palette
+    + chunk(b'IDAT', pixels)
+    + chunk(b'IEND', b'')
+  )
 
 
 def _write_bombs(folder) -> list:
@@ -138,8 +157,10 @@ def _write_bombs(folder) -> list:
   return names
 
 
-BOMB_ERROR = ('too many pixels: Image size (529000000 pixels) exceeds limit of 178956970 pixels, '
-              'could be decompression bomb DOS attack.')
+BOMB_ERROR = (
+  'too many pixels: Image size (529000000 pixels) exceeds limit of 178956970 pixels, '
+  'could be decompression bomb DOS attack.'
+)
 
 
 def test_images_with_too_many_pixels_are_refused_before_decoding(output_dir, images):
@@ -156,13 +177,16 @@ def test_images_with_too_many_pixels_are_refused_before_decoding(output_dir, ima
 
 def test_ingestions_size_and_pixel_limits_apply_per_file(images):
   path = str(images / 'a.png')  # 4x4
-  with pytest.raises(predict.FileRefused, match='too many pixels: 4x4 = 16 pixels > '
-                                                'max_image_pixels=15'):
+  with pytest.raises(
+    predict.FileRefused, match='too many pixels: 4x4 = 16 pixels > max_image_pixels=15'
+  ):
     predict.read_image(path, max_pixels=15)
   assert predict.read_image(path, max_pixels=16) == (images / 'a.png').read_bytes()
   (images / 'big.png').write_bytes((images / 'a.png').read_bytes().ljust((1 << 20) + 9, b'\0'))
-  with pytest.raises(predict.FileRefused, match='file too large: 1,048,585 bytes is more than any '
-                                                'image of max_image_pixels=1 can take'):
+  with pytest.raises(
+    predict.FileRefused,
+    match='file too large: 1,048,585 bytes is more than any image of max_image_pixels=1 can take',
+  ):
     predict.read_image(str(images / 'big.png'), max_pixels=1)
 
 
@@ -176,21 +200,23 @@ def test_a_fifo_gets_an_error_line_and_never_blocks(output_dir, images):
   signal.alarm(60)
   try:
     out, err = io.StringIO(), io.StringIO()
-    status = predict.run(output_dir, [str(images / 'pipe.png'), str(images / 'b.PNG')], out=out,
-                         err=err)
+    status = predict.run(
+      output_dir, [str(images / 'pipe.png'), str(images / 'b.PNG')], out=out, err=err
+    )
   finally:
     signal.alarm(0)
     signal.signal(signal.SIGALRM, previous)
   assert status == 1
-  assert err.getvalue() == (f'{images / "pipe.png"}: error: cannot read file: a FIFO, not a '
-                            'regular file\n')
+  assert err.getvalue() == (
+    f'{images / "pipe.png"}: error: cannot read file: a FIFO, not a regular file\n'
+  )
   assert out.getvalue().startswith(f'{images / "b.PNG"}: COVID')
 
 
 # Run by a fresh interpreter (single-threaded): runs argv[1:] without root's file access (root
 # reads any folder whatever its mode: the two capabilities that let it are dropped for the child),
 # then prints the child's peak resident memory (KB) as the last line of stderr.
-_RUN_MEASURED = textwrap.dedent('''
+_RUN_MEASURED = textwrap.dedent("""
     import ctypes, os, resource, subprocess, sys
     if os.geteuid() == 0:
       libc = ctypes.CDLL(None, use_errno=True)
@@ -200,7 +226,7 @@ _RUN_MEASURED = textwrap.dedent('''
     status = subprocess.call(sys.argv[1:])
     print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr)
     sys.exit(status)
-''')
+""")
 
 
 def test_cxr_predict_on_bombs_a_fifo_and_an_unreadable_folder(tmp_path):
@@ -217,9 +243,26 @@ def test_cxr_predict_on_bombs_a_fifo_and_an_unreadable_folder(tmp_path):
   os.mkfifo(folder / 'pipe.png')
   (folder / 'locked').chmod(0)
   proc = subprocess.Popen(
-      [sys.executable, '-c', _RUN_MEASURED, sys.executable, '-m', 'pipeline.cli', 'predict',
-       '--model', model, '--json', str(folder)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-      env=dict(os.environ, PYTHONPATH=REPO), cwd=REPO, text=True, start_new_session=True)
+    [
+      sys.executable,
+      '-c',
+      _RUN_MEASURED,
+      sys.executable,
+      '-m',
+      'pipeline.cli',
+      'predict',
+      '--model',
+      model,
+      '--json',
+      str(folder),
+    ],
+    stdout=subprocess.PIPE,
+    stderr=subprocess.PIPE,
+    env=dict(os.environ, PYTHONPATH=REPO),
+    cwd=REPO,
+    text=True,
+    start_new_session=True,
+  )
   try:
     out, err = proc.communicate(timeout=300)
   except subprocess.TimeoutExpired:
@@ -229,13 +272,18 @@ def test_cxr_predict_on_bombs_a_fifo_and_an_unreadable_folder(tmp_path):
   finally:
     (folder / 'locked').chmod(0o755)
   assert proc.returncode == 1, err
-  by_name = {os.path.relpath(line['path'], folder): line
-             for line in map(json.loads, out.splitlines())}
+  by_name = {
+    os.path.relpath(line['path'], folder): line for line in map(json.loads, out.splitlines())
+  }
   assert {name: line.get('class_name') or line['error'] for name, line in by_name.items()} == {
-      'a.png': 'NORMAL', 'b.png': 'COVID', 'sub/c.png': 'VIRAL PNEUMONIA',
-      'bomb-gray.png': BOMB_ERROR, 'bomb-palette.png': BOMB_ERROR,
-      'pipe.png': 'cannot read file: a FIFO, not a regular file',
-      'locked': 'cannot list folder: Permission denied'}
+    'a.png': 'NORMAL',
+    'b.png': 'COVID',
+    'sub/c.png': 'VIRAL PNEUMONIA',
+    'bomb-gray.png': BOMB_ERROR,
+    'bomb-palette.png': BOMB_ERROR,
+    'pipe.png': 'cannot read file: a FIFO, not a regular file',
+    'locked': 'cannot list folder: Permission denied',
+  }
   peak_rss_kb = int(err.splitlines()[-1])
   print(f'cxr predict peak RSS: {peak_rss_kb / 1024:.0f} MB')
   assert peak_rss_kb < 2 * 1024 * 1024
@@ -243,6 +291,7 @@ def test_cxr_predict_on_bombs_a_fifo_and_an_unreadable_folder(tmp_path):
 
 def _transform_graph(export_dir: str) -> None:
   """A SavedModel shaped like the Transform output (tft's writer, serving_default on `image`)."""
+
   @tf.function(input_signature=[{'image': tf.TensorSpec([None, 1], tf.string)}])
   def transform_fn(inputs):
     return {'pixels_xf': inputs['image']}
@@ -256,26 +305,35 @@ def _truncate(path: str) -> None:
 
 
 _DAMAGED = {  # a --model folder: (damage done to a copy of a good model version, its error)
-    'garbage saved_model.pb': (
-        lambda d: pathlib.Path(d, 'saved_model.pb').write_bytes(b'not a SavedModel' * 64),
-        'Cannot load the SavedModel in {} (Cannot parse file'),
-    'half-copied saved_model.pb': (
-        lambda d: _truncate(os.path.join(d, 'saved_model.pb')),
-        'Cannot load the SavedModel in {} (Cannot parse file'),
-    'half-copied variables': (
-        lambda d: _truncate(os.path.join(d, 'variables', 'variables.data-00000-of-00001')),
-        ('Cannot load the SavedModel in {} (Read less bytes than requested): the folder is damaged '
-         'or half-copied; give a complete pushed model version (OUTPUT/serving/<version>)')),
-    'transform graph': (
-        lambda d: shutil.rmtree(d) or _transform_graph(d),
-        ('{} is not a `cxr run` model: it has no serving_default signature taking image_bytes and '
-         'returning probabilities, class_id, class_name; give a pushed model version')),
+  'garbage saved_model.pb': (
+    lambda d: pathlib.Path(d, 'saved_model.pb').write_bytes(b'not a SavedModel' * 64),
+    'Cannot load the SavedModel in {} (Cannot parse file',
+  ),
+  'half-copied saved_model.pb': (
+    lambda d: _truncate(os.path.join(d, 'saved_model.pb')),
+    'Cannot load the SavedModel in {} (Cannot parse file',
+  ),
+  'half-copied variables': (
+    lambda d: _truncate(os.path.join(d, 'variables', 'variables.data-00000-of-00001')),
+    (
+      'Cannot load the SavedModel in {} (Read less bytes than requested): the folder is damaged '
+      'or half-copied; give a complete pushed model version (OUTPUT/serving/<version>)'
+    ),
+  ),
+  'transform graph': (
+    lambda d: shutil.rmtree(d) or _transform_graph(d),
+    (
+      '{} is not a `cxr run` model: it has no serving_default signature taking image_bytes and '
+      'returning probabilities, class_id, class_name; give a pushed model version'
+    ),
+  ),
 }
 
 
 @pytest.mark.parametrize('damage', sorted(_DAMAGED))
 def test_a_damaged_or_wrong_model_is_one_error_line(damage, output_dir, images, tmp_path, capsys):
-  from pipeline import cli  # pylint: disable=g-import-not-at-top
+  from pipeline import cli
+
   damage_fn, expected = _DAMAGED[damage]
   model = str(tmp_path / 'model')
   shutil.copytree(versioned_dir.latest_version_dir(os.path.join(output_dir, 'serving')), model)
@@ -283,13 +341,13 @@ def test_a_damaged_or_wrong_model_is_one_error_line(damage, output_dir, images, 
   assert cli.main(['predict', '--model', model, str(images / 'a.png')]) == 2
   out, err = capsys.readouterr()
   assert not out
-  assert [line for line in err.splitlines() if 'error' in line.lower()] == [
-      err.splitlines()[-1]]
+  assert [line for line in err.splitlines() if 'error' in line.lower()] == [err.splitlines()[-1]]
   assert err.splitlines()[-1].startswith(f'cxr predict: error: {expected.format(model)}')
 
 
 def test_the_temporary_folder_of_an_unfinished_push_is_refused(output_dir, images, capsys):
-  from pipeline import cli  # pylint: disable=g-import-not-at-top
+  from pipeline import cli
+
   serving = os.path.join(output_dir, 'serving')
   temp = os.path.join(serving, versioned_dir.TEMP_PREFIX + '1')
   shutil.copytree(versioned_dir.latest_version_dir(serving), temp)  # even complete
@@ -298,9 +356,10 @@ def test_the_temporary_folder_of_an_unfinished_push_is_refused(output_dir, image
   finally:
     shutil.rmtree(temp)
   assert capsys.readouterr().err.splitlines()[-1] == (
-      f'cxr predict: error: {temp} is the temporary folder of a push that did not finish, not a '
-      'model: give a pushed model version (OUTPUT/serving/<version>), or re-run `cxr run` to push '
-      'again')
+    f'cxr predict: error: {temp} is the temporary folder of a push that did not finish, not a '
+    'model: give a pushed model version (OUTPUT/serving/<version>), or re-run `cxr run` to push '
+    'again'
+  )
 
 
 def test_the_newest_usable_version_is_chosen(output_dir, images, tmp_path, caplog):
@@ -317,8 +376,9 @@ def test_the_newest_usable_version_is_chosen(output_dir, images, tmp_path, caplo
   shutil.copytree(good, os.path.join(serving, f'{versioned_dir.TEMP_PREFIX}{newest + 10}'))
   out = io.StringIO()
   assert predict.run(str(tmp_path / 'output'), [str(images / 'b.PNG')], out=out) == 0
-  assert out.getvalue() == (f'{images / "b.PNG"}: COVID (COVID 0.800, NORMAL 0.100, '
-                            'VIRAL PNEUMONIA 0.100)\n')
+  assert out.getvalue() == (
+    f'{images / "b.PNG"}: COVID (COVID 0.800, NORMAL 0.100, VIRAL PNEUMONIA 0.100)\n'
+  )
   skipped = [r.getMessage().split(':')[0] for r in caplog.records if r.levelname == 'WARNING']
   assert skipped == [f'Skipping model version {serving}/{newest + n}' for n in (9, 4, 3, 2, 1)]
   only_damaged = tmp_path / 'damaged'
@@ -329,5 +389,6 @@ def test_the_newest_usable_version_is_chosen(output_dir, images, tmp_path, caplo
   with pytest.raises(predict.NotAServingModel) as error:
     predict.load_model(str(only_damaged))
   assert str(error.value) == (
-      f'No model in {only_damaged} (unusable versions: 2, 1): give a pushed model version '
-      '(OUTPUT/serving/<version>), the serving folder or a `cxr run` output folder')
+    f'No model in {only_damaged} (unusable versions: 2, 1): give a pushed model version '
+    '(OUTPUT/serving/<version>), the serving folder or a `cxr run` output folder'
+  )

@@ -1,4 +1,5 @@
 """image_ops.decode_resized on every supported format, and preprocessing_fn run by tf.Transform."""
+
 import glob
 import io
 import os
@@ -23,7 +24,7 @@ SIZE = 32
 def _texture(shape, seed):
   """Smooth pattern plus noise in [0, 1], so that resampling differences would show."""
   rng = np.random.default_rng(seed)
-  rows, cols = np.mgrid[0:shape[0], 0:shape[1]]
+  rows, cols = np.mgrid[0 : shape[0], 0 : shape[1]]
   base = (np.sin(cols / 5.0) + np.cos(rows / 7.0) + 2.0) / 4.0
   if len(shape) == 3:
     base = base[..., np.newaxis] * np.linspace(0.5, 1.0, shape[2])
@@ -46,16 +47,16 @@ _GRAY16 = Image.fromarray((_texture((48, 64), 3) * 65535).round().astype(np.uint
 
 # name -> encoded bytes. Expectations come from PIL decoding the same bytes.
 FORMATS = {
-    'png_gray8': _encode(_GRAY, 'PNG'),
-    'png_gray16': _encode(_GRAY16, 'PNG'),
-    'png_gray_alpha': _encode(_GRAY.convert('LA'), 'PNG'),
-    'png_rgb': _encode(_RGB, 'PNG'),
-    'png_rgba': _encode(Image.fromarray(_uint8((48, 64, 4), 4)), 'PNG'),
-    'png_palette': _encode(_RGB.convert('P', palette=Image.ADAPTIVE, colors=64), 'PNG'),
-    'jpeg_gray': _encode(_GRAY, 'JPEG'),
-    'jpeg_rgb': _encode(_RGB, 'JPEG'),
-    'bmp_gray': _encode(_GRAY, 'BMP'),
-    'bmp_rgb': _encode(_RGB, 'BMP'),
+  'png_gray8': _encode(_GRAY, 'PNG'),
+  'png_gray16': _encode(_GRAY16, 'PNG'),
+  'png_gray_alpha': _encode(_GRAY.convert('LA'), 'PNG'),
+  'png_rgb': _encode(_RGB, 'PNG'),
+  'png_rgba': _encode(Image.fromarray(_uint8((48, 64, 4), 4)), 'PNG'),
+  'png_palette': _encode(_RGB.convert('P', palette=Image.ADAPTIVE, colors=64), 'PNG'),
+  'jpeg_gray': _encode(_GRAY, 'JPEG'),
+  'jpeg_rgb': _encode(_RGB, 'JPEG'),
+  'bmp_gray': _encode(_GRAY, 'BMP'),
+  'bmp_rgb': _encode(_RGB, 'BMP'),
 }
 
 
@@ -67,7 +68,9 @@ def _pil_expected(encoded: bytes, channels: int) -> np.ndarray:
     resized = np.asarray(scaled.resize((SIZE, SIZE), Image.BILINEAR))[..., np.newaxis]
     return np.repeat(resized, channels, axis=-1)
   converted = image.convert('L' if channels == 1 else 'RGB')
-  return np.asarray(converted.resize((SIZE, SIZE), Image.BILINEAR), np.float32).reshape(SIZE, SIZE, channels)
+  return np.asarray(converted.resize((SIZE, SIZE), Image.BILINEAR), np.float32).reshape(
+    SIZE, SIZE, channels
+  )
 
 
 @pytest.mark.parametrize('channels', [1, 3])
@@ -83,7 +86,9 @@ def test_grey_and_colour_outputs_are_consistent():
   grey = image_ops.decode_resized(tf.constant(FORMATS['png_gray8']), SIZE, 1).numpy()
   as_rgb = image_ops.decode_resized(tf.constant(FORMATS['png_gray8']), SIZE, 3).numpy()
   np.testing.assert_array_equal(as_rgb, np.repeat(grey, 3, axis=-1))
-  rgb = image_ops.decode_resized(tf.constant(FORMATS['png_rgb']), SIZE, 3).numpy().astype(np.float32)
+  rgb = (
+    image_ops.decode_resized(tf.constant(FORMATS['png_rgb']), SIZE, 3).numpy().astype(np.float32)
+  )
   luminance = image_ops.decode_resized(tf.constant(FORMATS['png_rgb']), SIZE, 1).numpy()[..., 0]
   assert np.abs(rgb @ np.array([0.299, 0.587, 0.114]) - luminance).max() <= 1.0
 
@@ -97,7 +102,9 @@ def _write_raw_split(directory, split, images):
   path = os.path.join(directory, f'raw-{split}.gz')
   with tf.io.TFRecordWriter(path, options='GZIP') as writer:
     for label, encoded in images:
-      writer.write(example_encoding.serialize({features.IMAGE_KEY: encoded, features.LABEL_KEY: label}))
+      writer.write(
+        example_encoding.serialize({features.IMAGE_KEY: encoded, features.LABEL_KEY: label})
+      )
   return path
 
 
@@ -106,14 +113,23 @@ def _png(array: np.ndarray) -> bytes:
 
 
 def _read_transformed(output_dir, split, spec):
-  files = glob.glob(os.path.join(output_dir, tfx_transform.TRANSFORMED_EXAMPLES_DIR, f'Split-{split}', '*.gz'))
-  return [tf.io.parse_single_example(record, spec)
-          for record in tf.data.TFRecordDataset(files, compression_type='GZIP')]
+  files = glob.glob(
+    os.path.join(output_dir, tfx_transform.TRANSFORMED_EXAMPLES_DIR, f'Split-{split}', '*.gz')
+  )
+  return [
+    tf.io.parse_single_example(record, spec)
+    for record in tf.data.TFRecordDataset(files, compression_type='GZIP')
+  ]
 
 
 # Dark train images of several formats; bright eval and test images that must not move the mean.
-TRAIN = [(0, FORMATS['png_gray8']), (1, FORMATS['jpeg_rgb']), (2, FORMATS['png_gray16']),
-         (0, _png((_texture((40, 40), 5) * 90).astype(np.uint8))), (1, FORMATS['png_palette'])]
+TRAIN = [
+  (0, FORMATS['png_gray8']),
+  (1, FORMATS['jpeg_rgb']),
+  (2, FORMATS['png_gray16']),
+  (0, _png((_texture((40, 40), 5) * 90).astype(np.uint8))),
+  (1, FORMATS['png_palette']),
+]
 EVAL = [(2, _png(np.full((30, 50), 250, np.uint8))), (0, _png(np.full((64, 64, 3), 240, np.uint8)))]
 TEST = [(1, _png(np.full((20, 20), 255, np.uint8)))]
 
@@ -122,23 +138,27 @@ TEST = [(1, _png(np.full((20, 20), 255, np.uint8)))]
 def transformed(tmp_path_factory):
   """Transform run analyzing 'train' only, 1 channel, 32 px, over train/eval/test."""
   directory = str(tmp_path_factory.mktemp('raw'))
-  raw = {split: _write_raw_split(directory, split, images)
-         for split, images in (('train', TRAIN), ('eval', EVAL), ('test', TEST))}
+  raw = {
+    split: _write_raw_split(directory, split, images)
+    for split, images in (('train', TRAIN), ('eval', EVAL), ('test', TEST))
+  }
   output_dir = str(tmp_path_factory.mktemp('transform'))
   output = tfx_transform.run(raw, output_dir, {'image_size': SIZE, 'image_channels': 1})
   return output, output_dir
 
 
 def _expected_pixels(images, channels):
-  return [image_ops.decode_resized(tf.constant(encoded), SIZE, channels).numpy() for _, encoded in images]
+  return [
+    image_ops.decode_resized(tf.constant(encoded), SIZE, channels).numpy() for _, encoded in images
+  ]
 
 
 def test_transformed_feature_spec(transformed):
   output, _ = transformed
   assert output.transformed_feature_spec() == {
-      features.PIXELS_XF: tf.io.FixedLenFeature([], tf.string),
-      features.PIXEL_MEAN_XF: tf.io.FixedLenFeature([1], tf.float32),
-      features.LABEL_XF: tf.io.FixedLenFeature([], tf.int64),
+    features.PIXELS_XF: tf.io.FixedLenFeature([], tf.string),
+    features.PIXEL_MEAN_XF: tf.io.FixedLenFeature([1], tf.float32),
+    features.LABEL_XF: tf.io.FixedLenFeature([], tf.int64),
   }
 
 
@@ -146,11 +166,16 @@ def test_transformed_feature_spec(transformed):
 def test_pixels_and_labels_are_the_decoded_images(transformed, split, images):
   output, output_dir = transformed
   examples = _read_transformed(output_dir, split, output.transformed_feature_spec())
-  got = sorted((int(example[features.LABEL_XF]),
-                image_ops.decode_pixels(example[features.PIXELS_XF], 1).numpy().tobytes())
-               for example in examples)
-  expected = sorted((label, pixels.tobytes())
-                    for (label, _), pixels in zip(images, _expected_pixels(images, 1)))
+  got = sorted(
+    (
+      int(example[features.LABEL_XF]),
+      image_ops.decode_pixels(example[features.PIXELS_XF], 1).numpy().tobytes(),
+    )
+    for example in examples
+  )
+  expected = sorted(
+    (label, pixels.tobytes()) for (label, _), pixels in zip(images, _expected_pixels(images, 1))
+  )
   assert got == expected
 
 
@@ -161,7 +186,9 @@ def test_mean_is_keras_featurewise_mean_of_train_split_only(transformed):
   keras = keras_image.ImageDataGenerator(rescale=1 / 255.0, featurewise_center=True)
   keras.fit(train)
   np.testing.assert_allclose(keras.mean.reshape(-1), numpy_mean, rtol=1e-6)
-  everything = np.concatenate([train, np.stack(_expected_pixels(EVAL + TEST, 1)).astype(np.float32)])
+  everything = np.concatenate(
+    [train, np.stack(_expected_pixels(EVAL + TEST, 1)).astype(np.float32)]
+  )
   assert abs((everything / 255.0).mean() - numpy_mean[0]) > 0.1  # eval/test would move it
   for split in ('train', 'eval', 'test'):
     for example in _read_transformed(output_dir, split, output.transformed_feature_spec()):
@@ -171,12 +198,17 @@ def test_mean_is_keras_featurewise_mean_of_train_split_only(transformed):
 def test_three_channels_and_image_size_from_custom_config(tmp_path):
   raw = {'train': _write_raw_split(str(tmp_path), 'train', TRAIN)}
   output = tfx_transform.run(
-      raw, str(tmp_path / 'transform'), {'image_size': 40, 'image_channels': 3})
-  examples = _read_transformed(str(tmp_path / 'transform'), 'train', output.transformed_feature_spec())
+    raw, str(tmp_path / 'transform'), {'image_size': 40, 'image_channels': 3}
+  )
+  examples = _read_transformed(
+    str(tmp_path / 'transform'), 'train', output.transformed_feature_spec()
+  )
   pixels = np.stack([image_ops.decode_pixels(e[features.PIXELS_XF], 3).numpy() for e in examples])
   assert pixels.shape == (len(TRAIN), 40, 40, 3)
-  expected = np.stack([image_ops.decode_resized(tf.constant(encoded), 40, 3).numpy()
-                       for _, encoded in TRAIN])
-  np.testing.assert_allclose(examples[0][features.PIXEL_MEAN_XF].numpy(),
-                             (expected / 255.0).mean(axis=(0, 1, 2)), rtol=1e-5)
+  expected = np.stack(
+    [image_ops.decode_resized(tf.constant(encoded), 40, 3).numpy() for _, encoded in TRAIN]
+  )
+  np.testing.assert_allclose(
+    examples[0][features.PIXEL_MEAN_XF].numpy(), (expected / 255.0).mean(axis=(0, 1, 2)), rtol=1e-5
+  )
   assert examples[0][features.PIXEL_MEAN_XF].shape == (3,)

@@ -1,4 +1,5 @@
 """AtomicPusher: blessed models only, versioned folders, atomic publication, crash safety."""
+
 import json
 import os
 import subprocess
@@ -15,10 +16,13 @@ from components.pusher import component
 from components.pusher import executor as pusher_executor
 from components.pusher import versioned_dir
 
-MODEL_FILES = {'saved_model.pb': b'graph', 'fingerprint.pb': b'fp',
-               'variables/variables.index': b'index',
-               'variables/variables.data-00000-of-00001': b'weights' * 1000,
-               'assets/classes.txt': b'COVID\nNORMAL\nVIRAL PNEUMONIA\n'}
+MODEL_FILES = {
+  'saved_model.pb': b'graph',
+  'fingerprint.pb': b'fp',
+  'variables/variables.index': b'index',
+  'variables/variables.data-00000-of-00001': b'weights' * 1000,
+  'assets/classes.txt': b'COVID\nNORMAL\nVIRAL PNEUMONIA\n',
+}
 
 
 def _write_model(model_dir, tag=b''):
@@ -54,9 +58,16 @@ def _push(tmp_path, model_uri, blessed, serving_dir, model_id=0, baseline_id=Non
   pushed_model = standard_artifacts.PushedModel()
   pushed_model.uri = str(tmp_path / 'pushed_model')
   pusher_executor.Executor().Do(
-      {'model': [model], 'model_blessing': [blessing]}, {'pushed_model': [pushed_model]},
-      {'push_destination': proto_utils.proto_to_json(pusher_pb2.PushDestination(
-          filesystem=pusher_pb2.PushDestination.Filesystem(base_directory=serving_dir)))})
+    {'model': [model], 'model_blessing': [blessing]},
+    {'pushed_model': [pushed_model]},
+    {
+      'push_destination': proto_utils.proto_to_json(
+        pusher_pb2.PushDestination(
+          filesystem=pusher_pb2.PushDestination.Filesystem(base_directory=serving_dir)
+        )
+      )
+    },
+  )
   return pushed_model
 
 
@@ -64,8 +75,10 @@ def test_blessed_models_are_pushed_to_new_versions_and_old_versions_kept(tmp_pat
   serving_dir = str(tmp_path / 'serving')
   first = _write_model(str(tmp_path / 'model1' / 'Format-Serving'), b'1')
   second = _write_model(str(tmp_path / 'model2' / 'Format-Serving'), b'2')
-  pushed = [_push(tmp_path, os.path.dirname(first), True, serving_dir),
-            _push(tmp_path, os.path.dirname(second), True, serving_dir)]
+  pushed = [
+    _push(tmp_path, os.path.dirname(first), True, serving_dir),
+    _push(tmp_path, os.path.dirname(second), True, serving_dir),
+  ]
   found = versioned_dir.versions(serving_dir)
   assert len(found) == 2 and found[0] < found[1]
   for artifact, version, source in zip(pushed, found, (first, second)):
@@ -75,7 +88,8 @@ def test_blessed_models_are_pushed_to_new_versions_and_old_versions_kept(tmp_pat
     assert destination == os.path.join(serving_dir, str(version))
     published = _read_tree(destination)
     assert json.loads(published.pop(versioned_dir.PUSH_RECORD))['model_uri'] == os.path.dirname(
-        source)
+      source
+    )
     assert published == _read_tree(source)
   assert versioned_dir.latest_version_dir(serving_dir) == os.path.join(serving_dir, str(found[1]))
   assert sorted(os.listdir(serving_dir)) == sorted([str(v) for v in found] + ['.lock'])
@@ -96,15 +110,16 @@ def test_blessed_model_whose_push_was_killed_is_pushed_by_the_rerun(tmp_path):
   serving_dir = str(tmp_path / 'serving')
   model_dir = _write_model(str(tmp_path / 'model' / 'Format-Serving'))
   _half_copied_push(serving_dir, 1767225600)
-  pushed = _push(tmp_path, os.path.dirname(model_dir), True, serving_dir, model_id=7,
-                 baseline_id=7)
+  pushed = _push(tmp_path, os.path.dirname(model_dir), True, serving_dir, model_id=7, baseline_id=7)
   [version] = versioned_dir.versions(serving_dir)
   assert pushed.get_int_custom_property('pushed') == 1
   assert pushed.get_string_custom_property('pushed_version') == str(version)
   assert _temp_dirs(serving_dir) == []
   published = _read_tree(os.path.join(serving_dir, str(version)))
   assert json.loads(published.pop(versioned_dir.PUSH_RECORD)) == {
-      'model_id': 7, 'model_uri': os.path.dirname(model_dir)}
+    'model_id': 7,
+    'model_uri': os.path.dirname(model_dir),
+  }
   assert published == _read_tree(model_dir)
 
 
@@ -121,7 +136,8 @@ def test_push_killed_after_its_rename_is_not_repeated_by_the_rerun(tmp_path):
     assert pushed.get_int_custom_property('pushed') == 1
     assert pushed.get_string_custom_property('pushed_version') == str(version)
     assert pushed.get_string_custom_property('pushed_destination') == os.path.join(
-        serving_dir, str(version))
+      serving_dir, str(version)
+    )
 
 
 def test_model_held_only_by_an_older_version_is_published_again_as_the_newest(tmp_path):
@@ -140,8 +156,12 @@ def test_unblessed_run_removes_what_a_killed_push_left(tmp_path):
   serving_dir = str(tmp_path / 'serving')
   _half_copied_push(serving_dir, 1767225600)
   model_dir = _write_model(str(tmp_path / 'model' / 'Format-Serving'))
-  assert _push(tmp_path, os.path.dirname(model_dir), False, serving_dir).get_int_custom_property(
-      'pushed') == 0
+  assert (
+    _push(tmp_path, os.path.dirname(model_dir), False, serving_dir).get_int_custom_property(
+      'pushed'
+    )
+    == 0
+  )
   assert os.listdir(serving_dir) == ['.lock']
 
 
@@ -183,7 +203,8 @@ def test_copy_failure_midway_leaves_previous_version_intact(tmp_path, monkeypatc
 def test_killed_push_shows_no_partial_version_and_next_push_cleans_up(tmp_path):
   serving_dir = str(tmp_path / 'serving')
   old_version, old_path = versioned_dir.publish(
-      _write_model(str(tmp_path / 'old'), b'old'), serving_dir)
+    _write_model(str(tmp_path / 'old'), b'old'), serving_dir
+  )
   before = _read_tree(old_path)
   new_model = _write_model(str(tmp_path / 'new'), b'new')
   # A process killed after copying two files (os._exit: no cleanup code runs).
@@ -216,10 +237,15 @@ def test_atomic_pusher_component_requires_a_filesystem_destination():
   model = tfx.dsl.Channel(type=standard_artifacts.Model)
   blessing = tfx.dsl.Channel(type=standard_artifacts.ModelBlessing)
   with pytest.raises(ValueError, match='base_directory'):
-    component.AtomicPusher(model=model, model_blessing=blessing,
-                           push_destination=pusher_pb2.PushDestination())
+    component.AtomicPusher(
+      model=model, model_blessing=blessing, push_destination=pusher_pb2.PushDestination()
+    )
   pusher = component.AtomicPusher(
-      model=model, model_blessing=blessing, push_destination=pusher_pb2.PushDestination(
-          filesystem=pusher_pb2.PushDestination.Filesystem(base_directory='/serving')))
+    model=model,
+    model_blessing=blessing,
+    push_destination=pusher_pb2.PushDestination(
+      filesystem=pusher_pb2.PushDestination.Filesystem(base_directory='/serving')
+    ),
+  )
   assert pusher.executor_spec.executor_class is pusher_executor.Executor
   assert pusher.outputs['pushed_model'].type == standard_artifacts.PushedModel

@@ -1,4 +1,5 @@
 """records: the files of per-file rows that the ingestion stages hand each other."""
+
 import os
 
 from components.ingestion import records
@@ -16,9 +17,16 @@ def test_chunk_writer_cuts_rows_into_numbered_files(tmp_path):
     for i in range(70):
       chunks.add([i])
   assert chunks.count == 70
-  assert [os.path.basename(uri) for uri in chunks.uris] == ['chunk-00000', 'chunk-00001', 'chunk-00002']
+  assert [os.path.basename(uri) for uri in chunks.uris] == [
+    'chunk-00000',
+    'chunk-00001',
+    'chunk-00002',
+  ]
   assert [[row[0] for row in records.read(uri)] for uri in chunks.uris] == [
-      list(range(32)), list(range(32, 64)), list(range(64, 70))]
+    list(range(32)),
+    list(range(32, 64)),
+    list(range(64, 70)),
+  ]
   with records.ChunkWriter(str(tmp_path / 'none'), rows_per_chunk=32) as empty:
     pass
   assert (empty.uris, empty.count, os.path.exists(tmp_path / 'none')) == ([], 0, False)

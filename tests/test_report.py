@@ -1,18 +1,19 @@
 """`cxr report`: renders a run's report from ML Metadata and the Evaluator/Trainer outputs."""
+
 import json
 import os
 
-import numpy as np
-import pytest
 from ml_metadata.metadata_store import metadata_store
 from ml_metadata.proto import metadata_store_pb2
+import numpy as np
+import pytest
 from scipy import stats
 from sklearn import metrics as sk_metrics
 from tfx import v1 as tfx
 
-import fake_cxr_model
 from components import labels
 from components import training_report
+import fake_cxr_model
 from pipeline import report
 from pipeline.output_layout import layout
 
@@ -20,8 +21,20 @@ CANDIDATE = [[0.8, 0.1, 0.1], [0.1, 0.7, 0.2], [0.2, 0.2, 0.6], [0.45, 0.4, 0.15
 BASELINE = [[0.8, 0.1, 0.1], [0.1, 0.7, 0.2], [0.2, 0.2, 0.6], [0.3, 0.6, 0.1]]
 # (table row, label, source): the candidate misses one NORMAL and one VIRAL PNEUMONIA image, the
 # baseline also misses the two COVID images of row 3.
-TEST_SPLIT = ([(0, 0, 'A'), (0, 0, 'A'), (3, 0, 'B'), (3, 0, 'B'), (1, 1, 'A'), (1, 1, 'A'),
-               (1, 1, 'A'), (3, 1, 'A'), (2, 2, 'A'), (2, 2, 'A'), (2, 2, 'B'), (1, 2, 'B')])
+TEST_SPLIT = [
+  (0, 0, 'A'),
+  (0, 0, 'A'),
+  (3, 0, 'B'),
+  (3, 0, 'B'),
+  (1, 1, 'A'),
+  (1, 1, 'A'),
+  (1, 1, 'A'),
+  (3, 1, 'A'),
+  (2, 2, 'A'),
+  (2, 2, 'A'),
+  (2, 2, 'B'),
+  (1, 2, 'B'),
+]
 RUN_ID = '20260101-120000.000001'
 
 
@@ -34,8 +47,11 @@ def _expected():
   """scikit-learn's report of the candidate on TEST_SPLIT, and the true and predicted labels."""
   y_true = np.array([label for _, label, _ in TEST_SPLIT])
   y_pred = np.array([int(np.argmax(CANDIDATE[row])) for row, _, _ in TEST_SPLIT])
-  return (sk_metrics.classification_report(y_true, y_pred, output_dict=True, zero_division=0),
-          y_true, y_pred)
+  return (
+    sk_metrics.classification_report(y_true, y_pred, output_dict=True, zero_division=0),
+    y_true,
+    y_pred,
+  )
 
 
 def _put_artifact(store, type_name, uri, **properties):
@@ -54,19 +70,25 @@ def _put_execution(store, run_context, type_name, inputs, outputs):
   type_id = store.put_execution_type(metadata_store_pb2.ExecutionType(name=type_name))
   [execution_id] = store.put_executions([metadata_store_pb2.Execution(type_id=type_id)])
   events = []
-  for event_type, artifacts in ((metadata_store_pb2.Event.INPUT, inputs),
-                                (metadata_store_pb2.Event.OUTPUT, outputs)):
+  for event_type, artifacts in (
+    (metadata_store_pb2.Event.INPUT, inputs),
+    (metadata_store_pb2.Event.OUTPUT, outputs),
+  ):
     for key, artifact_id in artifacts.items():
-      event = metadata_store_pb2.Event(artifact_id=artifact_id, execution_id=execution_id,
-                                       type=event_type)
+      event = metadata_store_pb2.Event(
+        artifact_id=artifact_id, execution_id=execution_id, type=event_type
+      )
       event.path.steps.add().key = key
       event.path.steps.add().index = 0
       events.append(event)
   store.put_events(events)
   store.put_attributions_and_associations(
-      [metadata_store_pb2.Attribution(context_id=run_context, artifact_id=a)
-       for a in list(inputs.values()) + list(outputs.values())],
-      [metadata_store_pb2.Association(context_id=run_context, execution_id=execution_id)])
+    [
+      metadata_store_pb2.Attribution(context_id=run_context, artifact_id=a)
+      for a in list(inputs.values()) + list(outputs.values())
+    ],
+    [metadata_store_pb2.Association(context_id=run_context, execution_id=execution_id)],
+  )
 
 
 @pytest.fixture(scope='module')
@@ -77,45 +99,89 @@ def output_dir(tmp_path_factory):
   root = tmp_path_factory.mktemp('report')
   paths = layout(str(root / 'output'))
   os.makedirs(paths.root)
-  examples = fake_cxr_model.examples_artifact(str(root / 'examples'), [
-      fake_cxr_model.serialized_example(row, label, source) for row, label, source in TEST_SPLIT])
+  examples = fake_cxr_model.examples_artifact(
+    str(root / 'examples'),
+    [fake_cxr_model.serialized_example(row, label, source) for row, label, source in TEST_SPLIT],
+  )
   candidate = fake_cxr_model.model_artifact(str(root / 'candidate'), CANDIDATE)
   baseline = fake_cxr_model.model_artifact(str(root / 'baseline'), BASELINE)
   evaluation_uri, blessing = fake_cxr_model.run_evaluator(
-      str(root / 'evaluator'), examples, candidate, baseline, min_accuracy=0.5,
-      min_covid_recall=0.5, max_accuracy_drop=0.0)
+    str(root / 'evaluator'),
+    examples,
+    candidate,
+    baseline,
+    min_accuracy=0.5,
+    min_covid_recall=0.5,
+    max_accuracy_drop=0.0,
+  )
   model_run_uri = str(root / 'model_run')
   training_report.write_report(
-      model_run_uri, {'accuracy': [0.5, 0.8], 'val_accuracy': [0.4, 0.7], 'loss': [1.0, 0.5],
-                      'val_loss': [1.1, 0.6]}, preset='recommended', epochs=2)
+    model_run_uri,
+    {
+      'accuracy': [0.5, 0.8],
+      'val_accuracy': [0.4, 0.7],
+      'loss': [1.0, 0.5],
+      'val_loss': [1.1, 0.6],
+    },
+    preset='recommended',
+    epochs=2,
+  )
 
   store = metadata_store.MetadataStore(
-      tfx.orchestration.metadata.sqlite_metadata_connection_config(paths.metadata_path))
+    tfx.orchestration.metadata.sqlite_metadata_connection_config(paths.metadata_path)
+  )
   run_type = store.put_context_type(metadata_store_pb2.ContextType(name='pipeline_run'))
-  old_run, run, _ = store.put_contexts([
+  old_run, run, _ = store.put_contexts(
+    [
       metadata_store_pb2.Context(type_id=run_type, name=name)
-      for name in ('old-run', RUN_ID, 'failed-run')])  # the last run stopped before the Evaluator
+      for name in ('old-run', RUN_ID, 'failed-run')
+    ]
+  )  # the last run stopped before the Evaluator
   baseline_id = _put_artifact(store, 'Model', baseline.uri)
   _put_execution(store, old_run, 'Trainer', {}, {'model': baseline_id})
   model_id = _put_artifact(store, 'Model', candidate.uri)
-  _put_execution(store, run, 'Trainer', {}, {
-      'model': model_id, 'model_run': _put_artifact(store, 'ModelRun', model_run_uri)})
-  blessing_id = _put_artifact(store, 'ModelBlessing', blessing.uri,
-                              blessed=blessing.get_int_custom_property('blessed'))
-  _put_execution(store, run, 'Evaluator', {'model': model_id, 'baseline_model': baseline_id}, {
+  _put_execution(
+    store,
+    run,
+    'Trainer',
+    {},
+    {'model': model_id, 'model_run': _put_artifact(store, 'ModelRun', model_run_uri)},
+  )
+  blessing_id = _put_artifact(
+    store, 'ModelBlessing', blessing.uri, blessed=blessing.get_int_custom_property('blessed')
+  )
+  _put_execution(
+    store,
+    run,
+    'Evaluator',
+    {'model': model_id, 'baseline_model': baseline_id},
+    {
       'evaluation': _put_artifact(store, 'ModelEvaluation', evaluation_uri),
-      'blessing': blessing_id})
-  _put_execution(store, run, 'Pusher', {'model': model_id, 'model_blessing': blessing_id}, {
-      'pushed_model': _put_artifact(store, 'PushedModel', str(root / 'pushed'), pushed=1,
-                                    pushed_destination=os.path.join(paths.serving_dir,
-                                                                    '1767268800'))})
+      'blessing': blessing_id,
+    },
+  )
+  _put_execution(
+    store,
+    run,
+    'Pusher',
+    {'model': model_id, 'model_blessing': blessing_id},
+    {
+      'pushed_model': _put_artifact(
+        store,
+        'PushedModel',
+        str(root / 'pushed'),
+        pushed=1,
+        pushed_destination=os.path.join(paths.serving_dir, '1767268800'),
+      )
+    },
+  )
   return paths.root
 
 
 def _section(text, title):
   start = text.index(f'## {title}')
   end = text.find('\n## ', start + 1)
-  return text[start:end if end > 0 else None]
+  return text[start : end if end > 0 else None]
 
 
 def test_report_of_the_latest_evaluated_run(output_dir):
@@ -128,41 +194,55 @@ def test_report_of_the_latest_evaluated_run(output_dir):
   decision = _section(text, 'Decision')
   assert f'**BLESSED**: pushed to `{layout(output_dir).serving_dir}/1767268800`.' in decision
   # COVID: 4 of 4 (95% CI 0.510-1); accuracy 10 of 12 (0.552-0.953).
-  assert ('| COVID recall | lower 95% bound | >= 0.5 | 1.0000 | 0.510–1.000 | 4 | pass |'
-          in decision)
-  assert ('| accuracy | lower 95% bound | >= 0.5 | 0.8333 | 0.552–0.953 | 12 | pass |'
-          in decision)
-  assert ('| accuracy change vs baseline | candidate − baseline | >= +0 (absolute) | +0.0833 | n/a '
-          '| n/a | pass |') in decision
+  assert '| COVID recall | lower 95% bound | >= 0.5 | 1.0000 | 0.510–1.000 | 4 | pass |' in decision
+  assert '| accuracy | lower 95% bound | >= 0.5 | 0.8333 | 0.552–0.953 | 12 | pass |' in decision
+  assert (
+    '| accuracy change vs baseline | candidate − baseline | >= +0 (absolute) | +0.0833 | n/a '
+    '| n/a | pass |'
+  ) in decision
   assert '- COVID recall 1.00 (95% CI 0.51–1.00, 4 images): lower bound at or above 0.50' in (
-      decision)
+    decision
+  )
 
   expected, y_true, y_pred = _expected()
   table = _section(text, 'Classification report')
   for i, name in enumerate(labels.CLASS_NAMES):
     scores, positive, predicted = expected[str(i)], y_true == i, y_pred == i
     tp, tn = np.sum(positive & predicted), np.sum(~positive & ~predicted)
-    cells = [(scores['precision'], _wilson(tp, predicted.sum())),
-             (scores['recall'], _wilson(tp, positive.sum())),
-             (tn / np.sum(~positive), _wilson(tn, np.sum(~positive))),
-             (tn / np.sum(~predicted), _wilson(tn, np.sum(~predicted)))]
-    assert ('| ' + ' | '.join([name] + [f'{v:.4f} ({lo:.3f}–{hi:.3f})' for v, (lo, hi) in cells]
-                              + [f'{scores["f1-score"]:.4f}', f'{scores["support"]:g}']) + ' |'
-            in table)
+    cells = [
+      (scores['precision'], _wilson(tp, predicted.sum())),
+      (scores['recall'], _wilson(tp, positive.sum())),
+      (tn / np.sum(~positive), _wilson(tn, np.sum(~positive))),
+      (tn / np.sum(~predicted), _wilson(tn, np.sum(~predicted))),
+    ]
+    assert (
+      '| '
+      + ' | '.join(
+        [name]
+        + [f'{v:.4f} ({lo:.3f}–{hi:.3f})' for v, (lo, hi) in cells]
+        + [f'{scores["f1-score"]:.4f}', f'{scores["support"]:g}']
+      )
+      + ' |'
+      in table
+    )
   assert 'Accuracy 0.8333 (95% CI 0.552–0.953), 12 images.' in table
   macro = expected['macro avg']
-  assert (f'| macro avg | {macro["precision"]:.4f} | {macro["recall"]:.4f} |  |  | '
-          f'{macro["f1-score"]:.4f} | 12 |') in table
+  assert (
+    f'| macro avg | {macro["precision"]:.4f} | {macro["recall"]:.4f} |  |  | '
+    f'{macro["f1-score"]:.4f} | 12 |'
+  ) in table
 
   matrix = sk_metrics.confusion_matrix(y_true, y_pred)
   assert '| COVID | ' + ' | '.join(f'{n:g}' for n in matrix[0]) + ' |' in _section(
-      text, 'Confusion matrix')
+    text, 'Confusion matrix'
+  )
   comparison = _section(text, 'Comparison with the blessed baseline')
   assert '| recall (COVID) | 1.0000 | 0.5000 | +0.5000 |' in comparison
   assert 'Baseline model: `' + os.path.join(os.path.dirname(output_dir), 'baseline') in comparison
   # Source B: 2 COVID images right, 1 of 2 VIRAL PNEUMONIA: accuracy 3/4, COVID recall 2/2.
-  assert ('| source:B | 4 | 0.7500 (0.301–0.954) | 1.0000 (0.342–1.000) |'
-          in _section(text, 'By source'))
+  assert '| source:B | 4 | 0.7500 (0.301–0.954) | 1.0000 (0.342–1.000) |' in _section(
+    text, 'By source'
+  )
   training = _section(text, 'Training')
   assert '- preset: `"recommended"`' in training and '![Model accuracy](accuracy.png)' in training
   for image in ('confusion_matrix.png', 'accuracy.png', 'loss.png', 'val_loss.png'):
@@ -171,8 +251,9 @@ def test_report_of_the_latest_evaluated_run(output_dir):
 
 
 def test_report_of_an_unknown_or_unevaluated_run_fails_clearly(output_dir, tmp_path):
-  with pytest.raises(ValueError, match=f"No run 'nope' in the metadata store; runs: old-run, "
-                                       f'{RUN_ID}, failed-run'):
+  with pytest.raises(
+    ValueError, match=f"No run 'nope' in the metadata store; runs: old-run, {RUN_ID}, failed-run"
+  ):
     report.render_report(output_dir, run_id='nope')
   with pytest.raises(ValueError, match='Run failed-run has no evaluation'):
     report.render_report(output_dir, run_id='failed-run')
@@ -181,25 +262,38 @@ def test_report_of_an_unknown_or_unevaluated_run_fails_clearly(output_dir, tmp_p
 
 
 def test_cxr_report_command(output_dir, capsys):
-  from pipeline import cli  # pylint: disable=g-import-not-at-top
+  from pipeline import cli
+
   assert cli.main(['report', '--output', output_dir, '--run', RUN_ID]) == 0
   assert capsys.readouterr().out.strip() == os.path.join(
-      layout(output_dir).reports_dir, RUN_ID, 'report.md')
+    layout(output_dir).reports_dir, RUN_ID, 'report.md'
+  )
 
 
 def test_cxr_report_json(output_dir, capsys):
-  from pipeline import cli  # pylint: disable=g-import-not-at-top
+  from pipeline import cli
+
   assert cli.main(['report', '--output', output_dir, '--run', RUN_ID, '--json']) == 0
   result = json.loads(capsys.readouterr().out)
-  assert {'run_id', 'blessed', 'checks', 'accuracy', 'accuracy_ci', 'classes', 'calibration',
-          'operating_point', 'confounding'} <= set(result)
+  assert {
+    'run_id',
+    'blessed',
+    'checks',
+    'accuracy',
+    'accuracy_ci',
+    'classes',
+    'calibration',
+    'operating_point',
+    'confounding',
+  } <= set(result)
   assert result['run_id'] == RUN_ID and result['blessed'] is True
   assert result['calibration'] is None and result['operating_point'] is None
   checks = {c['name']: c for c in result['checks']}
   assert set(checks) == {'accuracy', 'COVID recall', 'accuracy change vs baseline'}
-  assert {key: checks['COVID recall'][key] for key in ('threshold', 'value', 'passed', 'images',
-                                                        'judged_on')} == {
-      'threshold': 0.5, 'value': 1.0, 'passed': True, 'images': 4, 'judged_on': 'lower95'}
+  assert {
+    key: checks['COVID recall'][key]
+    for key in ('threshold', 'value', 'passed', 'images', 'judged_on')
+  } == {'threshold': 0.5, 'value': 1.0, 'passed': True, 'images': 4, 'judged_on': 'lower95'}
   assert checks['COVID recall']['ci'] == pytest.approx(_wilson(4, 4))
   assert checks['accuracy']['ci'] == pytest.approx(_wilson(10, 12))
   assert checks['accuracy change vs baseline']['value'] == pytest.approx(1 / 12)
@@ -225,10 +319,13 @@ def test_cxr_report_json(output_dir, capsys):
 
 
 def test_run_summary_gives_the_decision_and_its_reasons(output_dir):
-  from pipeline import run_summary  # pylint: disable=g-import-not-at-top
+  from pipeline import run_summary
+
   lines = run_summary.summarize(output_dir).splitlines()
-  assert lines[:2] == [f'Run {RUN_ID}',
-                       f'Model BLESSED and pushed to {layout(output_dir).serving_dir}/1767268800']
+  assert lines[:2] == [
+    f'Run {RUN_ID}',
+    f'Model BLESSED and pushed to {layout(output_dir).serving_dir}/1767268800',
+  ]
   assert '  COVID recall 1.00 (95% CI 0.51–1.00, 4 images): lower bound at or above 0.50' in lines
   assert '  accuracy 0.83 (95% CI 0.55–0.95, 12 images): lower bound at or above 0.50' in lines
   assert 'Accuracy 0.8333 (95% CI 0.552–0.953), 12 images.' in lines

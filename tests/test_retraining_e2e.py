@@ -18,6 +18,7 @@ So the thresholds, not the luck of training, decide: run 3 needs accuracy >= 0.5
 versus the baseline (fails), runs 1, 2 and 4 accept anything (pass). The baseline comparison is
 checked through the accuracy difference TFMA records.
 """
+
 import os
 
 from ml_metadata.proto import metadata_store_pb2
@@ -46,32 +47,53 @@ STRICT = dict(min_accuracy=0.5, min_covid_recall=0.0, max_accuracy_drop=0.0)
 
 def _options(data_root, output_dir, warm_start, gate):
   return RunOptions(
-      data_root=data_root, output_dir=output_dir, image=ImageSpec(size=32), warm_start=warm_start,
-      hparam_overrides={'weights': 'none', 'epochs': 1, 'batch_size': 8},
-      beam_pipeline_args=['--direct_running_mode=in_memory'], gate=Gate(**gate))
+    data_root=data_root,
+    output_dir=output_dir,
+    image=ImageSpec(size=32),
+    warm_start=warm_start,
+    hparam_overrides={'weights': 'none', 'epochs': 1, 'batch_size': 8},
+    beam_pipeline_args=['--direct_running_mode=in_memory'],
+    gate=Gate(**gate),
+  )
 
 
 def _add_span(data_root, number, permute_train_labels=False):
   span = os.path.join(data_root, f'span-{number}')
-  demo_data.generate(span, train_per_class=TRAIN_PER_CLASS, test_per_class=TEST_PER_CLASS,
-                     seed=number, min_size=48, max_size=64)
+  demo_data.generate(
+    span,
+    train_per_class=TRAIN_PER_CLASS,
+    test_per_class=TEST_PER_CLASS,
+    seed=number,
+    min_size=48,
+    max_size=64,
+  )
   if permute_train_labels:  # COVID images become NORMAL, NORMAL become VIRAL PNEUMONIA, ...
     train = os.path.join(span, 'Train')
     for name in labels.CLASS_NAMES:
       os.rename(os.path.join(train, name), os.path.join(train, name + '.tmp'))
     for i, name in enumerate(labels.CLASS_NAMES):
-      os.rename(os.path.join(train, name + '.tmp'),
-                os.path.join(train, labels.CLASS_NAMES[(i + 1) % labels.NUM_CLASSES]))
+      os.rename(
+        os.path.join(train, name + '.tmp'),
+        os.path.join(train, labels.CLASS_NAMES[(i + 1) % labels.NUM_CLASSES]),
+      )
 
 
 def _evaluator_details(output_dir, run_id):
   """(baseline model ids, Trainer base_model ids, evaluation uri) recorded for a run."""
   with metadata_queries.open_store(layout(output_dir)) as store:
     executions = dict(metadata_queries.node_executions(store, run_id))
+
     def inputs(node, key):
-      return [a.id for a in metadata_queries.execution_artifacts(
-          store, executions[node].id, key, metadata_store_pb2.Event.INPUT)]
-    [evaluation] = metadata_queries.execution_artifacts(store, executions['Evaluator'].id, 'evaluation')
+      return [
+        a.id
+        for a in metadata_queries.execution_artifacts(
+          store, executions[node].id, key, metadata_store_pb2.Event.INPUT
+        )
+      ]
+
+    [evaluation] = metadata_queries.execution_artifacts(
+      store, executions['Evaluator'].id, 'evaluation'
+    )
     return inputs('Evaluator', 'baseline_model'), inputs('Trainer', 'base_model'), evaluation.uri
 
 
@@ -82,19 +104,27 @@ def runs(tmp_path_factory):
   output_dir = str(tmp_path_factory.mktemp('output'))
   serving_dir = layout(output_dir).serving_dir
   plan = [
-      ('first', lambda: _add_span(data_root, 1), local_runner, False, LOOSE),
-      ('same_span', lambda: None, local_runner, False, LOOSE),
-      ('mislabelled', lambda: _add_span(data_root, 2, permute_train_labels=True), beam_runner,
-       True, STRICT),
-      ('looser_gate', lambda: None, local_runner, True, LOOSE),
+    ('first', lambda: _add_span(data_root, 1), local_runner, False, LOOSE),
+    ('same_span', lambda: None, local_runner, False, LOOSE),
+    (
+      'mislabelled',
+      lambda: _add_span(data_root, 2, permute_train_labels=True),
+      beam_runner,
+      True,
+      STRICT,
+    ),
+    ('looser_gate', lambda: None, local_runner, True, LOOSE),
   ]
   found = {}
   for name, prepare, runner, warm_start, gate in plan:
     prepare()
     runner.run(_options(data_root, output_dir, warm_start, gate))
     record = history.read_history(output_dir)[-1]
-    found[name] = (record, [str(v) for v in versioned_dir.versions(serving_dir)],
-                   _evaluator_details(output_dir, record.run_id))
+    found[name] = (
+      record,
+      [str(v) for v in versioned_dir.versions(serving_dir)],
+      _evaluator_details(output_dir, record.run_id),
+    )
   found['history'] = history.read_history(output_dir)
   return found
 
@@ -111,8 +141,14 @@ def test_first_run_is_blessed_and_pushed(runs):
 def test_same_span_again_reuses_every_result_up_to_the_model(runs):
   first, _, _ = runs['first']
   record, _, (baseline, _, _) = runs['same_span']
-  steps = {'ImageFolderExampleGen', 'StatisticsGen', 'ImportSchemaGen', 'ExampleValidator',
-           'Transform', 'Trainer'}
+  steps = {
+    'ImageFolderExampleGen',
+    'StatisticsGen',
+    'ImportSchemaGen',
+    'ExampleValidator',
+    'Transform',
+    'Trainer',
+  }
   assert steps <= set(record.cached)
   assert not steps & set(record.ran)
   assert record.model_id == first.model_id  # no new model
@@ -149,7 +185,8 @@ def test_baseline_comparison_is_recorded(runs):
   accuracy = results.MetricId(eval_config_lib.ACCURACY, model_name=candidate)
   difference = overall[accuracy._replace(is_diff=True)]
   assert difference == pytest.approx(
-      overall[accuracy] - overall[accuracy._replace(model_name=baseline)])
+    overall[accuracy] - overall[accuracy._replace(model_name=baseline)]
+  )
 
 
 def test_passing_the_gate_pushes_a_new_version(runs):
@@ -166,8 +203,9 @@ def test_passing_the_gate_pushes_a_new_version(runs):
 
 def test_history_lists_every_run_in_order(runs):
   records = runs['history']
-  assert [r.run_id for r in records] == [runs[name][0].run_id for name in
-                                         ('first', 'same_span', 'mislabelled', 'looser_gate')]
+  assert [r.run_id for r in records] == [
+    runs[name][0].run_id for name in ('first', 'same_span', 'mislabelled', 'looser_gate')
+  ]
   assert [r.blessed for r in records] == [True, True, False, True]
   assert [r.span for r in records] == [1, 1, 2, 2]
   table = history.format_table(records).splitlines()

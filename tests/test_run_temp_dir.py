@@ -1,4 +1,5 @@
 """Per-run temporary folder: what a run's steps put in the temp folder goes when the run ends."""
+
 import os
 import tempfile
 

@@ -1,4 +1,5 @@
 """Orchestration pieces: Beam argument sets, metadata connection, run lock, BeamDagRunner wiring."""
+
 import logging
 import os
 import subprocess
@@ -15,10 +16,15 @@ from pipeline import log_redaction
 from pipeline import metadata_config
 from pipeline import run_lock
 
-DATAFLOW_OK = ['--project=my-project', '--region=europe-west4', '--temp_location=gs://my-bucket/tmp']
+DATAFLOW_OK = [
+  '--project=my-project',
+  '--region=europe-west4',
+  '--temp_location=gs://my-bucket/tmp',
+]
 
 
 # Beam arguments.
+
 
 def test_direct_engine_defaults_to_multi_processing_on_every_core():
   args = beam_args.compose('direct')
@@ -28,13 +34,18 @@ def test_direct_engine_defaults_to_multi_processing_on_every_core():
 def test_user_arguments_follow_the_preset_so_they_win():
   args = beam_args.compose('direct', ['--direct_running_mode=in_memory'])
   assert args[-1] == '--direct_running_mode=in_memory'
-  from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions  # pylint: disable=g-import-not-at-top
+  from apache_beam.options.pipeline_options import DirectOptions
+  from apache_beam.options.pipeline_options import PipelineOptions
+
   assert PipelineOptions(args).view_as(DirectOptions).direct_running_mode == 'in_memory'
 
 
 def test_misspelt_option_is_rejected_with_a_suggestion():
-  with pytest.raises(beam_args.BeamArgsError, match=r'Unknown Beam option --direct-running-mode '
-                     r'\(did you mean --direct_running_mode\?\)'):
+  with pytest.raises(
+    beam_args.BeamArgsError,
+    match=r'Unknown Beam option --direct-running-mode '
+    r'\(did you mean --direct_running_mode\?\)',
+  ):
     beam_args.compose('direct', ['--direct-running-mode=in_memory'])
 
 
@@ -46,18 +57,26 @@ def test_unsupported_runner_and_engine_are_rejected():
 
 
 def test_complete_dataflow_arguments_install_this_package_on_workers():
-  args = beam_args.compose('dataflow', DATAFLOW_OK, data_root='gs://my-bucket/data',
-                           pipeline_root='gs://my-bucket/out/pipeline_root')
+  args = beam_args.compose(
+    'dataflow',
+    DATAFLOW_OK,
+    data_root='gs://my-bucket/data',
+    pipeline_root='gs://my-bucket/out/pipeline_root',
+  )
   assert '--runner=DataflowRunner' in args
   assert f'--setup_file={beam_args.PACKAGE_SETUP_FILE}' in args
   assert os.path.isfile(beam_args.PACKAGE_SETUP_FILE)
-  assert args[-len(DATAFLOW_OK):] == DATAFLOW_OK
+  assert args[-len(DATAFLOW_OK) :] == DATAFLOW_OK
 
 
 def test_dataflow_lists_every_missing_or_invalid_argument():
   with pytest.raises(beam_args.BeamArgsError) as raised:
-    beam_args.compose('dataflow', ['--temp_location=/tmp/beam'], data_root='/data',
-                      pipeline_root='gs://my-bucket/out')
+    beam_args.compose(
+      'dataflow',
+      ['--temp_location=/tmp/beam'],
+      data_root='/data',
+      pipeline_root='gs://my-bucket/out',
+    )
   message = str(raised.value)
   assert 'Missing required option: project' in message
   assert 'DataflowRunner needs --region' in message
@@ -67,7 +86,9 @@ def test_dataflow_lists_every_missing_or_invalid_argument():
 
 
 def test_dataflow_setup_file_must_exist():
-  with pytest.raises(beam_args.BeamArgsError, match='--setup_file /nowhere/setup.py does not exist'):
+  with pytest.raises(
+    beam_args.BeamArgsError, match='--setup_file /nowhere/setup.py does not exist'
+  ):
     beam_args.compose('dataflow', DATAFLOW_OK + ['--setup_file=/nowhere/setup.py'])
 
 
@@ -76,31 +97,49 @@ def test_flink_needs_a_master_and_an_environment():
     beam_args.compose('flink')
   assert 'FlinkRunner needs --flink_master' in str(raised.value)
   assert 'FlinkRunner needs --environment_type' in str(raised.value)
-  args = beam_args.compose('flink', ['--flink_master=localhost:8081', '--environment_type=LOOPBACK'])
+  args = beam_args.compose(
+    'flink', ['--flink_master=localhost:8081', '--environment_type=LOOPBACK']
+  )
   assert args[0] == '--runner=FlinkRunner'
 
 
-@pytest.mark.parametrize('environment, expected', [
+@pytest.mark.parametrize(
+  'environment, expected',
+  [
     (['--environment_type=DOCKER'], '--environment_type=DOCKER needs --environment_config=IMAGE'),
-    (['--environment_type=PROCESS'], 'Option process_command is required for environment type PROCESS'),
-    (['--environment_type=KUBERNETES'], "--environment_type must be one of DOCKER, PROCESS, EXTERNAL, "
-                                        "LOOPBACK, got 'KUBERNETES'"),
-])
+    (
+      ['--environment_type=PROCESS'],
+      'Option process_command is required for environment type PROCESS',
+    ),
+    (
+      ['--environment_type=KUBERNETES'],
+      "--environment_type must be one of DOCKER, PROCESS, EXTERNAL, LOOPBACK, got 'KUBERNETES'",
+    ),
+  ],
+)
 def test_portable_environment_errors(environment, expected):
   with pytest.raises(beam_args.BeamArgsError, match=expected):
     beam_args.compose('spark', ['--spark_master_url=spark://spark:7077'] + environment)
 
 
 def test_spark_with_an_image_and_portable_runner_with_a_job_server():
-  beam_args.compose('spark', ['--spark_master_url=spark://spark:7077', '--environment_type=DOCKER',
-                              '--environment_config=registry/cxr-beam:0.1.0'])
+  beam_args.compose(
+    'spark',
+    [
+      '--spark_master_url=spark://spark:7077',
+      '--environment_type=DOCKER',
+      '--environment_config=registry/cxr-beam:0.1.0',
+    ],
+  )
   with pytest.raises(beam_args.BeamArgsError, match='PortableRunner needs --job_endpoint'):
     beam_args.validate(['--runner=PortableRunner', '--environment_type=LOOPBACK'])
-  beam_args.validate(['--runner=PortableRunner', '--job_endpoint=localhost:8099',
-                      '--environment_type=LOOPBACK'])
+  beam_args.validate(
+    ['--runner=PortableRunner', '--job_endpoint=localhost:8099', '--environment_type=LOOPBACK']
+  )
 
 
 # Metadata connection.
+
 
 def test_sqlite_is_the_default_metadata_store(tmp_path):
   config = metadata_config.connection_config('', str(tmp_path / 'metadata.sqlite'))
@@ -111,13 +150,19 @@ def test_sqlite_is_the_default_metadata_store(tmp_path):
 def test_mysql_address_takes_the_account_from_the_environment():
   env = {metadata_config.USER_ENV: 'cxr', metadata_config.PASSWORD_ENV: 's3cret'}
   config = metadata_config.connection_config('db.internal:3307/cxr_meta', 'unused.sqlite', env)
-  assert (config.mysql.host, config.mysql.port, config.mysql.database) == ('db.internal', 3307, 'cxr_meta')
+  assert (config.mysql.host, config.mysql.port, config.mysql.database) == (
+    'db.internal',
+    3307,
+    'cxr_meta',
+  )
   assert (config.mysql.user, config.mysql.password) == ('cxr', 's3cret')
   assert metadata_config.describe(config) == 'MySQL cxr@db.internal:3307/cxr_meta'
   assert metadata_config.parse_mysql_address('db/meta').port == metadata_config.DEFAULT_MYSQL_PORT
 
 
-@pytest.mark.parametrize('spec', ['db.internal', 'db:port/x', 'db:3306/', 'db:99999/x', 'db:1/x;drop'])
+@pytest.mark.parametrize(
+  'spec', ['db.internal', 'db:port/x', 'db:3306/', 'db:99999/x', 'db:1/x;drop']
+)
 def test_invalid_mysql_address_is_rejected(spec):
   with pytest.raises(ValueError, match=r'MySQL metadata address|Invalid port'):
     metadata_config.parse_mysql_address(spec)
@@ -130,19 +175,22 @@ def test_mysql_without_an_account_says_which_variables_to_set():
 
 # Run lock.
 
-_HOLDER = textwrap.dedent('''
+_HOLDER = textwrap.dedent("""
     import sys, time
     from pipeline import run_lock
     with run_lock.hold(sys.argv[1]):
       print('locked', flush=True)
       time.sleep(float(sys.argv[2]))
-''')
+""")
 
 
 def _start_holder(output_dir, seconds):
   """Another process that holds the run lock of `output_dir` for `seconds`."""
-  holder = subprocess.Popen([sys.executable, '-c', _HOLDER, str(output_dir), str(seconds)],
-                            stdout=subprocess.PIPE, text=True)
+  holder = subprocess.Popen(
+    [sys.executable, '-c', _HOLDER, str(output_dir), str(seconds)],
+    stdout=subprocess.PIPE,
+    text=True,
+  )
   assert holder.stdout.readline().strip() == 'locked'
   return holder
 
@@ -196,23 +244,29 @@ def test_waiting_gives_up_after_the_timeout(tmp_path):
 
 # Runners: what happens before any step runs.
 
+
 @pytest.fixture
 def tiny_dataset(tmp_path):
-  from components import demo_data  # pylint: disable=g-import-not-at-top
-  demo_data.generate(str(tmp_path / 'data'), train_per_class=2, test_per_class=1, min_size=16,
-                     max_size=16)
+  from components import demo_data
+
+  demo_data.generate(
+    str(tmp_path / 'data'), train_per_class=2, test_per_class=1, min_size=16, max_size=16
+  )
   return str(tmp_path / 'data')
 
 
 def _run_options(data_root, output_dir, **kwargs):
-  from pipeline.run_options import RunOptions  # pylint: disable=g-import-not-at-top
+  from pipeline.run_options import RunOptions
+
   return RunOptions(data_root=data_root, output_dir=output_dir, **kwargs)
 
 
 @pytest.mark.parametrize('runner_module', ['local_runner', 'beam_runner'])
-def test_runners_refuse_an_output_folder_in_use_before_running_anything(runner_module, tmp_path,
-                                                                         tiny_dataset):
-  import importlib  # pylint: disable=g-import-not-at-top
+def test_runners_refuse_an_output_folder_in_use_before_running_anything(
+  runner_module, tmp_path, tiny_dataset
+):
+  import importlib
+
   runner = importlib.import_module(f'pipeline.{runner_module}')
   output_dir = tmp_path / 'output'
   holder = _start_holder(output_dir, 60)
@@ -225,25 +279,35 @@ def test_runners_refuse_an_output_folder_in_use_before_running_anything(runner_m
   assert not (output_dir / 'metadata.sqlite').exists()
 
 
-def test_build_validates_beam_arguments_and_the_metadata_server(tmp_path, tiny_dataset, monkeypatch):
-  from pipeline import local_runner  # pylint: disable=g-import-not-at-top
+def test_build_validates_beam_arguments_and_the_metadata_server(
+  tmp_path, tiny_dataset, monkeypatch
+):
+  from pipeline import local_runner
+
   with pytest.raises(beam_args.BeamArgsError, match='FlinkRunner needs --flink_master'):
-    local_runner.build(_run_options(tiny_dataset, str(tmp_path / 'out'),
-                                    beam_pipeline_args=['--runner=FlinkRunner']))
+    local_runner.build(
+      _run_options(tiny_dataset, str(tmp_path / 'out'), beam_pipeline_args=['--runner=FlinkRunner'])
+    )
   monkeypatch.setenv(metadata_config.USER_ENV, 'cxr')
-  with pytest.raises(ConnectionError, match="Cannot use the metadata store MySQL cxr@127.0.0.1:1/m"):
-    local_runner.build(_run_options(tiny_dataset, str(tmp_path / 'out'),
-                                    metadata_mysql='127.0.0.1:1/m'))
+  with pytest.raises(
+    ConnectionError, match='Cannot use the metadata store MySQL cxr@127.0.0.1:1/m'
+  ):
+    local_runner.build(
+      _run_options(tiny_dataset, str(tmp_path / 'out'), metadata_mysql='127.0.0.1:1/m')
+    )
 
 
 def test_beam_runner_hands_the_whole_pipeline_to_beam_dag_runner_under_the_lock(
-    tmp_path, tiny_dataset, monkeypatch):
+  tmp_path, tiny_dataset, monkeypatch
+):
   """BeamDagRunner gets the compiled pipeline (IR) of local_runner.build, with the run lock held.
 
   The e2e retraining test runs it for real; here only its input is checked.
   """
-  from tfx.orchestration.beam import beam_dag_runner  # pylint: disable=g-import-not-at-top
-  from pipeline import beam_runner  # pylint: disable=g-import-not-at-top
+  from tfx.orchestration.beam import beam_dag_runner
+
+  from pipeline import beam_runner
+
   output_dir = tmp_path / 'output'
   seen = {}
 
@@ -258,9 +322,17 @@ def test_beam_runner_hands_the_whole_pipeline_to_beam_dag_runner_under_the_lock(
   monkeypatch.setattr(beam_dag_runner.BeamDagRunner, 'run_with_ir', record)
   beam_runner.run(_run_options(tiny_dataset, str(output_dir)))
   assert seen['nodes'][0] == 'ImageFolderExampleGen'
-  assert set(seen['nodes']) == {'ImageFolderExampleGen', 'StatisticsGen', 'ImportSchemaGen',
-                                'ExampleValidator', 'Transform', 'latest_blessed_model_resolver',
-                                'Trainer', 'Evaluator', 'AtomicPusher'}
+  assert set(seen['nodes']) == {
+    'ImageFolderExampleGen',
+    'StatisticsGen',
+    'ImportSchemaGen',
+    'ExampleValidator',
+    'Transform',
+    'latest_blessed_model_resolver',
+    'Trainer',
+    'Evaluator',
+    'AtomicPusher',
+  }
   assert seen['root'] == str(output_dir / 'pipeline_root')
   assert f'pid {os.getpid()}' in seen['lock']
   with open(output_dir / run_lock.LOCK_FILE, encoding='utf-8') as f:
@@ -269,12 +341,14 @@ def test_beam_runner_hands_the_whole_pipeline_to_beam_dag_runner_under_the_lock(
 
 # The metadata password in logs.
 
+
 def test_password_is_masked_in_every_log_record_while_the_run_lasts(tmp_path):
   """TFX logs the connection config through absl (`Using connection config: mysql {...}`); other
   loggers, threads and tracebacks are masked too, in the forms a text-format proto escapes."""
   password = 'pä"ss\\word'
-  config = metadata_config.mysql_config('db/meta', env={metadata_config.USER_ENV: 'cxr',
-                                                        metadata_config.PASSWORD_ENV: password})
+  config = metadata_config.mysql_config(
+    'db/meta', env={metadata_config.USER_ENV: 'cxr', metadata_config.PASSWORD_ENV: password}
+  )
   assert r'password: "p\303\244\"ss\\word"' in str(config)  # how TFX's log showed it
   log_path = tmp_path / 'log.txt'
   handler = logging.FileHandler(log_path, encoding='utf-8')
@@ -283,8 +357,9 @@ def test_password_is_masked_in_every_log_record_while_the_run_lasts(tmp_path):
   try:
     with log_redaction.redacting(password):
       absl_logging.info('Using connection config:\n %s', config.mysql)
-      thread = threading.Thread(target=logging.getLogger('beam').warning,
-                                args=('connecting with %r', password))
+      thread = threading.Thread(
+        target=logging.getLogger('beam').warning, args=('connecting with %r', password)
+      )
       thread.start()
       thread.join()
       try:

@@ -1,4 +1,5 @@
 """Serving signatures of a saved tiny model: outputs, and the same model input as training."""
+
 import io
 import os
 
@@ -32,10 +33,10 @@ def _images():
   rng = np.random.default_rng(0)
   texture = lambda shape: np.clip(rng.normal(0.5, 0.2, shape), 0, 1)
   return [
-      _encode((texture((40, 48)) * 255).astype(np.uint8), 'PNG'),
-      _encode((texture((50, 40)) * 65535).astype(np.uint16), 'PNG'),
-      _encode((texture((36, 36, 3)) * 255).astype(np.uint8), 'JPEG'),
-      _encode((texture((44, 44, 4)) * 255).astype(np.uint8), 'PNG'),
+    _encode((texture((40, 48)) * 255).astype(np.uint8), 'PNG'),
+    _encode((texture((50, 40)) * 65535).astype(np.uint16), 'PNG'),
+    _encode((texture((36, 36, 3)) * 255).astype(np.uint8), 'JPEG'),
+    _encode((texture((44, 44, 4)) * 255).astype(np.uint8), 'PNG'),
   ]
 
 
@@ -48,18 +49,26 @@ def transformed(tmp_path_factory):
   raw_path = str(tmp_path_factory.mktemp('raw') / 'train.gz')
   with tf.io.TFRecordWriter(raw_path, options='GZIP') as writer:
     for i, encoded in enumerate(IMAGES):
-      writer.write(example_encoding.serialize({features.IMAGE_KEY: encoded, features.LABEL_KEY: i % 3}))
+      writer.write(
+        example_encoding.serialize({features.IMAGE_KEY: encoded, features.LABEL_KEY: i % 3})
+      )
   output_dir = str(tmp_path_factory.mktemp('transform'))
   output = tfx_transform.run(
-      {'train': raw_path}, output_dir, {'image_size': SIZE, 'image_channels': 1})
-  return output, os.path.join(output_dir, tfx_transform.TRANSFORMED_EXAMPLES_DIR, 'Split-train', '*')
+    {'train': raw_path}, output_dir, {'image_size': SIZE, 'image_channels': 1}
+  )
+  return output, os.path.join(
+    output_dir, tfx_transform.TRANSFORMED_EXAMPLES_DIR, 'Split-train', '*'
+  )
 
 
 def _tiny_model():
   """Flatten + Dense softmax: each output moves visibly when any input pixel changes by 1/255."""
   inputs = tf.keras.Input((SIZE, SIZE, 3))
   dense = tf.keras.layers.Dense(
-      3, activation='softmax', kernel_initializer=tf.keras.initializers.RandomNormal(stddev=0.05, seed=1))
+    3,
+    activation='softmax',
+    kernel_initializer=tf.keras.initializers.RandomNormal(stddev=0.05, seed=1),
+  )
   return tf.keras.Model(inputs, dense(tf.keras.layers.Flatten()(inputs)))
 
 
@@ -69,8 +78,11 @@ def served(request, transformed, tmp_path_factory):
   output, _ = transformed
   model = _tiny_model()
   path = str(tmp_path_factory.mktemp('model'))
-  tf.saved_model.save(model, path, signatures=signatures.make_serving_signatures(
-      model, output, ImageSpec(SIZE, 1, request.param)))
+  tf.saved_model.save(
+    model,
+    path,
+    signatures=signatures.make_serving_signatures(model, output, ImageSpec(SIZE, 1, request.param)),
+  )
   return request.param, model, tf.saved_model.load(path)
 
 
@@ -84,23 +96,33 @@ def test_signature_inputs_and_outputs(served):
   for name, input_name in (('serving_default', 'image_bytes'), ('serving_examples', 'examples')):
     signature = loaded.signatures[name]
     assert signature.structured_input_signature[1] == {
-        input_name: tf.TensorSpec([None], tf.string, name=input_name)}
+      input_name: tf.TensorSpec([None], tf.string, name=input_name)
+    }
     assert signature.structured_outputs == {
-        'probabilities': tf.TensorSpec([None, 3], tf.float32, name='probabilities'),
-        'class_id': tf.TensorSpec([None], tf.int64, name='class_id'),
-        'class_name': tf.TensorSpec([None], tf.string, name='class_name'),
+      'probabilities': tf.TensorSpec([None, 3], tf.float32, name='probabilities'),
+      'class_id': tf.TensorSpec([None], tf.int64, name='class_id'),
+      'class_name': tf.TensorSpec([None], tf.string, name='class_name'),
     }
 
 
 def test_serving_matches_the_training_input_path(served, transformed):
   normalization, model, loaded = served
   output, pattern = transformed
-  training_images, _ = next(iter(input_pipeline.make_dataset(
-      pattern, output, batch_size=len(IMAGES), training=False,
-      image=ImageSpec(SIZE, 1, normalization))))
+  training_images, _ = next(
+    iter(
+      input_pipeline.make_dataset(
+        pattern,
+        output,
+        batch_size=len(IMAGES),
+        training=False,
+        image=ImageSpec(SIZE, 1, normalization),
+      )
+    )
+  )
   expected = model(training_images).numpy()
-  served_probabilities = loaded.signatures['serving_default'](
-      image_bytes=tf.constant(IMAGES))['probabilities'].numpy()
+  served_probabilities = loaded.signatures['serving_default'](image_bytes=tf.constant(IMAGES))[
+    'probabilities'
+  ].numpy()
   # Transform output order is Beam's: compare the rows as sets (every image gives distinct rows).
   sort_rows = lambda rows: rows[np.lexsort(rows.T)]
   assert len({tuple(np.round(row, 4)) for row in expected}) == len(IMAGES)
@@ -113,14 +135,20 @@ def test_class_id_and_name_follow_probabilities(served):
   np.testing.assert_allclose(outputs['probabilities'].sum(axis=1), 1.0, rtol=1e-5)
   np.testing.assert_array_equal(outputs['class_id'], outputs['probabilities'].argmax(axis=1))
   assert [name.decode() for name in outputs['class_name']] == [
-      labels.CLASS_NAMES[i] for i in outputs['class_id']]
+    labels.CLASS_NAMES[i] for i in outputs['class_id']
+  ]
 
 
 def test_serving_examples_needs_no_label_and_matches_serving_default(served):
   _, _, loaded = served
   by_bytes = _numpy(loaded.signatures['serving_default'](image_bytes=tf.constant(IMAGES)))
-  by_examples = _numpy(loaded.signatures['serving_examples'](
-      examples=tf.constant([example_encoding.serialize({features.IMAGE_KEY: encoded}) for encoded in IMAGES])))
+  by_examples = _numpy(
+    loaded.signatures['serving_examples'](
+      examples=tf.constant(
+        [example_encoding.serialize({features.IMAGE_KEY: encoded}) for encoded in IMAGES]
+      )
+    )
+  )
   np.testing.assert_allclose(by_examples['probabilities'], by_bytes['probabilities'], atol=1e-6)
   np.testing.assert_array_equal(by_examples['class_name'], by_bytes['class_name'])
 
@@ -128,14 +156,21 @@ def test_serving_examples_needs_no_label_and_matches_serving_default(served):
 def test_transform_features_gives_the_transform_outputs(served, transformed):
   _, _, loaded = served
   output, pattern = transformed
-  examples = [example_encoding.serialize({features.IMAGE_KEY: encoded, features.LABEL_KEY: 2})
-              for encoded in IMAGES]
+  examples = [
+    example_encoding.serialize({features.IMAGE_KEY: encoded, features.LABEL_KEY: 2})
+    for encoded in IMAGES
+  ]
   got = _numpy(loaded.signatures['transform_features'](examples=tf.constant(examples)))
   assert set(got) == {features.PIXELS_XF, features.PIXEL_MEAN_XF, features.LABEL_XF}
   np.testing.assert_array_equal(got[features.LABEL_XF], [2] * len(IMAGES))
   spec = output.transformed_feature_spec()
-  materialized = [tf.io.parse_single_example(record, spec) for record in tf.data.TFRecordDataset(
-      tf.io.gfile.glob(pattern), compression_type='GZIP')]
-  assert sorted(got[features.PIXELS_XF]) == sorted(e[features.PIXELS_XF].numpy() for e in materialized)
-  np.testing.assert_allclose(got[features.PIXEL_MEAN_XF],
-                             np.stack([e[features.PIXEL_MEAN_XF].numpy() for e in materialized]))
+  materialized = [
+    tf.io.parse_single_example(record, spec)
+    for record in tf.data.TFRecordDataset(tf.io.gfile.glob(pattern), compression_type='GZIP')
+  ]
+  assert sorted(got[features.PIXELS_XF]) == sorted(
+    e[features.PIXELS_XF].numpy() for e in materialized
+  )
+  np.testing.assert_allclose(
+    got[features.PIXEL_MEAN_XF], np.stack([e[features.PIXEL_MEAN_XF].numpy() for e in materialized])
+  )

@@ -1,30 +1,45 @@
 """The `cxr_folder` TFDS builder gives the same images, labels and splits as the ingestion."""
+
 import os
 import shutil
 
 import numpy as np
+from PIL import Image
 import pyarrow.parquet as pq
 import tensorflow_datasets as tfds
-from PIL import Image
 
 from components import demo_data
 from components import labels
-from components.ingestion import IngestOptions, ingest
+from components.ingestion import ingest
+from components.ingestion import IngestOptions
 from components.tfds_cxr import CxrFolderConfig
 
 SPLITS = ('train', 'eval', 'test')
 
 
 def _by_split_from_ingestion(root, out):
-  result = ingest(str(root), str(out / 'examples'), str(out / 'report'), IngestOptions(max_bad_fraction=0.5))
+  result = ingest(
+    str(root), str(out / 'examples'), str(out / 'report'), IngestOptions(max_bad_fraction=0.5)
+  )
   rows = pq.read_table(result.manifest_uri).to_pylist()
-  return {s: {(r['path'], r['label'], r['sha256']) for r in rows if r['status'] == 'ingested' and r['split'] == s}
-          for s in SPLITS}
+  return {
+    s: {
+      (r['path'], r['label'], r['sha256'])
+      for r in rows
+      if r['status'] == 'ingested' and r['split'] == s
+    }
+    for s in SPLITS
+  }
 
 
 def _by_split_from_tfds(datasets):
-  return {s: {(ex['path'].decode(), int(ex['label']), ex['sha256'].decode()) for ex in tfds.as_numpy(datasets[s])}
-          for s in SPLITS}
+  return {
+    s: {
+      (ex['path'].decode(), int(ex['label']), ex['sha256'].decode())
+      for ex in tfds.as_numpy(datasets[s])
+    }
+    for s in SPLITS
+  }
 
 
 def test_tfds_load_matches_ingestion_counts_labels_and_splits(tmp_path):
@@ -36,8 +51,13 @@ def test_tfds_load_matches_ingestion_counts_labels_and_splits(tmp_path):
   Image.fromarray(np.full((40, 40, 3), 90, np.uint8)).save(covid / 'rgb_scan.bmp')
 
   expected = _by_split_from_ingestion(root, tmp_path / 'ingestion')
-  datasets = tfds.load('cxr_folder', data_dir=str(tmp_path / 'tfds'), download_and_prepare_kwargs={
-      'download_config': tfds.download.DownloadConfig(manual_dir=str(root))})
+  datasets = tfds.load(
+    'cxr_folder',
+    data_dir=str(tmp_path / 'tfds'),
+    download_and_prepare_kwargs={
+      'download_config': tfds.download.DownloadConfig(manual_dir=str(root))
+    },
+  )
   assert _by_split_from_tfds(datasets) == expected
   # 8 + 7 + 7 train: COVID has 9 valid files in Train/ (8 + the BMP), so 8 train + 1 eval.
   assert {s: len(expected[s]) for s in SPLITS} == {'train': 22, 'eval': 3, 'test': 9}
@@ -58,8 +78,12 @@ def test_tfds_config_carries_ingestion_options(tmp_path):
   for name in ('COVID', 'Normal', 'Viral Pneumonia', 'Lung_Opacity'):
     os.makedirs(root / name / 'images')
     for i in range(5):
-      Image.fromarray(np.full((32, 32), i * 40 + len(name), np.uint8)).save(root / name / 'images' / f'{name}-{i}.png')
-  config = CxrFolderConfig(name='kaggle_ignore_extra_classes', options=IngestOptions(unknown_classes='ignore'))
+      Image.fromarray(np.full((32, 32), i * 40 + len(name), np.uint8)).save(
+        root / name / 'images' / f'{name}-{i}.png'
+      )
+  config = CxrFolderConfig(
+    name='kaggle_ignore_extra_classes', options=IngestOptions(unknown_classes='ignore')
+  )
   builder = tfds.builder('cxr_folder', config=config, data_dir=str(tmp_path / 'tfds'))
   builder.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=str(root)))
   counts = {s: builder.info.splits[s].num_examples for s in SPLITS}

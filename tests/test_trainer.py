@@ -1,4 +1,5 @@
 """The Trainer: device/strategy/precision choices, best-epoch restore, and run_fn end to end."""
+
 import glob
 import json
 import logging
@@ -36,8 +37,10 @@ def test_one_device_unless_several_gpus():
   assert isinstance(trainer.make_strategy(2), tf.distribute.MirroredStrategy)
 
 
-@pytest.mark.parametrize('mode, gpus, expected', [
-    ('auto', 0, False), ('auto', 1, True), ('on', 0, True), ('off', 2, False)])
+@pytest.mark.parametrize(
+  'mode, gpus, expected',
+  [('auto', 0, False), ('auto', 1, True), ('on', 0, True), ('off', 2, False)],
+)
 def test_mixed_precision_choice(mode, gpus, expected):
   assert trainer.use_mixed_precision(mode, gpus) is expected
 
@@ -59,8 +62,9 @@ def _learnable_images(count, seed=0):
 def test_gpu_code_path_runs_on_cpu():
   """MirroredStrategy (several GPUs) and mixed_float16 forced on, a few steps of the head."""
   tf.keras.utils.set_random_seed(0)
-  hp = hparams.resolve('recommended', {'weights': 'none', 'freeze_layers': 1000,
-                                       'learning_rate': 1e-3})
+  hp = hparams.resolve(
+    'recommended', {'weights': 'none', 'freeze_layers': 1000, 'learning_rate': 1e-3}
+  )
   with trainer.make_strategy(2).scope(), trainer.dtype_policy(trainer.use_mixed_precision('on', 0)):
     model = model_lib.build_model(SIZE, hp)
   assert model.get_layer('dense_1').compute_dtype == 'float16'
@@ -68,11 +72,15 @@ def test_gpu_code_path_runs_on_cpu():
   assert model.get_layer(model_lib.OUTPUT_NAME).compute_dtype == 'float32'
   assert model.output.dtype == tf.float32
   assert isinstance(model.optimizer, tf.keras.mixed_precision.LossScaleOptimizer)
-  head, base = model.get_layer('dense_1').kernel, model.get_layer(model_lib.BASE_NAME).get_layer('conv5_block3_3_conv').kernel
+  head, base = (
+    model.get_layer('dense_1').kernel,
+    model.get_layer(model_lib.BASE_NAME).get_layer('conv5_block3_3_conv').kernel,
+  )
   head_before, base_before = head.numpy(), base.numpy()
   x, y = _learnable_images(8)
-  history = model.fit(tf.data.Dataset.from_tensors((x, y)).repeat(), steps_per_epoch=4, epochs=1,
-                      verbose=0).history
+  history = model.fit(
+    tf.data.Dataset.from_tensors((x, y)).repeat(), steps_per_epoch=4, epochs=1, verbose=0
+  ).history
   assert np.isfinite(history['loss'][0])
   assert not np.array_equal(head.numpy(), head_before)
   np.testing.assert_array_equal(base.numpy(), base_before)
@@ -87,8 +95,12 @@ def test_gpu_code_path_runs_on_cpu():
 def _tiny_model():
   """Softmax regression starting out sure of class 1; trained on class 0 only."""
   inputs = tf.keras.Input((2,))
-  outputs = tf.keras.layers.Dense(3, activation='softmax', kernel_initializer='zeros',
-                                  bias_initializer=tf.keras.initializers.Constant([0., 3., 0.]))(inputs)
+  outputs = tf.keras.layers.Dense(
+    3,
+    activation='softmax',
+    kernel_initializer='zeros',
+    bias_initializer=tf.keras.initializers.Constant([0.0, 3.0, 0.0]),
+  )(inputs)
   model = tf.keras.Model(inputs, outputs)
   model.compile(tf.keras.optimizers.SGD(0.2), 'sparse_categorical_crossentropy')
   return model
@@ -98,8 +110,9 @@ def _tiny_data(eval_features=None):
   """Train on class 0 only, validate on classes 0 and 1: val_loss falls, then rises."""
   x = np.ones((8, 2), np.float32)
   train = tf.data.Dataset.from_tensors((x, np.zeros(8, np.int64))).repeat()
-  evaluation = tf.data.Dataset.from_tensors((x if eval_features is None else eval_features,
-                                             np.arange(8) % 2))
+  evaluation = tf.data.Dataset.from_tensors(
+    (x if eval_features is None else eval_features, np.arange(8) % 2)
+  )
   return train, evaluation
 
 
@@ -112,43 +125,57 @@ def test_the_best_epoch_weights_are_restored(patience):
   val_losses = history['val_loss']
   assert best_epoch == int(np.argmin(val_losses)) + 1 and 1 < best_epoch < len(val_losses)
   assert len(val_losses) == (best_epoch + patience if patience else 8)
-  assert model.evaluate(evaluation, verbose=0) == pytest.approx(val_losses[best_epoch - 1], rel=1e-6)
+  assert model.evaluate(evaluation, verbose=0) == pytest.approx(
+    val_losses[best_epoch - 1], rel=1e-6
+  )
   assert val_losses[-1] > val_losses[best_epoch - 1] * 1.01
 
 
 def test_plateau_schedule_cuts_the_learning_rate():
   model = _tiny_model()
   train, evaluation = _tiny_data()
-  hp = hparams.resolve('recommended', {'epochs': 6, 'early_stopping_patience': 0,
-                                       'learning_rate': 0.2, 'plateau_patience': 1,
-                                       'plateau_factor': 0.5})
+  hp = hparams.resolve(
+    'recommended',
+    {
+      'epochs': 6,
+      'early_stopping_patience': 0,
+      'learning_rate': 0.2,
+      'plateau_patience': 1,
+      'plateau_factor': 0.5,
+    },
+  )
   history, best_epoch = trainer.fit_best(model, train, evaluation, hp, steps_per_epoch=1)
   val_losses, rates = history['val_loss'], history['lr']
   first_worse = next(i for i in range(1, 6) if val_losses[i] >= min(val_losses[:i]))
-  assert rates[:first_worse + 1] == pytest.approx([0.2] * (first_worse + 1))
+  assert rates[: first_worse + 1] == pytest.approx([0.2] * (first_worse + 1))
   assert rates[first_worse + 1] == pytest.approx(0.1)
 
 
 def test_without_a_finite_val_loss_the_last_weights_stay():
   model = _tiny_model()
   train, evaluation = _tiny_data(eval_features=np.full((8, 2), np.nan, np.float32))
-  history, best_epoch = trainer.fit_best(model, train, evaluation,
-                                         hparams.resolve('seed', {'epochs': 2}), steps_per_epoch=1)
+  history, best_epoch = trainer.fit_best(
+    model, train, evaluation, hparams.resolve('seed', {'epochs': 2}), steps_per_epoch=1
+  )
   assert best_epoch == 0 and np.isnan(history['val_loss']).all()
   assert model.layers[-1].get_weights()[1][0] > 0  # trained towards class 0, not reset
 
 
 def _raw_example(label, rng):
   image = np.clip(rng.normal(60 + 70 * label, 20, (40, 40, 1)), 0, 255).astype(np.uint8)
-  return tf.train.Example(features=tf.train.Features(feature={
-      features.IMAGE_KEY: tf.train.Feature(
-          bytes_list=tf.train.BytesList(value=[tf.io.encode_png(image).numpy()])),
-      features.LABEL_KEY: tf.train.Feature(int64_list=tf.train.Int64List(value=[label])),
-  })).SerializeToString()
+  return tf.train.Example(
+    features=tf.train.Features(
+      feature={
+        features.IMAGE_KEY: tf.train.Feature(
+          bytes_list=tf.train.BytesList(value=[tf.io.encode_png(image).numpy()])
+        ),
+        features.LABEL_KEY: tf.train.Feature(int64_list=tf.train.Int64List(value=[label])),
+      }
+    )
+  ).SerializeToString()
 
 
 class _Records(logging.Handler):
-
   def __init__(self):
     super().__init__(logging.INFO)
     self.messages = []
@@ -162,8 +189,10 @@ def trained(tmp_path_factory):
   """run_fn on a tiny Transform output (24 train / 6 eval images, 32 px, 2 epochs)."""
   root = tmp_path_factory.mktemp('trainer')
   rng = np.random.default_rng(0)
-  raw = {'train': [_raw_example(i % 3, rng) for i in range(24)],
-         'eval': [_raw_example(i % 3, rng) for i in range(6)]}
+  raw = {
+    'train': [_raw_example(i % 3, rng) for i in range(24)],
+    'eval': [_raw_example(i % 3, rng) for i in range(6)],
+  }
   patterns = {}
   for split, records in raw.items():
     patterns[split] = str(root / 'raw' / f'Split-{split}' / 'data.gz')
@@ -172,18 +201,31 @@ def trained(tmp_path_factory):
       for record in records:
         writer.write(record)
   transform_dir = str(root / 'transform')
-  tfx_transform.run(patterns, transform_dir, {'image_size': SIZE, 'image_channels': 1},
-                                  beam_pipeline_args=['--direct_running_mode=in_memory'])
+  tfx_transform.run(
+    patterns,
+    transform_dir,
+    {'image_size': SIZE, 'image_channels': 1},
+    beam_pipeline_args=['--direct_running_mode=in_memory'],
+  )
   examples = os.path.join(transform_dir, tfx_transform.TRANSFORMED_EXAMPLES_DIR)
-  custom_config = {'preset': 'recommended', 'image_size': SIZE, 'image_channels': 1,
-                   'normalization': 'featurewise_center', 'warm_start': False,
-                   'weights': 'none', 'epochs': 2, 'batch_size': 8}
+  custom_config = {
+    'preset': 'recommended',
+    'image_size': SIZE,
+    'image_channels': 1,
+    'normalization': 'featurewise_center',
+    'warm_start': False,
+    'weights': 'none',
+    'epochs': 2,
+    'batch_size': 8,
+  }
   fn_args = tfx.components.FnArgs(
-      train_files=[os.path.join(examples, 'Split-train', '*')],
-      eval_files=[os.path.join(examples, 'Split-eval', '*')],
-      transform_graph_path=os.path.join(transform_dir, tfx_transform.TRANSFORM_GRAPH_DIR),
-      serving_model_dir=str(root / 'serving'), model_run_dir=str(root / 'model_run'),
-      custom_config=json.loads(json.dumps(custom_config)))
+    train_files=[os.path.join(examples, 'Split-train', '*')],
+    eval_files=[os.path.join(examples, 'Split-eval', '*')],
+    transform_graph_path=os.path.join(transform_dir, tfx_transform.TRANSFORM_GRAPH_DIR),
+    serving_model_dir=str(root / 'serving'),
+    model_run_dir=str(root / 'model_run'),
+    custom_config=json.loads(json.dumps(custom_config)),
+  )
   records, verbosity = _Records(), absl_logging.get_verbosity()
   absl_logging.set_verbosity(absl_logging.INFO)
   logging.getLogger('absl').addHandler(records)
@@ -203,8 +245,10 @@ def test_export_serves_raw_png_bytes(trained):
   fn_args, raw, _ = trained
   model = _loaded(fn_args)
   assert set(model.signatures) == {'serving_default', 'serving_examples', 'transform_features'}
-  pngs = [tf.train.Example.FromString(e).features.feature[features.IMAGE_KEY].bytes_list.value[0]
-          for e in raw['eval']]
+  pngs = [
+    tf.train.Example.FromString(e).features.feature[features.IMAGE_KEY].bytes_list.value[0]
+    for e in raw['eval']
+  ]
   outputs = model.signatures['serving_default'](image_bytes=tf.constant(pngs))
   probabilities = outputs['probabilities'].numpy()
   assert probabilities.shape == (6, labels.NUM_CLASSES) and probabilities.dtype == np.float32
@@ -218,8 +262,11 @@ def test_exported_weights_are_those_of_the_best_epoch(trained):
     report = json.load(f)
   val_losses = report['history']['val_loss']
   assert report['best_epoch'] == int(np.argmin(val_losses)) + 1
-  probabilities = _loaded(fn_args).signatures['serving_examples'](
-      examples=tf.constant(raw['eval']))['probabilities'].numpy()
+  probabilities = (
+    _loaded(fn_args)
+    .signatures['serving_examples'](examples=tf.constant(raw['eval']))['probabilities']
+    .numpy()
+  )
   truth = np.arange(6) % 3
   serving_loss = -np.mean(np.log(np.clip(probabilities[np.arange(6), truth], 1e-7, 1.0)))
   assert serving_loss == pytest.approx(val_losses[report['best_epoch'] - 1], rel=1e-4)
@@ -248,7 +295,9 @@ def test_log_has_versions_a_line_per_epoch_and_the_report(trained):
     line = next(m for m in messages if m.startswith(f'Epoch {epoch}/2'))
     assert all(f'{key}=' in line for key in ('loss', 'accuracy', 'val_loss', 'val_accuracy', 'lr'))
   report_line = next(m for m in messages if m.startswith('Training report:'))
-  assert all(os.path.join(fn_args.model_run_dir, name) in report_line for name in training_report.PLOTS)
+  assert all(
+    os.path.join(fn_args.model_run_dir, name) in report_line for name in training_report.PLOTS
+  )
 
 
 def test_warm_start_restores_the_exported_weights(trained):
@@ -256,8 +305,7 @@ def test_warm_start_restores_the_exported_weights(trained):
   hp = hparams.from_custom_config(fn_args.custom_config)
   loaded = _loaded(fn_args)
   exported = {v.name: v.numpy() for v in loaded.signatures['serving_default'].variables}
-  model = model_lib.build_model(SIZE, hp, warm_start_from=fn_args.serving_model_dir,
-                                weights='none')
+  model = model_lib.build_model(SIZE, hp, warm_start_from=fn_args.serving_model_dir, weights='none')
   weights = {v.name: v.numpy() for v in model.variables}
   assert len(exported) > 800 and set(exported) <= set(weights)
   for name, value in exported.items():
@@ -269,4 +317,3 @@ def test_warm_start_from_another_architecture_is_refused(trained):
   hp = hparams.resolve('recommended', {'dense_units': [32]})
   with pytest.raises(model_lib.WeightsError, match='Cannot warm start from .*incompatible tensor'):
     model_lib.build_model(SIZE, hp, warm_start_from=fn_args.serving_model_dir, weights='none')
-

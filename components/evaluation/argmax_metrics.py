@@ -18,6 +18,7 @@ Per-class metrics need binarization, which gives one key per class (SubKey(class
 
 ArgmaxAccuracy and its bounds take no class (a MetricsSpec without binarize).
 """
+
 from typing import Any, Callable, Dict, Optional
 
 from tensorflow_model_analysis.metrics import metric_types
@@ -33,14 +34,18 @@ LOWER, UPPER = '_lower95', '_upper95'  # suffixes of the interval metrics' names
 
 def report_from_matrices(matrices: mccm.Matrices) -> classification_report.ClassificationReport:
   """The classification report of TFMA's multi-class confusion matrices at threshold 0."""
-  entries = ((k.actual_class_id, k.predicted_class_id, count)
-             for k, count in matrices[ARGMAX_THRESHOLD].items())
+  entries = (
+    (k.actual_class_id, k.predicted_class_id, count)
+    for k, count in matrices[ARGMAX_THRESHOLD].items()
+  )
   return classification_report.classification_report(
-      classification_report.confusion_matrix(entries, labels.NUM_CLASSES), labels.CLASS_NAMES)
+    classification_report.confusion_matrix(entries, labels.NUM_CLASSES), labels.CLASS_NAMES
+  )
 
 
-def _read(report: classification_report.ClassificationReport, class_id: Optional[int],
-          figure: str, end: str) -> float:
+def _read(
+  report: classification_report.ClassificationReport, class_id: Optional[int], figure: str, end: str
+) -> float:
   """`figure` ('accuracy' or a ClassFigures field) of the report; `end` '', LOWER or UPPER."""
   value = report.accuracy if class_id is None else getattr(report.per_class[class_id], figure)
   if isinstance(value, classification_report.Proportion):
@@ -52,50 +57,67 @@ def _computations_fn(figure: str, end: str) -> Callable[..., metric_types.Metric
   """create_computations_fn of a metric reading `figure` (and interval end) from the report."""
   per_class = figure != 'accuracy'
 
-  def computations(name: str,
-                   eval_config=None,
-                   model_name: str = '',
-                   output_name: str = '',
-                   sub_key: Optional[metric_types.SubKey] = None,
-                   example_weighted: bool = False) -> metric_types.MetricComputations:
+  def computations(
+    name: str,
+    eval_config=None,
+    model_name: str = '',
+    output_name: str = '',
+    sub_key: Optional[metric_types.SubKey] = None,
+    example_weighted: bool = False,
+  ) -> metric_types.MetricComputations:
     class_id = sub_key.class_id if sub_key else None
     if per_class and class_id is None:
       raise ValueError(
-          f'{name} is per class: configure it in a MetricsSpec with '
-          "binarize=tfma.BinarizationOptions(class_ids={'values': [...]})")
+        f'{name} is per class: configure it in a MetricsSpec with '
+        "binarize=tfma.BinarizationOptions(class_ids={'values': [...]})"
+      )
     if not per_class and sub_key is not None:
-      raise ValueError(f'{name} is over all classes: configure it in a MetricsSpec without '
-                       'binarize')
+      raise ValueError(
+        f'{name} is over all classes: configure it in a MetricsSpec without binarize'
+      )
     if per_class and not 0 <= class_id < labels.NUM_CLASSES:
       raise ValueError(f'{name}: class_id {class_id} is not one of {labels.CLASS_NAMES}')
-    key = metric_types.MetricKey(name=name, model_name=model_name, output_name=output_name,
-                                 sub_key=sub_key, example_weighted=example_weighted)
+    key = metric_types.MetricKey(
+      name=name,
+      model_name=model_name,
+      output_name=output_name,
+      sub_key=sub_key,
+      example_weighted=example_weighted,
+    )
     matrices_computations = mccm.multi_class_confusion_matrices(
-        thresholds=[ARGMAX_THRESHOLD], eval_config=eval_config, model_name=model_name,
-        output_name=output_name, example_weighted=example_weighted)
+      thresholds=[ARGMAX_THRESHOLD],
+      eval_config=eval_config,
+      model_name=model_name,
+      output_name=output_name,
+      example_weighted=example_weighted,
+    )
     matrices_key = matrices_computations[-1].keys[-1]
 
     def result(metrics: Dict[metric_types.MetricKey, Any]) -> Dict[metric_types.MetricKey, float]:
       return {key: _read(report_from_matrices(metrics[matrices_key]), class_id, figure, end)}
 
     return matrices_computations + [
-        metric_types.DerivedMetricComputation(keys=[key], result=result)]
+      metric_types.DerivedMetricComputation(keys=[key], result=result)
+    ]
 
   return computations
 
 
 class _ArgmaxFigure(metric_types.Metric):
   """A figure of the argmax classification report; subclasses set FIGURE, END and NAME."""
+
   FIGURE, END, NAME = '', '', ''
 
   def __init__(self, name: str = ''):
     super().__init__(
-        metric_util.merge_per_key_computations(_computations_fn(self.FIGURE, self.END)),
-        name=name or self.NAME)
+      metric_util.merge_per_key_computations(_computations_fn(self.FIGURE, self.END)),
+      name=name or self.NAME,
+    )
 
 
 class ArgmaxAccuracy(_ArgmaxFigure):
   """Share of the examples whose argmax is their label."""
+
   FIGURE, END, NAME = 'accuracy', '', 'argmax_accuracy'
 
 
@@ -109,6 +131,7 @@ class ArgmaxAccuracyUpper95(_ArgmaxFigure):
 
 class ArgmaxPrecision(_ArgmaxFigure):
   """Precision (PPV) of one class among the examples whose argmax is that class."""
+
   FIGURE, END, NAME = 'precision', '', 'argmax_precision'
 
 
@@ -122,6 +145,7 @@ class ArgmaxPrecisionUpper95(_ArgmaxFigure):
 
 class ArgmaxRecall(_ArgmaxFigure):
   """Recall (sensitivity) of one class: its examples whose argmax is that class."""
+
   FIGURE, END, NAME = 'recall', '', 'argmax_recall'
 
 
@@ -135,6 +159,7 @@ class ArgmaxRecallUpper95(_ArgmaxFigure):
 
 class ArgmaxSpecificity(_ArgmaxFigure):
   """Specificity of one class: the other classes' examples whose argmax is not that class."""
+
   FIGURE, END, NAME = 'specificity', '', 'argmax_specificity'
 
 
@@ -148,6 +173,7 @@ class ArgmaxSpecificityUpper95(_ArgmaxFigure):
 
 class ArgmaxNPV(_ArgmaxFigure):
   """Negative predictive value of one class: examples predicted as another class that are."""
+
   FIGURE, END, NAME = 'npv', '', 'argmax_npv'
 
 
@@ -161,9 +187,11 @@ class ArgmaxNPVUpper95(_ArgmaxFigure):
 
 class ArgmaxF1(_ArgmaxFigure):
   """F1 of one class from its argmax precision and recall."""
+
   FIGURE, END, NAME = 'f1', '', 'argmax_f1'
 
 
 class ArgmaxSupport(_ArgmaxFigure):
   """Number of examples of one class."""
+
   FIGURE, END, NAME = 'support', '', 'argmax_support'

@@ -6,6 +6,7 @@ interval; macro and weighted averages as in scikit-learn's classification_report
 (zero_division=0). One computation shared by the Evaluator's metrics (argmax_metrics.py) and the
 run report, so the figures the gate judges are the figures the report prints. No TensorFlow.
 """
+
 import dataclasses
 import functools
 from typing import Iterable, NamedTuple, Sequence, Tuple
@@ -30,8 +31,10 @@ def wilson_interval(successes: float, trials: float, confidence: float = CONFIDE
     return Interval(0.0, 1.0)  # no evidence: every rate is possible
   k, n = int(round(successes)), int(round(trials))
   if (k, n) != (successes, trials):
-    raise ValueError(f'A Wilson interval needs whole counts, got {successes} of {trials} '
-                     '(weighted examples are not supported)')
+    raise ValueError(
+      f'A Wilson interval needs whole counts, got {successes} of {trials} '
+      '(weighted examples are not supported)'
+    )
   ci = stats.binomtest(k, n).proportion_ci(confidence_level=confidence, method='wilson')
   return Interval(float(ci.low), float(ci.high))
 
@@ -39,6 +42,7 @@ def wilson_interval(successes: float, trials: float, confidence: float = CONFIDE
 @dataclasses.dataclass(frozen=True)
 class Proportion:
   """successes of trials: value (0 with no trials, scikit-learn's zero_division=0) and 95% CI."""
+
   successes: float
   trials: float
 
@@ -54,10 +58,11 @@ class Proportion:
 @dataclasses.dataclass(frozen=True)
 class ClassFigures:
   """One class against the rest, at argmax."""
-  precision: Proportion     # true positives of the examples predicted as the class (PPV)
-  recall: Proportion        # true positives of the class's examples (sensitivity)
-  specificity: Proportion   # true negatives of the other classes' examples
-  npv: Proportion           # true negatives of the examples predicted as another class
+
+  precision: Proportion  # true positives of the examples predicted as the class (PPV)
+  recall: Proportion  # true positives of the class's examples (sensitivity)
+  specificity: Proportion  # true negatives of the other classes' examples
+  npv: Proportion  # true negatives of the examples predicted as another class
   f1: float
   support: float
 
@@ -65,6 +70,7 @@ class ClassFigures:
 @dataclasses.dataclass(frozen=True)
 class ClassScores:
   """An average over the classes, as scikit-learn's classification_report gives it."""
+
   precision: float
   recall: float
   f1: float
@@ -88,9 +94,10 @@ def confusion_matrix(entries: Iterable[Tuple[int, int, float]], num_classes: int
   for actual, predicted, count in entries:
     if not (0 <= actual < num_classes and 0 <= predicted < num_classes):
       raise ValueError(
-          f'Confusion matrix entry (actual={actual}, predicted={predicted}) is outside the '
-          f'{num_classes} classes: labels must be class ids 0..{num_classes - 1} and every '
-          'example needs a prediction (argmax, threshold 0).')
+        f'Confusion matrix entry (actual={actual}, predicted={predicted}) is outside the '
+        f'{num_classes} classes: labels must be class ids 0..{num_classes - 1} and every '
+        'example needs a prediction (argmax, threshold 0).'
+      )
     matrix[actual, predicted] += count
   return matrix
 
@@ -103,26 +110,31 @@ def _class_figures(matrix: np.ndarray, i: int) -> ClassFigures:
   recall = Proportion(true_positives, support)
   denominator = precision.value + recall.value
   return ClassFigures(
-      precision=precision, recall=recall,
-      specificity=Proportion(true_negatives, total - support),
-      npv=Proportion(true_negatives, total - predicted),
-      f1=2 * precision.value * recall.value / denominator if denominator else 0.0,
-      support=float(support))
+    precision=precision,
+    recall=recall,
+    specificity=Proportion(true_negatives, total - support),
+    npv=Proportion(true_negatives, total - predicted),
+    f1=2 * precision.value * recall.value / denominator if denominator else 0.0,
+    support=float(support),
+  )
 
 
 def classification_report(matrix: np.ndarray, class_names: Sequence[str]) -> ClassificationReport:
   """Per-class figures with intervals, accuracy with its interval, macro and weighted averages."""
   matrix = np.asarray(matrix, dtype=np.float64)
   if matrix.shape != (len(class_names), len(class_names)):
-    raise ValueError(f'Confusion matrix of shape {matrix.shape} does not match '
-                     f'{len(class_names)} class names')
+    raise ValueError(
+      f'Confusion matrix of shape {matrix.shape} does not match {len(class_names)} class names'
+    )
   per_class = tuple(_class_figures(matrix, i) for i in range(len(class_names)))
   scores = np.array([[c.precision.value, c.recall.value, c.f1] for c in per_class])
   support = np.array([c.support for c in per_class])
   total = float(support.sum())
   weighted = support @ scores / total if total else np.zeros(3)
   return ClassificationReport(
-      class_names=tuple(class_names), per_class=per_class,
-      accuracy=Proportion(float(np.trace(matrix)), total),
-      macro_avg=ClassScores(*map(float, scores.mean(axis=0)), total),
-      weighted_avg=ClassScores(*map(float, weighted), total))
+    class_names=tuple(class_names),
+    per_class=per_class,
+    accuracy=Proportion(float(np.trace(matrix)), total),
+    macro_avg=ClassScores(*map(float, scores.mean(axis=0)), total),
+    weighted_avg=ClassScores(*map(float, weighted), total),
+  )

@@ -11,6 +11,7 @@ With gate_on='lower' the first two judge the lower end of the figure's 95% Wilso
 comparison: both models are scored on the same images, so an interval of their difference needs
 each image's pair of outcomes (McNemar), which TFMA's per-model metrics do not keep.
 """
+
 from typing import Sequence
 
 import tensorflow_model_analysis as tfma
@@ -20,7 +21,7 @@ from components import labels
 from components.evaluation import argmax_metrics
 from components.evaluation.gate import Gate
 
-SIGNATURE_NAME = 'serving_examples'   # serialized raw tf.Examples -> probabilities
+SIGNATURE_NAME = 'serving_examples'  # serialized raw tf.Examples -> probabilities
 PREDICTION_KEY = 'probabilities'
 ARGMAX_METRICS_MODULE = 'components.evaluation.argmax_metrics'
 COVID_CLASS_ID = labels.CLASS_NAMES.index('COVID')
@@ -39,9 +40,13 @@ LOWER, UPPER = argmax_metrics.LOWER, argmax_metrics.UPPER
 def _argmax_metric(class_name: str, *thresholds: tfma.MetricThreshold) -> tfma.MetricConfig:
   """An argmax_metrics metric, its thresholds judged on the overall slice only."""
   return tfma.MetricConfig(
-      class_name=class_name, module=ARGMAX_METRICS_MODULE,
-      per_slice_thresholds=[tfma.PerSliceMetricThreshold(slicing_specs=[tfma.SlicingSpec()],
-                                                         threshold=t) for t in thresholds])
+    class_name=class_name,
+    module=ARGMAX_METRICS_MODULE,
+    per_slice_thresholds=[
+      tfma.PerSliceMetricThreshold(slicing_specs=[tfma.SlicingSpec()], threshold=t)
+      for t in thresholds
+    ],
+  )
 
 
 def _class_ids(ids: Sequence[int]) -> tfma.BinarizationOptions:
@@ -52,8 +57,9 @@ def _at_least(value: float) -> tfma.GenericValueThreshold:
   return tfma.GenericValueThreshold(lower_bound={'value': value})
 
 
-def make_eval_config(gate: Gate = Gate(),
-                     slice_features: Sequence[str] = (features.SOURCE_KEY,)) -> tfma.EvalConfig:
+def make_eval_config(
+  gate: Gate = Gate(), slice_features: Sequence[str] = (features.SOURCE_KEY,)
+) -> tfma.EvalConfig:
   """EvalConfig for TFX's Evaluator on the raw examples (`serving_examples` signature).
 
   Args:
@@ -63,43 +69,70 @@ def make_eval_config(gate: Gate = Gate(),
   all_classes = range(labels.NUM_CLASSES)
   lower = gate.gate_on == 'lower'
   judged = 'Lower95' if lower else ''  # suffix of the metric class the two minimums judge
-  accuracy = tfma.MetricThreshold(change_threshold=tfma.GenericChangeThreshold(
-      direction=tfma.MetricDirection.HIGHER_IS_BETTER, absolute={'value': -gate.max_accuracy_drop}))
+  accuracy = tfma.MetricThreshold(
+    change_threshold=tfma.GenericChangeThreshold(
+      direction=tfma.MetricDirection.HIGHER_IS_BETTER, absolute={'value': -gate.max_accuracy_drop}
+    )
+  )
   accuracy_bound = []
   if lower:
     accuracy_bound.append(tfma.MetricThreshold(value_threshold=_at_least(gate.min_accuracy)))
   else:
     accuracy.value_threshold.CopyFrom(_at_least(gate.min_accuracy))
   return tfma.EvalConfig(
-      model_specs=[tfma.ModelSpec(signature_name=SIGNATURE_NAME, label_key=features.LABEL_KEY,
-                                  prediction_key=PREDICTION_KEY)],
-      slicing_specs=[tfma.SlicingSpec()] + [tfma.SlicingSpec(feature_keys=[key])
-                                             for key in slice_features],
-      metrics_specs=[
-          tfma.MetricsSpec(metrics=[
-              tfma.MetricConfig(class_name='ExampleCount'),
-              _argmax_metric('ArgmaxAccuracy', accuracy),
-              _argmax_metric('ArgmaxAccuracyLower95', *accuracy_bound),
-              _argmax_metric('ArgmaxAccuracyUpper95'),
-              tfma.MetricConfig(class_name='MultiClassConfusionMatrixPlot')]),
-          # Per class at argmax, plus one-vs-rest AUC per class, and their macro averages.
-          tfma.MetricsSpec(
-              binarize=_class_ids(all_classes),
-              aggregate=tfma.AggregationOptions(
-                  macro_average=True, class_weights={i: 1.0 for i in all_classes}),
-              metrics=[_argmax_metric('ArgmaxPrecision'), _argmax_metric('ArgmaxRecall'),
-                       _argmax_metric('ArgmaxF1'), tfma.MetricConfig(class_name='AUC')]),
-          # Per class, not averaged: the other figures and every interval.
-          tfma.MetricsSpec(
-              binarize=_class_ids(all_classes),
-              metrics=[_argmax_metric('ArgmaxSpecificity'), _argmax_metric('ArgmaxNPV'),
-                       _argmax_metric('ArgmaxSupport')] + [
-                           _argmax_metric(f'Argmax{figure}{end}')
-                           for figure in ('Precision', 'Recall', 'Specificity', 'NPV')
-                           for end in ('Lower95', 'Upper95')]),
-          # The COVID recall gate (same metric key as above: TFMA computes it once).
-          tfma.MetricsSpec(
-              binarize=_class_ids([COVID_CLASS_ID]),
-              metrics=[_argmax_metric(f'ArgmaxRecall{judged}', tfma.MetricThreshold(
-                  value_threshold=_at_least(gate.min_covid_recall)))]),
-      ])
+    model_specs=[
+      tfma.ModelSpec(
+        signature_name=SIGNATURE_NAME, label_key=features.LABEL_KEY, prediction_key=PREDICTION_KEY
+      )
+    ],
+    slicing_specs=[tfma.SlicingSpec()]
+    + [tfma.SlicingSpec(feature_keys=[key]) for key in slice_features],
+    metrics_specs=[
+      tfma.MetricsSpec(
+        metrics=[
+          tfma.MetricConfig(class_name='ExampleCount'),
+          _argmax_metric('ArgmaxAccuracy', accuracy),
+          _argmax_metric('ArgmaxAccuracyLower95', *accuracy_bound),
+          _argmax_metric('ArgmaxAccuracyUpper95'),
+          tfma.MetricConfig(class_name='MultiClassConfusionMatrixPlot'),
+        ]
+      ),
+      # Per class at argmax, plus one-vs-rest AUC per class, and their macro averages.
+      tfma.MetricsSpec(
+        binarize=_class_ids(all_classes),
+        aggregate=tfma.AggregationOptions(
+          macro_average=True, class_weights={i: 1.0 for i in all_classes}
+        ),
+        metrics=[
+          _argmax_metric('ArgmaxPrecision'),
+          _argmax_metric('ArgmaxRecall'),
+          _argmax_metric('ArgmaxF1'),
+          tfma.MetricConfig(class_name='AUC'),
+        ],
+      ),
+      # Per class, not averaged: the other figures and every interval.
+      tfma.MetricsSpec(
+        binarize=_class_ids(all_classes),
+        metrics=[
+          _argmax_metric('ArgmaxSpecificity'),
+          _argmax_metric('ArgmaxNPV'),
+          _argmax_metric('ArgmaxSupport'),
+        ]
+        + [
+          _argmax_metric(f'Argmax{figure}{end}')
+          for figure in ('Precision', 'Recall', 'Specificity', 'NPV')
+          for end in ('Lower95', 'Upper95')
+        ],
+      ),
+      # The COVID recall gate (same metric key as above: TFMA computes it once).
+      tfma.MetricsSpec(
+        binarize=_class_ids([COVID_CLASS_ID]),
+        metrics=[
+          _argmax_metric(
+            f'ArgmaxRecall{judged}',
+            tfma.MetricThreshold(value_threshold=_at_least(gate.min_covid_recall)),
+          )
+        ],
+      ),
+    ],
+  )

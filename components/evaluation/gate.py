@@ -3,6 +3,7 @@
 make_eval_config (eval_config.py) turns a Gate into the Evaluator's TFMA thresholds; RunOptions
 and the `cxr run` flags take their defaults from here.
 """
+
 import dataclasses
 from typing import Any, Dict
 
@@ -21,6 +22,7 @@ class Gate:
     gate_on: 'lower' judges accuracy and COVID recall by the lower end of their 95% Wilson
       interval, 'point' by the figure itself.
   """
+
   min_accuracy: float = 0.80
   min_covid_recall: float = 0.80
   max_accuracy_drop: float = 0.0

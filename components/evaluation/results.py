@@ -1,4 +1,5 @@
 """Reads an Evaluator output folder (TFMA metrics, plots, validation) into plain Python values."""
+
 import dataclasses
 from typing import Dict, List, NamedTuple, Optional, Tuple
 
@@ -17,6 +18,7 @@ OVERALL = 'Overall'
 
 class MetricId(NamedTuple):
   """A metric of the evaluation: its name, class (binarized) or macro average, model, diff."""
+
   name: str
   class_id: Optional[int] = None
   macro: bool = False
@@ -25,10 +27,13 @@ class MetricId(NamedTuple):
 
 
 def _metric_id(key: metric_types.MetricKey) -> MetricId:
-  return MetricId(name=key.name,
-                  class_id=key.sub_key.class_id if key.sub_key else None,
-                  macro=bool(key.aggregation_type and key.aggregation_type.macro_average),
-                  model_name=key.model_name, is_diff=key.is_diff)
+  return MetricId(
+    name=key.name,
+    class_id=key.sub_key.class_id if key.sub_key else None,
+    macro=bool(key.aggregation_type and key.aggregation_type.macro_average),
+    model_name=key.model_name,
+    is_diff=key.is_diff,
+  )
 
 
 def _slice_name(slice_key_proto) -> str:
@@ -43,26 +48,34 @@ def load_metrics(evaluation_uri: str) -> Dict[str, Dict[MetricId, float]]:
     for item in metrics_for_slice.metric_keys_and_values:
       if item.value.HasField('double_value'):
         values[_metric_id(metric_types.MetricKey.from_proto(item.key))] = (
-            item.value.double_value.value)
+          item.value.double_value.value
+        )
   return result
 
 
-def load_confusion_matrix(evaluation_uri: str, model_name: str = '',
-                          slice_name: str = OVERALL) -> np.ndarray:
+def load_confusion_matrix(
+  evaluation_uri: str, model_name: str = '', slice_name: str = OVERALL
+) -> np.ndarray:
   """Argmax confusion matrix (rows: true class, columns: predicted) of one model and slice."""
   for plots_for_slice in tfma.load_plots(evaluation_uri):
     if _slice_name(plots_for_slice.slice_key) != slice_name:
       continue
     for item in plots_for_slice.plot_keys_and_values:
-      if (item.key.name == eval_config_lib.CONFUSION_MATRIX_PLOT
-          and item.key.model_name == model_name):
+      if (
+        item.key.name == eval_config_lib.CONFUSION_MATRIX_PLOT and item.key.model_name == model_name
+      ):
         for matrix in item.value.multi_class_confusion_matrix_at_thresholds.matrices:
           if matrix.threshold == argmax_metrics.ARGMAX_THRESHOLD:
             return classification_report.confusion_matrix(
-                ((e.actual_class_id, e.predicted_class_id, e.num_weighted_examples)
-                 for e in matrix.entries), labels.NUM_CLASSES)
-  raise ValueError(f'No confusion matrix for model {model_name!r}, slice {slice_name!r} '
-                   f'in {evaluation_uri}')
+              (
+                (e.actual_class_id, e.predicted_class_id, e.num_weighted_examples)
+                for e in matrix.entries
+              ),
+              labels.NUM_CLASSES,
+            )
+  raise ValueError(
+    f'No confusion matrix for model {model_name!r}, slice {slice_name!r} in {evaluation_uri}'
+  )
 
 
 def load_eval_config(evaluation_uri: str) -> tfma.EvalConfig:
@@ -83,13 +96,14 @@ def model_names(eval_config: tfma.EvalConfig) -> Tuple[str, Optional[str]]:
 @dataclasses.dataclass(frozen=True)
 class GateCheck:
   """One threshold of the gate, what the candidate measured and the figure behind it."""
-  metric: MetricId     # what the threshold judges, e.g. argmax_recall_lower95 of COVID
-  kind: str            # 'value' (absolute bound) or 'change' (vs the baseline)
-  bound: str           # e.g. '>= 0.8'
-  threshold: float     # the bound's value (for 'change': the allowed change)
+
+  metric: MetricId  # what the threshold judges, e.g. argmax_recall_lower95 of COVID
+  kind: str  # 'value' (absolute bound) or 'change' (vs the baseline)
+  bound: str  # e.g. '>= 0.8'
+  threshold: float  # the bound's value (for 'change': the allowed change)
   measured: Optional[float]  # the judged metric's value
   passed: bool
-  figure: MetricId     # the figure judged: `metric` itself, or the point of an interval end
+  figure: MetricId  # the figure judged: `metric` itself, or the point of an interval end
   value: Optional[float]  # the figure's value (for 'change': candidate minus baseline)
   ci: Optional[classification_report.Interval]  # the figure's 95% interval, when it has one
   images: Optional[float]  # the images behind the figure's interval (accuracy, recall)
@@ -134,14 +148,24 @@ def _check(metric: MetricId, threshold, overall: Dict[MetricId, float], passed: 
   kind = 'change' if isinstance(threshold, tfma.GenericChangeThreshold) else 'value'
   bound, value = _bound(threshold)
   figure = metric._replace(name=metric.name.removesuffix(eval_config_lib.LOWER))
-  ends = [overall.get(figure._replace(name=figure.name + end, is_diff=False))
-          for end in (eval_config_lib.LOWER, eval_config_lib.UPPER)]
+  ends = [
+    overall.get(figure._replace(name=figure.name + end, is_diff=False))
+    for end in (eval_config_lib.LOWER, eval_config_lib.UPPER)
+  ]
   ci = classification_report.Interval(*ends) if None not in ends and kind == 'value' else None
   images = _images_behind(figure)
   return GateCheck(
-      metric=metric, kind=kind, bound=bound, threshold=value, measured=overall.get(metric),
-      passed=passed, figure=figure, value=overall.get(figure), ci=ci,
-      images=overall.get(images) if images and kind == 'value' else None)
+    metric=metric,
+    kind=kind,
+    bound=bound,
+    threshold=value,
+    measured=overall.get(metric),
+    passed=passed,
+    figure=figure,
+    value=overall.get(figure),
+    ci=ci,
+    images=overall.get(images) if images and kind == 'value' else None,
+  )
 
 
 def load_gate(evaluation_uri: str) -> List[GateCheck]:
@@ -151,12 +175,14 @@ def load_gate(evaluation_uri: str) -> List[GateCheck]:
   failed = set()
   for per_slice in tfma.load_validation_result(evaluation_uri).metric_validations_per_slice:
     if _slice_name(per_slice.slice_key) == OVERALL:
-      failed.update(_metric_id(metric_types.MetricKey.from_proto(f.metric_key))
-                    for f in per_slice.failures)
+      failed.update(
+        _metric_id(metric_types.MetricKey.from_proto(f.metric_key)) for f in per_slice.failures
+      )
   _, baseline = model_names(eval_config)
   checks = []
   thresholds = tfma.metrics.metric_thresholds_from_metrics_specs(
-      eval_config.metrics_specs, eval_config=eval_config)
+    eval_config.metrics_specs, eval_config=eval_config
+  )
   for key, slice_thresholds in thresholds.items():
     metric = _metric_id(key)
     if metric.model_name == baseline and baseline is not None:

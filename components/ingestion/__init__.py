@@ -5,10 +5,15 @@
 component. The names load their module on first use (PEP 562), so that `cxr` reads
 `components.ingestion.options` without importing Beam (5 s).
 """
+
 import importlib
 
-_EXPORTS = {'IngestResult': 'api', 'ingest': 'api', 'fingerprint': 'discovery',
-            'IngestOptions': 'options'}
+_EXPORTS = {
+  'IngestResult': 'api',
+  'ingest': 'api',
+  'fingerprint': 'discovery',
+  'IngestOptions': 'options',
+}
 
 
 def __getattr__(name):

@@ -1,8 +1,9 @@
 """Plain-Python entry point of ingestion (the TFX component is a thin wrapper over `ingest`)."""
+
 import dataclasses
 import logging
-import uuid
 from typing import Dict, Optional
+import uuid
 
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
@@ -10,7 +11,8 @@ from apache_beam.io.filesystems import FileSystems
 from components.ingestion import beam_pipeline
 from components.ingestion import manifest
 from components.ingestion.discovery import discover
-from components.ingestion.options import SPLITS, IngestOptions
+from components.ingestion.options import IngestOptions
+from components.ingestion.options import SPLITS
 
 
 def _stage(input_base: str, options: IngestOptions, workdir: str) -> beam_pipeline.StagedInputs:
@@ -18,24 +20,36 @@ def _stage(input_base: str, options: IngestOptions, workdir: str) -> beam_pipeli
   discovery = discover(input_base, options)
   staged = beam_pipeline.stage_inputs(discovery, workdir)
   if not staged.candidates:
-    raise ValueError(f'No image files found under {input_base} ({staged.ignored_count} other files); expected '
-                     f'class folders of PNG/JPEG/BMP/TIFF images')
-  logging.info('Ingesting %s: %d image files and %d other files%s', input_base, staged.candidates,
-               staged.ignored_count, f' in spans {list(staged.spans)}' if staged.spans else '')
+    raise ValueError(
+      f'No image files found under {input_base} ({staged.ignored_count} other files); expected '
+      f'class folders of PNG/JPEG/BMP/TIFF images'
+    )
+  logging.info(
+    'Ingesting %s: %d image files and %d other files%s',
+    input_base,
+    staged.candidates,
+    staged.ignored_count,
+    f' in spans {list(staged.spans)}' if staged.spans else '',
+  )
   return staged
 
 
 @dataclasses.dataclass(frozen=True)
 class IngestResult:
-  summary: Dict        # the content of summary.json
-  span: int            # latest span ingested (0 without span folders)
+  summary: Dict  # the content of summary.json
+  span: int  # latest span ingested (0 without span folders)
   split_names: tuple
   manifest_uri: str
   summary_uri: str
 
 
-def ingest(input_base: str, examples_uri: str, report_uri: str, options: IngestOptions = IngestOptions(),
-           pipeline: Optional[beam.Pipeline] = None) -> IngestResult:
+def ingest(
+  input_base: str,
+  examples_uri: str,
+  report_uri: str,
+  options: IngestOptions = IngestOptions(),
+  pipeline: Optional[beam.Pipeline] = None,
+) -> IngestResult:
   """Ingests the class folders under input_base into TFRecords under examples_uri/Split-*.
 
   Writes report_uri/manifest.parquet and report_uri/summary.json, logs a readable summary, and
@@ -57,6 +71,10 @@ def ingest(input_base: str, examples_uri: str, report_uri: str, options: IngestO
   summary = manifest.read_summary(report_uri)
   logging.info('%s\n  report: %s', manifest.format_summary(summary), report_uri)
   manifest.check(summary, report_uri)
-  return IngestResult(summary=summary, span=staged.span, split_names=SPLITS,
-                      manifest_uri=FileSystems.join(report_uri, manifest.MANIFEST_FILE),
-                      summary_uri=FileSystems.join(report_uri, manifest.SUMMARY_FILE))
+  return IngestResult(
+    summary=summary,
+    span=staged.span,
+    split_names=SPLITS,
+    manifest_uri=FileSystems.join(report_uri, manifest.MANIFEST_FILE),
+    summary_uri=FileSystems.join(report_uri, manifest.SUMMARY_FILE),
+  )

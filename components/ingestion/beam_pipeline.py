@@ -10,12 +10,13 @@ the one being processed and no stage holds per-file objects, so memory does not 
 number of images. DoFns keep no state besides constructor arguments, so the graph runs unchanged
 on the DirectRunner, Dataflow, Flink or Spark. Workers do not import TensorFlow (see example_encoding).
 """
+
 import dataclasses
 import logging
 import os
 import posixpath
-import uuid
 from typing import List, Sequence, Tuple
+import uuid
 
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
@@ -27,23 +28,29 @@ from components.ingestion import image_check
 from components.ingestion import inspection
 from components.ingestion import manifest
 from components.ingestion import records
-from components.ingestion import splitting
 from components.ingestion import split_writer
-from components.ingestion.discovery import Discovery, FileEntry
-from components.ingestion.file_table import INGESTED, FileTable
-from components.ingestion.options import SPLITS, IngestOptions
+from components.ingestion import splitting
+from components.ingestion.discovery import Discovery
+from components.ingestion.discovery import FileEntry
+from components.ingestion.file_table import FileTable
+from components.ingestion.file_table import INGESTED
+from components.ingestion.options import IngestOptions
+from components.ingestion.options import SPLITS
 
-CANDIDATES_PER_CHUNK = 32  # stage 1's unit of work: small enough to keep every worker busy to the end
+CANDIDATES_PER_CHUNK = (
+  32  # stage 1's unit of work: small enough to keep every worker busy to the end
+)
 _LOG_EVERY = 500
 
 
 @dataclasses.dataclass(frozen=True)
 class StagedInputs:
   """A discovery listed into the run's working folder: the graph's input, without per-file objects."""
+
   workdir: str
   candidate_chunks: List[str]  # record files of the candidates' FileEntry rows
   candidates: int
-  ignored: str                 # record file of the other files' FileEntry rows
+  ignored: str  # record file of the other files' FileEntry rows
   ignored_count: int
   spans: Tuple[int, ...]
   span: int
@@ -56,14 +63,23 @@ def stage_inputs(discovery: Discovery, workdir: str) -> StagedInputs:
   with records.Writer(FileSystems.join(workdir, 'ignored')) as others, chunks:
     for entry in discovery.entries():
       (chunks if entry.is_candidate else others).add(dataclasses.astuple(entry))
-  return StagedInputs(workdir, chunks.uris, chunks.count, others.uri, others.count, discovery.spans, discovery.span,
-                      discovery.unknown_folders)
+  return StagedInputs(
+    workdir,
+    chunks.uris,
+    chunks.count,
+    others.uri,
+    others.count,
+    discovery.spans,
+    discovery.span,
+    discovery.unknown_folders,
+  )
 
 
 def to_example(item: inspection.Inspected, image: bytes) -> bytes:
   """The serialized raw tf.Example of one ingested image (schemas/schema.pbtxt)."""
   entry, info = item.entry, item.info
-  return example_encoding.serialize({
+  return example_encoding.serialize(
+    {
       features.IMAGE_KEY: image,
       features.LABEL_KEY: entry.label,
       features.LABEL_NAME_KEY: labels.CLASS_NAMES[entry.label].encode(),
@@ -74,7 +90,8 @@ def to_example(item: inspection.Inspected, image: bytes) -> bytes:
       features.HEIGHT_KEY: info.height,
       features.WIDTH_KEY: info.width,
       features.CHANNELS_KEY: info.channels,
-  })
+    }
+  )
 
 
 class _InspectChunk(beam.DoFn):
@@ -100,8 +117,13 @@ class _InspectChunk(beam.DoFn):
     yield out
 
 
-def _plan_and_report(inspected: Sequence[str], staged: StagedInputs, input_base: str, report_uri: str,
-                     options: IngestOptions):
+def _plan_and_report(
+  inspected: Sequence[str],
+  staged: StagedInputs,
+  input_base: str,
+  report_uri: str,
+  options: IngestOptions,
+):
   """Stage 2: the fate of every file, written to the report; yields (shard key, list file) per
   shard, none when the report refuses the data (api.ingest then raises the refusal)."""
   with FileTable() as table:
@@ -109,16 +131,23 @@ def _plan_and_report(inspected: Sequence[str], staged: StagedInputs, input_base:
     for uri in inspected:
       table.add_inspected(map(inspection.from_row, records.read(uri)))
     splitting.assign(table, options)
-    summary = manifest.write_report(table, report_uri, input_base, staged.spans,
-                                    options.max_bad_fraction, staged.unknown_folders)
+    summary = manifest.write_report(
+      table, report_uri, input_base, staged.spans, options.max_bad_fraction, staged.unknown_folders
+    )
     if manifest.refusal(summary, report_uri):
       logging.info('The report refuses the data: no examples are written')
       return
     kept = {split: table.count('status = ? AND split = ?', (INGESTED, split)) for split in SPLITS}
-    logging.info('Planned %s examples; writing them', ', '.join(f'{n} {split}' for split, n in kept.items()))
+    logging.info(
+      'Planned %s examples; writing them', ', '.join(f'{n} {split}' for split, n in kept.items())
+    )
     for split, n in kept.items():
-      yield from split_writer.write_shard_lists(split, map(inspection.to_row, table.ingested(split)), n,
-                                                FileSystems.join(staged.workdir, 'shards'))
+      yield from split_writer.write_shard_lists(
+        split,
+        map(inspection.to_row, table.ingested(split)),
+        n,
+        FileSystems.join(staged.workdir, 'shards'),
+      )
 
 
 class _EncodeExample:
@@ -132,19 +161,33 @@ class _EncodeExample:
     item = inspection.from_row(row)
     data = inspection.read_bytes(item.entry.uri)
     if len(data) != item.entry.size:
-      raise RuntimeError(f'{item.entry.uri} changed while it was being ingested; run the ingestion again')
+      raise RuntimeError(
+        f'{item.entry.uri} changed while it was being ingested; run the ingestion again'
+      )
     self._done += 1
     if self._done % _LOG_EVERY == 0:
       logging.info('Worker %d: wrote %d examples', os.getpid(), self._done)
     return to_example(item, image_check.stored_bytes(data, item.info, self._max_image_pixels))
 
 
-def build(pipeline: beam.Pipeline, staged: StagedInputs, input_base: str, examples_uri: str, report_uri: str,
-          options: IngestOptions):
+def build(
+  pipeline: beam.Pipeline,
+  staged: StagedInputs,
+  input_base: str,
+  examples_uri: str,
+  report_uri: str,
+  options: IngestOptions,
+):
   """Adds ingestion to `pipeline`: Split-{train,eval,test} under examples_uri, the report under report_uri."""
-  _ = (pipeline
-       | 'CandidateChunks' >> beam.Create(staged.candidate_chunks)
-       | 'Inspect' >> beam.ParDo(_InspectChunk(options.max_image_pixels, FileSystems.join(staged.workdir, 'inspected')))
-       | 'CollectInspected' >> beam.combiners.ToList()
-       | 'PlanAndReport' >> beam.FlatMap(_plan_and_report, staged, input_base, report_uri, options)
-       | 'WriteSplits' >> split_writer.WriteSplits(examples_uri, SPLITS, _EncodeExample(options.max_image_pixels)))
+  _ = (
+    pipeline
+    | 'CandidateChunks' >> beam.Create(staged.candidate_chunks)
+    | 'Inspect'
+    >> beam.ParDo(
+      _InspectChunk(options.max_image_pixels, FileSystems.join(staged.workdir, 'inspected'))
+    )
+    | 'CollectInspected' >> beam.combiners.ToList()
+    | 'PlanAndReport' >> beam.FlatMap(_plan_and_report, staged, input_base, report_uri, options)
+    | 'WriteSplits'
+    >> split_writer.WriteSplits(examples_uri, SPLITS, _EncodeExample(options.max_image_pixels))
+  )

@@ -3,6 +3,7 @@
 Pass `input_fingerprint=components.ingestion.fingerprint(input_base, span)`: it is a
 parameter, so TFX caching re-runs ingestion exactly when the selected files change.
 """
+
 import apache_beam as beam
 from tfx import v1 as tfx
 from tfx.components.util import examples_utils
@@ -19,24 +20,25 @@ _DEFAULTS = IngestOptions().to_config()
 
 class IngestReport(artifact.Artifact):
   """The ingestion report: `manifest.parquet` (one row per file) and `summary.json` (counts)."""
+
   TYPE_NAME = 'cxr.IngestReport'  # KFP v2 needs namespaced custom types
 
 
 @tfx.dsl.components.component(use_beam=True)
 def ImageFolderExampleGen(
-    examples: tfx.dsl.components.OutputArtifact[standard_artifacts.Examples],
-    report: tfx.dsl.components.OutputArtifact[IngestReport],
-    input_base: tfx.dsl.components.Parameter[str],
-    input_fingerprint: tfx.dsl.components.Parameter[str],
-    span: tfx.dsl.components.Parameter[str] = _DEFAULTS['span'],
-    eval_fraction: tfx.dsl.components.Parameter[float] = _DEFAULTS['eval_fraction'],
-    split_ratios: tfx.dsl.components.Parameter[str] = _DEFAULTS['split_ratios'],
-    group_regex: tfx.dsl.components.Parameter[str] = _DEFAULTS['group_regex'],
-    unknown_classes: tfx.dsl.components.Parameter[str] = _DEFAULTS['unknown_classes'],
-    max_bad_fraction: tfx.dsl.components.Parameter[float] = _DEFAULTS['max_bad_fraction'],
-    max_image_pixels: tfx.dsl.components.Parameter[int] = _DEFAULTS['max_image_pixels'],
-    split_seed: tfx.dsl.components.Parameter[str] = _DEFAULTS['split_seed'],
-    beam_pipeline: tfx.dsl.components.BeamComponentParameter[beam.Pipeline] = None,
+  examples: tfx.dsl.components.OutputArtifact[standard_artifacts.Examples],
+  report: tfx.dsl.components.OutputArtifact[IngestReport],
+  input_base: tfx.dsl.components.Parameter[str],
+  input_fingerprint: tfx.dsl.components.Parameter[str],
+  span: tfx.dsl.components.Parameter[str] = _DEFAULTS['span'],
+  eval_fraction: tfx.dsl.components.Parameter[float] = _DEFAULTS['eval_fraction'],
+  split_ratios: tfx.dsl.components.Parameter[str] = _DEFAULTS['split_ratios'],
+  group_regex: tfx.dsl.components.Parameter[str] = _DEFAULTS['group_regex'],
+  unknown_classes: tfx.dsl.components.Parameter[str] = _DEFAULTS['unknown_classes'],
+  max_bad_fraction: tfx.dsl.components.Parameter[float] = _DEFAULTS['max_bad_fraction'],
+  max_image_pixels: tfx.dsl.components.Parameter[int] = _DEFAULTS['max_image_pixels'],
+  split_seed: tfx.dsl.components.Parameter[str] = _DEFAULTS['split_seed'],
+  beam_pipeline: tfx.dsl.components.BeamComponentParameter[beam.Pipeline] = None,
 ) -> None:
   """Ingests chest X-ray class folders under `input_base` into Split-{train,eval,test} TFRecords.
 
@@ -44,10 +46,18 @@ def ImageFolderExampleGen(
   parameters are IngestOptions.to_config(): pass `**options.to_config()`.
   """
   del input_fingerprint
-  options = IngestOptions.from_config(dict(
-      span=span, eval_fraction=eval_fraction, split_ratios=split_ratios, group_regex=group_regex,
-      unknown_classes=unknown_classes, max_bad_fraction=max_bad_fraction,
-      max_image_pixels=max_image_pixels, split_seed=split_seed))
+  options = IngestOptions.from_config(
+    dict(
+      span=span,
+      eval_fraction=eval_fraction,
+      split_ratios=split_ratios,
+      group_regex=group_regex,
+      unknown_classes=unknown_classes,
+      max_bad_fraction=max_bad_fraction,
+      max_image_pixels=max_image_pixels,
+      split_seed=split_seed,
+    )
+  )
   result = api.ingest(input_base, examples.uri, report.uri, options, beam_pipeline)
   examples.split_names = artifact_utils.encode_split_names(list(result.split_names))
   examples.span = result.span

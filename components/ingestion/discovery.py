@@ -9,6 +9,7 @@ Class folders match components.labels.CLASS_NAMES ignoring case and separators.
 Remote folders (gs://, ...) are listed with Beam FileSystems; local ones by `_walk_local`, which
 also reports what Beam's local lister drops or cannot tell from a file (see there).
 """
+
 import dataclasses
 import hashlib
 import os
@@ -22,10 +23,36 @@ from apache_beam.io.filesystems import FileSystems
 from components import labels
 from components.ingestion.options import IngestOptions
 
-IMAGE_EXTENSIONS = frozenset({'.png', '.jpg', '.jpeg', '.jpe', '.jfif', '.bmp', '.dib', '.tif', '.tiff', '.gif',
-                              '.webp', '.pbm', '.pgm', '.ppm', '.pnm'})
-SYSTEM_NAMES = frozenset({'thumbs.db', 'ehthumbs.db', 'desktop.ini', '__macosx', '$recycle.bin',
-                          'system volume information', 'lost+found'})
+IMAGE_EXTENSIONS = frozenset(
+  {
+    '.png',
+    '.jpg',
+    '.jpeg',
+    '.jpe',
+    '.jfif',
+    '.bmp',
+    '.dib',
+    '.tif',
+    '.tiff',
+    '.gif',
+    '.webp',
+    '.pbm',
+    '.pgm',
+    '.ppm',
+    '.pnm',
+  }
+)
+SYSTEM_NAMES = frozenset(
+  {
+    'thumbs.db',
+    'ehthumbs.db',
+    'desktop.ini',
+    '__macosx',
+    '$recycle.bin',
+    'system volume information',
+    'lost+found',
+  }
+)
 MASK_FOLDERS = frozenset({'mask', 'masks'})
 SPLIT_FOLDER_ROLES = {'train': 'train', 'test': 'test'}  # lower-case folder name -> role
 _SPAN_RE = re.compile(r'span-(\d+)', re.IGNORECASE)
@@ -44,12 +71,12 @@ SOCKET = 'socket'
 DEVICE = 'device'
 BROKEN_SYMLINK = 'broken_symlink'
 UNREADABLE_FOLDER = 'unreadable_folder'  # its path ends with '/'
-SYMLINK_LOOP = 'symlink_loop'            # a link to a folder it is inside; its path ends with '/'
+SYMLINK_LOOP = 'symlink_loop'  # a link to a folder it is inside; its path ends with '/'
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class ListedFile:
-  path: str       # relative to input_base, '/'-separated
+  path: str  # relative to input_base, '/'-separated
   size: int
   mtime: float
   kind: str = ''  # '' for a regular file, else one of the kinds above
@@ -58,15 +85,16 @@ class ListedFile:
 @dataclasses.dataclass(frozen=True, slots=True)
 class FileEntry:
   """One file found under input_base: an image candidate, or a skipped file with its reason."""
-  path: str                 # relative to input_base, '/'-separated
-  uri: str                  # what FileSystems.open reads
+
+  path: str  # relative to input_base, '/'-separated
+  uri: str  # what FileSystems.open reads
   size: int
-  source: str               # 'Train'/'Test', 'span-N', or the name of the folder holding the classes
-  label: int = -1           # class index; -1 when skipped
-  role: str = ''            # 'train' (Train/: train+eval), 'test' (Test/), 'any' (all splits)
-  group: str = ''           # group_regex match of the file name
+  source: str  # 'Train'/'Test', 'span-N', or the name of the folder holding the classes
+  label: int = -1  # class index; -1 when skipped
+  role: str = ''  # 'train' (Train/: train+eval), 'test' (Test/), 'any' (all splits)
+  group: str = ''  # group_regex match of the file name
   ignored_reason: str = ''  # non-empty: not an image candidate
-  kind: str = ''            # ListedFile.kind
+  kind: str = ''  # ListedFile.kind
 
   @property
   def is_candidate(self) -> bool:
@@ -137,12 +165,17 @@ def iter_files(input_base: str) -> Iterator[ListedFile]:
     try:
       yield from _walk_local(base)
     except OSError as e:  # only input_base itself: _walk_local reports the folders below
-      raise ValueError(f'Cannot list input_base {input_base!r}: {e.strerror}; it must be a '
-                       f'folder you may read') from None
+      raise ValueError(
+        f'Cannot list input_base {input_base!r}: {e.strerror}; it must be a folder you may read'
+      ) from None
     return
   # FileSystems.match would collect the whole listing; the file system's own lister streams it.
-  for m in FileSystems.get_filesystem(base)._list(base + '/'):  # pylint: disable=protected-access
-    yield ListedFile(m.path[len(base):].replace(os.sep, '/').lstrip('/'), m.size_in_bytes, m.last_updated_in_seconds)
+  for m in FileSystems.get_filesystem(base)._list(base + '/'):
+    yield ListedFile(
+      m.path[len(base) :].replace(os.sep, '/').lstrip('/'),
+      m.size_in_bytes,
+      m.last_updated_in_seconds,
+    )
 
 
 def _select_spans(input_base: str, top_dirs: Iterable[str], span: str) -> List[Tuple[int, str]]:
@@ -159,8 +192,10 @@ def _select_spans(input_base: str, top_dirs: Iterable[str], span: str) -> List[T
   low, _, high = span.partition('-')
   selected = [s for s in found if int(low) <= s[0] <= int(high or low)]
   if not selected:
-    raise ValueError(f'span={span!r} matches no span folder under {input_base}; '
-                     f'found spans {sorted({n for n, _ in found})}')
+    raise ValueError(
+      f'span={span!r} matches no span folder under {input_base}; '
+      f'found spans {sorted({n for n, _ in found})}'
+    )
   return selected
 
 
@@ -183,19 +218,29 @@ def fingerprint(input_base: str, span: str = 'latest') -> str:
 @dataclasses.dataclass(frozen=True)
 class _Layout:
   """How the files under one root (the input, or a span folder) are classified."""
-  folder: str                  # the span folder; '' without spans
-  source: Optional[str]        # 'span-N'; None: named after the folder holding the files
-  wrappers: Tuple[str, ...]    # single folders entered on the way down to the class folders
-  split_dirs: Tuple[str, ...]  # the Train/ and Test/ folders; () when the class folders are at the top
+
+  folder: str  # the span folder; '' without spans
+  source: Optional[str]  # 'span-N'; None: named after the folder holding the files
+  wrappers: Tuple[str, ...]  # single folders entered on the way down to the class folders
+  split_dirs: Tuple[
+    str, ...
+  ]  # the Train/ and Test/ folders; () when the class folders are at the top
 
 
 def _subfolders(folders: Set[Tuple[str, ...]], prefix: Tuple[str, ...]) -> List[str]:
   """The names of the visible folders directly under `prefix` among `folders` (tuples of parts)."""
-  return sorted({f[len(prefix)] for f in folders
-                 if len(f) > len(prefix) and f[:len(prefix)] == prefix and not _is_hidden(f[len(prefix)])})
+  return sorted(
+    {
+      f[len(prefix)]
+      for f in folders
+      if len(f) > len(prefix) and f[: len(prefix)] == prefix and not _is_hidden(f[len(prefix)])
+    }
+  )
 
 
-def _layout(where_base: str, folder: str, source: Optional[str], folders: Set[Tuple[str, ...]]) -> _Layout:
+def _layout(
+  where_base: str, folder: str, source: Optional[str], folders: Set[Tuple[str, ...]]
+) -> _Layout:
   """The layout of the root `folder`, from the folders holding files; raises on an unusable one."""
   prefix = tuple(folder.split('/')) if folder else ()
   wrappers = []
@@ -205,14 +250,18 @@ def _layout(where_base: str, folder: str, source: Optional[str], folders: Set[Tu
     class_dirs = [d for d in top_dirs if labels.class_index(d) is not None]
     where = posixpath.join(where_base, *prefix)
     if split_dirs and class_dirs:
-      raise ValueError(f'{where} mixes split folders {split_dirs} and class folders {class_dirs}; '
-                       f'put class folders either at the top or inside Train/ and Test/')
+      raise ValueError(
+        f'{where} mixes split folders {split_dirs} and class folders {class_dirs}; '
+        f'put class folders either at the top or inside Train/ and Test/'
+      )
     if split_dirs or class_dirs:
       return _Layout(folder, source, tuple(wrappers), tuple(split_dirs))
     if len(top_dirs) != 1:
-      raise ValueError(f'No class folders under {where}: expected folders named {list(labels.CLASS_NAMES)} '
-                       f'(case and separators ignored), optionally inside Train/ and Test/ or span-N/ folders; '
-                       f'found folders {top_dirs}')
+      raise ValueError(
+        f'No class folders under {where}: expected folders named {list(labels.CLASS_NAMES)} '
+        f'(case and separators ignored), optionally inside Train/ and Test/ or span-N/ folders; '
+        f'found folders {top_dirs}'
+      )
     wrappers.append(top_dirs[0])
     prefix += (top_dirs[0],)
 
@@ -221,13 +270,18 @@ def _unknown_folders(layout: _Layout, visible: Set[Tuple[str, ...]]) -> List[str
   """Folders beside the class folders that are not a known class (and hold a visible file)."""
   root = (tuple(layout.folder.split('/')) if layout.folder else ()) + layout.wrappers
   class_levels = [root + (d,) for d in layout.split_dirs] or [root]
-  return ['/'.join(level + (d,)) for level in class_levels for d in _subfolders(visible, level)
-          if labels.class_index(d) is None]
+  return [
+    '/'.join(level + (d,))
+    for level in class_levels
+    for d in _subfolders(visible, level)
+    if labels.class_index(d) is None
+  ]
 
 
 @dataclasses.dataclass(frozen=True)
 class Discovery:
   """The layout of a dataset folder; `entries()` lists and classifies its files, one at a time."""
+
   input_base: str
   spans: Tuple[int, ...]  # selected span numbers; () without span folders
   unknown_folders: Tuple[str, ...]
@@ -261,15 +315,31 @@ class _Classifier:
     self._base = base
     self._group_re = re.compile(group_regex) if group_regex else None
 
-  def _entry(self, listed: ListedFile, source: str, reason: str = '', label: int = -1, role: str = '') -> FileEntry:
+  def _entry(
+    self, listed: ListedFile, source: str, reason: str = '', label: int = -1, role: str = ''
+  ) -> FileEntry:
     group = ''
-    if self._group_re and not reason and (match := self._group_re.search(posixpath.basename(listed.path))):
+    if (
+      self._group_re
+      and not reason
+      and (match := self._group_re.search(posixpath.basename(listed.path)))
+    ):
       group = match.group(1) if match.re.groups else match.group(0)
-    return FileEntry(path=listed.path, uri=FileSystems.join(self._base, *listed.path.split('/')),
-                     size=listed.size, source=source, label=label, role=role, group=group,
-                     ignored_reason=reason, kind=listed.kind)
+    return FileEntry(
+      path=listed.path,
+      uri=FileSystems.join(self._base, *listed.path.split('/')),
+      size=listed.size,
+      source=source,
+      label=label,
+      role=role,
+      group=group,
+      ignored_reason=reason,
+      kind=listed.kind,
+    )
 
-  def _class_file(self, parts: Tuple[str, ...], listed: ListedFile, role: str, source: str) -> FileEntry:
+  def _class_file(
+    self, parts: Tuple[str, ...], listed: ListedFile, role: str, source: str
+  ) -> FileEntry:
     """A file at `parts` below the folder that holds class folders. A folder listed as an entry
     (path ending with '/': its last part is '') is a candidate when its files could be."""
     if any(_is_hidden(p) for p in parts):
@@ -290,23 +360,34 @@ class _Classifier:
   def classify(self, layout: _Layout, parts: Tuple[str, ...], listed: ListedFile) -> FileEntry:
     """The entry of the file at `parts` below the layout's root folder."""
     where = layout.folder.split('/') if layout.folder else []
-    for wrapper in layout.wrappers:  # files beside the single folder entered are outside the class folders
+    for (
+      wrapper
+    ) in layout.wrappers:  # files beside the single folder entered are outside the class folders
       own_name = layout.source or posixpath.basename(posixpath.join(self._base, *where))
       if len(parts) == 1 or parts[0] != wrapper:
-        return self._entry(listed, own_name, HIDDEN if any(map(_is_hidden, parts)) else OUTSIDE_CLASS_FOLDERS)
+        return self._entry(
+          listed, own_name, HIDDEN if any(map(_is_hidden, parts)) else OUTSIDE_CLASS_FOLDERS
+        )
       parts, where = parts[1:], where + [wrapper]
     own_name = layout.source or posixpath.basename(posixpath.join(self._base, *where))
     if not layout.split_dirs:
       return self._class_file(parts, listed, 'any', own_name)
     if len(parts) > 1 and parts[0] in layout.split_dirs:
-      return self._class_file(parts[1:], listed, SPLIT_FOLDER_ROLES[parts[0].lower()], layout.source or parts[0])
-    return self._entry(listed, own_name, HIDDEN if any(map(_is_hidden, parts)) else OUTSIDE_SPLIT_FOLDERS)
+      return self._class_file(
+        parts[1:], listed, SPLIT_FOLDER_ROLES[parts[0].lower()], layout.source or parts[0]
+      )
+    return self._entry(
+      listed, own_name, HIDDEN if any(map(_is_hidden, parts)) else OUTSIDE_SPLIT_FOLDERS
+    )
 
 
 def discover(input_base: str, options: IngestOptions = IngestOptions()) -> Discovery:
   """The layout of input_base, from one listing that keeps only its folders; raises on an unusable
   layout, and on unknown class folders unless options.unknown_classes == 'ignore'."""
-  folders, visible = set(), set()  # folders holding a file; those holding a file with no hidden part
+  folders, visible = (
+    set(),
+    set(),
+  )  # folders holding a file; those holding a file with no hidden part
   for listed in iter_files(input_base):
     parts = tuple(listed.path.split('/'))
     shown = not any(map(_is_hidden, parts))
@@ -316,12 +397,15 @@ def discover(input_base: str, options: IngestOptions = IngestOptions()) -> Disco
         visible.add(parts[:depth])
   spans = _select_spans(input_base, {f[0] for f in folders}, options.span)
   where_base = _absolute(input_base).rstrip('/')
-  layouts = tuple(_layout(where_base, folder, f'span-{number}', folders) for number, folder in spans) or (
-      _layout(where_base, '', None, folders),)
+  layouts = tuple(
+    _layout(where_base, folder, f'span-{number}', folders) for number, folder in spans
+  ) or (_layout(where_base, '', None, folders),)
   unknown = tuple(sorted(f for layout in layouts for f in _unknown_folders(layout, visible)))
   if unknown and options.unknown_classes == 'error':
-    raise ValueError(f'Unknown class folder(s) {list(unknown)} under {input_base}: expected '
-                     f'{list(labels.CLASS_NAMES)} (case and separators ignored). Rename them, or pass '
-                     f"--ignore-unknown-classes (unknown_classes='ignore' in the API) to skip them "
-                     f'(they are then listed in the report).')
+    raise ValueError(
+      f'Unknown class folder(s) {list(unknown)} under {input_base}: expected '
+      f'{list(labels.CLASS_NAMES)} (case and separators ignored). Rename them, or pass '
+      f"--ignore-unknown-classes (unknown_classes='ignore' in the API) to skip them "
+      f'(they are then listed in the report).'
+    )
   return Discovery(input_base, tuple(n for n, _ in spans), unknown, layouts, options.group_regex)

@@ -15,6 +15,7 @@ feature map in C++ hash-map order, which changes from one call to the next (meas
 tfx-bsl 1.16: 4 processes, 4 different byte strings for the same 9-feature example), so the
 ingested TFRecords would differ from run to run although they parse the same.
 """
+
 from typing import Dict, Union
 
 

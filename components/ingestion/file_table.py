@@ -4,6 +4,7 @@ The split plan (splitting.assign), the report (manifest) and the shard lists wor
 with SQL and read it one row at a time, so their memory is SQLite's page cache (CACHE_KIB)
 whatever the number of files. The file is deleted on close.
 """
+
 import dataclasses
 import os
 import sqlite3
@@ -17,7 +18,9 @@ from components.ingestion.inspection import Inspected
 INGESTED, QUARANTINED, DUPLICATE, IGNORED = 'ingested', 'quarantined', 'duplicate', 'ignored'
 CACHE_KIB = 1024  # SQLite's page cache: the table's memory, whatever its size
 
-_ENTRY = tuple(f.name for f in dataclasses.fields(FileEntry))  # path, uri, size, source, label, role, group, ...
+_ENTRY = tuple(
+  f.name for f in dataclasses.fields(FileEntry)
+)  # path, uri, size, source, label, role, group, ...
 _INFO = tuple(f.name for f in dataclasses.fields(image_check.ImageInfo))
 _SCHEMA = """
 CREATE TABLE files (
@@ -29,7 +32,9 @@ CREATE TABLE files (
   fate_detail TEXT NOT NULL DEFAULT '', duplicate_of TEXT NOT NULL DEFAULT '',
   PRIMARY KEY (path)
 );
-""".format(entry=', '.join(f'"{name}"' for name in _ENTRY), info=', '.join(f'"{name}"' for name in _INFO))
+""".format(
+  entry=', '.join(f'"{name}"' for name in _ENTRY), info=', '.join(f'"{name}"' for name in _INFO)
+)
 
 
 class FileTable:
@@ -39,7 +44,9 @@ class FileTable:
     self._folder = tempfile.TemporaryDirectory(prefix='cxr-ingestion-')
     self.db = sqlite3.connect(os.path.join(self._folder.name, 'files.sqlite'), isolation_level=None)
     self.db.row_factory = sqlite3.Row
-    self.db.executescript(f'PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF; PRAGMA cache_size=-{CACHE_KIB};' + _SCHEMA)
+    self.db.executescript(
+      f'PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF; PRAGMA cache_size=-{CACHE_KIB};' + _SCHEMA
+    )
 
   def __enter__(self):
     return self
@@ -59,13 +66,22 @@ class FileTable:
   def add_inspected(self, items: Iterable[Inspected]) -> None:
     columns = _ENTRY + _INFO + ('sha256', 'reason', 'detail')
     none = (None,) * len(_INFO)
-    self._insert(columns, (dataclasses.astuple(i.entry) + (dataclasses.astuple(i.info) if i.info else none) +
-                           (i.sha256, i.reason, i.detail) for i in items))
+    self._insert(
+      columns,
+      (
+        dataclasses.astuple(i.entry)
+        + (dataclasses.astuple(i.info) if i.info else none)
+        + (i.sha256, i.reason, i.detail)
+        for i in items
+      ),
+    )
 
   def _insert(self, columns, rows) -> None:
     names = ', '.join(f'"{c}"' for c in columns)
     self.db.execute('BEGIN')
-    self.db.executemany(f'INSERT INTO files ({names}) VALUES ({", ".join("?" * len(columns))})', rows)
+    self.db.executemany(
+      f'INSERT INTO files ({names}) VALUES ({", ".join("?" * len(columns))})', rows
+    )
     self.db.execute('COMMIT')
 
   def rows(self, where: str = '1', params=()) -> Iterator[sqlite3.Row]:
@@ -83,4 +99,6 @@ class FileTable:
 
 def to_inspected(row: sqlite3.Row) -> Inspected:
   info = image_check.ImageInfo(*(row[n] for n in _INFO)) if row['format'] is not None else None
-  return Inspected(FileEntry(*(row[n] for n in _ENTRY)), row['sha256'], info, row['reason'], row['detail'])
+  return Inspected(
+    FileEntry(*(row[n] for n in _ENTRY)), row['sha256'], info, row['reason'], row['detail']
+  )

@@ -6,12 +6,15 @@ The pixel count is checked from the header, before anything is decoded (image_he
 PNGs are validated by png_check (every check a decoder makes, without building pixels), other
 formats by a full Pillow decode.
 """
+
 import dataclasses
 import io
 
 from PIL import Image
 
-from components.image_header import BadImage, CORRUPT, open_header
+from components.image_header import BadImage
+from components.image_header import CORRUPT
+from components.image_header import open_header
 from components.ingestion import png_check
 
 STORED_AS_IS = {'PNG': None, 'JPEG': {'L', 'RGB'}}  # format -> modes kept verbatim (None: all)
@@ -21,17 +24,27 @@ EMPTY_FILE = 'empty_file'
 TRUNCATED = 'truncated'
 UNSUPPORTED_MODE = 'unsupported_mode'
 
-_CHANNELS = {'1': 1, 'L': 1, 'I': 1, 'I;16': 1, 'I;16B': 1, 'I;16L': 1, 'LA': 2, 'RGB': 3, 'RGBA': 4}
+_CHANNELS = {
+  '1': 1,
+  'L': 1,
+  'I': 1,
+  'I;16': 1,
+  'I;16B': 1,
+  'I;16L': 1,
+  'LA': 2,
+  'RGB': 3,
+  'RGBA': 4,
+}
 _PNG_MODES = set(_CHANNELS) | {'P'}  # modes a PNG holds losslessly
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class ImageInfo:
-  format: str         # original format as Pillow names it ('PNG', 'JPEG', 'BMP', 'TIFF', ...)
+  format: str  # original format as Pillow names it ('PNG', 'JPEG', 'BMP', 'TIFF', ...)
   stored_format: str  # what the tf.Example holds: 'PNG' or 'JPEG'
   height: int
   width: int
-  channels: int       # of the stored image, as tf.io.decode_image returns it
+  channels: int  # of the stored image, as tf.io.decode_image returns it
 
   @property
   def transcoded(self) -> bool:
@@ -46,7 +59,7 @@ def _decode(data: bytes, max_pixels: int) -> Image.Image:
       png_check.validate(data)
     else:
       image.load()
-  except Exception as e:  # pylint: disable=broad-except
+  except Exception as e:
     message = f'{type(e).__name__}: {e}'
     raise BadImage(TRUNCATED if 'truncated' in message.lower() else CORRUPT, message) from None
   return image
@@ -81,8 +94,13 @@ def inspect(data: bytes, max_pixels: int) -> ImageInfo:
     stored_format, mode = image.format, image.mode
   else:
     stored_format, mode = 'PNG', _stored_mode(image)
-  return ImageInfo(format=image.format, stored_format=stored_format, height=image.height, width=image.width,
-                   channels=_channels(image, mode))
+  return ImageInfo(
+    format=image.format,
+    stored_format=stored_format,
+    height=image.height,
+    width=image.width,
+    channels=_channels(image, mode),
+  )
 
 
 def stored_bytes(data: bytes, info: ImageInfo, max_pixels: int) -> bytes:

@@ -1,4 +1,5 @@
 """Reads one candidate file once: content hash and validation, as a small record."""
+
 import dataclasses
 import hashlib
 from typing import Optional
@@ -15,23 +16,30 @@ UNREADABLE = 'unreadable'
 NOT_A_REGULAR_FILE = 'not_a_regular_file'
 _NEVER_READ = 'only regular files are read, so it is never opened'
 KIND_FATES = {  # listed kind -> (quarantine reason, detail); these entries are never opened
-    discovery.FIFO: (NOT_A_REGULAR_FILE, f'a FIFO (named pipe): {_NEVER_READ}'),
-    discovery.SOCKET: (NOT_A_REGULAR_FILE, f'a socket: {_NEVER_READ}'),
-    discovery.DEVICE: (NOT_A_REGULAR_FILE, f'a device file: {_NEVER_READ}'),
-    discovery.BROKEN_SYMLINK: (
-        'broken_symlink', 'a symbolic link whose target is missing or cannot be reached'),
-    discovery.UNREADABLE_FOLDER: (
-        'unreadable_folder', 'the folder cannot be listed (give read and execute permission on '
-                             'it): the files inside are not ingested'),
-    discovery.SYMLINK_LOOP: (
-        'symlink_loop', 'a symbolic link to a folder it is inside: not followed (its files are '
-                        'listed through the folder itself)'),
+  discovery.FIFO: (NOT_A_REGULAR_FILE, f'a FIFO (named pipe): {_NEVER_READ}'),
+  discovery.SOCKET: (NOT_A_REGULAR_FILE, f'a socket: {_NEVER_READ}'),
+  discovery.DEVICE: (NOT_A_REGULAR_FILE, f'a device file: {_NEVER_READ}'),
+  discovery.BROKEN_SYMLINK: (
+    'broken_symlink',
+    'a symbolic link whose target is missing or cannot be reached',
+  ),
+  discovery.UNREADABLE_FOLDER: (
+    'unreadable_folder',
+    'the folder cannot be listed (give read and execute permission on '
+    'it): the files inside are not ingested',
+  ),
+  discovery.SYMLINK_LOOP: (
+    'symlink_loop',
+    'a symbolic link to a folder it is inside: not followed (its files are '
+    'listed through the folder itself)',
+  ),
 }
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Inspected:
   """A candidate after its first read: sha256 and image facts, or why it is quarantined."""
+
   entry: FileEntry
   sha256: str = ''
   info: Optional[image_check.ImageInfo] = None
@@ -55,7 +63,7 @@ def inspect_file(entry: FileEntry, max_image_pixels: int) -> Inspected:
     return Inspected(entry, reason=bad.reason, detail=bad.detail)
   try:
     data = read_bytes(entry.uri)
-  except Exception as e:  # pylint: disable=broad-except  (permissions, I/O errors, vanished files)
+  except Exception as e:  # (permissions, I/O errors, vanished files)
     return Inspected(entry, reason=UNREADABLE, detail=f'{type(e).__name__}: {e}')
   sha256 = hashlib.sha256(data).hexdigest()
   try:
@@ -72,4 +80,6 @@ def to_row(item: Inspected) -> list:
 
 def from_row(row: list) -> Inspected:
   entry, sha256, info, reason, detail = row
-  return Inspected(FileEntry(*entry), sha256, image_check.ImageInfo(*info) if info else None, reason, detail)
+  return Inspected(
+    FileEntry(*entry), sha256, image_check.ImageInfo(*info) if info else None, reason, detail
+  )

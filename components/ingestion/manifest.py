@@ -1,17 +1,22 @@
 """The ingestion report: one manifest row per file found, counts that reconcile, and the checks."""
+
 import collections
 import itertools
 import json
 from typing import Dict, Iterable, Iterator, Optional, Sequence
 
-import pyarrow as pa
-import pyarrow.parquet as pq
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from components import labels
 from components.ingestion import file_table
-from components.ingestion.file_table import DUPLICATE, IGNORED, INGESTED, QUARANTINED, FileTable
+from components.ingestion.file_table import DUPLICATE
+from components.ingestion.file_table import FileTable
+from components.ingestion.file_table import IGNORED
+from components.ingestion.file_table import INGESTED
+from components.ingestion.file_table import QUARANTINED
 from components.ingestion.options import SPLITS
 
 MANIFEST_FILE = 'manifest.parquet'
@@ -20,13 +25,27 @@ STATUSES = (INGESTED, QUARANTINED, DUPLICATE, IGNORED)
 TRANSCODED_TO_PNG = 'transcoded_to_png'
 ROWS_PER_GROUP = 512  # Parquet row group: the rows held at once while writing the manifest
 
-SCHEMA = pa.schema([
-    ('path', pa.string()), ('sha256', pa.string()), ('label', pa.int64()), ('label_name', pa.string()),
-    ('split', pa.string()), ('status', pa.string()), ('reason', pa.string()), ('detail', pa.string()),
-    ('format', pa.string()), ('stored_format', pa.string()), ('height', pa.int64()), ('width', pa.int64()),
-    ('channels', pa.int64()), ('size_bytes', pa.int64()), ('source', pa.string()), ('group', pa.string()),
+SCHEMA = pa.schema(
+  [
+    ('path', pa.string()),
+    ('sha256', pa.string()),
+    ('label', pa.int64()),
+    ('label_name', pa.string()),
+    ('split', pa.string()),
+    ('status', pa.string()),
+    ('reason', pa.string()),
+    ('detail', pa.string()),
+    ('format', pa.string()),
+    ('stored_format', pa.string()),
+    ('height', pa.int64()),
+    ('width', pa.int64()),
+    ('channels', pa.int64()),
+    ('size_bytes', pa.int64()),
+    ('source', pa.string()),
+    ('group', pa.string()),
     ('duplicate_of', pa.string()),
-])
+  ]
+)
 
 
 def _manifest_row(row) -> Dict:
@@ -34,12 +53,25 @@ def _manifest_row(row) -> Dict:
   reason = row['fate_reason']
   if row['status'] == INGESTED and file_table.to_inspected(row).info.transcoded:
     reason = TRANSCODED_TO_PNG
-  return dict(path=row['path'], sha256=row['sha256'], label=row['label'],
-              label_name=labels.CLASS_NAMES[row['label']] if row['label'] >= 0 else '', split=row['split'],
-              status=row['status'], reason=reason, detail=row['fate_detail'], format=row['format'] or '',
-              stored_format=row['stored_format'] or '', height=row['height'] or 0, width=row['width'] or 0,
-              channels=row['channels'] or 0, size_bytes=row['size'], source=row['source'], group=row['group'],
-              duplicate_of=row['duplicate_of'])
+  return dict(
+    path=row['path'],
+    sha256=row['sha256'],
+    label=row['label'],
+    label_name=labels.CLASS_NAMES[row['label']] if row['label'] >= 0 else '',
+    split=row['split'],
+    status=row['status'],
+    reason=reason,
+    detail=row['fate_detail'],
+    format=row['format'] or '',
+    stored_format=row['stored_format'] or '',
+    height=row['height'] or 0,
+    width=row['width'] or 0,
+    channels=row['channels'] or 0,
+    size_bytes=row['size'],
+    source=row['source'],
+    group=row['group'],
+    duplicate_of=row['duplicate_of'],
+  )
 
 
 def rows(table: FileTable) -> Iterator[Dict]:
@@ -47,8 +79,13 @@ def rows(table: FileTable) -> Iterator[Dict]:
   return map(_manifest_row, table.rows())
 
 
-def summarize(manifest_rows: Iterable[Dict], input_base: str, spans: Sequence[int], max_bad_fraction: float,
-              unknown_folders: Sequence[str] = ()) -> Dict:
+def summarize(
+  manifest_rows: Iterable[Dict],
+  input_base: str,
+  spans: Sequence[int],
+  max_bad_fraction: float,
+  unknown_folders: Sequence[str] = (),
+) -> Dict:
   """Counts by status, split, class and reason (one pass); files_found == sum of the status counts."""
   status = collections.Counter()
   splits = {s: dict.fromkeys(labels.CLASS_NAMES, 0) for s in SPLITS}
@@ -63,17 +100,17 @@ def summarize(manifest_rows: Iterable[Dict], input_base: str, spans: Sequence[in
     counts['total'] = sum(counts.values())
   image_files = status[INGESTED] + status[QUARANTINED] + status[DUPLICATE]
   return {
-      'input_base': input_base,
-      'spans': list(spans),
-      'files_found': sum(status.values()),
-      'status': {s: status[s] for s in STATUSES},
-      'splits': splits,
-      'classes': {c: sum(splits[s][c] for s in SPLITS) for c in labels.CLASS_NAMES},
-      'reasons': {s: dict(sorted(reasons[s].items())) for s in STATUSES if reasons[s]},
-      'image_files': image_files,
-      'bad_fraction': status[QUARANTINED] / image_files if image_files else 0.0,
-      'max_bad_fraction': max_bad_fraction,
-      'unknown_class_folders': list(unknown_folders),
+    'input_base': input_base,
+    'spans': list(spans),
+    'files_found': sum(status.values()),
+    'status': {s: status[s] for s in STATUSES},
+    'splits': splits,
+    'classes': {c: sum(splits[s][c] for s in SPLITS) for c in labels.CLASS_NAMES},
+    'reasons': {s: dict(sorted(reasons[s].items())) for s in STATUSES if reasons[s]},
+    'image_files': image_files,
+    'bad_fraction': status[QUARANTINED] / image_files if image_files else 0.0,
+    'max_bad_fraction': max_bad_fraction,
+    'unknown_class_folders': list(unknown_folders),
   }
 
 
@@ -81,7 +118,10 @@ def write_report(table: FileTable, report_uri: str, *summary_args) -> Dict:
   """Writes report_uri/manifest.parquet (the table's rows, a row group per ROWS_PER_GROUP rows) and
   report_uri/summary.json (summarize(rows, *summary_args)); returns the summary."""
   manifest_rows = rows(table)
-  with FileSystems.create(FileSystems.join(report_uri, MANIFEST_FILE)) as f, pq.ParquetWriter(f, SCHEMA) as writer:
+  with (
+    FileSystems.create(FileSystems.join(report_uri, MANIFEST_FILE)) as f,
+    pq.ParquetWriter(f, SCHEMA) as writer,
+  ):
     for batch in iter(lambda: list(itertools.islice(manifest_rows, ROWS_PER_GROUP)), []):
       writer.write_batch(pa.RecordBatch.from_pylist(batch, schema=SCHEMA))
   summary = summarize(rows(table), *summary_args)
@@ -99,18 +139,26 @@ def read_summary(report_uri: str) -> Dict:
 def format_summary(summary: Dict) -> str:
   """A readable multi-line account of the run for the log."""
   s = summary['status']
-  lines = [f"Ingestion of {summary['input_base']}" + (f" spans {summary['spans']}" if summary['spans'] else '') +
-           f": {summary['files_found']} files found = {s[INGESTED]} ingested + {s[QUARANTINED]} quarantined + "
-           f"{s[DUPLICATE]} duplicates + {s[IGNORED]} ignored (not images)"]
+  lines = [
+    f'Ingestion of {summary["input_base"]}'
+    + (f' spans {summary["spans"]}' if summary['spans'] else '')
+    + f': {summary["files_found"]} files found = {s[INGESTED]} ingested + {s[QUARANTINED]} quarantined + '
+    f'{s[DUPLICATE]} duplicates + {s[IGNORED]} ignored (not images)'
+  ]
   width = max(len(c) for c in labels.CLASS_NAMES)
-  lines.append('  split  ' + '  '.join(c.rjust(width) for c in labels.CLASS_NAMES) + '  total'.rjust(width))
+  lines.append(
+    '  split  ' + '  '.join(c.rjust(width) for c in labels.CLASS_NAMES) + '  total'.rjust(width)
+  )
   for split, counts in summary['splits'].items():
-    lines.append(f'  {split:<5}  ' + '  '.join(str(counts[c]).rjust(width) for c in labels.CLASS_NAMES) +
-                 str(counts['total']).rjust(width + 2))
+    lines.append(
+      f'  {split:<5}  '
+      + '  '.join(str(counts[c]).rjust(width) for c in labels.CLASS_NAMES)
+      + str(counts['total']).rjust(width + 2)
+    )
   for status, reasons in summary['reasons'].items():
     lines.append(f'  {status}: ' + ', '.join(f'{r} {n}' for r, n in reasons.items()))
   if summary['unknown_class_folders']:
-    lines.append(f"  unknown class folders skipped: {summary['unknown_class_folders']}")
+    lines.append(f'  unknown class folders skipped: {summary["unknown_class_folders"]}')
   return '\n'.join(lines)
 
 
@@ -124,13 +172,16 @@ def _missing_classes(summary: Dict) -> Optional[MissingClassError]:
   missing = {split: classes for split, classes in missing.items() if classes}
   if not missing:
     return None
-  lacks = '; '.join(f"{split} lacks {', '.join(classes)}" for split, classes in missing.items())
-  counts = '; '.join(f'{split} ' + ', '.join(f'{c} {splits[split][c]}' for c in labels.CLASS_NAMES)
-                     for split in SPLITS)
+  lacks = '; '.join(f'{split} lacks {", ".join(classes)}' for split, classes in missing.items())
+  counts = '; '.join(
+    f'{split} ' + ', '.join(f'{c} {splits[split][c]}' for c in labels.CLASS_NAMES)
+    for split in SPLITS
+  )
   return MissingClassError(
-      f'Every split needs images of every class, but {lacks} (images per class: {counts}). '
-      f'Add images of the missing classes (Test/ feeds the test split, Train/ the train and eval '
-      f'splits, a single root of class folders all three).')
+    f'Every split needs images of every class, but {lacks} (images per class: {counts}). '
+    f'Add images of the missing classes (Test/ feeds the test split, Train/ the train and eval '
+    f'splits, a single root of class folders all three).'
+  )
 
 
 def refusal(summary: Dict, report_uri: str) -> Optional[ValueError]:
@@ -139,10 +190,11 @@ def refusal(summary: Dict, report_uri: str) -> Optional[ValueError]:
   if summary['bad_fraction'] > summary['max_bad_fraction']:
     reasons = ', '.join(f'{r} {n}' for r, n in summary['reasons'].get(QUARANTINED, {}).items())
     return ValueError(
-        f"{s[QUARANTINED]} of {summary['image_files']} image files ({summary['bad_fraction']:.1%}) "
-        f"were quarantined ({reasons}), more than "
-        f"max_bad_fraction={summary['max_bad_fraction']:.1%}. "
-        f'Every file and its reason is in {FileSystems.join(report_uri, MANIFEST_FILE)}.')
+      f'{s[QUARANTINED]} of {summary["image_files"]} image files ({summary["bad_fraction"]:.1%}) '
+      f'were quarantined ({reasons}), more than '
+      f'max_bad_fraction={summary["max_bad_fraction"]:.1%}. '
+      f'Every file and its reason is in {FileSystems.join(report_uri, MANIFEST_FILE)}.'
+    )
   return _missing_classes(summary)
 
 

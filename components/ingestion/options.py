@@ -1,4 +1,5 @@
 """Ingestion options, validated once so every stage can trust them."""
+
 import dataclasses
 import re
 from typing import Any, Dict, Mapping, Tuple
@@ -12,8 +13,9 @@ def _parse_split_ratios(text: str) -> Tuple[float, float, float]:
   try:
     ratios = tuple(float(part) for part in text.split(','))
   except ValueError:
-    raise ValueError('split_ratios must be three comma-separated numbers like '
-                     f"'0.8,0.1,0.1', got {text!r}") from None
+    raise ValueError(
+      f"split_ratios must be three comma-separated numbers like '0.8,0.1,0.1', got {text!r}"
+    ) from None
   if len(ratios) != 3:
     raise ValueError(f'split_ratios must have three values (train,eval,test), got {text!r}')
   return ratios
@@ -38,6 +40,7 @@ class IngestOptions:
   max_image_pixels: images with more pixels are refused from their header, before decoding.
   split_seed: salt of the hash that orders files for the split assignment.
   """
+
   span: str = 'latest'
   eval_fraction: float = 0.1
   split_ratios: Tuple[float, float, float] = (0.8, 0.1, 0.1)
@@ -54,12 +57,15 @@ class IngestOptions:
       raise ValueError(f'eval_fraction must be in [0, 1), got {self.eval_fraction}')
     ratios = tuple(float(r) for r in self.split_ratios)
     if len(ratios) != 3 or min(ratios) < 0 or ratios[0] <= 0 or abs(sum(ratios) - 1.0) > 1e-6:
-      raise ValueError('split_ratios must be three non-negative train/eval/test ratios summing '
-                       f'to 1 with train > 0, got {self.split_ratios}')
+      raise ValueError(
+        'split_ratios must be three non-negative train/eval/test ratios summing '
+        f'to 1 with train > 0, got {self.split_ratios}'
+      )
     object.__setattr__(self, 'split_ratios', ratios)
     if self.unknown_classes not in UNKNOWN_CLASS_MODES:
-      raise ValueError(f'unknown_classes must be one of {UNKNOWN_CLASS_MODES}, '
-                       f'got {self.unknown_classes!r}')
+      raise ValueError(
+        f'unknown_classes must be one of {UNKNOWN_CLASS_MODES}, got {self.unknown_classes!r}'
+      )
     if not 0.0 <= self.max_bad_fraction <= 1.0:
       raise ValueError(f'max_bad_fraction must be in [0, 1], got {self.max_bad_fraction}')
     if self.max_image_pixels <= 0:
@@ -68,7 +74,8 @@ class IngestOptions:
       re.compile(self.group_regex)
     except re.error as e:
       raise ValueError(
-          f'group_regex {self.group_regex!r} is not a valid regular expression: {e}') from None
+        f'group_regex {self.group_regex!r} is not a valid regular expression: {e}'
+      ) from None
 
   def to_config(self) -> Dict[str, Any]:
     """The ImageFolderExampleGen parameters (JSON types: `split_ratios` as 'train,eval,test')."""

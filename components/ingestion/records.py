@@ -6,6 +6,7 @@ every PCollection in memory), and each worker holds one record at a time. The fi
 run's working folder on the output's file system (local disk, gs://, ...), so any runner's
 workers can read them.
 """
+
 import json
 from typing import Iterable, Iterator, List, Optional, Sequence
 
@@ -21,8 +22,9 @@ class Writer:
   def __init__(self, uri: str):
     self.uri = uri
     self.count = 0
-    self._file = FileSystems.create(uri, mime_type='application/jsonl',
-                                    compression_type=CompressionTypes.UNCOMPRESSED)
+    self._file = FileSystems.create(
+      uri, mime_type='application/jsonl', compression_type=CompressionTypes.UNCOMPRESSED
+    )
 
   def add(self, row: Row) -> None:
     self._file.write(json.dumps(row, separators=(',', ':')).encode() + b'\n')

@@ -11,10 +11,11 @@ Beam's file sinks). Only shard keys and file names go through the runner. Uncomp
 cannot shrink PNG/JPEG bytes (measured +0.03%) and costs more CPU than validating them; TFX
 detects gzip by the '.gz' extension, so these read as plain TFRecords.
 """
+
 import itertools
 import struct
-import uuid
 from typing import Callable, Iterable, Iterator, List, Tuple
+import uuid
 
 import apache_beam as beam
 from apache_beam.io import tfrecordio
@@ -24,13 +25,15 @@ from apache_beam.io.filesystems import FileSystems
 from components.ingestion import records
 
 FILE_PREFIX = 'data_tfrecord'
-RECORDS_PER_SHARD = 256  # ~170 MB of 1024 px PNGs; a dozen shards per 4,000 images keep every worker busy
+RECORDS_PER_SHARD = (
+  256  # ~170 MB of 1024 px PNGs; a dozen shards per 4,000 images keep every worker busy
+)
 
 ShardKey = Tuple[str, int, int]  # (split, shard index, shard count)
 
 
 def _masked_crc32c(data: bytes) -> bytes:
-  return struct.pack('<I', tfrecordio._TFRecordUtil._masked_crc32c(data))  # pylint: disable=protected-access
+  return struct.pack('<I', tfrecordio._TFRecordUtil._masked_crc32c(data))
 
 
 def write_record(file, record: bytes) -> None:
@@ -42,8 +45,13 @@ def write_record(file, record: bytes) -> None:
   file.write(_masked_crc32c(record))
 
 
-def write_shard_lists(split: str, rows: Iterable[records.Row], n: int, folder: str,
-                      records_per_shard: int = RECORDS_PER_SHARD) -> Iterator[Tuple[ShardKey, str]]:
+def write_shard_lists(
+  split: str,
+  rows: Iterable[records.Row],
+  n: int,
+  folder: str,
+  records_per_shard: int = RECORDS_PER_SHARD,
+) -> Iterator[Tuple[ShardKey, str]]:
   """Cuts a split's n rows (in their order) into equal contiguous shards, writes each shard's rows to
   folder/{split}-SSSSS-of-NNNNN and yields (shard key, that file) for each."""
   count = -(-n // records_per_shard)
@@ -59,7 +67,9 @@ def split_folder(examples_uri: str, split: str) -> str:
 
 def shard_path(examples_uri: str, key: ShardKey) -> str:
   split, index, count = key
-  return FileSystems.join(split_folder(examples_uri, split), f'{FILE_PREFIX}-{index:05d}-of-{count:05d}')
+  return FileSystems.join(
+    split_folder(examples_uri, split), f'{FILE_PREFIX}-{index:05d}-of-{count:05d}'
+  )
 
 
 class _WriteShard(beam.DoFn):
@@ -79,7 +89,9 @@ class _WriteShard(beam.DoFn):
     yield temp, shard_path(self._examples_uri, key)
 
 
-def _commit(written: List[Tuple[str, str]], examples_uri: str, splits: Iterable[str], temp_dir: str) -> None:
+def _commit(
+  written: List[Tuple[str, str]], examples_uri: str, splits: Iterable[str], temp_dir: str
+) -> None:
   """Creates every split folder, moves the committed shard files to their final names, drops the rest."""
   for split in splits:
     folder = split_folder(examples_uri, split)
@@ -106,9 +118,13 @@ class WriteSplits(beam.PTransform):
     self._encode = encode
 
   def expand(self, shard_lists):
-    temp_dir = FileSystems.join(self._examples_uri, f'.temp-{uuid.uuid4().hex}')  # created by the first write
-    return (shard_lists
-            | 'SpreadShards' >> beam.Reshuffle()
-            | 'WriteShards' >> beam.ParDo(_WriteShard(self._examples_uri, temp_dir, self._encode))
-            | 'CollectFiles' >> beam.combiners.ToList()
-            | 'Commit' >> beam.Map(_commit, self._examples_uri, self._splits, temp_dir))
+    temp_dir = FileSystems.join(
+      self._examples_uri, f'.temp-{uuid.uuid4().hex}'
+    )  # created by the first write
+    return (
+      shard_lists
+      | 'SpreadShards' >> beam.Reshuffle()
+      | 'WriteShards' >> beam.ParDo(_WriteShard(self._examples_uri, temp_dir, self._encode))
+      | 'CollectFiles' >> beam.combiners.ToList()
+      | 'Commit' >> beam.Map(_commit, self._examples_uri, self._splits, temp_dir)
+    )

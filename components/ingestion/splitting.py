@@ -12,6 +12,7 @@
 The result depends only on the set of files (names, folders, contents), not on listing order,
 machine or run. The plan is SQL on the run's FileTable, so it holds no per-file Python objects.
 """
+
 import dataclasses
 import hashlib
 import itertools
@@ -19,7 +20,11 @@ import math
 from typing import Dict, Iterable, Iterator, List, Sequence, Tuple
 
 from components import labels
-from components.ingestion.file_table import DUPLICATE, IGNORED, INGESTED, QUARANTINED, FileTable
+from components.ingestion.file_table import DUPLICATE
+from components.ingestion.file_table import FileTable
+from components.ingestion.file_table import IGNORED
+from components.ingestion.file_table import INGESTED
+from components.ingestion.file_table import QUARANTINED
 from components.ingestion.inspection import Inspected
 from components.ingestion.options import IngestOptions
 
@@ -28,15 +33,19 @@ DUPLICATE_WITHIN_SPLIT = 'duplicate_within_split'
 DUPLICATE_ACROSS_SPLITS = 'duplicate_across_splits'
 
 ROLE_PRIORITY = ('test', 'any', 'train')  # the pool of a component whose files come from several
-_RANK = 'CASE role ' + ' '.join(f"WHEN '{role}' THEN {i} " for i, role in enumerate(ROLE_PRIORITY)) + 'END'
+_RANK = (
+  'CASE role '
+  + ' '.join(f"WHEN '{role}' THEN {i} " for i, role in enumerate(ROLE_PRIORITY))
+  + 'END'
+)
 _OPEN = 'status IS NULL'  # candidates without a fate yet
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Assignment:
   path: str
-  status: str             # INGESTED, QUARANTINED or DUPLICATE
-  split: str = ''         # for INGESTED
+  status: str  # INGESTED, QUARANTINED or DUPLICATE
+  split: str = ''  # for INGESTED
   reason: str = ''
   detail: str = ''
   duplicate_of: str = ''  # for DUPLICATE: the path of the kept copy
@@ -56,7 +65,7 @@ def apportion(total: int, fractions: Sequence[float]) -> List[int]:
   exact = [total * f for f in fractions]
   counts = [math.floor(x + 1e-9) for x in exact]
   by_remainder = sorted(range(len(exact)), key=lambda i: (counts[i] - exact[i], i))
-  for i in by_remainder[:total - sum(counts)]:
+  for i in by_remainder[: total - sum(counts)]:
     counts[i] += 1
   wanted = [i for i, f in enumerate(fractions) if f > 0]
   if total >= len(wanted):
@@ -69,12 +78,23 @@ def apportion(total: int, fractions: Sequence[float]) -> List[int]:
 
 
 def _quarantine_conflicts(db) -> None:
-  conflicts = db.execute(f'SELECT sha256 FROM files WHERE {_OPEN} GROUP BY sha256 HAVING COUNT(DISTINCT label) > 1')
+  conflicts = db.execute(
+    f'SELECT sha256 FROM files WHERE {_OPEN} GROUP BY sha256 HAVING COUNT(DISTINCT label) > 1'
+  )
   for (sha256,) in conflicts.fetchall():
-    same = db.execute(f'SELECT path, label FROM files WHERE {_OPEN} AND sha256 = ? ORDER BY path', (sha256,))
+    same = db.execute(
+      f'SELECT path, label FROM files WHERE {_OPEN} AND sha256 = ? ORDER BY path', (sha256,)
+    )
     copies = ', '.join(f'{path} ({labels.CLASS_NAMES[label]})' for path, label in same)
-    db.execute(f'UPDATE files SET status = ?, fate_reason = ?, fate_detail = ? WHERE {_OPEN} AND sha256 = ?',
-               (QUARANTINED, CONFLICTING_LABELS, f'identical content under different classes: {copies}', sha256))
+    db.execute(
+      f'UPDATE files SET status = ?, fate_reason = ?, fate_detail = ? WHERE {_OPEN} AND sha256 = ?',
+      (
+        QUARANTINED,
+        CONFLICTING_LABELS,
+        f'identical content under different classes: {copies}',
+        sha256,
+      ),
+    )
 
 
 def _link_components(db) -> None:
@@ -85,32 +105,45 @@ def _link_components(db) -> None:
   changed = True
   while changed:
     changed = False
-    for key, linked in (('sha256', "sha256 != ''"), ('"group"', "\"group\" != ''")):
-      changed |= db.execute(f"""
+    for key, linked in (('sha256', "sha256 != ''"), ('"group"', '"group" != \'\'')):
+      changed |= (
+        db.execute(f"""
           UPDATE files SET component = least.component
           FROM (SELECT {key} AS k, MIN(component) AS component FROM files WHERE {_OPEN} AND {linked} GROUP BY {key})
             AS least
-          WHERE {_OPEN} AND files.{key} = least.k AND files.component > least.component""").rowcount > 0
+          WHERE {_OPEN} AND files.{key} = least.k AND files.component > least.component""").rowcount
+        > 0
+      )
 
 
 def _mark_duplicates(db) -> None:
   """Keeps the first copy of each content by (role priority, path); the others become DUPLICATE."""
-  db.execute(f"""
+  db.execute(
+    f"""
       UPDATE files SET status = ?, duplicate_of = copies.kept, fate_detail = 'same content as ' || copies.kept
       FROM (SELECT path, FIRST_VALUE(path) OVER (PARTITION BY sha256 ORDER BY {_RANK}, path) AS kept
             FROM files WHERE {_OPEN}) AS copies
-      WHERE files.path = copies.path AND copies.kept != copies.path""", (DUPLICATE,))
-  db.execute("""
+      WHERE files.path = copies.path AND copies.kept != copies.path""",
+    (DUPLICATE,),
+  )
+  db.execute(
+    """
       UPDATE files SET fate_reason = CASE WHEN role = (SELECT role FROM files AS kept WHERE kept.path = files.duplicate_of)
                                      THEN ? ELSE ? END
-      WHERE status = ?""", (DUPLICATE_WITHIN_SPLIT, DUPLICATE_ACROSS_SPLITS, DUPLICATE))
+      WHERE status = ?""",
+    (DUPLICATE_WITHIN_SPLIT, DUPLICATE_ACROSS_SPLITS, DUPLICATE),
+  )
 
 
-def _fill_pool(counts: Iterable, fractions: Dict[str, float], totals: Dict[int, int]) -> Iterator[Tuple[str, str]]:
+def _fill_pool(
+  counts: Iterable, fractions: Dict[str, float], totals: Dict[int, int]
+) -> Iterator[Tuple[str, str]]:
   """(component, split) for each component, given in order as (component, label, n) rows, filling
   per-class quotas: each goes to the split with the most room left for its files."""
   splits = list(fractions)
-  quota = {c: dict(zip(splits, apportion(n, [fractions[s] for s in splits]))) for c, n in totals.items()}
+  quota = {
+    c: dict(zip(splits, apportion(n, [fractions[s] for s in splits]))) for c, n in totals.items()
+  }
   filled = {c: dict.fromkeys(splits, 0) for c in totals}
   for component, rows in itertools.groupby(counts, key=lambda row: row[0]):
     per_class = {label: n for _, label, n in rows}
@@ -126,9 +159,14 @@ def assign(table: FileTable, options: IngestOptions) -> None:
   db = table.db
   order = lambda key: hashlib.sha256(f'{options.split_seed}\0{key}'.encode()).hexdigest()
   db.create_function('split_order', 1, order, deterministic=True)
-  db.executescript('CREATE INDEX files_sha256 ON files (sha256); CREATE INDEX files_group ON files ("group");')
-  db.execute(f"UPDATE files SET status = ?, fate_reason = reason, fate_detail = detail "
-             f"WHERE {_OPEN} AND reason != ''", (QUARANTINED,))
+  db.executescript(
+    'CREATE INDEX files_sha256 ON files (sha256); CREATE INDEX files_group ON files ("group");'
+  )
+  db.execute(
+    f'UPDATE files SET status = ?, fate_reason = reason, fate_detail = detail '
+    f"WHERE {_OPEN} AND reason != ''",
+    (QUARANTINED,),
+  )
   _quarantine_conflicts(db)
   _link_components(db)
   db.executescript(f"""
@@ -140,18 +178,33 @@ def assign(table: FileTable, options: IngestOptions) -> None:
   for rank, role in enumerate(ROLE_PRIORITY):
     kept = f'FROM files JOIN components USING (component) WHERE rank = {rank} AND {_OPEN}'
     totals = dict(db.execute(f'SELECT label, COUNT(*) {kept} GROUP BY label').fetchall())
-    counts = db.execute(f'SELECT component, label, COUNT(*) {kept} GROUP BY sort_key, component, label '
-                        f'ORDER BY sort_key, component')
-    db.executemany('INSERT INTO chosen VALUES (?, ?)', _fill_pool(counts, role_fractions(role, options), totals))
-  db.execute(f'UPDATE files SET status = ?, split = chosen.split FROM chosen '
-             f'WHERE {_OPEN} AND files.component = chosen.component', (INGESTED,))
+    counts = db.execute(
+      f'SELECT component, label, COUNT(*) {kept} GROUP BY sort_key, component, label '
+      f'ORDER BY sort_key, component'
+    )
+    db.executemany(
+      'INSERT INTO chosen VALUES (?, ?)', _fill_pool(counts, role_fractions(role, options), totals)
+    )
+  db.execute(
+    f'UPDATE files SET status = ?, split = chosen.split FROM chosen '
+    f'WHERE {_OPEN} AND files.component = chosen.component',
+    (INGESTED,),
+  )
 
 
 def fates(table: FileTable) -> Dict[str, Assignment]:
   """The fate of every candidate in a planned table, keyed by path."""
-  return {row['path']: Assignment(row['path'], row['status'], row['split'], row['fate_reason'], row['fate_detail'],
-                                  row['duplicate_of'])
-          for row in table.rows('status != ?', (IGNORED,))}
+  return {
+    row['path']: Assignment(
+      row['path'],
+      row['status'],
+      row['split'],
+      row['fate_reason'],
+      row['fate_detail'],
+      row['duplicate_of'],
+    )
+    for row in table.rows('status != ?', (IGNORED,))
+  }
 
 
 def plan(inspected: Iterable[Inspected], options: IngestOptions) -> Dict[str, Assignment]:

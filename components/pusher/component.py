@@ -1,4 +1,5 @@
 """AtomicPusher: TFX's Pusher component with the atomic versioned executor."""
+
 from tfx import types
 from tfx.components.pusher import component as tfx_pusher_component
 from tfx.dsl.components.base import executor_spec
@@ -16,9 +17,12 @@ class AtomicPusher(tfx_pusher_component.Pusher):
 
   EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(executor.Executor)
 
-  def __init__(self, model: types.BaseChannel, model_blessing: types.BaseChannel,
-               push_destination: pusher_pb2.PushDestination):
+  def __init__(
+    self,
+    model: types.BaseChannel,
+    model_blessing: types.BaseChannel,
+    push_destination: pusher_pb2.PushDestination,
+  ):
     if not push_destination.filesystem.base_directory:
       raise ValueError('AtomicPusher needs push_destination.filesystem.base_directory')
-    super().__init__(model=model, model_blessing=model_blessing,
-                     push_destination=push_destination)
+    super().__init__(model=model, model_blessing=model_blessing, push_destination=push_destination)

@@ -1,4 +1,5 @@
 """Executor of AtomicPusher: TFX's Pusher with an atomic, never-colliding filesystem push."""
+
 from typing import Any, Dict, List
 
 from absl import logging
@@ -26,18 +27,24 @@ class Executor(tfx_pusher_executor.Executor):
   that version and nothing is copied; otherwise the model is published as a new version.
   """
 
-  def Do(self, input_dict: Dict[str, List[types.Artifact]],
-         output_dict: Dict[str, List[types.Artifact]],
-         exec_properties: Dict[str, Any]) -> None:
+  def Do(
+    self,
+    input_dict: Dict[str, List[types.Artifact]],
+    output_dict: Dict[str, List[types.Artifact]],
+    exec_properties: Dict[str, Any],
+  ) -> None:
     self._log_startup(input_dict, output_dict, exec_properties)
     pushed_model = artifact_utils.get_single_instance(
-        output_dict[standard_component_specs.PUSHED_MODEL_KEY])
+      output_dict[standard_component_specs.PUSHED_MODEL_KEY]
+    )
     push_destination = pusher_pb2.PushDestination()
     proto_utils.json_to_proto(
-        exec_properties[standard_component_specs.PUSH_DESTINATION_KEY], push_destination)
+      exec_properties[standard_component_specs.PUSH_DESTINATION_KEY], push_destination
+    )
     if push_destination.WhichOneof('destination') != 'filesystem':
       raise NotImplementedError(
-          f'AtomicPusher pushes to a filesystem destination only, got {push_destination}')
+        f'AtomicPusher pushes to a filesystem destination only, got {push_destination}'
+      )
     base_directory = push_destination.filesystem.base_directory
     versioned_dir.remove_stale_temp_dirs(base_directory)
     if not self.CheckBlessing(input_dict):
@@ -46,6 +53,8 @@ class Executor(tfx_pusher_executor.Executor):
       return
     model = artifact_utils.get_single_instance(input_dict[standard_component_specs.MODEL_KEY])
     version, serving_path = versioned_dir.publish(
-        self.GetModelPath(input_dict), base_directory,
-        record={'model_id': model.id, 'model_uri': model.uri})
+      self.GetModelPath(input_dict),
+      base_directory,
+      record={'model_id': model.id, 'model_uri': model.uri},
+    )
     self._MarkPushed(pushed_model, pushed_destination=serving_path, pushed_version=str(version))

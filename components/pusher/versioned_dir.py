@@ -13,6 +13,7 @@ before the rename, so it is there exactly when the version is): a push of the mo
 version already holds copies nothing and returns that version, so a push killed after its rename
 and then repeated publishes the model once.
 """
+
 import contextlib
 import fcntl
 import json
@@ -32,8 +33,11 @@ def versions(base_directory: str) -> List[int]:
   """Published versions in `base_directory`, oldest first (temporary folders excluded)."""
   if not os.path.isdir(base_directory):
     return []
-  return sorted(int(name) for name in os.listdir(base_directory)
-                if name.isdigit() and os.path.isdir(os.path.join(base_directory, name)))
+  return sorted(
+    int(name)
+    for name in os.listdir(base_directory)
+    if name.isdigit() and os.path.isdir(os.path.join(base_directory, name))
+  )
 
 
 def latest_version_dir(base_directory: str) -> Optional[str]:
@@ -117,8 +121,9 @@ def _write_record(version_dir: str, record: Dict[str, Any]) -> None:
   _fsync(os.path.dirname(path))
 
 
-def publish(model_dir: str, base_directory: str,
-            record: Optional[Dict[str, Any]] = None) -> Tuple[int, str]:
+def publish(
+  model_dir: str, base_directory: str, record: Optional[Dict[str, Any]] = None
+) -> Tuple[int, str]:
   """Copies `model_dir` to a new version folder in `base_directory`; returns (version, path).
 
   `record` (JSON-serializable) names the model, e.g. its artifact id and URI. When the newest
@@ -136,8 +141,9 @@ def publish(model_dir: str, base_directory: str,
     found = versions(base_directory)
     newest_dir = os.path.join(base_directory, str(found[-1])) if found else None
     if record is not None and newest_dir and push_record(newest_dir) == record:
-      logging.info('Model %s is already published as version %d: nothing copied', model_dir,
-                   found[-1])
+      logging.info(
+        'Model %s is already published as version %d: nothing copied', model_dir, found[-1]
+      )
       return found[-1], newest_dir
     version = _next_version(base_directory)
     temp_dir = os.path.join(base_directory, f'{TEMP_PREFIX}{version}')

@@ -9,6 +9,7 @@ gives the same images in the same train/eval/test splits through TFDS as through
 
 Options (span, ratios, group_regex, ...) go through `CxrFolderConfig(name=..., options=IngestOptions(...))`.
 """
+
 import dataclasses
 import hashlib
 import logging
@@ -22,7 +23,8 @@ from components.ingestion import manifest
 from components.ingestion import splitting
 from components.ingestion.discovery import discover
 from components.ingestion.file_table import FileTable
-from components.ingestion.options import SPLITS, IngestOptions
+from components.ingestion.options import IngestOptions
+from components.ingestion.options import SPLITS
 
 _LOG_EVERY = 500
 
@@ -44,7 +46,9 @@ class CxrFolder(tfds.core.GeneratorBasedBuilder):
 
   VERSION = tfds.core.Version('1.0.0')
   RELEASE_NOTES = {'1.0.0': 'First release.'}
-  BUILDER_CONFIGS = [CxrFolderConfig(name='default', description='Default ingestion options (IngestOptions).')]
+  BUILDER_CONFIGS = [
+    CxrFolderConfig(name='default', description='Default ingestion options (IngestOptions).')
+  ]
   MANUAL_DOWNLOAD_INSTRUCTIONS = """\
   Point `manual_dir` at a folder of class folders named COVID, NORMAL and VIRAL PNEUMONIA (case and
   separators ignored): Train/ and Test/ holding class folders, class folders at the top, the Kaggle
@@ -53,15 +57,17 @@ class CxrFolder(tfds.core.GeneratorBasedBuilder):
 
   def _info(self) -> tfds.core.DatasetInfo:
     return self.dataset_info_from_configs(
-        description='Chest X-rays labelled COVID, NORMAL or VIRAL PNEUMONIA, validated and deduplicated.',
-        features=tfds.features.FeaturesDict({
-            'image': tfds.features.Image(shape=(None, None, 1)),
-            'label': tfds.features.ClassLabel(names=list(labels.CLASS_NAMES)),
-            'path': tfds.features.Text(),
-            'sha256': tfds.features.Text(),
-            'source': tfds.features.Text(),
-        }),
-        supervised_keys=('image', 'label'),
+      description='Chest X-rays labelled COVID, NORMAL or VIRAL PNEUMONIA, validated and deduplicated.',
+      features=tfds.features.FeaturesDict(
+        {
+          'image': tfds.features.Image(shape=(None, None, 1)),
+          'label': tfds.features.ClassLabel(names=list(labels.CLASS_NAMES)),
+          'path': tfds.features.Text(),
+          'sha256': tfds.features.Text(),
+          'source': tfds.features.Text(),
+        }
+      ),
+      supervised_keys=('image', 'label'),
     )
 
   def _split_generators(self, dl_manager: tfds.download.DownloadManager):
@@ -72,8 +78,17 @@ class CxrFolder(tfds.core.GeneratorBasedBuilder):
       table.add_ignored(e for e in found.entries() if not e.is_candidate)
       table.add_inspected(_inspect(found.candidates(), options.max_image_pixels))
       splitting.assign(table, options)
-      logging.info(manifest.format_summary(manifest.summarize(manifest.rows(table), input_base, found.spans,
-                                                              options.max_bad_fraction, found.unknown_folders)))
+      logging.info(
+        manifest.format_summary(
+          manifest.summarize(
+            manifest.rows(table),
+            input_base,
+            found.spans,
+            options.max_bad_fraction,
+            found.unknown_folders,
+          )
+        )
+      )
       ingested = {split: list(table.ingested(split)) for split in SPLITS}
     return {split: self._generate_examples(items) for split, items in ingested.items()}
 
@@ -82,11 +97,16 @@ class CxrFolder(tfds.core.GeneratorBasedBuilder):
     for item in items:
       data = inspection.read_bytes(item.entry.uri)
       if hashlib.sha256(data).hexdigest() != item.sha256:
-        raise RuntimeError(f'{item.entry.uri} changed while the dataset was being prepared; prepare it again')
-      yield item.entry.path, {
+        raise RuntimeError(
+          f'{item.entry.uri} changed while the dataset was being prepared; prepare it again'
+        )
+      yield (
+        item.entry.path,
+        {
           'image': image_check.stored_bytes(data, item.info, max_pixels),
           'label': item.entry.label,
           'path': item.entry.path,
           'sha256': item.sha256,
           'source': item.entry.source,
-      }
+        },
+      )
