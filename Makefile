@@ -30,7 +30,7 @@ lint: setup
 	$(VENV)/bin/ruff format --check .
 
 test: lint
-	$(PY) -m pytest -n 2 --dist loadfile tests $(ARGS)
+	$(PY) -m pytest -n 2 --dist loadfile --no-loadscope-reorder tests $(ARGS)
 
 bench: setup
 	$(PY) -m benchmarks.run_all $(ARGS)

@@ -99,6 +99,7 @@ class _Runner:
           '0',
           '--min-covid-recall',
           '0',
+          '--beam-arg=--direct_running_mode=in_memory',
         ],
         env=env,
         stdout=log,

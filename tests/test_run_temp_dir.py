@@ -28,7 +28,7 @@ def test_a_failed_run_leaves_nothing_in_the_temp_folder(tmp_path, private_tmp):
   data.mkdir(parents=True)
   (data / 'notes.txt').write_text('no images here')
   output = tmp_path / 'output'
-  with pytest.raises(Exception):
+  with pytest.raises(ValueError, match='No image files found under'):
     local_runner.run(RunOptions(data_root=str(data.parent), output_dir=str(output)))
   assert history.read_history(str(output))[-1].failed == ['ImageFolderExampleGen']
   assert os.listdir(private_tmp) == []
