@@ -105,7 +105,8 @@ def _ingest_here(root: str, out: str) -> tuple:
 
 
 def _ingest(root: str, out: str) -> tuple:
-  """(images/s, seconds, peak RSS MB) of our ingestion of `root` with a default run's Beam arguments.
+  """(images/s, seconds, peak RSS MB) of our ingestion of `root` with a default run's Beam
+  arguments.
 
   Each ingestion runs in a new process, so every size starts from the same memory state (and
   imports are not timed).
@@ -147,7 +148,8 @@ def _subset(source: str, target: str, fraction: float) -> int:
 
 
 def _many_files(tmp: str, n: int) -> dict:
-  """Peak memory at n and n/8 files of 16 px: the per-file cost of ingestion, with little decoding."""
+  """Peak memory at n and n/8 files of 16 px: the per-file cost of ingestion, with little
+  decoding."""
   many, few = os.path.join(tmp, 'many'), os.path.join(tmp, 'few')
   n_many = _dataset(many, n, size=16)
   n_few = _subset(many, few, 1 / 8)
@@ -181,7 +183,8 @@ def run(quick: bool = False) -> dict:
 
     floor_rate, floor_s = _decode_floor(large)
     print(
-      f'decode floor (PIL, {cores} processes): {n_large} images in {floor_s:.1f} s = {floor_rate:.1f} images/s',
+      f'decode floor (PIL, {cores} processes): {n_large} images in {floor_s:.1f} s = '
+      f'{floor_rate:.1f} images/s',
       flush=True,
     )
     _, small_s, small_rss = _ingest(small, os.path.join(tmp, 'out_small'))
@@ -189,15 +192,15 @@ def run(quick: bool = False) -> dict:
     rate, large_s, large_rss = _ingest(large, os.path.join(tmp, 'out_large'))
     marginal = (n_large - n_small) / (large_s - small_s)
     print(
-      f'ingestion of {n_large}: {large_s:.1f} s = {rate:.1f} images/s, peak RSS {large_rss:.0f} MB; per '
-      f'extra image (start-up excluded): {marginal:.1f} images/s',
+      f'ingestion of {n_large}: {large_s:.1f} s = {rate:.1f} images/s, '
+      f'peak RSS {large_rss:.0f} MB; per extra image (start-up excluded): {marginal:.1f} images/s',
       flush=True,
     )
     floor_rate_after, _ = _decode_floor(large)
     floor_rate = max(floor_rate, floor_rate_after)
     print(
-      f'decode floor again: {floor_rate_after:.1f} images/s; ingestion = {rate / floor_rate:.2f}x the faster '
-      'floor',
+      f'decode floor again: {floor_rate_after:.1f} images/s; '
+      f'ingestion = {rate / floor_rate:.2f}x the faster floor',
       flush=True,
     )
     many_files = _many_files(tmp, 2000 if quick else 32000)

@@ -1,4 +1,5 @@
-"""Deterministic synthetic chest X-rays in the seed's folder layout, for demos, tests and benchmarks.
+"""Deterministic synthetic chest X-rays in the seed's folder layout, for demos, tests and
+benchmarks.
 
 `generate(root)` writes ROOT/Train/{COVID,NORMAL,VIRAL PNEUMONIA}/*.png and ROOT/Test/... .
 Every image is an 8-bit grayscale PNG of a thorax (soft tissue, lung fields, ribs, spine, heart,

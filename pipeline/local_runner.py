@@ -1,4 +1,5 @@
-"""Runs the pipeline on this machine: LocalDagRunner, ML Metadata in SQLite (or MySQL), Beam args."""
+"""Runs the pipeline on this machine: LocalDagRunner, ML Metadata in SQLite (or MySQL), Beam
+args."""
 
 import logging
 import os

@@ -1,4 +1,5 @@
-"""Where a run writes: one output folder holds the pipeline root, the metadata store and the models."""
+"""Where a run writes: one output folder holds the pipeline root, the metadata store and the
+models."""
 
 import dataclasses
 import os

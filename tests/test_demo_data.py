@@ -1,4 +1,5 @@
-"""The synthetic demo dataset: layout, determinism, sizes, and class structure a small model can learn."""
+"""The synthetic demo dataset: layout, determinism, sizes, and class structure a small model
+can learn."""
 
 import glob
 import os

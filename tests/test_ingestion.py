@@ -1,4 +1,5 @@
-"""Ingestion: layouts, formats, bad input, duplicates, groups, deterministic splits, spans, report."""
+"""Ingestion: layouts, formats, bad input, duplicates, groups, deterministic splits, spans,
+report."""
 
 import dataclasses
 import hashlib
@@ -156,7 +157,8 @@ def test_single_root_matches_folder_names_loosely_and_splits_by_ratios(tmp_path)
 
 
 def _kaggle(tmp_path):
-  """COVID-19_Radiography_Dataset as unzipped: classes with images/ and masks/, metadata, an extra class."""
+  """COVID-19_Radiography_Dataset as unzipped: classes with images/ and masks/, metadata, an
+  extra class."""
   base = tmp_path / 'kaggle'
   root = base / 'COVID-19_Radiography_Dataset'
   for label, name in enumerate(('COVID', 'Normal', 'Viral Pneumonia', 'Lung_Opacity')):
@@ -206,7 +208,8 @@ def test_kaggle_layout_stops_on_unknown_class_unless_ignored(tmp_path):
 
 
 def _bad_dataset(root):
-  """Seed layout with valid images and one file for every kind of bad input. Returns expected reasons."""
+  """Seed layout with valid images and one file for every kind of bad input. Returns expected
+  reasons."""
   for split_index, (split, count) in enumerate((('Train', 6), ('Test', 2))):
     for label, name in enumerate(labels.CLASS_NAMES):
       for i in range(count):

@@ -1,4 +1,5 @@
-"""ImageFolderExampleGen under LocalDagRunner (artifacts, caching by fingerprint) and the raw schema under TFDV."""
+"""ImageFolderExampleGen under LocalDagRunner (artifacts, caching by fingerprint) and the raw
+schema under TFDV."""
 
 import os
 import re

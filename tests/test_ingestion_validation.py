@@ -1,4 +1,5 @@
-"""Image validation (header limits, the PNG check against real decoders) and the TF-free Example encoding."""
+"""Image validation (header limits, the PNG check against real decoders) and the TF-free
+Example encoding."""
 
 import io
 import random
@@ -27,7 +28,8 @@ def _chunk(kind: bytes, body: bytes) -> bytes:
 
 
 def _rebuild(data: bytes, idat_body: bytes = None, drop=()) -> bytes:
-  """`data` with its IDAT replaced by one chunk of `idat_body` and chunks of `drop` removed, CRCs valid."""
+  """`data` with its IDAT replaced by one chunk of `idat_body` and chunks of `drop` removed, CRCs
+  valid."""
   out, pos = [png_check.SIGNATURE], 8
   while pos < len(data):
     length, kind = struct.unpack_from('>I4s', data, pos)

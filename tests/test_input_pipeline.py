@@ -17,7 +17,8 @@ from components import input_pipeline
 from components.image_spec import ImageSpec
 from components.ingestion import example_encoding
 
-# One worker runs the whole module under `pytest -n 2 --dist loadgroup`: its Transform fixture runs once.
+# One worker runs the whole module under `pytest -n 2 --dist loadgroup`: its Transform fixture
+# runs once.
 pytestmark = pytest.mark.xdist_group('input_pipeline')
 
 SIZE = 32

@@ -1,4 +1,5 @@
-"""The ResNet152V2 transfer model: architecture, frozen layers, output, weights options, learning."""
+"""The ResNet152V2 transfer model: architecture, frozen layers, output, weights options,
+learning."""
 
 import hashlib
 import urllib.error

@@ -15,7 +15,8 @@ from components import features
 from components import image_ops
 from components.ingestion import example_encoding
 
-# One worker runs the whole module under `pytest -n 2 --dist loadgroup`: its Transform fixture runs once.
+# One worker runs the whole module under `pytest -n 2 --dist loadgroup`: its Transform fixture
+# runs once.
 pytestmark = pytest.mark.xdist_group('preprocessing')
 
 SIZE = 32

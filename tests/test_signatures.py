@@ -16,7 +16,8 @@ from components import signatures
 from components.image_spec import ImageSpec
 from components.ingestion import example_encoding
 
-# One worker runs the whole module under `pytest -n 2 --dist loadgroup`: its Transform fixture runs once.
+# One worker runs the whole module under `pytest -n 2 --dist loadgroup`: its Transform fixture
+# runs once.
 pytestmark = pytest.mark.xdist_group('signatures')
 
 SIZE = 32

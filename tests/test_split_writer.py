@@ -1,4 +1,5 @@
-"""split_writer: TFRecord framing that TensorFlow reads, deterministic shards, and the commit of their files."""
+"""split_writer: TFRecord framing that TensorFlow reads, deterministic shards, and the commit of
+their files."""
 
 import os
 

@@ -1,4 +1,5 @@
-"""The Beam graph of ingestion: inspect every candidate, plan the splits, write the report and examples.
+"""The Beam graph of ingestion: inspect every candidate, plan the splits, write the report and
+examples.
 
 Stage 1 (parallel, a chunk of candidates at a time) reads each candidate once: sha256 + one full
 validation -> a small record per file, written to a file per chunk. Stage 2 (once) loads those
@@ -8,7 +9,8 @@ list of each shard's files. Stage 3 (parallel, one shard at a time) reads each k
 (split_writer). Between stages only file names travel (records); no image bytes are held beyond
 the one being processed and no stage holds per-file objects, so memory does not grow with the
 number of images. DoFns keep no state besides constructor arguments, so the graph runs unchanged
-on the DirectRunner, Dataflow, Flink or Spark. Workers do not import TensorFlow (see example_encoding).
+on the DirectRunner, Dataflow, Flink or Spark. Workers do not import TensorFlow (see
+example_encoding).
 """
 
 import dataclasses
@@ -45,7 +47,8 @@ _LOG_EVERY = 500
 
 @dataclasses.dataclass(frozen=True)
 class StagedInputs:
-  """A discovery listed into the run's working folder: the graph's input, without per-file objects."""
+  """A discovery listed into the run's working folder: the graph's input, without per-file
+  objects."""
 
   workdir: str
   candidate_chunks: List[str]  # record files of the candidates' FileEntry rows
@@ -58,7 +61,8 @@ class StagedInputs:
 
 
 def stage_inputs(discovery: Discovery, workdir: str) -> StagedInputs:
-  """Lists the discovered files in one pass: candidates into chunks, the other files into one file."""
+  """Lists the discovered files in one pass: candidates into chunks, the other files into one
+  file."""
   chunks = records.ChunkWriter(FileSystems.join(workdir, 'candidates'), CANDIDATES_PER_CHUNK)
   with records.Writer(FileSystems.join(workdir, 'ignored')) as others, chunks:
     for entry in discovery.entries():
@@ -178,7 +182,8 @@ def build(
   report_uri: str,
   options: IngestOptions,
 ):
-  """Adds ingestion to `pipeline`: Split-{train,eval,test} under examples_uri, the report under report_uri."""
+  """Adds ingestion to `pipeline`: Split-{train,eval,test} under examples_uri, the report under
+  report_uri."""
   _ = (
     pipeline
     | 'CandidateChunks' >> beam.Create(staged.candidate_chunks)

@@ -294,7 +294,8 @@ class Discovery:
     return max(self.spans, default=0)
 
   def entries(self) -> Iterator[FileEntry]:
-    """Every file of the selected spans as a FileEntry, in listing order (the folder is listed again)."""
+    """Every file of the selected spans as a FileEntry, in listing order (the folder is listed
+    again)."""
     classifier = _Classifier(_absolute(self.input_base).rstrip('/'), self.group_regex)
     roots = {layout.folder: layout for layout in self.layouts}
     for listed in iter_files(self.input_base):

@@ -66,7 +66,8 @@ def _decode(data: bytes, max_pixels: int) -> Image.Image:
 
 
 def _stored_mode(image: Image.Image) -> str:
-  """The mode the image is stored in: the original one when PNG can hold it, else RGB(A) or 16-bit."""
+  """The mode the image is stored in: the original one when PNG can hold it, else RGB(A) or
+  16-bit."""
   if image.mode in _PNG_MODES:
     return image.mode
   if image.mode in ('CMYK', 'YCbCr', 'LAB', 'HSV'):

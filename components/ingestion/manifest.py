@@ -75,7 +75,8 @@ def _manifest_row(row) -> Dict:
 
 
 def rows(table: FileTable) -> Iterator[Dict]:
-  """One manifest row per file found (image candidates with their fate, and the ignored files), sorted by path."""
+  """One manifest row per file found (image candidates with their fate, and the ignored files),
+  sorted by path."""
   return map(_manifest_row, table.rows())
 
 
@@ -86,7 +87,8 @@ def summarize(
   max_bad_fraction: float,
   unknown_folders: Sequence[str] = (),
 ) -> Dict:
-  """Counts by status, split, class and reason (one pass); files_found == sum of the status counts."""
+  """Counts by status, split, class and reason (one pass); files_found == sum of the status
+  counts."""
   status = collections.Counter()
   splits = {s: dict.fromkeys(labels.CLASS_NAMES, 0) for s in SPLITS}
   reasons = {s: collections.Counter() for s in STATUSES}
@@ -142,8 +144,8 @@ def format_summary(summary: Dict) -> str:
   lines = [
     f'Ingestion of {summary["input_base"]}'
     + (f' spans {summary["spans"]}' if summary['spans'] else '')
-    + f': {summary["files_found"]} files found = {s[INGESTED]} ingested + {s[QUARANTINED]} quarantined + '
-    f'{s[DUPLICATE]} duplicates + {s[IGNORED]} ignored (not images)'
+    + f': {summary["files_found"]} files found = {s[INGESTED]} ingested + '
+    f'{s[QUARANTINED]} quarantined + {s[DUPLICATE]} duplicates + {s[IGNORED]} ignored (not images)'
   ]
   width = max(len(c) for c in labels.CLASS_NAMES)
   lines.append(

@@ -41,7 +41,8 @@ class Writer:
 
 
 class ChunkWriter:
-  """Writes rows to folder/chunk-00000, folder/chunk-00001, ... of at most rows_per_chunk rows each."""
+  """Writes rows to folder/chunk-00000, folder/chunk-00001, ... of at most rows_per_chunk rows
+  each."""
 
   def __init__(self, folder: str, rows_per_chunk: int):
     self.uris: List[str] = []

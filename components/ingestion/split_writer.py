@@ -52,8 +52,8 @@ def write_shard_lists(
   folder: str,
   records_per_shard: int = RECORDS_PER_SHARD,
 ) -> Iterator[Tuple[ShardKey, str]]:
-  """Cuts a split's n rows (in their order) into equal contiguous shards, writes each shard's rows to
-  folder/{split}-SSSSS-of-NNNNN and yields (shard key, that file) for each."""
+  """Cuts a split's n rows (in their order) into equal contiguous shards, writes each shard's
+  rows to folder/{split}-SSSSS-of-NNNNN and yields (shard key, that file) for each."""
   count = -(-n // records_per_shard)
   for index, positioned in itertools.groupby(enumerate(rows), key=lambda p: p[0] * count // n):
     uri = FileSystems.join(folder, f'{split}-{index:05d}-of-{count:05d}')
@@ -92,7 +92,8 @@ class _WriteShard(beam.DoFn):
 def _commit(
   written: List[Tuple[str, str]], examples_uri: str, splits: Iterable[str], temp_dir: str
 ) -> None:
-  """Creates every split folder, moves the committed shard files to their final names, drops the rest."""
+  """Creates every split folder, moves the committed shard files to their final names, drops the
+  rest."""
   for split in splits:
     folder = split_folder(examples_uri, split)
     if not FileSystems.exists(folder):
@@ -105,10 +106,11 @@ def _commit(
 
 
 class WriteSplits(beam.PTransform):
-  """(shard key, list file) pairs (see `write_shard_lists`) -> `{examples_uri}/Split-{split}/data_tfrecord-*`.
+  """(shard key, list file) pairs (see `write_shard_lists`) ->
+  `{examples_uri}/Split-{split}/data_tfrecord-*`.
 
-  `encode` turns a row of a list file into a serialized record. Every split in `splits` gets a folder, even
-  one that receives no records.
+  `encode` turns a row of a list file into a serialized record. Every split in `splits` gets a
+  folder, even one that receives no records.
   """
 
   def __init__(self, examples_uri: str, splits: Iterable[str], encode: Callable[[list], bytes]):

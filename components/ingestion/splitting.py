@@ -8,7 +8,8 @@
    kept, the other copies are reported as duplicates of it.
 4. Per pool and class, the split sizes are apportioned from the ratios (largest remainder; every
    split gets at least one file of a class that has enough files), then the components, ordered by
-   sha256(split_seed + their smallest content hash or group), fill the split with the most room left.
+   sha256(split_seed + their smallest content hash or group), fill the split with the most room
+   left.
 The result depends only on the set of files (names, folders, contents), not on listing order,
 machine or run. The plan is SQL on the run's FileTable, so it holds no per-file Python objects.
 """
@@ -61,7 +62,8 @@ def role_fractions(role: str, options: IngestOptions) -> Dict[str, float]:
 
 
 def apportion(total: int, fractions: Sequence[float]) -> List[int]:
-  """Splits `total` by `fractions` (largest remainder); each positive share gets >= 1 when possible."""
+  """Splits `total` by `fractions` (largest remainder); each positive share gets >= 1 when
+  possible."""
   exact = [total * f for f in fractions]
   counts = [math.floor(x + 1e-9) for x in exact]
   by_remainder = sorted(range(len(exact)), key=lambda i: (counts[i] - exact[i], i))
@@ -107,11 +109,14 @@ def _link_components(db) -> None:
     changed = False
     for key, linked in (('sha256', "sha256 != ''"), ('"group"', '"group" != \'\'')):
       changed |= (
-        db.execute(f"""
+        db.execute(
+          f"""
           UPDATE files SET component = least.component
-          FROM (SELECT {key} AS k, MIN(component) AS component FROM files WHERE {_OPEN} AND {linked} GROUP BY {key})
+          FROM (SELECT {key} AS k, MIN(component) AS component FROM files WHERE {_OPEN} AND """
+          f"""{linked} GROUP BY {key})
             AS least
-          WHERE {_OPEN} AND files.{key} = least.k AND files.component > least.component""").rowcount
+          WHERE {_OPEN} AND files.{key} = least.k AND files.component > least.component"""
+        ).rowcount
         > 0
       )
 
@@ -120,7 +125,8 @@ def _mark_duplicates(db) -> None:
   """Keeps the first copy of each content by (role priority, path); the others become DUPLICATE."""
   db.execute(
     f"""
-      UPDATE files SET status = ?, duplicate_of = copies.kept, fate_detail = 'same content as ' || copies.kept
+      UPDATE files SET status = ?, duplicate_of = copies.kept, """
+    f"""fate_detail = 'same content as ' || copies.kept
       FROM (SELECT path, FIRST_VALUE(path) OVER (PARTITION BY sha256 ORDER BY {_RANK}, path) AS kept
             FROM files WHERE {_OPEN}) AS copies
       WHERE files.path = copies.path AND copies.kept != copies.path""",
@@ -128,7 +134,8 @@ def _mark_duplicates(db) -> None:
   )
   db.execute(
     """
-      UPDATE files SET fate_reason = CASE WHEN role = (SELECT role FROM files AS kept WHERE kept.path = files.duplicate_of)
+      UPDATE files SET fate_reason = CASE WHEN role = (SELECT role FROM files AS kept """
+    """WHERE kept.path = files.duplicate_of)
                                      THEN ? ELSE ? END
       WHERE status = ?""",
     (DUPLICATE_WITHIN_SPLIT, DUPLICATE_ACROSS_SPLITS, DUPLICATE),
@@ -169,11 +176,14 @@ def assign(table: FileTable, options: IngestOptions) -> None:
   )
   _quarantine_conflicts(db)
   _link_components(db)
-  db.executescript(f"""
+  db.executescript(
+    f"""
       CREATE INDEX files_component ON files (component);
-      CREATE TABLE components AS SELECT component, MIN({_RANK}) AS rank, split_order(component) AS sort_key
+      CREATE TABLE components AS SELECT component, MIN({_RANK}) AS rank, """
+    f"""split_order(component) AS sort_key
         FROM files WHERE {_OPEN} GROUP BY component;
-      CREATE TABLE chosen (component TEXT PRIMARY KEY, split TEXT);""")
+      CREATE TABLE chosen (component TEXT PRIMARY KEY, split TEXT);"""
+  )
   _mark_duplicates(db)
   for rank, role in enumerate(ROLE_PRIORITY):
     kept = f'FROM files JOIN components USING (component) WHERE rank = {rank} AND {_OPEN}'
@@ -208,7 +218,8 @@ def fates(table: FileTable) -> Dict[str, Assignment]:
 
 
 def plan(inspected: Iterable[Inspected], options: IngestOptions) -> Dict[str, Assignment]:
-  """The fate of every inspected candidate, keyed by path (assign on a table of just these files)."""
+  """The fate of every inspected candidate, keyed by path (assign on a table of just these
+  files)."""
   with FileTable() as table:
     table.add_inspected(inspected)
     assign(table, options)

@@ -1,4 +1,5 @@
-"""`cxr_folder`: a TFDS dataset of chest X-ray class folders, split exactly like ImageFolderExampleGen.
+"""`cxr_folder`: a TFDS dataset of chest X-ray class folders, split exactly like
+ImageFolderExampleGen.
 
 It reuses the ingestion's discovery, validation, deduplication and split assignment, so a folder
 gives the same images in the same train/eval/test splits through TFDS as through the pipeline:
@@ -7,7 +8,8 @@ gives the same images in the same train/eval/test splits through TFDS as through
   ds = tfds.load('cxr_folder', split='train', data_dir=..., download_and_prepare_kwargs={
       'download_config': tfds.download.DownloadConfig(manual_dir='/path/to/dataset')})
 
-Options (span, ratios, group_regex, ...) go through `CxrFolderConfig(name=..., options=IngestOptions(...))`.
+Options (span, ratios, group_regex, ...) go through
+`CxrFolderConfig(name=..., options=IngestOptions(...))`.
 """
 
 import dataclasses
@@ -57,7 +59,9 @@ class CxrFolder(tfds.core.GeneratorBasedBuilder):
 
   def _info(self) -> tfds.core.DatasetInfo:
     return self.dataset_info_from_configs(
-      description='Chest X-rays labelled COVID, NORMAL or VIRAL PNEUMONIA, validated and deduplicated.',
+      description=(
+        'Chest X-rays labelled COVID, NORMAL or VIRAL PNEUMONIA, validated and deduplicated.'
+      ),
       features=tfds.features.FeaturesDict(
         {
           'image': tfds.features.Image(shape=(None, None, 1)),
