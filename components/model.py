@@ -4,10 +4,10 @@ ResNet152V2 (no top) -> GlobalAveragePooling2D -> [Dense(u, relu) -> Dropout -> 
 for u in dense_units -> Dense(3, softmax). The first `freeze_layers` layers of the base are frozen.
 """
 
+import logging
 import os
 from typing import Optional
 
-from absl import logging
 import tensorflow as tf
 
 from components import hparams as hparams_lib

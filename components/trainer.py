@@ -8,13 +8,13 @@ options. The weights of the epoch with the lowest val_loss are the ones exported
 
 import contextlib
 import importlib
+import logging
 import math
 import os
 import tempfile
 import time
 from typing import Dict, Iterator, List, Sequence, Tuple
 
-from absl import logging
 import tensorflow as tf
 import tensorflow_transform as tft
 from tf_keras.src.saving.legacy.saved_model import utils as keras_saved_model_utils

@@ -25,7 +25,9 @@ from components.pusher import versioned_dir
 from pipeline import configs
 from pipeline.output_layout import layout
 
-IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.gif')  # what tf.io.decode_image reads
+# The formats the serving signature decodes (tf.io.decode_image); ingestion reads more
+# (components.ingestion.discovery.IMAGE_EXTENSIONS) and stores them as PNG.
+SERVABLE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.gif')
 BATCH_SIZE = 4  # ResNet152V2 on CPU: 2-4 beat 1, 8+ lose (benchmarks/bench_predict.py)
 SIGNATURE = 'serving_default'
 SIGNATURE_INPUT = 'image_bytes'
@@ -78,7 +80,7 @@ def find_images(paths: Iterable[str]) -> Tuple[List[str], List[Prediction]]:
       found.extend(
         os.path.join(parent, name)
         for name in sorted(files)
-        if name.lower().endswith(IMAGE_EXTENSIONS)
+        if name.lower().endswith(SERVABLE_EXTENSIONS)
       )
   return found, unlisted
 
@@ -227,7 +229,7 @@ def run(
   model_dir, serve = load_model(model)
   images, unlisted = find_images(paths)
   if not images and not unlisted:
-    raise ValueError(f'No image files ({", ".join(IMAGE_EXTENSIONS)}) in {", ".join(paths)}')
+    raise ValueError(f'No image files ({", ".join(SERVABLE_EXTENSIONS)}) in {", ".join(paths)}')
   logging.info('Classifying %d image(s) with %s', len(images), model_dir)
   failed = 0
   for prediction in itertools.chain(unlisted, classify(serve, images)):

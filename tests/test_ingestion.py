@@ -29,6 +29,8 @@ from components.ingestion import ingest
 from components.ingestion import IngestOptions
 from components.ingestion import records
 from components.ingestion import splitting
+from components.ingestion.file_table import FileTable
+from components.ingestion.file_table import IGNORED
 from components.ingestion.inspection import inspect_file
 from components.ingestion.inspection import Inspected
 
@@ -434,10 +436,41 @@ def test_duplicates_are_kept_once_and_test_wins_across_splits(tmp_path):
   assert result.summary['files_found'] == _count_files(root)
 
 
+@dataclasses.dataclass(frozen=True)
+class Assignment:
+  """The fate the plan gave one candidate."""
+
+  path: str
+  status: str  # INGESTED, QUARANTINED or DUPLICATE
+  split: str = ''  # for INGESTED
+  reason: str = ''
+  detail: str = ''
+  duplicate_of: str = ''  # for DUPLICATE: the path of the kept copy
+
+
+def _plan(inspected, options):
+  """The fate of every inspected candidate, keyed by path: splitting.assign on a table of just
+  these files, read back as the manifest reads it."""
+  with FileTable() as table:
+    table.add_inspected(inspected)
+    splitting.assign(table, options)
+    return {
+      row['path']: Assignment(
+        row['path'],
+        row['status'],
+        row['split'],
+        row['fate_reason'],
+        row['fate_detail'],
+        row['duplicate_of'],
+      )
+      for row in table.rows('status != ?', (IGNORED,))
+    }
+
+
 def test_duplicate_content_never_straddles_splits_in_a_single_root():
   items = [_inspected(f'COVID/{i}.png', 0, f'c{i}') for i in range(20)]
   items += [_inspected(f'COVID/copy{i}.png', 0, f'c{i}') for i in range(20)]
-  fates = splitting.plan(items, IngestOptions())
+  fates = _plan(items, IngestOptions())
   for i in range(20):
     original, copy = fates[f'COVID/{i}.png'], fates[f'COVID/copy{i}.png']
     assert {original.status, copy.status} == {'ingested', 'duplicate'}
@@ -453,7 +486,7 @@ def test_a_group_that_reaches_test_goes_to_test_whole():
   items.append(
     _inspected('Test/COVID/person3_9.png', 0, 'test image', role='test', group='person3')
   )
-  fates = splitting.plan(items, IngestOptions())
+  fates = _plan(items, IngestOptions())
   assert {fates[f'Train/COVID/person3_{k}.png'].split for k in range(2)} == {'test'}
   assert {f.split for path, f in fates.items() if 'person3_' not in path} == {'train', 'eval'}
 
@@ -471,7 +504,7 @@ def test_groups_linked_through_shared_content_form_one_component():
     for c in range(12)
   ]
   singles = [_inspected(f'COVID/single{i}.png', 0, f'single{i}') for i in range(40)]
-  fates = splitting.plan([item for chain in chains for item in chain] + singles, IngestOptions())
+  fates = _plan([item for chain in chains for item in chain] + singles, IngestOptions())
   for chain in chains:
     kept = [fates[item.entry.path] for item in chain if fates[item.entry.path].status == 'ingested']
     copies = [
@@ -513,8 +546,8 @@ def test_group_regex_keeps_each_group_in_one_split():
     for p in range(label * 100, label * 100 + 30)
     for k in range(3)
   ]
-  ungrouped = splitting.plan([_without_group(i) for i in items], IngestOptions())
-  grouped = splitting.plan(items, IngestOptions(group_regex=r'(person\d+)_'))
+  ungrouped = _plan([_without_group(i) for i in items], IngestOptions())
+  grouped = _plan(items, IngestOptions(group_regex=r'(person\d+)_'))
 
   def splits_per_group(fates):
     seen = {}
@@ -536,11 +569,11 @@ def test_split_assignment_is_deterministic_stratified_and_order_independent():
     for label, name in enumerate(labels.CLASS_NAMES)
     for i in range((label + 1) * 7)
   ]
-  reference = splitting.plan(items, IngestOptions())
+  reference = _plan(items, IngestOptions())
   for seed in range(3):
     shuffled = items[:]
     random.Random(seed).shuffle(shuffled)
-    assert splitting.plan(shuffled, IngestOptions()) == reference
+    assert _plan(shuffled, IngestOptions()) == reference
   for label, name in enumerate(labels.CLASS_NAMES):
     n = (label + 1) * 7
     counts = [
@@ -548,7 +581,7 @@ def test_split_assignment_is_deterministic_stratified_and_order_independent():
       for s in ('train', 'eval', 'test')
     ]
     assert counts == splitting.apportion(n, (0.8, 0.1, 0.1))
-  reseeded = splitting.plan(items, IngestOptions(split_seed='another-seed'))
+  reseeded = _plan(items, IngestOptions(split_seed='another-seed'))
   assert reseeded != reference
 
 
@@ -605,13 +638,13 @@ def test_spans_select_latest_all_or_ranges(tmp_path):
 def test_fingerprint_follows_the_selected_files(tmp_path):
   root = tmp_path / 'data'
   _spans(root)
-  latest = fingerprint(str(root))
-  assert fingerprint(str(root)) == latest != fingerprint(str(root), 'all')
+  latest = fingerprint(str(root), 'latest')
+  assert fingerprint(str(root), 'latest') == latest != fingerprint(str(root), 'all')
   _write(str(root / 'span-1' / 'Train' / 'COVID' / 'new.png'), _image(5))
-  assert fingerprint(str(root)) == latest  # span-1 is not selected by 'latest'
+  assert fingerprint(str(root), 'latest') == latest  # span-1 is not selected by 'latest'
   target = root / 'span-10' / 'Train' / 'COVID' / 'covid_0000.png'
   os.utime(target, (1, 1))
-  assert fingerprint(str(root)) != latest
+  assert fingerprint(str(root), 'latest') != latest
 
 
 def test_clear_errors_for_unusable_input(tmp_path):

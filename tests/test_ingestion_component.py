@@ -26,7 +26,9 @@ SCHEMA_PATH = os.path.join(configs.SCHEMA_DIR, 'schema.pbtxt')
 
 def _run_pipeline(data, root):
   example_gen = ImageFolderExampleGen(
-    input_base=str(data), input_fingerprint=fingerprint(str(data)), split_ratios='0.7,0.15,0.15'
+    input_base=str(data),
+    input_fingerprint=fingerprint(str(data), 'latest'),
+    split_ratios='0.7,0.15,0.15',
   )
   metadata = tfx.orchestration.metadata.sqlite_metadata_connection_config(
     str(root / 'metadata.sqlite')

@@ -199,7 +199,7 @@ def _select_spans(input_base: str, top_dirs: Iterable[str], span: str) -> List[T
   return selected
 
 
-def fingerprint(input_base: str, span: str = 'latest') -> str:
+def fingerprint(input_base: str, span: str) -> str:
   """Cheap cache key of the input: sha256 over the path, size and mtime of every selected file.
 
   The pipeline passes it to ImageFolderExampleGen as `input_fingerprint`, so TFX caching re-runs

@@ -14,7 +14,6 @@ The result depends only on the set of files (names, folders, contents), not on l
 machine or run. The plan is SQL on the run's FileTable, so it holds no per-file Python objects.
 """
 
-import dataclasses
 import hashlib
 import itertools
 import math
@@ -23,11 +22,10 @@ from typing import Dict, Iterable, Iterator, List, Sequence, Tuple
 from components import labels
 from components.ingestion.file_table import DUPLICATE
 from components.ingestion.file_table import FileTable
-from components.ingestion.file_table import IGNORED
 from components.ingestion.file_table import INGESTED
 from components.ingestion.file_table import QUARANTINED
-from components.ingestion.inspection import Inspected
 from components.ingestion.options import IngestOptions
+from components.ingestion.options import SPLITS
 
 CONFLICTING_LABELS = 'conflicting_labels'
 DUPLICATE_WITHIN_SPLIT = 'duplicate_within_split'
@@ -42,23 +40,13 @@ _RANK = (
 _OPEN = 'status IS NULL'  # candidates without a fate yet
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class Assignment:
-  path: str
-  status: str  # INGESTED, QUARANTINED or DUPLICATE
-  split: str = ''  # for INGESTED
-  reason: str = ''
-  detail: str = ''
-  duplicate_of: str = ''  # for DUPLICATE: the path of the kept copy
-
-
 def role_fractions(role: str, options: IngestOptions) -> Dict[str, float]:
   """The splits a pool of files feeds, with their target shares."""
   if role == 'test':
     return {'test': 1.0}
   if role == 'train':
     return {'train': 1.0 - options.eval_fraction, 'eval': options.eval_fraction}
-  return dict(zip(('train', 'eval', 'test'), options.split_ratios))
+  return dict(zip(SPLITS, options.split_ratios))
 
 
 def apportion(total: int, fractions: Sequence[float]) -> List[int]:
@@ -200,27 +188,3 @@ def assign(table: FileTable, options: IngestOptions) -> None:
     f'WHERE {_OPEN} AND files.component = chosen.component',
     (INGESTED,),
   )
-
-
-def fates(table: FileTable) -> Dict[str, Assignment]:
-  """The fate of every candidate in a planned table, keyed by path."""
-  return {
-    row['path']: Assignment(
-      row['path'],
-      row['status'],
-      row['split'],
-      row['fate_reason'],
-      row['fate_detail'],
-      row['duplicate_of'],
-    )
-    for row in table.rows('status != ?', (IGNORED,))
-  }
-
-
-def plan(inspected: Iterable[Inspected], options: IngestOptions) -> Dict[str, Assignment]:
-  """The fate of every inspected candidate, keyed by path (assign on a table of just these
-  files)."""
-  with FileTable() as table:
-    table.add_inspected(inspected)
-    assign(table, options)
-    return fates(table)

@@ -1,8 +1,8 @@
 """Executor of AtomicPusher: TFX's Pusher with an atomic, never-colliding filesystem push."""
 
+import logging
 from typing import Any, Dict, List
 
-from absl import logging
 from tfx import types
 from tfx.components.pusher import executor as tfx_pusher_executor
 from tfx.proto import pusher_pb2
