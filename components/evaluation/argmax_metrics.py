@@ -10,16 +10,19 @@ metrics, `<name>_lower95` and `<name>_upper95`: the ends of its 95% Wilson score
 are metrics of their own so that TFMA's standard thresholds can judge a bound (TFMA's confidence
 intervals are not what its thresholds compare).
 
-Per-class metrics need binarization, which gives one key per class (SubKey(class_id=i)):
+One metric class, ArgmaxFigure, serves every figure: the MetricConfig's JSON `config` names the
+figure and the interval end. Per-class figures need binarization, which gives one key per class
+(SubKey(class_id=i)):
 
   tfma.MetricsSpec(binarize=tfma.BinarizationOptions(class_ids={'values': [0, 1, 2]}),
-                   metrics=[tfma.MetricConfig(class_name='ArgmaxRecall',
-                                              module='components.evaluation.argmax_metrics')])
+                   metrics=[tfma.MetricConfig(class_name='ArgmaxFigure',
+                                              module='components.evaluation.argmax_metrics',
+                                              config='{"figure": "recall", "end": "_lower95"}')])
 
-ArgmaxAccuracy and its bounds take no class (a MetricsSpec without binarize).
+Accuracy and its bounds take no class (a MetricsSpec without binarize).
 """
 
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Dict, Optional
 
 from tensorflow_model_analysis.metrics import metric_types
 from tensorflow_model_analysis.metrics import metric_util
@@ -30,6 +33,10 @@ from components.evaluation import classification_report
 
 ARGMAX_THRESHOLD = 0.0  # a TFMA matrix at threshold 0 counts every example for its argmax class
 LOWER, UPPER = '_lower95', '_upper95'  # suffixes of the interval metrics' names
+# Figures of the report: accuracy over all classes, the others per class.
+ACCURACY = 'accuracy'
+PER_CLASS_FIGURES = ('precision', 'recall', 'specificity', 'npv', 'f1', 'support')
+PROPORTIONS = (ACCURACY, 'precision', 'recall', 'specificity', 'npv')  # the ones with intervals
 
 
 def report_from_matrices(matrices: mccm.Matrices) -> classification_report.ClassificationReport:
@@ -53,145 +60,71 @@ def _read(
   return float(value)
 
 
-def _computations_fn(figure: str, end: str) -> Callable[..., metric_types.MetricComputations]:
-  """create_computations_fn of a metric reading `figure` (and interval end) from the report."""
-  per_class = figure != 'accuracy'
+def metric_name(figure: str, end: str = '') -> str:
+  """The name of a figure's metric (MetricKey.name), e.g. 'argmax_recall_lower95'."""
+  return f'argmax_{figure}{end}'
 
-  def computations(
-    name: str,
-    eval_config=None,
-    model_name: str = '',
-    output_name: str = '',
-    sub_key: Optional[metric_types.SubKey] = None,
-    example_weighted: bool = False,
-  ) -> metric_types.MetricComputations:
-    class_id = sub_key.class_id if sub_key else None
-    if per_class and class_id is None:
-      raise ValueError(
-        f'{name} is per class: configure it in a MetricsSpec with '
-        "binarize=tfma.BinarizationOptions(class_ids={'values': [...]})"
-      )
-    if not per_class and sub_key is not None:
-      raise ValueError(
-        f'{name} is over all classes: configure it in a MetricsSpec without binarize'
-      )
-    if per_class and not 0 <= class_id < labels.NUM_CLASSES:
-      raise ValueError(f'{name}: class_id {class_id} is not one of {labels.CLASS_NAMES}')
-    key = metric_types.MetricKey(
-      name=name,
-      model_name=model_name,
-      output_name=output_name,
-      sub_key=sub_key,
-      example_weighted=example_weighted,
+
+def _computations(
+  name: str,
+  figure: str,
+  end: str,
+  eval_config=None,
+  model_name: str = '',
+  output_name: str = '',
+  sub_key: Optional[metric_types.SubKey] = None,
+  example_weighted: bool = False,
+) -> metric_types.MetricComputations:
+  """TFMA's argmax confusion matrix, then `figure` (and interval `end`) of one key read from it."""
+  class_id = sub_key.class_id if sub_key else None
+  per_class = figure != ACCURACY
+  if per_class and class_id is None:
+    raise ValueError(
+      f'{name} is per class: configure it in a MetricsSpec with '
+      "binarize=tfma.BinarizationOptions(class_ids={'values': [...]})"
     )
-    matrices_computations = mccm.multi_class_confusion_matrices(
-      thresholds=[ARGMAX_THRESHOLD],
-      eval_config=eval_config,
-      model_name=model_name,
-      output_name=output_name,
-      example_weighted=example_weighted,
-    )
-    matrices_key = matrices_computations[-1].keys[-1]
+  if not per_class and sub_key is not None:
+    raise ValueError(f'{name} is over all classes: configure it in a MetricsSpec without binarize')
+  if per_class and not 0 <= class_id < labels.NUM_CLASSES:
+    raise ValueError(f'{name}: class_id {class_id} is not one of {labels.CLASS_NAMES}')
+  key = metric_types.MetricKey(
+    name=name,
+    model_name=model_name,
+    output_name=output_name,
+    sub_key=sub_key,
+    example_weighted=example_weighted,
+  )
+  matrices_computations = mccm.multi_class_confusion_matrices(
+    thresholds=[ARGMAX_THRESHOLD],
+    eval_config=eval_config,
+    model_name=model_name,
+    output_name=output_name,
+    example_weighted=example_weighted,
+  )
+  matrices_key = matrices_computations[-1].keys[-1]
 
-    def result(metrics: Dict[metric_types.MetricKey, Any]) -> Dict[metric_types.MetricKey, float]:
-      return {key: _read(report_from_matrices(metrics[matrices_key]), class_id, figure, end)}
+  def result(metrics: Dict[metric_types.MetricKey, Any]) -> Dict[metric_types.MetricKey, float]:
+    return {key: _read(report_from_matrices(metrics[matrices_key]), class_id, figure, end)}
 
-    return matrices_computations + [
-      metric_types.DerivedMetricComputation(keys=[key], result=result)
-    ]
-
-  return computations
+  return matrices_computations + [metric_types.DerivedMetricComputation(keys=[key], result=result)]
 
 
-class _ArgmaxFigure(metric_types.Metric):
-  """A figure of the argmax classification report; subclasses set FIGURE, END and NAME."""
+class ArgmaxFigure(metric_types.Metric):
+  """One figure of the argmax classification report, or one end of its 95% Wilson interval.
 
-  FIGURE, END, NAME = '', '', ''
+  TFMA builds it from a MetricConfig's JSON `config`: `figure` is 'accuracy' (over all classes)
+  or one of PER_CLASS_FIGURES; `end` is '' (the figure), LOWER or UPPER (proportions only). Its
+  name is metric_name(figure, end) unless `name` is given.
+  """
 
-  def __init__(self, name: str = ''):
+  def __init__(self, figure: str = ACCURACY, end: str = '', name: str = ''):
+    if figure not in (ACCURACY,) + PER_CLASS_FIGURES:
+      raise ValueError(f'figure must be one of {(ACCURACY,) + PER_CLASS_FIGURES}, got {figure!r}')
+    if end not in ('', LOWER, UPPER) or (end and figure not in PROPORTIONS):
+      raise ValueError(f'{figure!r} has no interval end {end!r}')
     super().__init__(
-      metric_util.merge_per_key_computations(_computations_fn(self.FIGURE, self.END)),
-      name=name or self.NAME,
+      metric_util.merge_per_key_computations(_computations),
+      name=name or metric_name(figure, end),
+      figure=figure,
+      end=end,
     )
-
-
-class ArgmaxAccuracy(_ArgmaxFigure):
-  """Share of the examples whose argmax is their label."""
-
-  FIGURE, END, NAME = 'accuracy', '', 'argmax_accuracy'
-
-
-class ArgmaxAccuracyLower95(_ArgmaxFigure):
-  FIGURE, END, NAME = 'accuracy', LOWER, 'argmax_accuracy' + LOWER
-
-
-class ArgmaxAccuracyUpper95(_ArgmaxFigure):
-  FIGURE, END, NAME = 'accuracy', UPPER, 'argmax_accuracy' + UPPER
-
-
-class ArgmaxPrecision(_ArgmaxFigure):
-  """Precision (PPV) of one class among the examples whose argmax is that class."""
-
-  FIGURE, END, NAME = 'precision', '', 'argmax_precision'
-
-
-class ArgmaxPrecisionLower95(_ArgmaxFigure):
-  FIGURE, END, NAME = 'precision', LOWER, 'argmax_precision' + LOWER
-
-
-class ArgmaxPrecisionUpper95(_ArgmaxFigure):
-  FIGURE, END, NAME = 'precision', UPPER, 'argmax_precision' + UPPER
-
-
-class ArgmaxRecall(_ArgmaxFigure):
-  """Recall (sensitivity) of one class: its examples whose argmax is that class."""
-
-  FIGURE, END, NAME = 'recall', '', 'argmax_recall'
-
-
-class ArgmaxRecallLower95(_ArgmaxFigure):
-  FIGURE, END, NAME = 'recall', LOWER, 'argmax_recall' + LOWER
-
-
-class ArgmaxRecallUpper95(_ArgmaxFigure):
-  FIGURE, END, NAME = 'recall', UPPER, 'argmax_recall' + UPPER
-
-
-class ArgmaxSpecificity(_ArgmaxFigure):
-  """Specificity of one class: the other classes' examples whose argmax is not that class."""
-
-  FIGURE, END, NAME = 'specificity', '', 'argmax_specificity'
-
-
-class ArgmaxSpecificityLower95(_ArgmaxFigure):
-  FIGURE, END, NAME = 'specificity', LOWER, 'argmax_specificity' + LOWER
-
-
-class ArgmaxSpecificityUpper95(_ArgmaxFigure):
-  FIGURE, END, NAME = 'specificity', UPPER, 'argmax_specificity' + UPPER
-
-
-class ArgmaxNPV(_ArgmaxFigure):
-  """Negative predictive value of one class: examples predicted as another class that are."""
-
-  FIGURE, END, NAME = 'npv', '', 'argmax_npv'
-
-
-class ArgmaxNPVLower95(_ArgmaxFigure):
-  FIGURE, END, NAME = 'npv', LOWER, 'argmax_npv' + LOWER
-
-
-class ArgmaxNPVUpper95(_ArgmaxFigure):
-  FIGURE, END, NAME = 'npv', UPPER, 'argmax_npv' + UPPER
-
-
-class ArgmaxF1(_ArgmaxFigure):
-  """F1 of one class from its argmax precision and recall."""
-
-  FIGURE, END, NAME = 'f1', '', 'argmax_f1'
-
-
-class ArgmaxSupport(_ArgmaxFigure):
-  """Number of examples of one class."""
-
-  FIGURE, END, NAME = 'support', '', 'argmax_support'

@@ -12,6 +12,7 @@ comparison: both models are scored on the same images, so an interval of their d
 each image's pair of outcomes (McNemar), which TFMA's per-model metrics do not keep.
 """
 
+import json
 from typing import Sequence
 
 import tensorflow_model_analysis as tfma
@@ -29,19 +30,24 @@ COVID_CLASS_ID = labels.CLASS_NAMES.index('COVID')
 # Metric names as they appear in the evaluation (MetricKey.name); a proportion's interval ends
 # are <name> + LOWER / UPPER.
 EXAMPLE_COUNT = 'example_count'
-ACCURACY = 'argmax_accuracy'
-ARGMAX_PRECISION, ARGMAX_RECALL, ARGMAX_F1 = 'argmax_precision', 'argmax_recall', 'argmax_f1'
-ARGMAX_SUPPORT = 'argmax_support'
+ACCURACY = argmax_metrics.metric_name('accuracy')
+ARGMAX_PRECISION = argmax_metrics.metric_name('precision')
+ARGMAX_RECALL = argmax_metrics.metric_name('recall')
+ARGMAX_F1 = argmax_metrics.metric_name('f1')
+ARGMAX_SUPPORT = argmax_metrics.metric_name('support')
 AUC = 'auc'
 CONFUSION_MATRIX_PLOT = 'multi_class_confusion_matrix_plot'
 LOWER, UPPER = argmax_metrics.LOWER, argmax_metrics.UPPER
 
 
-def _argmax_metric(class_name: str, *thresholds: tfma.MetricThreshold) -> tfma.MetricConfig:
-  """An argmax_metrics metric, its thresholds judged on the overall slice only."""
+def _argmax_metric(
+  figure: str, end: str = '', *thresholds: tfma.MetricThreshold
+) -> tfma.MetricConfig:
+  """An argmax_metrics.ArgmaxFigure, its thresholds judged on the overall slice only."""
   return tfma.MetricConfig(
-    class_name=class_name,
+    class_name='ArgmaxFigure',
     module=ARGMAX_METRICS_MODULE,
+    config=json.dumps({'figure': figure, 'end': end}),
     per_slice_thresholds=[
       tfma.PerSliceMetricThreshold(slicing_specs=[tfma.SlicingSpec()], threshold=t)
       for t in thresholds
@@ -68,7 +74,7 @@ def make_eval_config(
   """
   all_classes = range(labels.NUM_CLASSES)
   lower = gate.gate_on == 'lower'
-  judged = 'Lower95' if lower else ''  # suffix of the metric class the two minimums judge
+  judged = LOWER if lower else ''  # the interval end the two minimums judge ('': the figure)
   accuracy = tfma.MetricThreshold(
     change_threshold=tfma.GenericChangeThreshold(
       direction=tfma.MetricDirection.HIGHER_IS_BETTER, absolute={'value': -gate.max_accuracy_drop}
@@ -91,9 +97,9 @@ def make_eval_config(
       tfma.MetricsSpec(
         metrics=[
           tfma.MetricConfig(class_name='ExampleCount'),
-          _argmax_metric('ArgmaxAccuracy', accuracy),
-          _argmax_metric('ArgmaxAccuracyLower95', *accuracy_bound),
-          _argmax_metric('ArgmaxAccuracyUpper95'),
+          _argmax_metric('accuracy', '', accuracy),
+          _argmax_metric('accuracy', LOWER, *accuracy_bound),
+          _argmax_metric('accuracy', UPPER),
           tfma.MetricConfig(class_name='MultiClassConfusionMatrixPlot'),
         ]
       ),
@@ -104,9 +110,9 @@ def make_eval_config(
           macro_average=True, class_weights={i: 1.0 for i in all_classes}
         ),
         metrics=[
-          _argmax_metric('ArgmaxPrecision'),
-          _argmax_metric('ArgmaxRecall'),
-          _argmax_metric('ArgmaxF1'),
+          _argmax_metric('precision'),
+          _argmax_metric('recall'),
+          _argmax_metric('f1'),
           tfma.MetricConfig(class_name='AUC'),
         ],
       ),
@@ -114,14 +120,14 @@ def make_eval_config(
       tfma.MetricsSpec(
         binarize=_class_ids(all_classes),
         metrics=[
-          _argmax_metric('ArgmaxSpecificity'),
-          _argmax_metric('ArgmaxNPV'),
-          _argmax_metric('ArgmaxSupport'),
+          _argmax_metric('specificity'),
+          _argmax_metric('npv'),
+          _argmax_metric('support'),
         ]
         + [
-          _argmax_metric(f'Argmax{figure}{end}')
-          for figure in ('Precision', 'Recall', 'Specificity', 'NPV')
-          for end in ('Lower95', 'Upper95')
+          _argmax_metric(figure, end)
+          for figure in ('precision', 'recall', 'specificity', 'npv')
+          for end in (LOWER, UPPER)
         ],
       ),
       # The COVID recall gate (same metric key as above: TFMA computes it once).
@@ -129,7 +135,8 @@ def make_eval_config(
         binarize=_class_ids([COVID_CLASS_ID]),
         metrics=[
           _argmax_metric(
-            f'ArgmaxRecall{judged}',
+            'recall',
+            judged,
             tfma.MetricThreshold(value_threshold=_at_least(gate.min_covid_recall)),
           )
         ],
