@@ -18,9 +18,7 @@ import logging
 import tempfile
 import time
 
-import numpy as np
-from tf_keras.preprocessing import image as keras_image
-
+from benchmarks import seed_generator
 from benchmarks import tfx_transform
 from components import demo_data
 from components import input_pipeline
@@ -28,27 +26,11 @@ from components import labels
 
 IMAGE_SIZE = 224
 BATCH_SIZE = 32
-ZOOM_RANGE = 0.07
-FIT_SAMPLE = 64  # images ImageDataGenerator.fit sees (the seed fits on a sample so centring works)
 
 
 def _seed_images_per_s(train_dir: str, num_images: int) -> float:
   """One epoch of the seed notebook's generator, images/s."""
-  generator = keras_image.ImageDataGenerator(
-    rescale=1 / 255, featurewise_center=True, zoom_range=ZOOM_RANGE
-  )
-  sample_paths = sorted(glob.glob(os.path.join(train_dir, '*', '*.png')))[:FIT_SAMPLE]
-  generator.fit(
-    np.stack(
-      [
-        keras_image.img_to_array(keras_image.load_img(path, target_size=(IMAGE_SIZE, IMAGE_SIZE)))
-        for path in sample_paths
-      ]
-    )
-  )
-  flow = generator.flow_from_directory(
-    train_dir, target_size=(IMAGE_SIZE, IMAGE_SIZE), batch_size=BATCH_SIZE, class_mode='sparse'
-  )
+  flow = seed_generator.seed_flow(train_dir, IMAGE_SIZE, BATCH_SIZE)
   next(flow)  # warm-up batch
   start = time.perf_counter()
   for _ in range(len(flow)):
@@ -59,7 +41,7 @@ def _seed_images_per_s(train_dir: str, num_images: int) -> float:
 def _our_images_per_s(pattern: str, tf_transform_output, num_images: int, epochs: int) -> float:
   """`epochs` epochs of make_dataset(training=True), images/s."""
   dataset = input_pipeline.make_dataset(
-    pattern, tf_transform_output, BATCH_SIZE, training=True, zoom_range=ZOOM_RANGE
+    pattern, tf_transform_output, BATCH_SIZE, training=True, zoom_range=seed_generator.ZOOM_RANGE
   )
   steps = epochs * -(-num_images // BATCH_SIZE)
   iterator = iter(dataset)

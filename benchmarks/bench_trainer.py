@@ -12,7 +12,6 @@ import os
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
-import glob
 import logging
 import tempfile
 import time
@@ -20,8 +19,8 @@ from typing import Iterator
 
 import numpy as np
 import tensorflow as tf
-from tf_keras.preprocessing import image as keras_image
 
+from benchmarks import seed_generator
 from benchmarks import tfx_transform
 from components import demo_data
 from components import hparams
@@ -68,21 +67,7 @@ def _repeat(batch):
 
 def _seed_generator(train_dir: str):
   """The notebook's input: featurewise-centred, zoomed RGB batches straight from the PNG files."""
-  generator = keras_image.ImageDataGenerator(
-    rescale=1 / 255, featurewise_center=True, zoom_range=0.07
-  )
-  sample = sorted(glob.glob(os.path.join(train_dir, '*', '*.png')))[:64]
-  generator.fit(
-    np.stack(
-      [
-        keras_image.img_to_array(keras_image.load_img(p, target_size=(IMAGE_SIZE, IMAGE_SIZE)))
-        for p in sample
-      ]
-    )
-  )
-  flow = generator.flow_from_directory(
-    train_dir, target_size=(IMAGE_SIZE, IMAGE_SIZE), batch_size=BATCH_SIZE, class_mode='sparse'
-  )
+  flow = seed_generator.seed_flow(train_dir, IMAGE_SIZE, BATCH_SIZE)
   for images, labels_ in flow:  # int64 labels and full batches, as ours: no retracing
     if len(images) == BATCH_SIZE:
       yield images, labels_.astype(np.int64)
