@@ -21,10 +21,11 @@ import tensorflow as tf
 
 from components import image_header
 from components import labels
+from components.ingestion.options import IngestOptions
 from components.pusher import versioned_dir
-from pipeline import configs
 from pipeline.output_layout import layout
 
+_MAX_IMAGE_PIXELS = IngestOptions().max_image_pixels  # ingestion's limit, checked before decoding
 # The formats the serving signature decodes (tf.io.decode_image); ingestion reads more
 # (components.ingestion.discovery.IMAGE_EXTENSIONS) and stores them as PNG.
 SERVABLE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.gif')
@@ -177,7 +178,7 @@ def load_model(path: str) -> Tuple[str, object]:
   )
 
 
-def read_image(path: str, max_pixels: int = configs.MAX_IMAGE_PIXELS) -> bytes:
+def read_image(path: str, max_pixels: int = _MAX_IMAGE_PIXELS) -> bytes:
   """The bytes of an image file that passes ingestion's checks before decoding (image_header);
   raises FileRefused. Only regular files are opened: a FIFO or device could block or never end."""
   try:
@@ -200,7 +201,7 @@ def classify(
   serve,
   image_paths: Sequence[str],
   batch_size: int = BATCH_SIZE,
-  max_pixels: int = configs.MAX_IMAGE_PIXELS,
+  max_pixels: int = _MAX_IMAGE_PIXELS,
 ) -> Iterator[Prediction]:
   """Predictions for `image_paths`, in order, through a serving_default signature."""
   for start in range(0, len(image_paths), batch_size):

@@ -5,7 +5,6 @@ import json
 import logging
 import os
 
-from absl import logging as absl_logging
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -226,14 +225,15 @@ def trained(tmp_path_factory):
     model_run_dir=str(root / 'model_run'),
     custom_config=json.loads(json.dumps(custom_config)),
   )
-  records, verbosity = _Records(), absl_logging.get_verbosity()
-  absl_logging.set_verbosity(absl_logging.INFO)
-  logging.getLogger('absl').addHandler(records)
+  root, records = logging.getLogger(), _Records()
+  level = root.level
+  root.setLevel(logging.INFO)
+  root.addHandler(records)
   try:
     trainer.run_fn(fn_args)
   finally:
-    logging.getLogger('absl').removeHandler(records)
-    absl_logging.set_verbosity(verbosity)
+    root.removeHandler(records)
+    root.setLevel(level)
   return fn_args, raw, records.messages
 
 
