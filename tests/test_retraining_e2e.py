@@ -1,7 +1,8 @@
-"""Retraining over spans: caching, warm start, the blessed baseline, the gate and the push.
+"""End to end, retraining over spans: splits, caching, warm start, the baseline, gate and push.
 
 One output folder, four runs (a module fixture; the tests read what each run left behind):
-  1. span-1 (LocalDagRunner): trained, blessed, pushed as the first version;
+  1. span-1 (LocalDagRunner): split, trained, blessed, pushed as the first version, which
+     serves raw PNG bytes;
   2. span-1 again: no step before the Evaluator re-runs (no retraining); the Evaluator does,
      because it now has a baseline (run 1's model, blessed since run 1);
   3. span-2 added, its Train/ class folders permuted (mislabelled training data; Test/ intact),
@@ -19,10 +20,13 @@ versus the baseline (fails), runs 1, 2 and 4 accept anything (pass). The baselin
 checked through the accuracy difference TFMA records.
 """
 
+import glob
 import os
 
 from ml_metadata.proto import metadata_store_pb2
+import numpy as np
 import pytest
+import tensorflow as tf
 
 from components import demo_data
 from components import labels
@@ -97,6 +101,20 @@ def _evaluator_details(output_dir, run_id):
     return inputs('Evaluator', 'baseline_model'), inputs('Trainer', 'base_model'), evaluation.uri
 
 
+def _examples_uri(output_dir, run_id):
+  with metadata_queries.open_store(layout(output_dir)) as store:
+    executions = dict(metadata_queries.node_executions(store, run_id))
+    [examples] = metadata_queries.execution_artifacts(
+      store, executions['ImageFolderExampleGen'].id, 'examples'
+    )
+    return examples.uri
+
+
+def _count_examples(split_dir):
+  files = glob.glob(os.path.join(split_dir, 'data_tfrecord-*'))
+  return sum(1 for _ in tf.data.TFRecordDataset(files))
+
+
 @pytest.fixture(scope='module')
 def runs(tmp_path_factory):
   """Runs the four runs; returns {name: (history record, served versions, evaluator details)}."""
@@ -126,6 +144,7 @@ def runs(tmp_path_factory):
       _evaluator_details(output_dir, record.run_id),
     )
   found['history'] = history.read_history(output_dir)
+  found['paths'] = data_root, output_dir
   return found
 
 
@@ -136,6 +155,34 @@ def test_first_run_is_blessed_and_pushed(runs):
   assert record.blessed is True
   assert versions == [record.pushed_version]
   assert baseline == [] and base_model == []  # nothing blessed yet: no baseline, no warm start
+
+
+def test_split_counts_match_the_files(runs):
+  record, _, _ = runs['first']
+  examples_uri = _examples_uri(runs['paths'][1], record.run_id)
+  counts = {
+    split: _count_examples(os.path.join(examples_uri, f'Split-{split}'))
+    for split in ('train', 'eval', 'test')
+  }
+  assert counts['test'] == TEST_PER_CLASS * labels.NUM_CLASSES
+  assert counts['train'] + counts['eval'] == TRAIN_PER_CLASS * labels.NUM_CLASSES
+  assert counts['eval'] > 0 and counts['train'] > counts['eval']
+
+
+def test_pushed_model_serves_raw_png_bytes(runs):
+  record, _, _ = runs['first']
+  data_root, output_dir = runs['paths']
+  version_dir = os.path.join(layout(output_dir).serving_dir, str(record.pushed_version))
+  model = tf.saved_model.load(version_dir)
+  png = sorted(glob.glob(os.path.join(data_root, 'span-1', 'Test', 'COVID', '*.png')))[0]
+  with open(png, 'rb') as f:
+    outputs = model.signatures['serving_default'](image_bytes=tf.constant([f.read()]))
+  probabilities = outputs['probabilities'].numpy()
+  assert probabilities.shape == (1, labels.NUM_CLASSES)
+  np.testing.assert_allclose(probabilities.sum(), 1.0, rtol=1e-5)
+  class_id = int(outputs['class_id'].numpy()[0])
+  assert class_id == int(np.argmax(probabilities))
+  assert outputs['class_name'].numpy()[0].decode() == labels.CLASS_NAMES[class_id]
 
 
 def test_same_span_again_reuses_every_result_up_to_the_model(runs):
