@@ -117,7 +117,8 @@ def _count_examples(split_dir):
 
 @pytest.fixture(scope='module')
 def runs(tmp_path_factory):
-  """Runs the four runs; returns {name: (history record, served versions, evaluator details)}."""
+  """Runs the four runs; returns {name: (history record, served versions, evaluator details)},
+  with 'history' (every record) and 'paths' ((data root, output folder))."""
   data_root = str(tmp_path_factory.mktemp('data'))
   output_dir = str(tmp_path_factory.mktemp('output'))
   serving_dir = layout(output_dir).serving_dir
