@@ -92,6 +92,19 @@ def _add_pipeline_arguments(p):
     default=_INGEST.max_bad_fraction,
     help='fail when more than this share of the image files is quarantined (default %(default)s)',
   )
+  g.add_argument(
+    '--metadata-csv',
+    default=_INGEST.metadata_csv,
+    metavar='PATH',
+    help="CSV naming each image's source: columns path (relative to --data) or file (a unique "
+    'file name), and source; a listed source replaces the folder one',
+  )
+  g.add_argument(
+    '--allow-confounded-sources',
+    action='store_true',
+    help='go on (with a warning in the report) when a test class comes only from sources '
+    'holding no other test class; refused by default',
+  )
   g = p.add_argument_group('model')
   g.add_argument(
     '--image-size',
@@ -198,6 +211,11 @@ def _add_run_parser(subparsers) -> None:
   p.set_defaults(func=_run)
 
 
+def _local_path(path):
+  """An absolute path for a local file (components may run in another folder), else `path`."""
+  return os.path.abspath(path) if path and '://' not in path else path
+
+
 def run_options_from_args(args):
   """RunOptions from parsed `cxr run` arguments."""
   from pipeline.run_options import RunOptions
@@ -221,6 +239,8 @@ def run_options_from_args(args):
       group_regex=args.group_regex,
       unknown_classes='ignore' if args.ignore_unknown_classes else 'error',
       max_bad_fraction=args.max_bad_fraction,
+      metadata_csv=_local_path(args.metadata_csv),
+      allow_confounded_sources=args.allow_confounded_sources,
     ),
     image=image_spec.ImageSpec(image_size, args.image_channels, args.normalization),
     preset=args.preset,

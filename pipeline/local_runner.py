@@ -41,7 +41,7 @@ def build(options: RunOptions, metadata_connection_config=None) -> tfx.dsl.Pipel
     options,
     pipeline_root=pipeline_root,
     data_root=data_root,
-    input_fingerprint=fingerprint(data_root, options.ingest.span),
+    input_fingerprint=fingerprint(data_root, options.ingest.span, options.ingest.metadata_csv),
     schema_path=os.path.join(configs.SCHEMA_DIR, 'schema.pbtxt'),
     serving_model_dir=paths.serving_dir,
     metadata_connection_config=metadata_connection_config,

@@ -46,9 +46,17 @@ def test_flags_fill_the_component_settings():
     'resnet_v2',
     '--preset',
     'seed',
+    '--metadata-csv',
+    'meta.csv',
+    '--allow-confounded-sources',
   )
   assert options.ingest == IngestOptions(
-    span='2-3', group_regex='p(\\d+)', unknown_classes='ignore', max_bad_fraction=0.5
+    span='2-3',
+    group_regex='p(\\d+)',
+    unknown_classes='ignore',
+    max_bad_fraction=0.5,
+    metadata_csv=os.path.abspath('meta.csv'),
+    allow_confounded_sources=True,
   )
   assert options.image == ImageSpec(64, 3, 'resnet_v2')
   assert options.transform_config() == {'image_size': 64, 'image_channels': 3}
@@ -87,6 +95,47 @@ def test_missing_dataset_is_a_clear_error(capsys, tmp_path):
   status = cli.main(['run', '--data', str(tmp_path / 'absent'), '--output', str(tmp_path / 'out')])
   assert status == 2
   assert f'Dataset folder not found: {tmp_path / "absent"}' in capsys.readouterr().err
+
+
+def test_unusable_metadata_csv_fails_before_anything_is_written(capsys, tiny_dataset, tmp_path):
+  argv = ['run', '--data', tiny_dataset, '--output', str(tmp_path / 'out')]
+  assert cli.main([*argv, '--metadata-csv', str(tmp_path / 'none.csv')]) == 2
+  line = _single_error(capsys, 'run')
+  assert line.endswith(
+    f"'{tmp_path / 'none.csv'}' does not exist; pass the path of an existing CSV file"
+  )
+  assert not (tmp_path / 'out').exists()
+
+
+def test_confounded_test_sources_are_one_line_and_exit_2(
+  tiny_dataset, tmp_path, capsys, monkeypatch
+):
+  """The ingestion's refusal (LocalDagRunner raises the component's error as it is; here the
+  runner only ingests, to stay fast)."""
+  from components.ingestion import ingest
+  from pipeline import local_runner
+
+  data = tmp_path / 'data'
+  shutil.copytree(tiny_dataset, data)
+  for name, site in (('COVID', 'siteA'), ('NORMAL', 'siteB'), ('VIRAL PNEUMONIA', 'siteB')):
+    (data / 'Test' / site).mkdir(exist_ok=True)
+    (data / 'Test' / name).rename(data / 'Test' / site / name)
+  monkeypatch.setattr(
+    local_runner,
+    'run',
+    lambda options: ingest(
+      options.data_root, str(tmp_path / 'examples'), str(tmp_path / 'report'), options.ingest
+    ),
+  )
+  assert cli.main(['run', '--data', str(data), '--output', str(tmp_path / 'out')]) == 2
+  line = _single_error(capsys, 'run')
+  assert line.startswith(
+    'cxr run: error: Test classes confounded with their source: COVID only from siteA (1 image); '
+  )
+  assert line.endswith(
+    'pass --allow-confounded-sources (allow_confounded_sources=True in the API) '
+    'to go on with this warning in the report.'
+  )
 
 
 def test_bad_ingestion_options_fail_before_anything_is_written(capsys, tmp_path):

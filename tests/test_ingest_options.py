@@ -17,6 +17,8 @@ CUSTOM = IngestOptions(
   max_bad_fraction=0.5,
   max_image_pixels=1000,
   split_seed='other',
+  metadata_csv='gs://bucket/meta.csv',
+  allow_confounded_sources=True,
 )
 
 

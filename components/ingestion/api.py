@@ -10,6 +10,7 @@ from apache_beam.io.filesystems import FileSystems
 
 from components.ingestion import beam_pipeline
 from components.ingestion import manifest
+from components.ingestion import metadata_csv
 from components.ingestion.discovery import discover
 from components.ingestion.options import IngestOptions
 from components.ingestion.options import SPLITS
@@ -17,6 +18,8 @@ from components.ingestion.options import SPLITS
 
 def _stage(input_base: str, options: IngestOptions, workdir: str) -> beam_pipeline.StagedInputs:
   """The files to ingest, listed into the working folder."""
+  if options.metadata_csv:
+    metadata_csv.digest(options.metadata_csv)  # an unusable CSV fails before any file is read
   discovery = discover(input_base, options)
   staged = beam_pipeline.stage_inputs(discovery, workdir)
   if not staged.candidates:
@@ -53,9 +56,12 @@ def ingest(
   """Ingests the class folders under input_base into TFRecords under examples_uri/Split-*.
 
   Writes report_uri/manifest.parquet and report_uri/summary.json, logs a readable summary, and
-  raises ValueError on unknown class folders (unless ignored), when no image is found, or when more
-  than options.max_bad_fraction of the image files are quarantined; manifest.MissingClassError (a
-  ValueError) when a split lacks a class. No examples are written for refused data.
+  raises ValueError on unknown class folders (unless ignored), an unusable metadata CSV, when no
+  image is found, or when more than options.max_bad_fraction of the image files are quarantined;
+  manifest.MissingClassError (a ValueError) when a split lacks a class;
+  confounding.ConfoundedSourcesError (a ValueError) when a test class comes only from sources
+  holding no other test class, unless options.allow_confounded_sources. No examples are written
+  for refused data.
   `pipeline` defaults to Beam's in-process runner (FnApiRunner, the DirectRunner's engine); pass
   one built with the pipeline's Beam args to run in parallel or on a cluster. The stages hand each
   other record files in examples_uri/.ingest-*/, removed at the end.
@@ -71,6 +77,8 @@ def ingest(
   summary = manifest.read_summary(report_uri)
   logging.info('%s\n  report: %s', manifest.format_summary(summary), report_uri)
   manifest.check(summary, report_uri)
+  if summary['confounding']['warning']:
+    logging.warning('%s (allowed by allow_confounded_sources)', summary['confounding']['warning'])
   return IngestResult(
     summary=summary,
     span=staged.span,

@@ -29,6 +29,7 @@ from components.ingestion import example_encoding
 from components.ingestion import image_check
 from components.ingestion import inspection
 from components.ingestion import manifest
+from components.ingestion import metadata_csv
 from components.ingestion import records
 from components.ingestion import split_writer
 from components.ingestion import splitting
@@ -134,9 +135,19 @@ def _plan_and_report(
     table.add_ignored(FileEntry(*row) for row in records.read(staged.ignored))
     for uri in inspected:
       table.add_inspected(map(inspection.from_row, records.read(uri)))
+    csv_counts = (
+      metadata_csv.apply(table.db, options.metadata_csv) if options.metadata_csv else None
+    )
     splitting.assign(table, options)
     summary = manifest.write_report(
-      table, report_uri, input_base, staged.spans, options.max_bad_fraction, staged.unknown_folders
+      table,
+      report_uri,
+      input_base,
+      staged.spans,
+      options.max_bad_fraction,
+      staged.unknown_folders,
+      csv_counts,
+      options.allow_confounded_sources,
     )
     if manifest.refusal(summary, report_uri):
       logging.info('The report refuses the data: no examples are written')

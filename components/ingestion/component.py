@@ -1,7 +1,7 @@
 """ImageFolderExampleGen: the TFX component over `components.ingestion.ingest`.
 
-Pass `input_fingerprint=components.ingestion.fingerprint(input_base, span)`: it is a
-parameter, so TFX caching re-runs ingestion exactly when the selected files change.
+Pass `input_fingerprint=components.ingestion.fingerprint(input_base, span, metadata_csv)`: it is
+a parameter, so TFX caching re-runs ingestion exactly when the selected files or the CSV change.
 """
 
 import apache_beam as beam
@@ -38,6 +38,10 @@ def ImageFolderExampleGen(
   max_bad_fraction: tfx.dsl.components.Parameter[float] = _DEFAULTS['max_bad_fraction'],
   max_image_pixels: tfx.dsl.components.Parameter[int] = _DEFAULTS['max_image_pixels'],
   split_seed: tfx.dsl.components.Parameter[str] = _DEFAULTS['split_seed'],
+  metadata_csv: tfx.dsl.components.Parameter[str] = _DEFAULTS['metadata_csv'],
+  allow_confounded_sources: tfx.dsl.components.Parameter[bool] = _DEFAULTS[
+    'allow_confounded_sources'
+  ],
   beam_pipeline: tfx.dsl.components.BeamComponentParameter[beam.Pipeline] = None,
 ) -> None:
   """Ingests chest X-ray class folders under `input_base` into Split-{train,eval,test} TFRecords.
@@ -56,6 +60,8 @@ def ImageFolderExampleGen(
       max_bad_fraction=max_bad_fraction,
       max_image_pixels=max_image_pixels,
       split_seed=split_seed,
+      metadata_csv=metadata_csv,
+      allow_confounded_sources=allow_confounded_sources,
     )
   )
   result = api.ingest(input_base, examples.uri, report.uri, options, beam_pipeline)

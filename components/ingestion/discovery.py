@@ -4,8 +4,12 @@ Layouts (each span-N folder may hold any of them):
 - seed:        ROOT/{Train,Test}/<class>/...   (eval is carved out of Train/)
 - single root: ROOT/<class>/...                (train/eval/test by ratios)
 - Kaggle:      ROOT/<class>/{images,masks}/... plus metadata files; masks are skipped.
+- sources:     ROOT/<source>/<class>/..., ROOT/{Train,Test}/<source>/<class>/...: one level of
+               source folders (hospitals, repositories) right above the class folders.
 A root holding a single other folder (e.g. an unzipped 'COVID-19_Radiography_Dataset/') is entered.
-Class folders match components.labels.CLASS_NAMES ignoring case and separators.
+Class folders match components.labels.CLASS_NAMES ignoring case and separators; a folder named like
+a class is a class, never a source. A file's source is its source folder, else its span-N folder,
+else its Train/ or Test/ folder, else the folder holding the class folders.
 Remote folders (gs://, ...) are listed with Beam FileSystems; local ones by `_walk_local`, which
 also reports what Beam's local lister drops or cannot tell from a file (see there).
 """
@@ -16,11 +20,12 @@ import os
 import posixpath
 import re
 import stat
-from typing import Iterable, Iterator, List, Optional, Set, Tuple
+from typing import Dict, Iterable, Iterator, List, Optional, Set, Tuple
 
 from apache_beam.io.filesystems import FileSystems
 
 from components import labels
+from components.ingestion import metadata_csv as metadata_csv_lib
 from components.ingestion.options import IngestOptions
 
 IMAGE_EXTENSIONS = frozenset(
@@ -89,7 +94,7 @@ class FileEntry:
   path: str  # relative to input_base, '/'-separated
   uri: str  # what FileSystems.open reads
   size: int
-  source: str  # 'Train'/'Test', 'span-N', or the name of the folder holding the classes
+  source: str  # source folder, 'span-N', 'Train'/'Test', or the folder holding the classes
   label: int = -1  # class index; -1 when skipped
   role: str = ''  # 'train' (Train/: train+eval), 'test' (Test/), 'any' (all splits)
   group: str = ''  # group_regex match of the file name
@@ -199,16 +204,19 @@ def _select_spans(input_base: str, top_dirs: Iterable[str], span: str) -> List[T
   return selected
 
 
-def fingerprint(input_base: str, span: str) -> str:
-  """Cheap cache key of the input: sha256 over the path, size and mtime of every selected file.
+def fingerprint(input_base: str, span: str, metadata_csv: Optional[str] = None) -> str:
+  """Cheap cache key of the input: sha256 over the path, size and mtime of every selected file,
+  and the content of the metadata CSV (raises ValueError on an unusable one).
 
   The pipeline passes it to ImageFolderExampleGen as `input_fingerprint`, so TFX caching re-runs
-  ingestion exactly when a file of the selected spans is added, removed or changed.
+  ingestion exactly when a file of the selected spans is added, removed or changed, or the CSV.
   """
   files = sorted(iter_files(input_base), key=lambda f: f.path)
   spans = _select_spans(input_base, {f.path.split('/', 1)[0] for f in files if '/' in f.path}, span)
   folders = {folder for _, folder in spans}
   digest = hashlib.sha256(f'spans={[n for n, _ in spans]}\n'.encode())
+  if metadata_csv:
+    digest.update(f'metadata_csv={metadata_csv_lib.digest(metadata_csv)}\n'.encode())
   for f in files:
     if not spans or f.path.split('/', 1)[0] in folders:
       digest.update(f'{f.path}\t{f.size}\t{f.mtime!r}\n'.encode())
@@ -222,9 +230,8 @@ class _Layout:
   folder: str  # the span folder; '' without spans
   source: Optional[str]  # 'span-N'; None: named after the folder holding the files
   wrappers: Tuple[str, ...]  # single folders entered on the way down to the class folders
-  split_dirs: Tuple[
-    str, ...
-  ]  # the Train/ and Test/ folders; () when the class folders are at the top
+  split_dirs: Tuple[str, ...]  # the Train/ and Test/ folders; () when the classes are at the top
+  sources: Dict[str, Tuple[str, ...]]  # split folder ('' without) -> its source folders, if any
 
 
 def _subfolders(folders: Set[Tuple[str, ...]], prefix: Tuple[str, ...]) -> List[str]:
@@ -238,6 +245,34 @@ def _subfolders(folders: Set[Tuple[str, ...]], prefix: Tuple[str, ...]) -> List[
   )
 
 
+def _class_dirs(folders: Set[Tuple[str, ...]], level: Tuple[str, ...]) -> List[str]:
+  return [d for d in _subfolders(folders, level) if labels.class_index(d) is not None]
+
+
+def _source_dirs(where: str, level: Tuple[str, ...], folders: Set[Tuple[str, ...]]) -> List[str]:
+  """The source folders directly under `level`: folders not named like a class that hold class
+  folders. Raises when class folders sit beside them (a mix of levels)."""
+  n = len(level)
+  sources = sorted(
+    {
+      f[n]
+      for f in folders  # one pass: a level may hold many folders
+      if len(f) > n + 1
+      and f[:n] == level
+      and not (_is_hidden(f[n]) or _is_hidden(f[n + 1]))
+      and labels.class_index(f[n]) is None
+      and labels.class_index(f[n + 1]) is not None
+    }
+  )
+  class_dirs = _class_dirs(folders, level)
+  if sources and class_dirs:
+    raise ValueError(
+      f'{where} mixes class folders {class_dirs} and source folders {sources} (folders holding '
+      f'class folders); put every class folder inside a source folder, or none'
+    )
+  return sources
+
+
 def _layout(
   where_base: str, folder: str, source: Optional[str], folders: Set[Tuple[str, ...]]
 ) -> _Layout:
@@ -247,35 +282,45 @@ def _layout(
   while True:
     top_dirs = _subfolders(folders, prefix)
     split_dirs = [d for d in top_dirs if d.lower() in SPLIT_FOLDER_ROLES]
-    class_dirs = [d for d in top_dirs if labels.class_index(d) is not None]
+    class_dirs = _class_dirs(folders, prefix)
     where = posixpath.join(where_base, *prefix)
     if split_dirs and class_dirs:
       raise ValueError(
         f'{where} mixes split folders {split_dirs} and class folders {class_dirs}; '
         f'put class folders either at the top or inside Train/ and Test/'
       )
-    if split_dirs or class_dirs:
-      return _Layout(folder, source, tuple(wrappers), tuple(split_dirs))
+    if split_dirs:
+      sources = {d: tuple(_source_dirs(f'{where}/{d}', prefix + (d,), folders)) for d in split_dirs}
+      return _Layout(folder, source, tuple(wrappers), tuple(split_dirs), sources)
+    source_dirs = _source_dirs(where, prefix, folders)
+    if class_dirs or (source_dirs and len(top_dirs) > 1):
+      return _Layout(folder, source, tuple(wrappers), (), {'': tuple(source_dirs)})
     if len(top_dirs) != 1:
       raise ValueError(
         f'No class folders under {where}: expected folders named {list(labels.CLASS_NAMES)} '
-        f'(case and separators ignored), optionally inside Train/ and Test/ or span-N/ folders; '
-        f'found folders {top_dirs}'
+        f'(case and separators ignored), optionally inside source folders, Train/ and Test/ or '
+        f'span-N/ folders; found folders {top_dirs}'
       )
     wrappers.append(top_dirs[0])
     prefix += (top_dirs[0],)
 
 
 def _unknown_folders(layout: _Layout, visible: Set[Tuple[str, ...]]) -> List[str]:
-  """Folders beside the class folders that are not a known class (and hold a visible file)."""
+  """Folders beside the class folders, or beside the source folders, that are not a known class
+  (nor a source folder) and hold a visible file."""
   root = (tuple(layout.folder.split('/')) if layout.folder else ()) + layout.wrappers
-  class_levels = [root + (d,) for d in layout.split_dirs] or [root]
-  return [
-    '/'.join(level + (d,))
-    for level in class_levels
-    for d in _subfolders(visible, level)
-    if labels.class_index(d) is None
-  ]
+  unknown = []
+  for split_dir, sources in layout.sources.items():
+    level = root + ((split_dir,) if split_dir else ())
+    if sources:  # beside the source folders: no class folder (_source_dirs raises on a mix)
+      unknown += [level + (d,) for d in _subfolders(visible, level) if d not in sources]
+    for class_level in [level + (s,) for s in sources] or [level]:
+      unknown += [
+        class_level + (d,)
+        for d in _subfolders(visible, class_level)
+        if labels.class_index(d) is None
+      ]
+  return ['/'.join(parts) for parts in unknown]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -358,6 +403,20 @@ class _Classifier:
       return self._entry(listed, source, NOT_AN_IMAGE_FILE)
     return self._entry(listed, source, label=label, role=role)
 
+  def _sourced_file(
+    self,
+    parts: Tuple[str, ...],
+    listed: ListedFile,
+    role: str,
+    source: str,
+    sources: Tuple[str, ...],
+  ) -> FileEntry:
+    """A file at `parts` below the folder holding the class folders or the source folders
+    `sources`; a file inside a source folder takes the folder's name as its source."""
+    if len(parts) > 1 and parts[0] in sources:
+      return self._class_file(parts[1:], listed, role, parts[0])
+    return self._class_file(parts, listed, role, source)
+
   def classify(self, layout: _Layout, parts: Tuple[str, ...], listed: ListedFile) -> FileEntry:
     """The entry of the file at `parts` below the layout's root folder."""
     where = layout.folder.split('/') if layout.folder else []
@@ -372,10 +431,14 @@ class _Classifier:
       parts, where = parts[1:], where + [wrapper]
     own_name = layout.source or posixpath.basename(posixpath.join(self._base, *where))
     if not layout.split_dirs:
-      return self._class_file(parts, listed, 'any', own_name)
+      return self._sourced_file(parts, listed, 'any', own_name, layout.sources[''])
     if len(parts) > 1 and parts[0] in layout.split_dirs:
-      return self._class_file(
-        parts[1:], listed, SPLIT_FOLDER_ROLES[parts[0].lower()], layout.source or parts[0]
+      return self._sourced_file(
+        parts[1:],
+        listed,
+        SPLIT_FOLDER_ROLES[parts[0].lower()],
+        layout.source or parts[0],
+        layout.sources[parts[0]],
       )
     return self._entry(
       listed, own_name, HIDDEN if any(map(_is_hidden, parts)) else OUTSIDE_SPLIT_FOLDERS

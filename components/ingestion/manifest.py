@@ -11,6 +11,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from components import labels
+from components.ingestion import confounding
 from components.ingestion import file_table
 from components.ingestion.file_table import DUPLICATE
 from components.ingestion.file_table import FileTable
@@ -86,16 +87,22 @@ def summarize(
   spans: Sequence[int],
   max_bad_fraction: float,
   unknown_folders: Sequence[str] = (),
+  metadata_csv: Optional[Dict] = None,
+  allow_confounded_sources: bool = False,
 ) -> Dict:
-  """Counts by status, split, class and reason (one pass); files_found == sum of the status
-  counts."""
+  """Counts by status, split, class, source and reason (one pass); files_found == sum of the
+  status counts. `metadata_csv`: metadata_csv.apply's counts; `confounding`: see confounding.py."""
   status = collections.Counter()
   splits = {s: dict.fromkeys(labels.CLASS_NAMES, 0) for s in SPLITS}
+  sources = {
+    s: collections.defaultdict(lambda: dict.fromkeys(labels.CLASS_NAMES, 0)) for s in SPLITS
+  }
   reasons = {s: collections.Counter() for s in STATUSES}
   for r in manifest_rows:
     status[r['status']] += 1
     if r['status'] == INGESTED:
       splits[r['split']][r['label_name']] += 1
+      sources[r['split']][r['source']][r['label_name']] += 1
     if r['reason']:
       reasons[r['status']][r['reason']] += 1
   for counts in splits.values():
@@ -113,6 +120,8 @@ def summarize(
     'bad_fraction': status[QUARANTINED] / image_files if image_files else 0.0,
     'max_bad_fraction': max_bad_fraction,
     'unknown_class_folders': list(unknown_folders),
+    'metadata_csv': metadata_csv,
+    'confounding': confounding.summarize(sources, allow_confounded_sources),
   }
 
 
@@ -161,7 +170,15 @@ def format_summary(summary: Dict) -> str:
     lines.append(f'  {status}: ' + ', '.join(f'{r} {n}' for r, n in reasons.items()))
   if summary['unknown_class_folders']:
     lines.append(f'  unknown class folders skipped: {summary["unknown_class_folders"]}')
-  return '\n'.join(lines)
+  csv_counts = summary['metadata_csv']
+  if csv_counts:
+    lines.append(
+      f'  metadata CSV {csv_counts["path"]}: sources of {csv_counts["files_listed"]} files, '
+      f'{csv_counts["files_not_listed"]} image files not listed (folder source kept), '
+      f'{csv_counts["unknown_rows"]} rows naming no image file {csv_counts["unknown_examples"]}, '
+      f'{csv_counts["ambiguous_rows"]} ambiguous names {csv_counts["ambiguous_examples"]}'
+    )
+  return '\n'.join(lines + confounding.describe(summary['confounding']))
 
 
 class MissingClassError(ValueError):
@@ -187,7 +204,8 @@ def _missing_classes(summary: Dict) -> Optional[MissingClassError]:
 
 
 def refusal(summary: Dict, report_uri: str) -> Optional[ValueError]:
-  """Why the ingested data cannot be used: too many quarantined files or a split lacking a class."""
+  """Why the ingested data cannot be used: too many quarantined files, a split lacking a class, or
+  a test class confounded with its source (unless allowed)."""
   s = summary['status']
   if summary['bad_fraction'] > summary['max_bad_fraction']:
     reasons = ', '.join(f'{r} {n}' for r, n in summary['reasons'].get(QUARANTINED, {}).items())
@@ -197,7 +215,7 @@ def refusal(summary: Dict, report_uri: str) -> Optional[ValueError]:
       f'max_bad_fraction={summary["max_bad_fraction"]:.1%}. '
       f'Every file and its reason is in {FileSystems.join(report_uri, MANIFEST_FILE)}.'
     )
-  return _missing_classes(summary)
+  return _missing_classes(summary) or confounding.refusal(summary['confounding'])
 
 
 def check(summary: Dict, report_uri: str) -> None:

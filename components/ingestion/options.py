@@ -2,7 +2,7 @@
 
 import dataclasses
 import re
-from typing import Any, Dict, Mapping, Tuple
+from typing import Any, Dict, Mapping, Optional, Tuple
 
 TRAIN, EVAL, TEST = SPLITS = ('train', 'eval', 'test')
 UNKNOWN_CLASS_MODES = ('error', 'ignore')
@@ -39,6 +39,10 @@ class IngestOptions:
   max_bad_fraction: the run fails when more than this share of image files is quarantined.
   max_image_pixels: images with more pixels are refused from their header, before decoding.
   split_seed: salt of the hash that orders files for the split assignment.
+  metadata_csv: a CSV naming each image's source (columns `path` or `file`, and `source`; see
+    metadata_csv.py); a listed source replaces the folder's.
+  allow_confounded_sources: go on (with a warning in the report) when a test class comes only
+    from sources holding no other test class; by default ingestion refuses such data.
   """
 
   span: str = 'latest'
@@ -49,6 +53,8 @@ class IngestOptions:
   max_bad_fraction: float = 0.10
   max_image_pixels: int = 100_000_000
   split_seed: str = 'cxr-split-v1'
+  metadata_csv: Optional[str] = None
+  allow_confounded_sources: bool = False
 
   def __post_init__(self):
     if not re.fullmatch(r'latest|all|\d+|\d+-\d+', self.span):
@@ -68,6 +74,8 @@ class IngestOptions:
       )
     if not 0.0 <= self.max_bad_fraction <= 1.0:
       raise ValueError(f'max_bad_fraction must be in [0, 1], got {self.max_bad_fraction}')
+    if self.metadata_csv is not None and not self.metadata_csv.strip():
+      raise ValueError('metadata_csv must name a CSV file, got an empty string')
     if self.max_image_pixels <= 0:
       raise ValueError(f'max_image_pixels must be positive, got {self.max_image_pixels}')
     try:
@@ -81,6 +89,7 @@ class IngestOptions:
     """The ImageFolderExampleGen parameters (JSON types: `split_ratios` as 'train,eval,test')."""
     config = dataclasses.asdict(self)
     config['split_ratios'] = _format_split_ratios(self.split_ratios)
+    config['metadata_csv'] = self.metadata_csv or ''  # a component parameter cannot be None
     return config
 
   @classmethod
@@ -89,4 +98,5 @@ class IngestOptions:
     config = dict(config)
     if isinstance(config.get('split_ratios'), str):
       config['split_ratios'] = _parse_split_ratios(config['split_ratios'])
+    config['metadata_csv'] = config.get('metadata_csv') or None
     return cls(**config)

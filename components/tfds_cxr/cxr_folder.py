@@ -22,6 +22,7 @@ from components import labels
 from components.ingestion import image_check
 from components.ingestion import inspection
 from components.ingestion import manifest
+from components.ingestion import metadata_csv
 from components.ingestion import splitting
 from components.ingestion.discovery import discover
 from components.ingestion.file_table import FileTable
@@ -54,7 +55,8 @@ class CxrFolder(tfds.core.GeneratorBasedBuilder):
   MANUAL_DOWNLOAD_INSTRUCTIONS = """\
   Point `manual_dir` at a folder of class folders named COVID, NORMAL and VIRAL PNEUMONIA (case and
   separators ignored): Train/ and Test/ holding class folders, class folders at the top, the Kaggle
-  COVID-19_Radiography_Dataset layout, or span-N/ folders of any of these.
+  COVID-19_Radiography_Dataset layout, or span-N/ folders of any of these; source folders may sit
+  right above the class folders.
   """
 
   def _info(self) -> tfds.core.DatasetInfo:
@@ -81,6 +83,9 @@ class CxrFolder(tfds.core.GeneratorBasedBuilder):
     with FileTable() as table:
       table.add_ignored(e for e in found.entries() if not e.is_candidate)
       table.add_inspected(_inspect(found.candidates(), options.max_image_pixels))
+      csv_counts = (
+        metadata_csv.apply(table.db, options.metadata_csv) if options.metadata_csv else None
+      )
       splitting.assign(table, options)
       logging.info(
         manifest.format_summary(
@@ -90,6 +95,8 @@ class CxrFolder(tfds.core.GeneratorBasedBuilder):
             found.spans,
             options.max_bad_fraction,
             found.unknown_folders,
+            csv_counts,
+            options.allow_confounded_sources,
           )
         )
       )
