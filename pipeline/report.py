@@ -4,9 +4,12 @@ OUTPUT/reports/<run id>/report.md holds the blessing decision and the gate's che
 95% intervals, the test-split classification report (argmax, the gate's own computation: per
 class precision, recall, specificity, NPV with Wilson intervals, F1, support), ROC AUC, the
 confusion matrix (also as a PNG heatmap), the comparison with the blessed baseline, metrics by
-source and the training curves (PNGs written by the Trainer into its model_run artifact).
-`report_json` gives the same figures as one JSON-ready dict (`cxr report --json`); its
-`calibration`, `operating_point` and `confounding` are None until the pipeline computes them.
+source and the training curves (PNGs written by the Trainer into its model_run artifact), and the
+class x source association of the ingested data (Cramér's V per split, the test classes confounded
+with their source). `report_json` gives the same figures as one JSON-ready dict (`cxr report
+--json`): its `confounding` is the ingestion summary's entry (components/ingestion/confounding.py;
+None for runs ingested before it existed); `calibration` and `operating_point` are None until the
+pipeline computes them.
 """
 
 import dataclasses
@@ -30,6 +33,8 @@ from components import training_report
 from components.evaluation import classification_report
 from components.evaluation import eval_config as eval_config_lib
 from components.evaluation import results
+from components.ingestion import manifest
+from components.ingestion.options import SPLITS
 from pipeline import metadata_queries
 from pipeline.output_layout import layout
 
@@ -261,6 +266,33 @@ def _slices_section(metrics: Dict[str, Dict[results.MetricId, float]], model: st
   )
 
 
+def _sources_section(confounding: Optional[Dict[str, Any]]) -> List[str]:
+  """Class x source association per split (Cramér's V and the table), and the confounding
+  warning."""
+  lines = ['## Sources and confounding', '']
+  if confounding is None:
+    return lines + ['No source figures recorded for the ingested data of this run.', '']
+  if confounding['warning']:  # an evaluated run: ingestion went on, so it was allowed
+    lines += [f'**WARNING**: {confounding["warning"]} (allowed by --allow-confounded-sources).', '']
+  lines += [
+    "Cramér's V of class x source: 0 when every source holds the classes alike, 1 when each "
+    'source holds one class.',
+    '',
+  ]
+  for split in SPLITS:
+    figures = confounding[split]
+    v = figures['note'] if figures['cramers_v'] is None else f'{figures["cramers_v"]:.3f}'
+    lines += [f"{split}: Cramér's V {v}", '']
+    lines += _table(
+      ['source'] + list(labels.CLASS_NAMES),
+      [
+        [source] + [f'{row.get(c, 0)}' for c in labels.CLASS_NAMES]
+        for source, row in figures['table'].items()
+      ],
+    ) + ['']
+  return lines
+
+
 def _training_section(model_run_uri: Optional[str], report_dir: str) -> List[str]:
   """Hyperparameters, last-epoch figures and the curves the Trainer wrote into model_run."""
   history_path = os.path.join(model_run_uri or '', training_report.HISTORY_FILE)
@@ -314,6 +346,7 @@ class RunArtifacts:
   baseline_model: Optional[metadata_store_pb2.Artifact]
   model_run: Optional[metadata_store_pb2.Artifact]
   pushed_model: Optional[metadata_store_pb2.Artifact]
+  ingest_report: Optional[metadata_store_pb2.Artifact]  # of the examples the Evaluator read
 
   def blessed(self) -> Optional[bool]:
     """The Evaluator's verdict (None: no blessing recorded)."""
@@ -326,6 +359,12 @@ class RunArtifacts:
     if self.pushed_model and metadata_queries.custom_property(self.pushed_model, 'pushed'):
       return metadata_queries.custom_property(self.pushed_model, 'pushed_destination')
     return None
+
+  def confounding(self) -> Optional[Dict[str, Any]]:
+    """The ingestion summary's `confounding` entry, or None."""
+    if self.ingest_report is None:
+      return None
+    return manifest.read_summary(self.ingest_report.uri).get('confounding')
 
 
 def find_run_artifacts(
@@ -357,6 +396,7 @@ def find_run_artifacts(
       raise ValueError(f'Run {run_id} has no evaluation (did it stop before the Evaluator?)')
     evaluator = _producer(store, evaluation)
     model = _artifact(store, evaluator, 'model', metadata_store_pb2.Event.INPUT)
+    examples = _artifact(store, evaluator, 'examples', metadata_store_pb2.Event.INPUT)
     return RunArtifacts(
       run_id=run_id,
       evaluation=evaluation,
@@ -365,6 +405,7 @@ def find_run_artifacts(
       baseline_model=_artifact(store, evaluator, 'baseline_model', metadata_store_pb2.Event.INPUT),
       model_run=_artifact(store, _producer(store, model), 'model_run') if model else None,
       pushed_model=metadata_queries.latest_artifact(store, run_id, 'PushedModel'),
+      ingest_report=_artifact(store, _producer(store, examples), 'report') if examples else None,
     )
 
 
@@ -449,6 +490,7 @@ def _markdown(run: RunArtifacts, output_root: str, report_dir: str) -> List[str]
       run.baseline_model.uri if run.baseline_model else 'n/a',
     )
   lines += _slices_section(evaluation.metrics, candidate)
+  lines += _sources_section(run.confounding())
   return lines + _training_section(run.model_run.uri if run.model_run else None, report_dir)
 
 
@@ -495,7 +537,7 @@ def report_json(
     'classes': classes,
     'calibration': None,
     'operating_point': None,
-    'confounding': None,
+    'confounding': run.confounding(),
   }
 
 

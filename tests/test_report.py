@@ -13,6 +13,8 @@ from tfx import v1 as tfx
 
 from components import labels
 from components import training_report
+from components.ingestion import confounding
+from components.ingestion import manifest
 import fake_cxr_model
 from pipeline import report
 from pipeline.output_layout import layout
@@ -36,6 +38,7 @@ TEST_SPLIT = [
   (1, 2, 'B'),
 ]
 RUN_ID = '20260101-120000.000001'
+SOURCE_TABLE = [[2, 4, 2], [2, 0, 2]]  # TEST_SPLIT's images: rows A, B; columns the classes
 
 
 def _wilson(k, n):
@@ -52,6 +55,23 @@ def _expected():
     y_true,
     y_pred,
   )
+
+
+def _write_ingest_summary(uri):
+  """The ingestion summary of TEST_SPLIT's images (the test split, with their sources)."""
+  rows = [
+    dict(
+      status='ingested',
+      split='test',
+      label_name=labels.CLASS_NAMES[label],
+      source=source,
+      reason='',
+    )
+    for _, label, source in TEST_SPLIT
+  ]
+  os.makedirs(uri)
+  with open(os.path.join(uri, manifest.SUMMARY_FILE), 'w') as f:
+    json.dump(manifest.summarize(rows, 'data', [], 0.1), f)
 
 
 def _put_artifact(store, type_name, uri, **properties):
@@ -137,6 +157,19 @@ def output_dir(tmp_path_factory):
       for name in ('old-run', RUN_ID, 'failed-run')
     ]
   )  # the last run stopped before the Evaluator
+  ingest_report_uri = str(root / 'ingest_report')
+  _write_ingest_summary(ingest_report_uri)
+  examples_id = _put_artifact(store, 'Examples', examples.uri)
+  _put_execution(
+    store,
+    run,
+    'ImageFolderExampleGen',
+    {},
+    {
+      'examples': examples_id,
+      'report': _put_artifact(store, 'cxr.IngestReport', ingest_report_uri),
+    },
+  )
   baseline_id = _put_artifact(store, 'Model', baseline.uri)
   _put_execution(store, old_run, 'Trainer', {}, {'model': baseline_id})
   model_id = _put_artifact(store, 'Model', candidate.uri)
@@ -154,7 +187,7 @@ def output_dir(tmp_path_factory):
     store,
     run,
     'Evaluator',
-    {'model': model_id, 'baseline_model': baseline_id},
+    {'model': model_id, 'baseline_model': baseline_id, 'examples': examples_id},
     {
       'evaluation': _put_artifact(store, 'ModelEvaluation', evaluation_uri),
       'blessing': blessing_id,
@@ -243,6 +276,10 @@ def test_report_of_the_latest_evaluated_run(output_dir):
   assert '| source:B | 4 | 0.7500 (0.301–0.954) | 1.0000 (0.342–1.000) |' in _section(
     text, 'By source'
   )
+  sources = _section(text, 'Sources and confounding')
+  v = stats.contingency.association(SOURCE_TABLE, method='cramer')
+  assert f"test: Cramér's V {v:.3f}" in sources and 'WARNING' not in sources
+  assert '| A | 2 | 4 | 2 |' in sources and '| B | 2 | 0 | 2 |' in sources
   training = _section(text, 'Training')
   assert '- preset: `"recommended"`' in training and '![Model accuracy](accuracy.png)' in training
   for image in ('confusion_matrix.png', 'accuracy.png', 'loss.png', 'val_loss.png'):
@@ -288,6 +325,19 @@ def test_cxr_report_json(output_dir, capsys):
   } <= set(result)
   assert result['run_id'] == RUN_ID and result['blessed'] is True
   assert result['calibration'] is None and result['operating_point'] is None
+  sources = result['confounding']
+  assert sources['test']['table'] == {
+    source: dict(zip(labels.CLASS_NAMES, row)) for source, row in zip('AB', SOURCE_TABLE)
+  }
+  assert sources['test']['cramers_v'] == pytest.approx(
+    stats.contingency.association(SOURCE_TABLE, method='cramer')
+  )
+  assert sources['train'] == {'table': {}, 'cramers_v': None, 'note': 'no images'}
+  assert (sources['confounded_classes'], sources['allowed'], sources['warning']) == (
+    [],
+    False,
+    None,
+  )
   checks = {c['name']: c for c in result['checks']}
   assert set(checks) == {'accuracy', 'COVID recall', 'accuracy change vs baseline'}
   assert {
@@ -316,6 +366,18 @@ def test_cxr_report_json(output_dir, capsys):
     assert figures['npv'] == pytest.approx(sk_metrics.precision_score(~positive, ~predicted))
     assert figures['f1'] == pytest.approx(scores['f1-score'])
     assert figures['support'] == scores['support']
+
+
+def test_sources_section_shows_the_confounding_warning():
+  tables = {'test': {'A': {'COVID': 3}, 'B': {'NORMAL': 2, 'VIRAL PNEUMONIA': 1}}}
+  text = '\n'.join(report._sources_section(confounding.summarize(tables, allowed=True)))
+  assert (
+    '**WARNING**: Test classes confounded with their source: COVID only from A (3 images); these '
+    'sources hold no test image of another class, so the test result may measure the source, not '
+    'the class (allowed by --allow-confounded-sources).'
+  ) in text
+  assert "test: Cramér's V 1.000" in text and '| B | 0 | 2 | 1 |' in text
+  assert "train: Cramér's V no images" in text
 
 
 def test_run_summary_gives_the_decision_and_its_reasons(output_dir):
