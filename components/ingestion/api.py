@@ -18,10 +18,11 @@ from components.ingestion.options import SPLITS
 
 def _stage(input_base: str, options: IngestOptions, workdir: str) -> beam_pipeline.StagedInputs:
   """The files to ingest, listed into the working folder."""
-  if options.metadata_csv:
-    metadata_csv.digest(options.metadata_csv)  # an unusable CSV fails before any file is read
+  csv_copy = metadata_csv.stage(options.metadata_csv, workdir) if options.metadata_csv else None
   discovery = discover(input_base, options)
-  staged = beam_pipeline.stage_inputs(discovery, workdir)
+  staged = dataclasses.replace(
+    beam_pipeline.stage_inputs(discovery, workdir), metadata_csv=csv_copy
+  )
   if not staged.candidates:
     raise ValueError(
       f'No image files found under {input_base} ({staged.ignored_count} other files); expected '

@@ -17,7 +17,7 @@ import dataclasses
 import logging
 import os
 import posixpath
-from typing import List, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 import uuid
 
 import apache_beam as beam
@@ -59,6 +59,7 @@ class StagedInputs:
   spans: Tuple[int, ...]
   span: int
   unknown_folders: Tuple[str, ...]
+  metadata_csv: Optional[str] = None  # the metadata CSV copied into workdir (metadata_csv.stage)
 
 
 def stage_inputs(discovery: Discovery, workdir: str) -> StagedInputs:
@@ -135,9 +136,11 @@ def _plan_and_report(
     table.add_ignored(FileEntry(*row) for row in records.read(staged.ignored))
     for uri in inspected:
       table.add_inspected(map(inspection.from_row, records.read(uri)))
-    csv_counts = (
-      metadata_csv.apply(table.db, options.metadata_csv) if options.metadata_csv else None
-    )
+    csv_counts = None
+    if staged.metadata_csv:
+      csv_counts = dict(
+        path=options.metadata_csv, **metadata_csv.apply(table.db, staged.metadata_csv)
+      )
     splitting.assign(table, options)
     summary = manifest.write_report(
       table,

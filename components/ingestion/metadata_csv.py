@@ -51,11 +51,25 @@ def _columns(header: List[str], uri: str) -> Tuple[int, int]:
   return file_column, keys.index(SOURCE_COLUMN)
 
 
-def digest(uri: str) -> str:
-  """sha256 of the CSV's content (a cache key); raises ValueError on an unusable CSV."""
+def _checked_text(uri: str) -> str:
+  """The CSV's text; raises ValueError when it is missing or lacks a column."""
   text = _read_text(uri)
   _columns(next(csv.reader(io.StringIO(text)), []), uri)
-  return hashlib.sha256(text.encode()).hexdigest()
+  return text
+
+
+def digest(uri: str) -> str:
+  """sha256 of the CSV's content (a cache key); raises ValueError on an unusable CSV."""
+  return hashlib.sha256(_checked_text(uri).encode()).hexdigest()
+
+
+def stage(uri: str, folder: str) -> str:
+  """Copies the CSV (checked) into `folder`, which the Beam workers can read (the CSV itself may
+  be on the launching machine only); returns the copy's path."""
+  copy = FileSystems.join(folder, 'metadata.csv')
+  with FileSystems.create(copy) as f:
+    f.write(_checked_text(uri).encode())
+  return copy
 
 
 def read(uri: str) -> Iterator[Tuple[str, str]]:
@@ -75,7 +89,7 @@ def _names(path: str) -> Tuple[str, str]:
 
 def apply(db, uri: str) -> Dict:
   """Sets the source of the image files of the FileTable `db` that the CSV lists; returns the
-  counts of the summary's `metadata_csv` entry."""
+  counts of the summary's `metadata_csv` entry (without its `path`)."""
   db.executescript(
     """
     CREATE TEMP TABLE listed (n INTEGER PRIMARY KEY, file TEXT, source TEXT, path TEXT);
@@ -116,7 +130,6 @@ def apply(db, uri: str) -> Dict:
   listed_files = db.execute('SELECT COUNT(DISTINCT path) FROM listed').fetchone()[0]
   images = db.execute(f'SELECT COUNT(*) FROM files WHERE {_CANDIDATE}').fetchone()[0]
   counts = dict(
-    path=uri,
     rows=db.execute('SELECT COUNT(*) FROM listed').fetchone()[0],
     files_listed=listed_files,
     files_not_listed=images - listed_files,

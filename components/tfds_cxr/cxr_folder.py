@@ -83,9 +83,11 @@ class CxrFolder(tfds.core.GeneratorBasedBuilder):
     with FileTable() as table:
       table.add_ignored(e for e in found.entries() if not e.is_candidate)
       table.add_inspected(_inspect(found.candidates(), options.max_image_pixels))
-      csv_counts = (
-        metadata_csv.apply(table.db, options.metadata_csv) if options.metadata_csv else None
-      )
+      csv_counts = None
+      if options.metadata_csv:
+        csv_counts = dict(
+          path=options.metadata_csv, **metadata_csv.apply(table.db, options.metadata_csv)
+        )
       splitting.assign(table, options)
       logging.info(
         manifest.format_summary(
