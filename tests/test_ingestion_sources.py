@@ -99,8 +99,7 @@ def test_source_folders_name_each_file_source(layout, tmp_path):
   images, sites = SITE_LAYOUTS[layout](root)
   (sites / 'README.txt').write_text('beside the source folders')
   readme = str((sites / 'README.txt').relative_to(root))
-  options = {'split_ratios': (0.5, 0.1, 0.4)}  # a large test split: both sites in every class
-  result, manifest = _ingest(root, tmp_path / 'out', **options)
+  result, manifest = _ingest(root, tmp_path / 'out')
 
   ingested = manifest[manifest.status == 'ingested']
   assert len(ingested) == images == sum(result.summary['splits'][s]['total'] for s in SPLITS)
@@ -117,6 +116,8 @@ def test_source_folders_name_each_file_source(layout, tmp_path):
     )
     entry = result.summary['confounding'][split]
     assert entry['table'] == _crosstab(manifest, split)
+    # Both sites hold as many images of each class: the splits are stratified by source too.
+    assert entry['table']['siteA'] == entry['table']['siteB']
     observed = pd.DataFrame(entry['table']).T.to_numpy()
     assert entry['cramers_v'] == pytest.approx(contingency.association(observed, method='cramer'))
   assert result.summary['confounding']['confounded_classes'] == []

@@ -17,7 +17,7 @@ from components.ingestion.options import SPLITS
 
 
 def _stage(input_base: str, options: IngestOptions, workdir: str) -> beam_pipeline.StagedInputs:
-  """The files to ingest, listed into the working folder."""
+  """The files to ingest, listed (and the metadata CSV copied) into the working folder."""
   csv_copy = metadata_csv.stage(options.metadata_csv, workdir) if options.metadata_csv else None
   discovery = discover(input_base, options)
   staged = dataclasses.replace(

@@ -6,10 +6,12 @@
 3. A component's pool follows its files' folders: Test/ wins over a single root, which wins over
    Train/ (test > eval > train for the kept copy). Inside a component one copy of each content is
    kept, the other copies are reported as duplicates of it.
-4. Per pool and class, the split sizes are apportioned from the ratios (largest remainder; every
-   split gets at least one file of a class that has enough files), then the components, ordered by
-   sha256(split_seed + their smallest content hash or group), fill the split with the most room
-   left.
+4. Per pool, class and source (a stratum), the split sizes are apportioned from the ratios
+   (largest remainder; every split gets at least one file of a stratum that has enough files),
+   then the components, ordered by sha256(split_seed + their smallest content hash or group), fill
+   the split with the most room left. Stratifying by source too keeps every source's share of each
+   class alike in every split, so a random split does not make a test class come from one source
+   only (confounding.py); with a single source it is the stratification by class.
 The result depends only on the set of files (names, folders, contents), not on listing order,
 machine or run. The plan is SQL on the run's FileTable, so it holds no per-file Python objects.
 """
@@ -38,6 +40,7 @@ _RANK = (
   + 'END'
 )
 _OPEN = 'status IS NULL'  # candidates without a fate yet
+_STRATUM = "label || ':' || source"  # files apportioned together
 
 
 def role_fractions(role: str, options: IngestOptions) -> Dict[str, float]:
@@ -131,20 +134,22 @@ def _mark_duplicates(db) -> None:
 
 
 def _fill_pool(
-  counts: Iterable, fractions: Dict[str, float], totals: Dict[int, int]
+  counts: Iterable, fractions: Dict[str, float], totals: Dict[str, int]
 ) -> Iterator[Tuple[str, str]]:
-  """(component, split) for each component, given in order as (component, label, n) rows, filling
-  per-class quotas: each goes to the split with the most room left for its files."""
+  """(component, split) for each component, given in order as (component, stratum, n) rows,
+  filling per-stratum quotas: each goes to the split with the most room left for its files."""
   splits = list(fractions)
   quota = {
     c: dict(zip(splits, apportion(n, [fractions[s] for s in splits]))) for c, n in totals.items()
   }
   filled = {c: dict.fromkeys(splits, 0) for c in totals}
   for component, rows in itertools.groupby(counts, key=lambda row: row[0]):
-    per_class = {label: n for _, label, n in rows}
-    room = {s: sum(n * (quota[c][s] - filled[c][s]) for c, n in per_class.items()) for s in splits}
+    per_stratum = {stratum: n for _, stratum, n in rows}
+    room = {
+      s: sum(n * (quota[c][s] - filled[c][s]) for c, n in per_stratum.items()) for s in splits
+    }
     split = max(splits, key=lambda s: (room[s], -splits.index(s)))
-    for c, n in per_class.items():
+    for c, n in per_stratum.items():
       filled[c][split] += n
     yield component, split
 
@@ -175,9 +180,9 @@ def assign(table: FileTable, options: IngestOptions) -> None:
   _mark_duplicates(db)
   for rank, role in enumerate(ROLE_PRIORITY):
     kept = f'FROM files JOIN components USING (component) WHERE rank = {rank} AND {_OPEN}'
-    totals = dict(db.execute(f'SELECT label, COUNT(*) {kept} GROUP BY label').fetchall())
+    totals = dict(db.execute(f'SELECT {_STRATUM} AS s, COUNT(*) {kept} GROUP BY s').fetchall())
     counts = db.execute(
-      f'SELECT component, label, COUNT(*) {kept} GROUP BY sort_key, component, label '
+      f'SELECT component, {_STRATUM} AS s, COUNT(*) {kept} GROUP BY sort_key, component, s '
       f'ORDER BY sort_key, component'
     )
     db.executemany(
