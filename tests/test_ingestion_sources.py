@@ -1,5 +1,7 @@
 """Sources: source folders, the metadata CSV, class x source association and confounded tests."""
 
+import collections
+import hashlib
 import json
 import logging
 import os
@@ -17,9 +19,13 @@ from components import labels
 from components.ingestion import confounding
 from components.ingestion import discovery
 from components.ingestion import fingerprint
+from components.ingestion import image_check
 from components.ingestion import ingest
 from components.ingestion import IngestOptions
+from components.ingestion import splitting
 from components.ingestion.confounding import ConfoundedSourcesError
+from components.ingestion.file_table import FileTable
+from components.ingestion.inspection import Inspected
 
 COVID, NORMAL, VIRAL = labels.CLASS_NAMES
 SPLITS = ('train', 'eval', 'test')
@@ -144,6 +150,42 @@ def test_a_folder_named_like_a_class_is_a_class_and_mixed_levels_are_refused(tmp
   _png(str(tmp_path / 'other' / 'scans' / 'x.png'), 0)  # holds no class folder: not a source
   with pytest.raises(ValueError, match=r"Unknown class folder\(s\) \['scans'\]"):
     discovery.discover(str(tmp_path / 'other'))
+
+
+def _splits_by_source(files):
+  """{source: Counter of splits} after splitting.assign of (path, label, source) single root
+  files."""
+  info = image_check.ImageInfo('PNG', 'PNG', 8, 8, 1)
+  with FileTable() as table:
+    table.add_inspected(
+      Inspected(
+        discovery.FileEntry(path, '/' + path, 1, source, label, 'any'),
+        hashlib.sha256(path.encode()).hexdigest(),
+        info,
+      )
+      for path, label, source in files
+    )
+    splitting.assign(table, IngestOptions())
+    found = collections.defaultdict(collections.Counter)
+    for row in table.rows():
+      found[row['source']][row['split']] += 1
+    return found
+
+
+def test_splits_are_stratified_by_source_and_small_sources_are_pooled():
+  # Per class: 10 images from 'big' (a stratum: 8/1/1), 10 from ten sources of 1 image (pooled,
+  # 8/1/1 together), 5 from 'small' (a stratum of its own: 3/1/1, every split gets one).
+  files = [
+    (f'{c}/{source}_{i}.png', label, source)
+    for label, c in enumerate(labels.CLASS_NAMES)
+    for source, n in [('big', 10), ('small', 5)] + [(f'one{j}', 1) for j in range(10)]
+    for i in range(n)
+  ]
+  found = _splits_by_source(files)
+  assert found['big'] == {'train': 24, 'eval': 3, 'test': 3}
+  assert found['small'] == {'train': 9, 'eval': 3, 'test': 3}
+  pooled = sum((found[f'one{j}'] for j in range(10)), collections.Counter())
+  assert pooled == {'train': 24, 'eval': 3, 'test': 3}
 
 
 def _covidx_like(root):

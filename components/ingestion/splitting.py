@@ -6,12 +6,13 @@
 3. A component's pool follows its files' folders: Test/ wins over a single root, which wins over
    Train/ (test > eval > train for the kept copy). Inside a component one copy of each content is
    kept, the other copies are reported as duplicates of it.
-4. Per pool, class and source (a stratum), the split sizes are apportioned from the ratios
-   (largest remainder; every split gets at least one file of a stratum that has enough files),
-   then the components, ordered by sha256(split_seed + their smallest content hash or group), fill
-   the split with the most room left. Stratifying by source too keeps every source's share of each
-   class alike in every split, so a random split does not make a test class come from one source
-   only (confounding.py); with a single source it is the stratification by class.
+4. Per pool and stratum, the split sizes are apportioned from the ratios (largest remainder;
+   every split gets at least one file of a stratum that has enough files), then the components,
+   ordered by sha256(split_seed + their smallest content hash or group), fill the split with the
+   most room left. A stratum is a class and source with files enough for every split of the pool;
+   a class's other files (of smaller sources) form one stratum. Stratifying by source keeps each
+   source's share of a class alike in every split, so a random split does not make a test class
+   come from one source only (confounding.py); with a single source it is stratifying by class.
 The result depends only on the set of files (names, folders, contents), not on listing order,
 machine or run. The plan is SQL on the run's FileTable, so it holds no per-file Python objects.
 """
@@ -40,7 +41,9 @@ _RANK = (
   + 'END'
 )
 _OPEN = 'status IS NULL'  # candidates without a fate yet
-_STRATUM = "label || ':' || source"  # files apportioned together
+_STRATUM = (  # files apportioned together (temp.strata: the class and source strata of a pool)
+  "label || ':' || CASE WHEN (label, source) IN temp.strata THEN source ELSE '' END"
+)
 
 
 def role_fractions(role: str, options: IngestOptions) -> Dict[str, float]:
@@ -180,14 +183,19 @@ def assign(table: FileTable, options: IngestOptions) -> None:
   _mark_duplicates(db)
   for rank, role in enumerate(ROLE_PRIORITY):
     kept = f'FROM files JOIN components USING (component) WHERE rank = {rank} AND {_OPEN}'
+    fractions = role_fractions(role, options)
+    db.execute('DROP TABLE IF EXISTS temp.strata')
+    db.execute(
+      f'CREATE TEMP TABLE strata AS SELECT label, source {kept} GROUP BY label, source '
+      f'HAVING COUNT(*) >= ?',
+      (sum(f > 0 for f in fractions.values()),),
+    )
     totals = dict(db.execute(f'SELECT {_STRATUM} AS s, COUNT(*) {kept} GROUP BY s').fetchall())
     counts = db.execute(
       f'SELECT component, {_STRATUM} AS s, COUNT(*) {kept} GROUP BY sort_key, component, s '
       f'ORDER BY sort_key, component'
     )
-    db.executemany(
-      'INSERT INTO chosen VALUES (?, ?)', _fill_pool(counts, role_fractions(role, options), totals)
-    )
+    db.executemany('INSERT INTO chosen VALUES (?, ?)', _fill_pool(counts, fractions, totals))
   db.execute(
     f'UPDATE files SET status = ?, split = chosen.split FROM chosen '
     f'WHERE {_OPEN} AND files.component = chosen.component',
