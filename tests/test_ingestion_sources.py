@@ -56,15 +56,14 @@ def _ingest(root, out, **options):
 def _example_sources(out, split):
   """{path: source} of the tf.Examples written for a split."""
   files = tf.io.gfile.glob(str(out / 'examples' / f'Split-{split}' / 'data_tfrecord-*'))
-  examples = [tf.train.Example.FromString(r.numpy()) for r in tf.data.TFRecordDataset(files)]
-  return {
-    e.features.feature[features.PATH_KEY].bytes_list.value[0].decode(): e.features.feature[
-      features.SOURCE_KEY
-    ]
-    .bytes_list.value[0]
-    .decode()
-    for e in examples
-  }
+  found = {}
+  for record in tf.data.TFRecordDataset(files):
+    feature = tf.train.Example.FromString(record.numpy()).features.feature
+    path, source = (
+      feature[key].bytes_list.value[0].decode() for key in (features.PATH_KEY, features.SOURCE_KEY)
+    )
+    found[path] = source
+  return found
 
 
 def _crosstab(manifest, split):
