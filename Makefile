@@ -3,8 +3,11 @@ SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-DATA ?= demo_data
-OUTPUT ?= output
+# `make run SEED=N`: the demo's data and training from seed N (own data and output folders).
+SEED ?= 0
+DEMO_DATA := demo_data$(if $(filter-out 0,$(SEED)),_seed$(SEED))
+DATA ?= $(DEMO_DATA)
+OUTPUT ?= output$(if $(filter-out 0,$(SEED)),_seed$(SEED))
 ARGS ?=
 export TF_CPP_MIN_LOG_LEVEL := 2
 
@@ -18,11 +21,11 @@ $(STAMP): requirements.lock setup.py
 	@touch $(STAMP)
 
 demo-data: setup
-	@$(VENV)/bin/cxr demo-data --output $(DATA)
+	@$(VENV)/bin/cxr demo-data --output $(DEMO_DATA) --seed $(SEED)
 
 run: setup
-	@if [ "$(DATA)" = demo_data ] && [ ! -d demo_data ]; then $(VENV)/bin/cxr demo-data --output demo_data; fi
-	$(VENV)/bin/cxr run --data $(DATA) --output $(OUTPUT) $(if $(filter demo_data,$(DATA)),--demo) $(ARGS)
+	@if [ "$(DATA)" = "$(DEMO_DATA)" ] && [ ! -d "$(DATA)" ]; then $(VENV)/bin/cxr demo-data --output $(DATA) --seed $(SEED); fi
+	$(VENV)/bin/cxr run --data $(DATA) --output $(OUTPUT) $(if $(filter $(DEMO_DATA),$(DATA)),--demo --seed $(SEED)) $(ARGS)
 
 # ruff.toml: Google style, 2-space indent, lines <= 100, single quotes.
 lint: setup
@@ -36,4 +39,4 @@ bench: setup
 	$(PY) -m benchmarks.run_all $(ARGS)
 
 clean:
-	rm -rf $(OUTPUT) demo_data .pytest_cache
+	rm -rf output output_seed* demo_data demo_data_seed* .pytest_cache
