@@ -33,6 +33,7 @@ _HPARAM_FLAGS = (  # flag, hparams key, type
   ('--train-steps', 'train_steps', int),
   ('--eval-steps', 'eval_steps', int),
   ('--mixed-precision', 'mixed_precision', str),
+  ('--covid-target-sensitivity', 'covid_target_sensitivity', float),
 )
 
 
