@@ -3,10 +3,10 @@
 An image is COVID positive when `P(COVID) > threshold`: the comparison of TFMA's binary
 confusion matrices (tensorflow_model_analysis/contrib/aggregates/binary_confusion_matrices.py),
 used alike by the serving signatures (`covid_positive`), `cxr predict` and the report. The
-threshold is a value of GRID, the threshold grid of TFMA's ConfusionMatrixPlot (-1e-6, then
-i / GRID_STEPS for i in 0..GRID_STEPS), which the Evaluator's COVID counts use too
-(eval_config.py), so the test split's counts at exactly that threshold can be read from the
-evaluation. The Trainer stores the choice with the model, in
+threshold is a value of GRID, the threshold grid of TFMA 0.47's ConfusionMatrixPlot (-1e-6, then
+i / GRID_STEPS for i in 0..GRID_STEPS). The Evaluator counts the test split's COVID true and false
+positives and negatives at every value of GRID (eval_config.py), so the report reads the test
+figures at exactly the operating threshold. The Trainer stores the choice with the model, in
 `assets.extra/operating_point.json`, so it travels with every pushed copy.
 """
 
