@@ -70,6 +70,9 @@ class HParams:
   xla: bool = False  # jit_compile the train step
   # Start from the last blessed model's weights (when the pipeline resolves one).
   warm_start: bool = False
+  # The COVID operating point: the highest threshold on P(COVID) that reaches this sensitivity
+  # on the eval split (components.operating_point).
+  covid_target_sensitivity: float = 0.95
 
 
 _TYPES = {f.name: f.type for f in dataclasses.fields(HParams)}
@@ -139,6 +142,10 @@ def _validate(hp: HParams) -> None:
     (
       hp.mixed_precision in MIXED_PRECISION_MODES,
       f'mixed_precision must be one of {MIXED_PRECISION_MODES}',
+    ),
+    (
+      0.0 < hp.covid_target_sensitivity <= 1.0,
+      f'covid_target_sensitivity must be in (0, 1], got {hp.covid_target_sensitivity}',
     ),
   )
   for ok, message in checks:

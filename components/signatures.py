@@ -15,21 +15,28 @@ from components import image_ops
 from components import labels
 from components.image_spec import ImageSpec
 
+COVID = labels.CLASS_NAMES.index('COVID')
+
 
 def make_serving_signatures(
-  model: tf.keras.Model, tf_transform_output: tft.TFTransformOutput, image: ImageSpec
+  model: tf.keras.Model,
+  tf_transform_output: tft.TFTransformOutput,
+  image: ImageSpec,
+  covid_threshold: float,
 ) -> Dict[str, Callable]:
   """Signatures for tf.saved_model.save(model, path, signatures=...).
 
   serving_default(image_bytes: string [None]) and serving_examples(examples: string [None],
   serialized raw tf.Examples; only `image` is read) -> probabilities float32 [None, 3],
-  class_id int64 [None], class_name string [None].
+  class_id int64 [None], class_name string [None], covid_positive bool [None]
+  (P(COVID) > covid_threshold, compared in float64 as components.operating_point does).
   transform_features(examples: string [None]) -> the Transform outputs (pixels_xf,
   pixel_mean_xf, label_xf), for TFMA's preprocessing_function_names.
   """
   model.tft_layer = tf_transform_output.transform_features_layer()  # tracked, so it is exported
   raw_spec = tf_transform_output.raw_feature_spec()
   class_names = tf.constant(labels.CLASS_NAMES)
+  threshold = tf.constant(covid_threshold, tf.float64)
 
   def predict(encoded_images):
     transformed = model.tft_layer({features.IMAGE_KEY: tf.reshape(encoded_images, [-1, 1])})
@@ -49,6 +56,7 @@ def make_serving_signatures(
       'probabilities': probabilities,
       'class_id': class_id,
       'class_name': tf.gather(class_names, class_id),
+      'covid_positive': tf.cast(probabilities[:, COVID], tf.float64) > threshold,
     }
 
   @tf.function(

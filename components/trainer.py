@@ -3,7 +3,8 @@
 The image spec and the hyperparameters come from the Trainer's custom_config
 (components.image_spec, components.hparams). One GPU or the CPU
 runs under OneDeviceStrategy, several GPUs under MirroredStrategy; mixed precision and XLA are
-options. The weights of the epoch with the lowest val_loss are the ones exported.
+options. The weights of the epoch with the lowest val_loss are the ones exported, with the COVID
+operating point chosen on the whole eval split by the exported model (components.operating_point).
 """
 
 import contextlib
@@ -15,6 +16,7 @@ import tempfile
 import time
 from typing import Dict, Iterator, List, Sequence, Tuple
 
+import numpy as np
 import tensorflow as tf
 import tensorflow_transform as tft
 from tf_keras.src.saving.legacy.saved_model import utils as keras_saved_model_utils
@@ -23,11 +25,14 @@ from tfx import v1 as tfx
 from components import hparams as hparams_lib
 from components import image_spec
 from components import input_pipeline
+from components import labels
 from components import model as model_lib
+from components import operating_point
 from components import signatures
 from components import training_report
 
 BEST_WEIGHTS_FILE = 'best.weights.h5'
+COVID = labels.CLASS_NAMES.index('COVID')
 
 
 def keras_version() -> str:
@@ -187,21 +192,44 @@ def count_examples(file_patterns: Sequence[str]) -> int:
   return int(dataset.reduce(tf.constant(0, tf.int64), lambda n, _: n + 1))
 
 
+def predict_split(model: tf.keras.Model, dataset: tf.data.Dataset) -> Tuple[np.ndarray, np.ndarray]:
+  """(probabilities [N, classes], labels [N]) of `model` over (input, label) batches."""
+  probabilities, truth = [], []
+  for inputs, batch_labels in dataset:
+    probabilities.append(model(inputs, training=False).numpy())
+    truth.append(batch_labels.numpy())
+  return np.concatenate(probabilities), np.concatenate(truth)
+
+
+def choose_operating_point(
+  probabilities: np.ndarray, truth: np.ndarray, hp: hparams_lib.HParams
+) -> operating_point.OperatingPoint:
+  """The COVID threshold reaching hp.covid_target_sensitivity on these eval probabilities."""
+  return operating_point.choose(
+    probabilities[:, COVID], truth == COVID, hp.covid_target_sensitivity, labels.CLASS_NAMES[COVID]
+  )
+
+
 def export(
   model: tf.keras.Model,
   image: image_spec.ImageSpec,
   tf_transform_output: tft.TFTransformOutput,
   serving_model_dir: str,
+  point: operating_point.OperatingPoint,
 ) -> None:
-  """tf.saved_model.save with the serving signatures of components.signatures.
+  """tf.saved_model.save with the serving signatures of components.signatures, applying the
+  operating point, which is stored beside them (operating_point.FILE).
 
   Keras would also trace every layer's call functions into the SavedModel, to rebuild Keras
   layers at load time, which nothing here does (serving, TFMA and the CLI use the signatures):
   for ResNet152V2 that makes saving ~6x and loading ~3x slower, so those traces are skipped.
   """
-  model_signatures = signatures.make_serving_signatures(model, tf_transform_output, image)
+  model_signatures = signatures.make_serving_signatures(
+    model, tf_transform_output, image, point.threshold
+  )
   with keras_saved_model_utils.keras_option_scope(save_traces=False):
     tf.saved_model.save(model, serving_model_dir, signatures=model_signatures)
+  operating_point.write(point, serving_model_dir)
 
 
 def run_fn(fn_args: tfx.components.FnArgs) -> None:
@@ -264,7 +292,22 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     model, train_data, eval_data, hp, steps_per_epoch, log_dir=fn_args.model_run_dir
   )
 
-  export(serving_copy(model, image, hp), image, tf_transform_output, fn_args.serving_model_dir)
+  serving_model = serving_copy(model, image, hp)
+  whole_eval = input_pipeline.make_dataset(fn_args.eval_files, training=False, **data_args)
+  point = choose_operating_point(*predict_split(serving_model, whole_eval), hp)
+  logging.info(
+    'COVID operating point: P(COVID) > %g reaches sensitivity %.4f (%d/%d, target %g), '
+    'specificity %.4f (%d/%d) on the eval split',
+    point.threshold,
+    point.sensitivity.value,
+    point.sensitivity.successes,
+    point.sensitivity.trials,
+    point.target_sensitivity,
+    point.specificity.value,
+    point.specificity.successes,
+    point.specificity.trials,
+  )
+  export(serving_model, image, tf_transform_output, fn_args.serving_model_dir, point)
   logging.info('Exported the model of epoch %d to %s', best_epoch, fn_args.serving_model_dir)
   paths = training_report.write_report(
     fn_args.model_run_dir,
@@ -273,5 +316,6 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     hparams=settings,
     train_examples=train_count,
     keras=keras_version(),
+    operating_point=point.to_json(),
   )
   logging.info('Training report: %s', ', '.join(sorted(paths.values())))

@@ -34,6 +34,7 @@ _HPARAM_FLAGS = (  # flag, hparams key, type
   ('--eval-steps', 'eval_steps', int),
   ('--mixed-precision', 'mixed_precision', str),
   ('--seed', 'seed', int),
+  ('--covid-target-sensitivity', 'covid_target_sensitivity', float),
 )
 
 

@@ -1,6 +1,8 @@
 """`cxr predict`: classifies chest X-ray image files with a pushed model's `serving_default`.
 
-Images are read and classified in batches. Each file gets ingestion's checks before decoding
+Each image gets its argmax class, the probabilities and, from a model stored with an operating
+point, `covid_positive` (P(COVID) above the model's threshold). Images are read and classified in
+batches. Each file gets ingestion's checks before decoding
 (image_header: file size and header pixel count, so a decompression bomb is never decoded); only
 regular files are opened (a FIFO would block). A file that cannot be read, checked or decoded, and
 a folder that cannot be listed, gets an error line and the others are still classified. The exit
@@ -33,6 +35,9 @@ BATCH_SIZE = 4  # ResNet152V2 on CPU: 2-4 beat 1, 8+ lose (benchmarks/bench_pred
 SIGNATURE = 'serving_default'
 SIGNATURE_INPUT = 'image_bytes'
 SIGNATURE_OUTPUTS = ('probabilities', 'class_id', 'class_name')
+# P(COVID) above the model's operating threshold (components.operating_point); models exported
+# before operating points lack it.
+COVID_POSITIVE = 'covid_positive'
 _FILE_KINDS = {'d': 'a folder', 'p': 'a FIFO', 's': 'a socket', 'c': 'a device', 'b': 'a device'}
 
 
@@ -52,6 +57,7 @@ class Prediction:
   class_id: Optional[int] = None
   class_name: Optional[str] = None
   probabilities: Optional[Dict[str, float]] = None
+  covid_positive: Optional[bool] = None
   error: Optional[str] = None
 
   def to_json(self) -> str:
@@ -61,7 +67,10 @@ class Prediction:
     if self.error:
       return f'{self.path}: error: {self.error}'
     scores = ', '.join(f'{name} {p:.3f}' for name, p in self.probabilities.items())
-    return f'{self.path}: {self.class_name} ({scores})'
+    text = f'{self.path}: {self.class_name} ({scores})'
+    if self.covid_positive is not None:
+      text += f', covid_positive: {"yes" if self.covid_positive else "no"}'
+    return text
 
 
 def find_images(paths: Iterable[str]) -> Tuple[List[str], List[Prediction]]:
@@ -109,14 +118,22 @@ def _classify_batch(serve, items: Sequence[Tuple[str, bytes]]) -> Iterator[Predi
       yield from _classify_batch(serve, [item])
     return
   probabilities = outputs['probabilities'].numpy()
-  for (path, _), class_id, class_name, row in zip(
-    items, outputs['class_id'].numpy(), outputs['class_name'].numpy(), probabilities
+  covid_positive = (
+    outputs[COVID_POSITIVE].numpy() if COVID_POSITIVE in outputs else [None] * len(items)
+  )
+  for (path, _), class_id, class_name, row, positive in zip(
+    items,
+    outputs['class_id'].numpy(),
+    outputs['class_name'].numpy(),
+    probabilities,
+    covid_positive,
   ):
     yield Prediction(
       path,
       class_id=int(class_id),
       class_name=class_name.decode(),
       probabilities={name: float(p) for name, p in zip(labels.CLASS_NAMES, row)},
+      covid_positive=None if positive is None else bool(positive),
     )
 
 

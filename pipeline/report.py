@@ -3,13 +3,15 @@
 OUTPUT/reports/<run id>/report.md holds the blessing decision and the gate's checks with their
 95% intervals, the test-split classification report (argmax, the gate's own computation: per
 class precision, recall, specificity, NPV with Wilson intervals, F1, support), ROC AUC, the
-confusion matrix (also as a PNG heatmap), the comparison with the blessed baseline, metrics by
-source and the training curves (PNGs written by the Trainer into its model_run artifact), and the
+confusion matrix (also as a PNG heatmap), the COVID operating point (the threshold stored with
+the evaluated model, components.operating_point) with the test sensitivity and specificity at it
+and the COVID ROC and precision-recall curves, the comparison with the blessed baseline, metrics
+by source, the training curves (PNGs written by the Trainer into its model_run artifact), and the
 class x source association of the ingested data (Cramér's V per split, the test classes confounded
 with their source). `report_json` gives the same figures as one JSON-ready dict (`cxr report
 --json`): its `confounding` is the ingestion summary's entry (components/ingestion/confounding.py;
-None for runs ingested before it existed); `calibration` and `operating_point` are None until the
-pipeline computes them.
+None for runs ingested before it existed), `operating_point` is None for a model stored without
+one, and `calibration` is None until the pipeline computes it.
 """
 
 import dataclasses
@@ -27,8 +29,10 @@ import matplotlib.pyplot as plt
 from ml_metadata.proto import metadata_store_pb2
 import numpy as np
 import tensorflow as tf
+from tfx.utils import path_utils
 
 from components import labels
+from components import operating_point
 from components import training_report
 from components.evaluation import classification_report
 from components.evaluation import eval_config as eval_config_lib
@@ -40,6 +44,8 @@ from pipeline.output_layout import layout
 
 REPORT_FILE = 'report.md'
 CONFUSION_MATRIX_PNG = 'confusion_matrix.png'
+ROC_PNG = 'covid_roc.png'
+PRECISION_RECALL_PNG = 'covid_precision_recall.png'
 _artifact = metadata_queries.execution_artifact
 COVID = labels.CLASS_NAMES.index('COVID')
 
@@ -162,6 +168,128 @@ def save_confusion_matrix_png(matrix: np.ndarray, path: str) -> None:
   fig.colorbar(image, ax=ax)
   fig.savefig(path, dpi=100, bbox_inches='tight')
   plt.close(fig)
+
+
+@dataclasses.dataclass(frozen=True)
+class OperatingPointFigures:
+  """The evaluated model's COVID operating point and the test split's figures at it."""
+
+  point: operating_point.OperatingPoint  # as stored by the Trainer, with its eval counts
+  sensitivity: classification_report.Proportion  # on the test split
+  specificity: classification_report.Proportion
+  counts: results.ThresholdCounts  # COVID counts at every threshold: the curves
+  index: int  # the operating threshold's position in `counts`
+
+
+def load_operating_point(
+  model_uri: str, evaluation_uri: str, candidate: str
+) -> Optional[OperatingPointFigures]:
+  """The operating point stored with the model and the test counts at its threshold; None when
+  the model has none or the evaluation has no COVID counts (both predate operating points)."""
+  try:
+    point = operating_point.read(path_utils.serving_model_dir(model_uri))
+  except FileNotFoundError:
+    return None
+  counts = results.load_threshold_counts(evaluation_uri, COVID, model_name=candidate)
+  if counts is None:
+    return None
+  i = counts.index(point.threshold)
+  tp, fn = counts.true_positives[i], counts.false_negatives[i]
+  tn, fp = counts.true_negatives[i], counts.false_positives[i]
+  return OperatingPointFigures(
+    point=point,
+    sensitivity=classification_report.Proportion(tp, tp + fn),
+    specificity=classification_report.Proportion(tn, tn + fp),
+    counts=counts,
+    index=i,
+  )
+
+
+def _rate(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
+  """numerator / denominator, NaN (a gap in a curve) where the denominator is 0."""
+  return np.divide(
+    numerator, denominator, out=np.full(len(numerator), np.nan), where=denominator > 0
+  )
+
+
+def save_curve_pngs(figures: OperatingPointFigures, report_dir: str) -> None:
+  """The COVID ROC and precision-recall curves (one point per threshold of the grid), the
+  operating point marked: ROC_PNG and PRECISION_RECALL_PNG in report_dir."""
+  c = figures.counts
+  recall = _rate(c.true_positives, c.true_positives + c.false_negatives)
+  false_positive_rate = _rate(c.false_positives, c.false_positives + c.true_negatives)
+  precision = _rate(c.true_positives, c.true_positives + c.false_positives)
+  marker = f'operating point: P(COVID) > {figures.point.threshold:g}'
+  for name, x, y, xlabel, ylabel, title in (
+    (
+      ROC_PNG,
+      false_positive_rate,
+      recall,
+      'false positive rate (1 − specificity)',
+      'sensitivity (recall)',
+      'COVID ROC curve (test split)',
+    ),
+    (
+      PRECISION_RECALL_PNG,
+      recall,
+      precision,
+      'recall (sensitivity)',
+      'precision (PPV)',
+      'COVID precision-recall curve (test split)',
+    ),
+  ):
+    fig, ax = plt.subplots(figsize=(5, 4.5))
+    ax.plot(x, y, color='tab:blue')
+    ax.plot(x[figures.index], y[figures.index], 'o', color='tab:red', label=marker)
+    ax.set_xlim(-0.02, 1.02)
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(True, alpha=0.3)
+    ax.legend(loc='lower right' if name == ROC_PNG else 'lower left')
+    fig.savefig(os.path.join(report_dir, name), dpi=100, bbox_inches='tight')
+    plt.close(fig)
+
+
+def _operating_point_section(figures: Optional[OperatingPointFigures]) -> List[str]:
+  lines = ['## COVID operating point', '']
+  if figures is None:
+    return lines + [
+      'No operating point: the model was stored without one, or the evaluation has no COVID '
+      'counts at thresholds (both predate operating points).',
+      '',
+    ]
+  point = figures.point
+  lines += [
+    f'An image is COVID positive (`covid_positive` of the served model and `cxr predict`) when '
+    f'P(COVID) > {point.threshold:g}: the highest threshold whose sensitivity on the eval split '
+    f'reaches the target, {point.target_sensitivity:g}, chosen by the Trainer before the test '
+    'split was seen. Intervals: 95% Wilson score.',
+    '',
+  ]
+  rows = [
+    [
+      split,
+      _with_ci(sensitivity),
+      _with_ci(specificity),
+      f'{sensitivity.trials:g}',
+      f'{specificity.trials:g}',
+    ]
+    for split, sensitivity, specificity in (
+      ('eval (threshold chosen)', point.sensitivity, point.specificity),
+      ('test', figures.sensitivity, figures.specificity),
+    )
+  ]
+  lines += _table(
+    ['split', 'sensitivity (95% CI)', 'specificity (95% CI)', 'COVID images', 'other images'],
+    rows,
+  )
+  return lines + [
+    '',
+    f'![COVID ROC curve]({ROC_PNG}) ![COVID precision-recall curve]({PRECISION_RECALL_PNG})',
+    '',
+  ]
 
 
 def _gate_section(
@@ -482,6 +610,10 @@ def _markdown(run: RunArtifacts, output_root: str, report_dir: str) -> List[str]
     [[name] + [f'{count:g}' for count in row] for name, row in zip(labels.CLASS_NAMES, matrix)],
   )
   lines += ['', f'![Confusion matrix]({CONFUSION_MATRIX_PNG})', '']
+  figures = _run_operating_point(run, evaluation)
+  if figures:
+    save_curve_pngs(figures, report_dir)
+  lines += _operating_point_section(figures)
   if evaluation.baseline is not None:
     lines += _baseline_section(
       overall,
@@ -494,8 +626,35 @@ def _markdown(run: RunArtifacts, output_root: str, report_dir: str) -> List[str]
   return lines + _training_section(run.model_run.uri if run.model_run else None, report_dir)
 
 
+def _run_operating_point(
+  run: RunArtifacts, evaluation: Evaluation
+) -> Optional[OperatingPointFigures]:
+  if run.model is None:
+    return None
+  return load_operating_point(run.model.uri, run.evaluation.uri, evaluation.candidate)
+
+
 def _proportion_json(name: str, proportion: classification_report.Proportion) -> Dict[str, Any]:
   return {name: proportion.value, f'{name}_ci': list(proportion.ci)}
+
+
+def _operating_point_json(figures: Optional[OperatingPointFigures]) -> Optional[Dict[str, Any]]:
+  """The operating point and its test figures (`sensitivity`, `specificity`, with `_ci`); the
+  eval figures it was chosen on as `eval_sensitivity`, `eval_specificity`."""
+  if figures is None:
+    return None
+  point = figures.point
+  return {
+    'class': point.class_name,
+    'threshold': point.threshold,
+    'target_sensitivity': point.target_sensitivity,
+    **_proportion_json('sensitivity', figures.sensitivity),
+    **_proportion_json('specificity', figures.specificity),
+    'covid_images': figures.sensitivity.trials,
+    'other_images': figures.specificity.trials,
+    'eval_sensitivity': point.sensitivity.value,
+    'eval_specificity': point.specificity.value,
+  }
 
 
 def report_json(
@@ -536,7 +695,7 @@ def report_json(
     **_proportion_json('accuracy', report.accuracy),
     'classes': classes,
     'calibration': None,
-    'operating_point': None,
+    'operating_point': _operating_point_json(_run_operating_point(run, evaluation)),
     'confounding': run.confounding(),
   }
 

@@ -2,12 +2,13 @@
 a direct run of TFX's Evaluator executor on them.
 
 The fake model reads an image's mean brightness as a row index into a fixed probability table, so
-a test chooses each example's predicted probabilities through the gray level of a 4x4 PNG.
+a test chooses each example's predicted probabilities through the gray level of a 4x4 PNG. Given
+an operating point, it also returns `covid_positive` and stores the point as the Trainer does.
 """
 
 import io
 import os
-from typing import Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 from PIL import Image
@@ -21,6 +22,7 @@ from tfx.utils import proto_utils
 
 from components import features
 from components import labels
+from components import operating_point
 from components.evaluation import eval_config as eval_config_lib
 from components.evaluation.gate import Gate
 
@@ -35,12 +37,14 @@ def png_for_row(row: int) -> bytes:
 
 
 class _TableModel(tf.Module):
-  """probabilities = table[round(mean gray / GRAY_STEP)]."""
+  """probabilities = table[round(mean gray / GRAY_STEP)]; covid_positive = P(COVID) > threshold
+  (None: no covid_positive output)."""
 
-  def __init__(self, table: np.ndarray):
+  def __init__(self, table: np.ndarray, covid_threshold: Optional[float]):
     super().__init__()
     self.table = tf.constant(table, dtype=tf.float32)
     self.class_names = tf.constant(labels.CLASS_NAMES)
+    self.covid_threshold = covid_threshold
 
   def _outputs(self, images: tf.Tensor):
     def row(encoded):
@@ -50,11 +54,14 @@ class _TableModel(tf.Module):
 
     probabilities = tf.gather(self.table, tf.map_fn(row, images, fn_output_signature=tf.int32))
     class_id = tf.argmax(probabilities, axis=-1)
-    return {
+    outputs = {
       'probabilities': probabilities,
       'class_id': class_id,
       'class_name': tf.gather(self.class_names, class_id),
     }
+    if self.covid_threshold is not None:
+      outputs['covid_positive'] = tf.cast(probabilities[:, 0], tf.float64) > self.covid_threshold
+    return outputs
 
   @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name='image_bytes')])
   def serve_images(self, image_bytes):
@@ -68,14 +75,21 @@ class _TableModel(tf.Module):
     return self._outputs(parsed[features.IMAGE_KEY])
 
 
-def save_model(export_dir: str, table: Sequence[Sequence[float]]) -> str:
-  """Saves a fake model with `serving_default` and `serving_examples`; returns export_dir."""
-  model = _TableModel(np.asarray(table, dtype=np.float32))
+def save_model(
+  export_dir: str,
+  table: Sequence[Sequence[float]],
+  point: Optional[operating_point.OperatingPoint] = None,
+) -> str:
+  """Saves a fake model with `serving_default` and `serving_examples` (with `covid_positive` and
+  the stored operating point when `point` is given); returns export_dir."""
+  model = _TableModel(np.asarray(table, dtype=np.float32), point.threshold if point else None)
   tf.saved_model.save(
     model,
     export_dir,
     signatures={'serving_default': model.serve_images, 'serving_examples': model.serve_examples},
   )
+  if point:
+    operating_point.write(point, export_dir)
   return export_dir
 
 
@@ -108,11 +122,15 @@ def examples_artifact(uri: str, records: Sequence[bytes], split: str = 'test'):
   return examples
 
 
-def model_artifact(uri: str, table: Sequence[Sequence[float]]):
+def model_artifact(
+  uri: str,
+  table: Sequence[Sequence[float]],
+  point: Optional[operating_point.OperatingPoint] = None,
+):
   """A Model artifact whose Format-Serving folder holds a fake model (see save_model)."""
   model = standard_artifacts.Model()
   model.uri = uri
-  save_model(os.path.join(uri, 'Format-Serving'), table)
+  save_model(os.path.join(uri, 'Format-Serving'), table, point)
   return model
 
 

@@ -77,6 +77,14 @@ def test_demo_settings_give_way_to_explicit_flags():
   assert options.hparam_overrides == dict(configs.DEMO_HPARAMS, epochs=3, xla='true')
 
 
+def test_covid_target_sensitivity_flag_reaches_the_trainer():
+  assert hparams.HParams().covid_target_sensitivity == 0.95
+  options = _options('--covid-target-sensitivity', '0.9')
+  assert hparams.from_custom_config(options.trainer_config()).covid_target_sensitivity == 0.9
+  with pytest.raises(ValueError, match=r'covid_target_sensitivity must be in \(0, 1\], got 1.5'):
+    _options('--covid-target-sensitivity', '1.5')
+
+
 @pytest.mark.parametrize(
   'argv, message',
   [

@@ -16,6 +16,7 @@ from tfx.types import standard_artifacts
 from tfx.utils import proto_utils
 
 from components import labels
+from components import operating_point
 from components.evaluation import classification_report
 from components.evaluation import results
 from components.evaluation.gate import Gate
@@ -31,8 +32,10 @@ GOOD_TABLE = [
   [0.1, 0.7, 0.2],
   [0.2, 0.2, 0.6],
   [0.45, 0.4, 0.15],
-  [0.3, 0.36, 0.34],
+  [0.30004, 0.36, 0.33996],  # P(COVID) less than 1e-4 above the grid value 0.3
 ]
+# The good model's stored operating point: P(COVID) > 0.3 (its eval counts are not used here).
+GOOD_POINT = operating_point.OperatingPoint('COVID', 0.3, 0.95, 19, 1, 30, 10)
 # Row 3 turns NORMAL: half of the COVID examples are missed (recall 0.5, accuracy 14/18).
 BAD_TABLE = GOOD_TABLE[:3] + [[0.3, 0.6, 0.1]] + GOOD_TABLE[4:]
 # (table row, label, source): the good model gets 5 of 6 right in every class; source B holds
@@ -79,8 +82,8 @@ def workspace(tmp_path_factory):
   root = tmp_path_factory.mktemp('evaluation')
   examples = _examples(str(root / 'examples'), TEST_SPLIT)
   models = {
-    name: fake_cxr_model.model_artifact(str(root / f'model_{name}'), table)
-    for name, table in (('good', GOOD_TABLE), ('bad', BAD_TABLE))
+    name: fake_cxr_model.model_artifact(str(root / f'model_{name}'), table, point)
+    for name, table, point in (('good', GOOD_TABLE, GOOD_POINT), ('bad', BAD_TABLE, None))
   }
   return root, examples, models
 
@@ -239,6 +242,31 @@ def test_gate_metrics_equal_sklearn_and_a_good_model_is_blessed(workspace):
   np.testing.assert_array_equal(
     results.load_confusion_matrix(evaluation_uri), sk_metrics.confusion_matrix(y_true, y_pred)
   )
+  # COVID counts at every grid threshold, `P(COVID) > threshold` on the float32 predictions, as
+  # scikit-learn counts them (row 4's 0.30004 is above 0.3: a histogram would put it below).
+  counts = results.load_threshold_counts(evaluation_uri, COVID)
+  np.testing.assert_allclose(counts.thresholds, operating_point.GRID, rtol=0, atol=5e-7)
+  covid_scores = np.float32([GOOD_TABLE[row][COVID] for row, _, _ in TEST_SPLIT]).astype(float)
+  for i, threshold in enumerate(operating_point.GRID):
+    (tn, fp), (fn, tp) = sk_metrics.confusion_matrix(
+      y_true == COVID, covid_scores > threshold, labels=[False, True]
+    )
+    assert (
+      counts.true_positives[i],
+      counts.false_positives[i],
+      counts.true_negatives[i],
+      counts.false_negatives[i],
+    ) == (tp, fp, tn, fn), threshold
+  # The report's test figures at the stored operating point: 5 of 6 COVID images above 0.3, and
+  # 3 of 12 others (rows 3 and 4).
+  figures = report.load_operating_point(models['good'].uri, evaluation_uri, candidate='')
+  (tn, fp), (fn, tp) = sk_metrics.confusion_matrix(y_true == COVID, covid_scores > 0.3)
+  assert (tp, fn, tn, fp) == (5, 1, 9, 3)
+  assert figures.point == GOOD_POINT
+  assert figures.sensitivity.value == pytest.approx(5 / 6)
+  assert figures.sensitivity.ci == pytest.approx(_scipy_wilson(tp, tp + fn))
+  assert figures.specificity.value == pytest.approx(9 / 12)
+  assert figures.specificity.ci == pytest.approx(_scipy_wilson(tn, tn + fp))
 
   assert blessing.get_int_custom_property('blessed') == 1
   assert os.path.exists(os.path.join(blessing.uri, 'BLESSED'))

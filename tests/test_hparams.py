@@ -108,6 +108,8 @@ def test_weights_file_must_exist(tmp_path):
     ('seed', {'dropout': 1.0}, r'dropout must be in \[0, 1\)'),
     ('seed', {'bn_momentum': 1.0}, r'bn_momentum must be in \(0, 1\)'),
     ('seed', {'train_steps': -1}, 'train_steps must be >= 0'),
+    ('seed', {'covid_target_sensitivity': 0}, r'covid_target_sensitivity must be in \(0, 1\]'),
+    ('seed', {'covid_target_sensitivity': 1.01}, r'covid_target_sensitivity must be in \(0, 1\]'),
   ],
 )
 def test_invalid_values_raise_clear_errors(preset, overrides, message):

@@ -19,21 +19,25 @@ import tensorflow as tf
 from tensorflow_transform.saved import saved_transform_io_v2
 
 from components import labels
+from components import operating_point
 from components.pusher import versioned_dir
 import fake_cxr_model
 from pipeline import predict
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TABLE = [[0.8, 0.1, 0.1], [0.1, 0.7, 0.2], [0.2, 0.2, 0.6], [0.3, 0.36, 0.34]]
+# The newest model's operating point: rows 0 and 3 are COVID positive (row 3's class is NORMAL).
+POINT = operating_point.OperatingPoint('COVID', 0.25, 0.95, 19, 1, 35, 5)
 
 
 @pytest.fixture(scope='module')
 def output_dir(tmp_path_factory):
-  """A `cxr run`-like output folder whose serving/ holds two versions (the latest is TABLE)."""
+  """A `cxr run`-like output folder whose serving/ holds two versions: the latest is TABLE with
+  POINT, the oldest predates operating points."""
   root = tmp_path_factory.mktemp('predict')
   serving = str(root / 'output' / 'serving')
   versioned_dir.publish(fake_cxr_model.save_model(str(root / 'old'), [[1.0, 0.0, 0.0]]), serving)
-  versioned_dir.publish(fake_cxr_model.save_model(str(root / 'new'), TABLE), serving)
+  versioned_dir.publish(fake_cxr_model.save_model(str(root / 'new'), TABLE, POINT), serving)
   return str(root / 'output')
 
 
@@ -49,10 +53,9 @@ def images(tmp_path):
   return folder
 
 
-def _signature_classes(model_dir, paths):
+def _signature_outputs(model_dir, paths):
   serve = tf.saved_model.load(model_dir).signatures['serving_default']
-  outputs = serve(image_bytes=tf.constant([open(p, 'rb').read() for p in paths]))
-  return [labels.CLASS_NAMES[i] for i in outputs['class_id'].numpy()], outputs['probabilities']
+  return serve(image_bytes=tf.constant([open(p, 'rb').read() for p in paths]))
 
 
 def test_resolves_the_latest_version_from_an_output_or_serving_folder(output_dir, tmp_path):
@@ -77,15 +80,31 @@ def test_json_lines_match_the_serving_signature_and_isolate_failures(output_dir,
   assert by_name['broken.png']['error'] == 'cannot decode image: Invalid PNG data, size 53'
   assert 'cannot read file' in by_name['missing.png']['error']
   good = [line for line in lines if 'error' not in line]
-  classes, probabilities = _signature_classes(
-    predict.load_model(output_dir)[0], [line['path'] for line in good]
-  )
+  outputs = _signature_outputs(predict.load_model(output_dir)[0], [line['path'] for line in good])
+  classes = [labels.CLASS_NAMES[i] for i in outputs['class_id'].numpy()]
   assert [line['class_name'] for line in good] == classes
   assert set(classes) == set(labels.CLASS_NAMES)
+  probabilities = outputs['probabilities'].numpy()
   np.testing.assert_allclose(
-    [list(line['probabilities'].values()) for line in good], probabilities.numpy(), rtol=1e-6
+    [list(line['probabilities'].values()) for line in good], probabilities, rtol=1e-6
   )
   assert all(line['class_id'] == labels.CLASS_NAMES.index(line['class_name']) for line in good)
+  # covid_positive is the signature's: P(COVID) above the model's stored threshold.
+  covid_positive = [line['covid_positive'] for line in good]
+  assert covid_positive == outputs['covid_positive'].numpy().tolist()
+  assert covid_positive == (probabilities[:, 0].astype(float) > POINT.threshold).tolist()
+  assert {os.path.basename(line['path']): line['covid_positive'] for line in good} == {
+    'a.png': True,
+    'b.PNG': True,
+    'c.png': False,
+    'd.png': False,
+  }
+  # A model stored before operating points has no covid_positive.
+  out = io.StringIO()
+  serving = os.path.join(output_dir, 'serving')
+  oldest = os.path.join(serving, str(versioned_dir.versions(serving)[0]))
+  assert predict.run(oldest, [str(images / 'a.png')], as_json=True, out=out) == 0
+  assert 'covid_positive' not in json.loads(out.getvalue())
 
 
 def test_a_corrupt_image_inside_a_batch_does_not_fail_its_neighbours(output_dir, images):
@@ -109,9 +128,10 @@ def test_text_output_prints_classes_to_stdout_and_errors_to_stderr(output_dir, i
     == 1
   )
   assert out.getvalue().splitlines() == [
-    f'{images / "b.PNG"}: COVID (COVID 0.800, NORMAL 0.100, VIRAL PNEUMONIA 0.100)',
+    f'{images / "b.PNG"}: COVID (COVID 0.800, NORMAL 0.100, VIRAL PNEUMONIA 0.100), '
+    'covid_positive: yes',
     f'{images / "sub" / "c.png"}: VIRAL PNEUMONIA (COVID 0.200, NORMAL 0.200, '
-    'VIRAL PNEUMONIA 0.600)',
+    'VIRAL PNEUMONIA 0.600), covid_positive: no',
   ]
   assert err.getvalue().startswith(f'{images / "broken.png"}: error: cannot decode image')
   (images / 'empty').mkdir()
@@ -377,7 +397,8 @@ def test_the_newest_usable_version_is_chosen(output_dir, images, tmp_path, caplo
   out = io.StringIO()
   assert predict.run(str(tmp_path / 'output'), [str(images / 'b.PNG')], out=out) == 0
   assert out.getvalue() == (
-    f'{images / "b.PNG"}: COVID (COVID 0.800, NORMAL 0.100, VIRAL PNEUMONIA 0.100)\n'
+    f'{images / "b.PNG"}: COVID (COVID 0.800, NORMAL 0.100, VIRAL PNEUMONIA 0.100), '
+    'covid_positive: yes\n'
   )
   skipped = [r.getMessage().split(':')[0] for r in caplog.records if r.levelname == 'WARNING']
   assert skipped == [f'Skipping model version {serving}/{newest + n}' for n in (9, 4, 3, 2, 1)]

@@ -12,6 +12,7 @@ from sklearn import metrics as sk_metrics
 from tfx import v1 as tfx
 
 from components import labels
+from components import operating_point
 from components import training_report
 from components.ingestion import confounding
 from components.ingestion import manifest
@@ -39,6 +40,9 @@ TEST_SPLIT = [
 ]
 RUN_ID = '20260101-120000.000001'
 SOURCE_TABLE = [[2, 4, 2], [2, 0, 2]]  # TEST_SPLIT's images: rows A, B; columns the classes
+# The candidate's stored operating point; on TEST_SPLIT: 4 of 4 COVID images above 0.4, and one
+# of the 8 others (row 3, P(COVID) 0.45).
+POINT = operating_point.OperatingPoint('COVID', 0.4, 0.95, 19, 1, 35, 5)
 
 
 def _wilson(k, n):
@@ -123,7 +127,7 @@ def output_dir(tmp_path_factory):
     str(root / 'examples'),
     [fake_cxr_model.serialized_example(row, label, source) for row, label, source in TEST_SPLIT],
   )
-  candidate = fake_cxr_model.model_artifact(str(root / 'candidate'), CANDIDATE)
+  candidate = fake_cxr_model.model_artifact(str(root / 'candidate'), CANDIDATE, POINT)
   baseline = fake_cxr_model.model_artifact(str(root / 'baseline'), BASELINE)
   evaluation_uri, blessing = fake_cxr_model.run_evaluator(
     str(root / 'evaluator'),
@@ -211,6 +215,14 @@ def output_dir(tmp_path_factory):
   return paths.root
 
 
+def _covid_counts():
+  """(tp, fn, tn, fp) of P(COVID) > POINT.threshold on TEST_SPLIT, by scikit-learn."""
+  is_covid = np.array([label == 0 for _, label, _ in TEST_SPLIT])
+  scores = np.float32([CANDIDATE[row][0] for row, _, _ in TEST_SPLIT]).astype(float)
+  (tn, fp), (fn, tp) = sk_metrics.confusion_matrix(is_covid, scores > POINT.threshold)
+  return tp, fn, tn, fp
+
+
 def _section(text, title):
   start = text.index(f'## {title}')
   end = text.find('\n## ', start + 1)
@@ -269,6 +281,16 @@ def test_report_of_the_latest_evaluated_run(output_dir):
   assert '| COVID | ' + ' | '.join(f'{n:g}' for n in matrix[0]) + ' |' in _section(
     text, 'Confusion matrix'
   )
+  tp, fn, tn, fp = _covid_counts()
+  assert (tp, fn, tn, fp) == (4, 0, 7, 1)
+  point = _section(text, 'COVID operating point')
+  assert 'when P(COVID) > 0.4: the highest threshold' in point and 'the target, 0.95' in point
+  sensitivity, specificity = _wilson(tp, tp + fn), _wilson(tn, tn + fp)
+  assert (
+    f'| test | 1.0000 ({sensitivity[0]:.3f}–{sensitivity[1]:.3f}) | '
+    f'0.8750 ({specificity[0]:.3f}–{specificity[1]:.3f}) | 4 | 8 |'
+  ) in point
+  assert '| eval (threshold chosen) | 0.9500 (' in point and '| 20 | 40 |' in point
   comparison = _section(text, 'Comparison with the blessed baseline')
   assert '| recall (COVID) | 1.0000 | 0.5000 | +0.5000 |' in comparison
   assert 'Baseline model: `' + os.path.join(os.path.dirname(output_dir), 'baseline') in comparison
@@ -282,7 +304,14 @@ def test_report_of_the_latest_evaluated_run(output_dir):
   assert '| A | 2 | 4 | 2 |' in sources and '| B | 2 | 0 | 2 |' in sources
   training = _section(text, 'Training')
   assert '- preset: `"recommended"`' in training and '![Model accuracy](accuracy.png)' in training
-  for image in ('confusion_matrix.png', 'accuracy.png', 'loss.png', 'val_loss.png'):
+  for image in (
+    'confusion_matrix.png',
+    'covid_roc.png',
+    'covid_precision_recall.png',
+    'accuracy.png',
+    'loss.png',
+    'val_loss.png',
+  ):
     with open(os.path.join(report_dir, image), 'rb') as f:
       assert f.read(8) == b'\x89PNG\r\n\x1a\n'
 
@@ -324,7 +353,6 @@ def test_cxr_report_json(output_dir, capsys):
     'confounding',
   } <= set(result)
   assert result['run_id'] == RUN_ID and result['blessed'] is True
-  assert result['calibration'] is None and result['operating_point'] is None
   sources = result['confounding']
   assert sources['test']['table'] == {
     source: dict(zip(labels.CLASS_NAMES, row)) for source, row in zip('AB', SOURCE_TABLE)
@@ -338,6 +366,21 @@ def test_cxr_report_json(output_dir, capsys):
     False,
     None,
   )
+  assert result['calibration'] is None
+  tp, fn, tn, fp = _covid_counts()
+  assert result['operating_point'] == {
+    'class': 'COVID',
+    'threshold': 0.4,
+    'target_sensitivity': 0.95,
+    'sensitivity': 1.0,
+    'sensitivity_ci': pytest.approx(_wilson(tp, tp + fn)),
+    'specificity': pytest.approx(tn / (tn + fp)),
+    'specificity_ci': pytest.approx(_wilson(tn, tn + fp)),
+    'covid_images': 4,
+    'other_images': 8,
+    'eval_sensitivity': 0.95,
+    'eval_specificity': pytest.approx(35 / 40),
+  }
   checks = {c['name']: c for c in result['checks']}
   assert set(checks) == {'accuracy', 'COVID recall', 'accuracy change vs baseline'}
   assert {

@@ -21,6 +21,7 @@ from components.ingestion import example_encoding
 pytestmark = pytest.mark.xdist_group('signatures')
 
 SIZE = 32
+COVID_THRESHOLD = 1 / 3  # the tiny model's P(COVID) lies on both sides of it
 
 
 def _encode(array: np.ndarray, image_format: str) -> bytes:
@@ -82,7 +83,9 @@ def served(request, transformed, tmp_path_factory):
   tf.saved_model.save(
     model,
     path,
-    signatures=signatures.make_serving_signatures(model, output, ImageSpec(SIZE, 1, request.param)),
+    signatures=signatures.make_serving_signatures(
+      model, output, ImageSpec(SIZE, 1, request.param), COVID_THRESHOLD
+    ),
   )
   return request.param, model, tf.saved_model.load(path)
 
@@ -103,6 +106,7 @@ def test_signature_inputs_and_outputs(served):
       'probabilities': tf.TensorSpec([None, 3], tf.float32, name='probabilities'),
       'class_id': tf.TensorSpec([None], tf.int64, name='class_id'),
       'class_name': tf.TensorSpec([None], tf.string, name='class_name'),
+      'covid_positive': tf.TensorSpec([None], tf.bool, name='covid_positive'),
     }
 
 
@@ -138,6 +142,11 @@ def test_class_id_and_name_follow_probabilities(served):
   assert [name.decode() for name in outputs['class_name']] == [
     labels.CLASS_NAMES[i] for i in outputs['class_id']
   ]
+  covid = outputs['probabilities'][:, labels.CLASS_NAMES.index('COVID')]
+  np.testing.assert_array_equal(
+    outputs['covid_positive'], covid.astype(np.float64) > COVID_THRESHOLD
+  )
+  assert 0 < outputs['covid_positive'].sum() < len(IMAGES)
 
 
 def test_serving_examples_needs_no_label_and_matches_serving_default(served):

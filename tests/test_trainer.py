@@ -7,6 +7,7 @@ import os
 
 import numpy as np
 import pytest
+from sklearn import metrics as sk_metrics
 import tensorflow as tf
 from tfx import v1 as tfx
 
@@ -15,6 +16,7 @@ from components import features
 from components import hparams
 from components import labels
 from components import model as model_lib
+from components import operating_point
 from components import trainer
 from components import training_report
 from components.image_spec import ImageSpec
@@ -241,8 +243,10 @@ def _loaded(fn_args):
   return tf.saved_model.load(fn_args.serving_model_dir)
 
 
-def test_export_serves_raw_png_bytes(trained):
-  fn_args, raw, _ = trained
+def test_export_serves_raw_png_bytes_and_applies_the_operating_point(trained):
+  """The operating threshold reaches the target sensitivity on the eval split and is the one the
+  served model applies."""
+  fn_args, raw, messages = trained
   model = _loaded(fn_args)
   assert set(model.signatures) == {'serving_default', 'serving_examples', 'transform_features'}
   pngs = [
@@ -255,6 +259,22 @@ def test_export_serves_raw_png_bytes(trained):
   np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
   np.testing.assert_array_equal(outputs['class_id'].numpy(), probabilities.argmax(axis=1))
 
+  point = operating_point.read(fn_args.serving_model_dir)
+  assert point.threshold in operating_point.GRID and point.target_sensitivity == 0.95
+  covid, is_covid = probabilities[:, 0].astype(np.float64), np.arange(6) % 3 == 0
+  np.testing.assert_array_equal(outputs['covid_positive'].numpy(), covid > point.threshold)
+  # The highest grid value reaching the target on the eval split: the next one up does not.
+  assert sk_metrics.recall_score(is_covid, covid > point.threshold) >= 0.95
+  next_up = operating_point.GRID[operating_point.GRID.index(point.threshold) + 1]
+  assert sk_metrics.recall_score(is_covid, covid > next_up) < 0.95
+  (tn, fp), (fn, tp) = sk_metrics.confusion_matrix(is_covid, covid > point.threshold)
+  assert (point.true_positives, point.false_negatives) == (tp, fn)
+  assert (point.true_negatives, point.false_positives) == (tn, fp)
+  with open(os.path.join(fn_args.model_run_dir, training_report.HISTORY_FILE)) as f:
+    assert json.load(f)['operating_point'] == point.to_json()
+  line = next(m for m in messages if m.startswith('COVID operating point:'))
+  assert f'P(COVID) > {point.threshold:g} reaches sensitivity' in line and 'target 0.95' in line
+
 
 def test_exported_weights_are_those_of_the_best_epoch(trained):
   fn_args, raw, _ = trained
@@ -262,10 +282,11 @@ def test_exported_weights_are_those_of_the_best_epoch(trained):
     report = json.load(f)
   val_losses = report['history']['val_loss']
   assert report['best_epoch'] == int(np.argmin(val_losses)) + 1
-  probabilities = (
-    _loaded(fn_args)
-    .signatures['serving_examples'](examples=tf.constant(raw['eval']))['probabilities']
-    .numpy()
+  outputs = _loaded(fn_args).signatures['serving_examples'](examples=tf.constant(raw['eval']))
+  probabilities = outputs['probabilities'].numpy()
+  threshold = operating_point.read(fn_args.serving_model_dir).threshold
+  np.testing.assert_array_equal(
+    outputs['covid_positive'].numpy(), probabilities[:, 0].astype(np.float64) > threshold
   )
   truth = np.arange(6) % 3
   serving_loss = -np.mean(np.log(np.clip(probabilities[np.arange(6), truth], 1e-7, 1.0)))

@@ -53,6 +53,50 @@ def load_metrics(evaluation_uri: str) -> Dict[str, Dict[MetricId, float]]:
   return result
 
 
+class ThresholdCounts(NamedTuple):
+  """One class's binary confusion counts at each threshold (`score > threshold` is positive)."""
+
+  thresholds: np.ndarray
+  true_positives: np.ndarray
+  false_positives: np.ndarray
+  true_negatives: np.ndarray
+  false_negatives: np.ndarray
+
+  def index(self, threshold: float) -> int:
+    """The position of `threshold` in `thresholds` (written rounded to 6 decimals by TFMA)."""
+    found = np.flatnonzero(np.isclose(self.thresholds, threshold, rtol=0, atol=5e-7))
+    if found.size != 1:
+      raise ValueError(f'The evaluation has no counts at threshold {threshold}')
+    return int(found[0])
+
+
+def load_threshold_counts(
+  evaluation_uri: str, class_id: int, model_name: str = '', slice_name: str = OVERALL
+) -> Optional[ThresholdCounts]:
+  """The counts of eval_config.THRESHOLD_COUNTS for one class, model and slice (None when the
+  evaluation has none: it predates them)."""
+  for metrics_for_slice in tfma.load_metrics(evaluation_uri):
+    if _slice_name(metrics_for_slice.slice_key) != slice_name:
+      continue
+    for item in metrics_for_slice.metric_keys_and_values:
+      metric = _metric_id(metric_types.MetricKey.from_proto(item.key))
+      if metric == MetricId(eval_config_lib.THRESHOLD_COUNTS, class_id, model_name=model_name):
+        matrices = item.value.confusion_matrix_at_thresholds.matrices
+        return ThresholdCounts(
+          *(
+            np.array([getattr(m, field) for m in matrices], dtype=np.float64)
+            for field in (
+              'threshold',
+              'true_positives',
+              'false_positives',
+              'true_negatives',
+              'false_negatives',
+            )
+          )
+        )
+  return None
+
+
 def load_confusion_matrix(
   evaluation_uri: str, model_name: str = '', slice_name: str = OVERALL
 ) -> np.ndarray:
