@@ -44,6 +44,8 @@ _DISPLAY_NAMES = {
   eval_config_lib.ARGMAX_PRECISION: 'precision',
   eval_config_lib.ARGMAX_F1: 'F1',
   eval_config_lib.AUC: 'ROC AUC',
+  eval_config_lib.TOP_LABEL_ECE: 'top-label ECE',
+  eval_config_lib.BRIER: 'Brier score',
 }
 _PROPORTIONS = ('precision', 'recall', 'specificity', 'npv')  # ClassFigures with an interval
 
@@ -72,7 +74,11 @@ def _interval(ci: Optional[classification_report.Interval], digits: int = 2) -> 
 
 def describe(check: results.GateCheck) -> str:
   """One line, e.g. 'COVID recall 1.00 (95% CI 0.57–1.00, 5 images): lower bound below 0.80'."""
-  name, verdict = check_name(check), 'at or above' if check.passed else 'below'
+  name = check_name(check)
+  if check.is_maximum:
+    verdict = 'at or below' if check.passed else 'above'
+  else:
+    verdict = 'at or above' if check.passed else 'below'
   if check.kind == 'change':
     return f'{name} {_fmt(check.value, signed=True)}: {verdict} {check.threshold:+.2f}'
   evidence = f'95% CI {_interval(check.ci)}' if check.ci else 'no interval'

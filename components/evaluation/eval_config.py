@@ -5,7 +5,8 @@ reported, not gated: they can be small or hold a single class):
   - accuracy >= min_accuracy;
   - COVID recall (argmax, components.evaluation.argmax_metrics) >= min_covid_recall;
   - accuracy >= the blessed baseline's accuracy - max_accuracy_drop (TFX ignores this change
-    threshold on the first run, when no blessed baseline exists).
+    threshold on the first run, when no blessed baseline exists);
+  - top-label ECE (components.evaluation.calibration_metrics) <= max_ece, when max_ece is set.
 With gate_on='lower' the first two judge the lower end of the figure's 95% Wilson interval (the
 `_lower95` metric), with 'point' the figure itself. The baseline comparison stays a point
 comparison: both models are scored on the same images, so an interval of their difference needs
@@ -20,11 +21,13 @@ import tensorflow_model_analysis as tfma
 from components import features
 from components import labels
 from components.evaluation import argmax_metrics
+from components.evaluation import calibration_metrics
 from components.evaluation.gate import Gate
 
 SIGNATURE_NAME = 'serving_examples'  # serialized raw tf.Examples -> probabilities
 PREDICTION_KEY = 'probabilities'
 ARGMAX_METRICS_MODULE = 'components.evaluation.argmax_metrics'
+CALIBRATION_METRICS_MODULE = 'components.evaluation.calibration_metrics'
 COVID_CLASS_ID = labels.CLASS_NAMES.index('COVID')
 
 # Metric names as they appear in the evaluation (MetricKey.name); a proportion's interval ends
@@ -36,8 +39,17 @@ ARGMAX_RECALL = argmax_metrics.metric_name('recall')
 ARGMAX_F1 = argmax_metrics.metric_name('f1')
 ARGMAX_SUPPORT = argmax_metrics.metric_name('support')
 AUC = 'auc'
+TOP_LABEL_ECE = calibration_metrics.TOP_LABEL_ECE
+BRIER = calibration_metrics.BRIER
 CONFUSION_MATRIX_PLOT = 'multi_class_confusion_matrix_plot'
 LOWER, UPPER = argmax_metrics.LOWER, argmax_metrics.UPPER
+
+
+def _overall_only(thresholds: Sequence[tfma.MetricThreshold]) -> list:
+  return [
+    tfma.PerSliceMetricThreshold(slicing_specs=[tfma.SlicingSpec()], threshold=t)
+    for t in thresholds
+  ]
 
 
 def _argmax_metric(
@@ -48,10 +60,17 @@ def _argmax_metric(
     class_name='ArgmaxFigure',
     module=ARGMAX_METRICS_MODULE,
     config=json.dumps({'figure': figure, 'end': end}),
-    per_slice_thresholds=[
-      tfma.PerSliceMetricThreshold(slicing_specs=[tfma.SlicingSpec()], threshold=t)
-      for t in thresholds
-    ],
+    per_slice_thresholds=_overall_only(thresholds),
+  )
+
+
+def _calibration_metric(figure: str, *thresholds: tfma.MetricThreshold) -> tfma.MetricConfig:
+  """A calibration_metrics.CalibrationFigure, its thresholds judged on the overall slice only."""
+  return tfma.MetricConfig(
+    class_name='CalibrationFigure',
+    module=CALIBRATION_METRICS_MODULE,
+    config=json.dumps({'figure': figure}),
+    per_slice_thresholds=_overall_only(thresholds),
   )
 
 
@@ -85,6 +104,13 @@ def make_eval_config(
     accuracy_bound.append(tfma.MetricThreshold(value_threshold=_at_least(gate.min_accuracy)))
   else:
     accuracy.value_threshold.CopyFrom(_at_least(gate.min_accuracy))
+  ece_bound = []
+  if gate.max_ece is not None:
+    ece_bound.append(
+      tfma.MetricThreshold(
+        value_threshold=tfma.GenericValueThreshold(upper_bound={'value': gate.max_ece})
+      )
+    )
   return tfma.EvalConfig(
     model_specs=[
       tfma.ModelSpec(
@@ -100,6 +126,8 @@ def make_eval_config(
           _argmax_metric('accuracy', '', accuracy),
           _argmax_metric('accuracy', LOWER, *accuracy_bound),
           _argmax_metric('accuracy', UPPER),
+          _calibration_metric(TOP_LABEL_ECE, *ece_bound),
+          _calibration_metric(BRIER),
           tfma.MetricConfig(class_name='MultiClassConfusionMatrixPlot'),
         ]
       ),
