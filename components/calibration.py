@@ -29,9 +29,14 @@ def nll(logits: np.ndarray, labels: np.ndarray, temperature: float = 1.0) -> flo
 
 
 def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
-  """The T > 0 minimising nll(logits, labels, T), searched over log T (bounded)."""
+  """The T > 0 minimising nll(logits, labels, T), searched over log T (bounded).
+
+  Non-finite logits (a diverged model) give 1.0: there is nothing to calibrate.
+  """
   if not len(logits):
     raise ValueError('Cannot fit a temperature on no examples')
+  if not np.all(np.isfinite(logits)):
+    return 1.0
   result = optimize.minimize_scalar(
     lambda log_t: nll(logits, labels, np.exp(log_t)),
     bounds=_LOG_T_BOUNDS,
@@ -124,8 +129,8 @@ def reliability_diagram_png(
       marker='o',
       label=f'{name}: ECE {ece:.3f}',
     )
-  ax.set_xlim(0, 1)
-  ax.set_ylim(0, 1)
+  ax.set_xlim(-0.02, 1.02)
+  ax.set_ylim(-0.02, 1.02)
   ax.set_xlabel('mean confidence (top probability)')
   ax.set_ylabel('accuracy')
   ax.set_title(title)

@@ -3,11 +3,13 @@
 The image spec and the hyperparameters come from the Trainer's custom_config
 (components.image_spec, components.hparams). One GPU or the CPU
 runs under OneDeviceStrategy, several GPUs under MirroredStrategy; mixed precision and XLA are
-options. The weights of the epoch with the lowest val_loss are the ones exported.
+options. The weights of the epoch with the lowest val_loss are the ones exported, with one
+temperature, fitted on the eval split, folded into the output layer (components.calibration).
 """
 
 import contextlib
 import importlib
+import json
 import logging
 import math
 import os
@@ -15,11 +17,13 @@ import tempfile
 import time
 from typing import Dict, Iterator, List, Sequence, Tuple
 
+import numpy as np
 import tensorflow as tf
 import tensorflow_transform as tft
 from tf_keras.src.saving.legacy.saved_model import utils as keras_saved_model_utils
 from tfx import v1 as tfx
 
+from components import calibration
 from components import hparams as hparams_lib
 from components import image_spec
 from components import input_pipeline
@@ -28,6 +32,8 @@ from components import signatures
 from components import training_report
 
 BEST_WEIGHTS_FILE = 'best.weights.h5'
+# The calibration record, in the export (it travels with the model, also to the Pusher's copy).
+CALIBRATION_ASSET = os.path.join('assets.extra', training_report.CALIBRATION_FILE)
 
 
 def keras_version() -> str:
@@ -86,6 +92,62 @@ def serving_copy(
     copy = model_lib.build_model(image.size, hp, weights='none')
   copy.set_weights(model.get_weights())
   return copy
+
+
+def eval_logits_and_labels(
+  model: tf.keras.Model, eval_data: tf.data.Dataset
+) -> Tuple[np.ndarray, np.ndarray]:
+  """The pre-softmax logits (float64 [N, classes]) of `model` on `eval_data`, and its labels.
+
+  The output layer is Dense(softmax): its logits are x @ W + b of that layer's input, computed
+  here exactly rather than as the log of rounded probabilities.
+  """
+  output = model.get_layer(model_lib.OUTPUT_NAME)
+  penultimate = tf.keras.Model(model.input, output.input)
+  kernel, bias = (np.asarray(w, np.float64) for w in output.get_weights())
+  logits, labels = [], []
+  for images, batch_labels in eval_data:
+    logits.append(np.asarray(penultimate.predict_on_batch(images), np.float64) @ kernel + bias)
+    labels.append(batch_labels.numpy())
+  return np.concatenate(logits), np.concatenate(labels)
+
+
+def fold_temperature(model: tf.keras.Model, temperature: float) -> None:
+  """Divides the output layer's kernel and bias by `temperature`: the model's softmax becomes
+  softmax(logits / temperature), with the same graph and the same argmax."""
+  output = model.get_layer(model_lib.OUTPUT_NAME)
+  output.set_weights([w / temperature for w in output.get_weights()])
+
+
+def calibrate(
+  model: tf.keras.Model, logits: np.ndarray, labels: np.ndarray, model_run_dir: str
+) -> Dict[str, float]:
+  """Fits a temperature on `model`'s eval `logits` and `labels` (eval_logits_and_labels), folds
+  it into `model`, writes the calibration record and its reliability diagram into
+  `model_run_dir`; returns the record."""
+  temperature = calibration.fit_temperature(logits, labels)
+  fold_temperature(model, temperature)
+  record = calibration.calibration_record(logits, labels, temperature)
+  training_report.write_calibration(
+    model_run_dir,
+    record,
+    calibration.reliability_diagram_png(
+      logits, labels, temperature, f'Reliability, eval split ({len(labels)} images)'
+    ),
+  )
+  logging.info(
+    'Temperature scaling on the eval split (%d images): T=%.4g; NLL %.4f -> %.4f, '
+    'top-label ECE %.4f -> %.4f, Brier %.4f -> %.4f',
+    len(labels),
+    temperature,
+    record['nll_before'],
+    record['nll'],
+    record['ece_before'],
+    record['ece'],
+    record['brier_before'],
+    record['brier'],
+  )
+  return record
 
 
 class EpochLogger(tf.keras.callbacks.Callback):
@@ -264,7 +326,14 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     model, train_data, eval_data, hp, steps_per_epoch, log_dir=fn_args.model_run_dir
   )
 
-  export(serving_copy(model, image, hp), image, tf_transform_output, fn_args.serving_model_dir)
+  exported = serving_copy(model, image, hp)
+  eval_logits, eval_labels = eval_logits_and_labels(exported, eval_data)
+  record = calibrate(exported, eval_logits, eval_labels, fn_args.model_run_dir)
+  export(exported, image, tf_transform_output, fn_args.serving_model_dir)
+  calibration_path = os.path.join(fn_args.serving_model_dir, CALIBRATION_ASSET)
+  tf.io.gfile.makedirs(os.path.dirname(calibration_path))
+  with tf.io.gfile.GFile(calibration_path, 'w') as f:
+    json.dump(record, f, indent=2, sort_keys=True)
   logging.info('Exported the model of epoch %d to %s', best_epoch, fn_args.serving_model_dir)
   paths = training_report.write_report(
     fn_args.model_run_dir,
