@@ -47,7 +47,6 @@ _DISPLAY_NAMES = {
   eval_config_lib.ARGMAX_F1: 'F1',
   eval_config_lib.AUC: 'ROC AUC',
   eval_config_lib.TOP_LABEL_ECE: 'top-label ECE',
-  eval_config_lib.BRIER: 'Brier score',
 }
 _PROPORTIONS = ('precision', 'recall', 'specificity', 'npv')  # ClassFigures with an interval
 
