@@ -3,12 +3,15 @@
 The image spec and the hyperparameters come from the Trainer's custom_config
 (components.image_spec, components.hparams). One GPU or the CPU
 runs under OneDeviceStrategy, several GPUs under MirroredStrategy; mixed precision and XLA are
-options. The weights of the epoch with the lowest val_loss are the ones exported, with the COVID
-operating point chosen on the whole eval split by the exported model (components.operating_point).
+options. The weights of the epoch with the lowest val_loss are the ones exported, with one
+temperature, fitted on the eval split, folded into the output layer (components.calibration), and
+the COVID operating point chosen on the eval split's calibrated probabilities
+(components.operating_point).
 """
 
 import contextlib
 import importlib
+import json
 import logging
 import math
 import os
@@ -17,11 +20,13 @@ import time
 from typing import Dict, Iterator, List, Sequence, Tuple
 
 import numpy as np
+from scipy import special
 import tensorflow as tf
 import tensorflow_transform as tft
 from tf_keras.src.saving.legacy.saved_model import utils as keras_saved_model_utils
 from tfx import v1 as tfx
 
+from components import calibration
 from components import hparams as hparams_lib
 from components import image_spec
 from components import input_pipeline
@@ -33,6 +38,7 @@ from components import training_report
 
 BEST_WEIGHTS_FILE = 'best.weights.h5'
 COVID = labels.CLASS_NAMES.index('COVID')
+CALIBRATION_ASSET = os.path.join('assets.extra', training_report.CALIBRATION_FILE)
 
 
 def keras_version() -> str:
@@ -91,6 +97,62 @@ def serving_copy(
     copy = model_lib.build_model(image.size, hp, weights='none')
   copy.set_weights(model.get_weights())
   return copy
+
+
+def eval_logits_and_labels(
+  model: tf.keras.Model, eval_data: tf.data.Dataset
+) -> Tuple[np.ndarray, np.ndarray]:
+  """The pre-softmax logits (float64 [N, classes]) of `model` on `eval_data`, and its labels.
+
+  The output layer is Dense(softmax): its logits are x @ W + b of that layer's input, computed
+  here exactly rather than as the log of rounded probabilities.
+  """
+  output = model.get_layer(model_lib.OUTPUT_NAME)
+  penultimate = tf.keras.Model(model.input, output.input)
+  kernel, bias = (np.asarray(w, np.float64) for w in output.get_weights())
+  logits, labels = [], []
+  for images, batch_labels in eval_data:
+    logits.append(np.asarray(penultimate.predict_on_batch(images), np.float64) @ kernel + bias)
+    labels.append(batch_labels.numpy())
+  return np.concatenate(logits), np.concatenate(labels)
+
+
+def fold_temperature(model: tf.keras.Model, temperature: float) -> None:
+  """Divides the output layer's kernel and bias by `temperature`: the model's softmax becomes
+  softmax(logits / temperature), with the same graph and the same argmax."""
+  output = model.get_layer(model_lib.OUTPUT_NAME)
+  output.set_weights([w / temperature for w in output.get_weights()])
+
+
+def calibrate(
+  model: tf.keras.Model, logits: np.ndarray, labels: np.ndarray, model_run_dir: str
+) -> Dict[str, float]:
+  """Fits a temperature on `model`'s eval `logits` and `labels` (eval_logits_and_labels), folds
+  it into `model`, writes the calibration record and its reliability diagram into
+  `model_run_dir`; returns the record."""
+  temperature = calibration.fit_temperature(logits, labels)
+  fold_temperature(model, temperature)
+  record = calibration.calibration_record(logits, labels, temperature)
+  training_report.write_calibration(
+    model_run_dir,
+    record,
+    calibration.reliability_diagram_png(
+      logits, labels, temperature, f'Reliability, eval split ({len(labels)} images)'
+    ),
+  )
+  logging.info(
+    'Temperature scaling on the eval split (%d images): T=%.4g; NLL %.4f -> %.4f, '
+    'top-label ECE %.4f -> %.4f, Brier %.4f -> %.4f',
+    len(labels),
+    temperature,
+    record['nll_before'],
+    record['nll'],
+    record['ece_before'],
+    record['ece'],
+    record['brier_before'],
+    record['brier'],
+  )
+  return record
 
 
 class EpochLogger(tf.keras.callbacks.Callback):
@@ -192,15 +254,6 @@ def count_examples(file_patterns: Sequence[str]) -> int:
   return int(dataset.reduce(tf.constant(0, tf.int64), lambda n, _: n + 1))
 
 
-def predict_split(model: tf.keras.Model, dataset: tf.data.Dataset) -> Tuple[np.ndarray, np.ndarray]:
-  """(probabilities [N, classes], labels [N]) of `model` over (input, label) batches."""
-  probabilities, truth = [], []
-  for inputs, batch_labels in dataset:
-    probabilities.append(model(inputs, training=False).numpy())
-    truth.append(batch_labels.numpy())
-  return np.concatenate(probabilities), np.concatenate(truth)
-
-
 def choose_operating_point(
   probabilities: np.ndarray, truth: np.ndarray, hp: hparams_lib.HParams
 ) -> operating_point.OperatingPoint:
@@ -216,9 +269,11 @@ def export(
   tf_transform_output: tft.TFTransformOutput,
   serving_model_dir: str,
   point: operating_point.OperatingPoint,
+  calibration_record: Dict[str, float],
 ) -> None:
   """tf.saved_model.save with the serving signatures of components.signatures, applying the
-  operating point, which is stored beside them (operating_point.FILE).
+  operating point; the operating point (operating_point.FILE) and the calibration record
+  (CALIBRATION_ASSET) are stored beside them, so they travel with every copy of the model.
 
   Keras would also trace every layer's call functions into the SavedModel, to rebuild Keras
   layers at load time, which nothing here does (serving, TFMA and the CLI use the signatures):
@@ -230,6 +285,10 @@ def export(
   with keras_saved_model_utils.keras_option_scope(save_traces=False):
     tf.saved_model.save(model, serving_model_dir, signatures=model_signatures)
   operating_point.write(point, serving_model_dir)
+  calibration_path = os.path.join(serving_model_dir, CALIBRATION_ASSET)
+  tf.io.gfile.makedirs(os.path.dirname(calibration_path))
+  with tf.io.gfile.GFile(calibration_path, 'w') as f:
+    json.dump(calibration_record, f, indent=2, sort_keys=True)
 
 
 def run_fn(fn_args: tfx.components.FnArgs) -> None:
@@ -292,9 +351,13 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     model, train_data, eval_data, hp, steps_per_epoch, log_dir=fn_args.model_run_dir
   )
 
-  serving_model = serving_copy(model, image, hp)
+  exported = serving_copy(model, image, hp)
   whole_eval = input_pipeline.make_dataset(fn_args.eval_files, training=False, **data_args)
-  point = choose_operating_point(*predict_split(serving_model, whole_eval), hp)
+  eval_logits, eval_labels = eval_logits_and_labels(exported, whole_eval)
+  record = calibrate(exported, eval_logits, eval_labels, fn_args.model_run_dir)
+  point = choose_operating_point(
+    special.softmax(eval_logits / record['temperature'], axis=-1), eval_labels, hp
+  )
   logging.info(
     'COVID operating point: P(COVID) > %g reaches sensitivity %.4f (%d/%d, target %g), '
     'specificity %.4f (%d/%d) on the eval split',
@@ -307,7 +370,7 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     point.specificity.successes,
     point.specificity.trials,
   )
-  export(serving_model, image, tf_transform_output, fn_args.serving_model_dir, point)
+  export(exported, image, tf_transform_output, fn_args.serving_model_dir, point, record)
   logging.info('Exported the model of epoch %d to %s', best_epoch, fn_args.serving_model_dir)
   paths = training_report.write_report(
     fn_args.model_run_dir,

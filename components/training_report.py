@@ -1,4 +1,4 @@
-"""Training history as JSON and the seed notebook's plots as PNG files."""
+"""Training history as JSON and the seed notebook's plots as PNG files; the calibration record."""
 
 import io
 import json
@@ -12,6 +12,8 @@ import matplotlib.pyplot as plt
 import tensorflow as tf
 
 HISTORY_FILE = 'history.json'
+CALIBRATION_FILE = 'calibration.json'  # components.calibration.calibration_record, eval split
+RELIABILITY_PNG = 'reliability.png'  # its reliability diagram, before and after scaling
 # The seed's three figures: file name -> (title, [(history key, legend label)], y label).
 PLOTS = {
   'accuracy.png': (
@@ -59,4 +61,17 @@ def write_report(
       paths[name] = os.path.join(output_dir, name)
       with tf.io.gfile.GFile(paths[name], 'wb') as f:
         f.write(_plot_png(title, series, ylabel, history))
+  return paths
+
+
+def write_calibration(
+  output_dir: str, record: Mapping[str, Any], diagram_png: bytes
+) -> Dict[str, str]:
+  """Writes CALIBRATION_FILE (`record`) and RELIABILITY_PNG; returns {file name: path}."""
+  tf.io.gfile.makedirs(output_dir)
+  paths = {name: os.path.join(output_dir, name) for name in (CALIBRATION_FILE, RELIABILITY_PNG)}
+  with tf.io.gfile.GFile(paths[CALIBRATION_FILE], 'w') as f:
+    json.dump(dict(record), f, indent=2, sort_keys=True)
+  with tf.io.gfile.GFile(paths[RELIABILITY_PNG], 'wb') as f:
+    f.write(diagram_png)
   return paths

@@ -163,6 +163,13 @@ def _add_pipeline_arguments(p):
     help='judge accuracy and COVID recall by the lower end of their 95%% interval '
     '(default) or by the figure itself',
   )
+  g.add_argument(
+    '--max-ece',
+    type=float,
+    default=_GATE.max_ece,
+    help='highest accepted top-label expected calibration error on the test split '
+    '(default: not gated)',
+  )
   g = p.add_argument_group('orchestration')
   g.add_argument('--no-cache', action='store_true', help='re-run every component')
   g.add_argument(
@@ -253,6 +260,7 @@ def run_options_from_args(args):
       min_covid_recall=args.min_covid_recall,
       max_accuracy_drop=args.max_accuracy_drop,
       gate_on=args.gate_on,
+      max_ece=args.max_ece,
     ),
     enable_cache=not args.no_cache,
     beam_pipeline_args=_beam_pipeline_args(args),

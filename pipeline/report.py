@@ -6,12 +6,14 @@ class precision, recall, specificity, NPV with Wilson intervals, F1, support), R
 confusion matrix (also as a PNG heatmap), the COVID operating point (the threshold stored with
 the evaluated model, components.operating_point) with the test sensitivity and specificity at it
 and the COVID ROC and precision-recall curves, the comparison with the blessed baseline, metrics
-by source, the training curves (PNGs written by the Trainer into its model_run artifact), and the
-class x source association of the ingested data (Cramér's V per split, the test classes confounded
-with their source). `report_json` gives the same figures as one JSON-ready dict (`cxr report
---json`): its `confounding` is the ingestion summary's entry (components/ingestion/confounding.py;
-None for runs ingested before it existed), `operating_point` is None for a model stored without
-one, and `calibration` is None until the pipeline computes it.
+by source, the class x source association of the ingested data (Cramér's V per split, the test
+classes confounded with their source), the calibration (the Trainer's temperature and eval-split
+figures before and after it, the test split's ECE and Brier score from the Evaluator, a
+reliability diagram) and the training curves (PNGs written by the Trainer into its model_run
+artifact). `report_json` gives the same figures as one JSON-ready dict (`cxr report --json`): its
+`confounding` is the ingestion summary's entry (components/ingestion/confounding.py; None for runs
+ingested before it existed), `operating_point` is None for a model stored without one, and
+`calibration` None for a model trained without it.
 """
 
 import dataclasses
@@ -55,6 +57,7 @@ _DISPLAY_NAMES = {
   eval_config_lib.ARGMAX_PRECISION: 'precision',
   eval_config_lib.ARGMAX_F1: 'F1',
   eval_config_lib.AUC: 'ROC AUC',
+  eval_config_lib.TOP_LABEL_ECE: 'top-label ECE',
 }
 _PROPORTIONS = ('precision', 'recall', 'specificity', 'npv')  # ClassFigures with an interval
 
@@ -83,7 +86,11 @@ def _interval(ci: Optional[classification_report.Interval], digits: int = 2) -> 
 
 def describe(check: results.GateCheck) -> str:
   """One line, e.g. 'COVID recall 1.00 (95% CI 0.57–1.00, 5 images): lower bound below 0.80'."""
-  name, verdict = check_name(check), 'at or above' if check.passed else 'below'
+  name = check_name(check)
+  if check.is_maximum:
+    verdict = 'at or below' if check.passed else 'above'
+  else:
+    verdict = 'at or above' if check.passed else 'below'
   if check.kind == 'change':
     return f'{name} {_fmt(check.value, signed=True)}: {verdict} {check.threshold:+.2f}'
   evidence = f'95% CI {_interval(check.ci)}' if check.ci else 'no interval'
@@ -447,6 +454,74 @@ def _training_section(model_run_uri: Optional[str], report_dir: str) -> List[str
   return lines
 
 
+def load_calibration_record(model_run_uri: Optional[str]) -> Optional[Dict[str, Any]]:
+  """The Trainer's calibration record (eval split), or None when the model has none."""
+  path = os.path.join(model_run_uri or '', training_report.CALIBRATION_FILE)
+  if not model_run_uri or not tf.io.gfile.exists(path):
+    return None
+  with tf.io.gfile.GFile(path) as f:
+    return json.load(f)
+
+
+def calibration_json(
+  record: Optional[Dict[str, Any]], overall: Dict[results.MetricId, float], model: str
+) -> Optional[Dict[str, Any]]:
+  """The eval-split figures of the Trainer's `record` (where T was fitted), and under 'test' the
+  Evaluator's figures of the exported, temperature-scaled model on the test split."""
+  if record is None:
+    return None
+  return {
+    'split': 'eval',
+    **record,
+    'test': {
+      'split': 'test',
+      'images': overall.get(results.MetricId(eval_config_lib.EXAMPLE_COUNT, model_name=model)),
+      'ece': overall.get(results.MetricId(eval_config_lib.TOP_LABEL_ECE, model_name=model)),
+      'brier': overall.get(results.MetricId(eval_config_lib.BRIER, model_name=model)),
+    },
+  }
+
+
+def _calibration_section(
+  figures: Optional[Dict[str, Any]], model_run_uri: Optional[str], report_dir: str
+) -> List[str]:
+  lines = ['## Calibration', '']
+  if figures is None:
+    return lines + [
+      'No calibration record for this model (trained without temperature scaling).',
+      '',
+    ]
+  test = figures['test']
+  lines += [
+    f'Temperature scaling: T = {figures["temperature"]:.4g}, fitted on the eval split '
+    f'({figures["images"]:g} images) to minimise the NLL and folded into the exported model: '
+    'every signature serves softmax(logits / T), with the same argmax. The Evaluator scores '
+    'that scaled model, so the test split has no "before" figures. ECE: top label, 15 '
+    'equal-width bins.',
+    '',
+  ]
+  rows = [
+    [
+      f'eval ({figures["images"]:g} images)',
+      name,
+      _fmt(figures[f'{key}_before']),
+      _fmt(figures[key]),
+    ]
+    for key, name in (('nll', 'NLL'), ('ece', 'top-label ECE'), ('brier', 'Brier score'))
+  ]
+  test_images = 'n/a' if test['images'] is None else f'{test["images"]:g}'
+  rows += [
+    [f'test ({test_images} images)', name, 'n/a', _fmt(test[key])]
+    for key, name in (('ece', 'top-label ECE'), ('brier', 'Brier score'))
+  ]
+  lines += _table(['split', 'figure', 'before scaling', 'after scaling'], rows) + ['']
+  source = os.path.join(model_run_uri or '', training_report.RELIABILITY_PNG)
+  if model_run_uri and tf.io.gfile.exists(source):
+    tf.io.gfile.copy(source, os.path.join(report_dir, training_report.RELIABILITY_PNG), True)
+    lines += [f'![Reliability diagram, eval split]({training_report.RELIABILITY_PNG})', '']
+  return lines
+
+
 def _run_dir_name(run_id: str) -> str:
   return re.sub(r'[^A-Za-z0-9._-]', '_', run_id)
 
@@ -623,7 +698,13 @@ def _markdown(run: RunArtifacts, output_root: str, report_dir: str) -> List[str]
     )
   lines += _slices_section(evaluation.metrics, candidate)
   lines += _sources_section(run.confounding())
-  return lines + _training_section(run.model_run.uri if run.model_run else None, report_dir)
+  model_run_uri = run.model_run.uri if run.model_run else None
+  lines += _calibration_section(
+    calibration_json(load_calibration_record(model_run_uri), overall, candidate),
+    model_run_uri,
+    report_dir,
+  )
+  return lines + _training_section(model_run_uri, report_dir)
 
 
 def _run_operating_point(
@@ -694,7 +775,11 @@ def report_json(
     'images': report.accuracy.trials,
     **_proportion_json('accuracy', report.accuracy),
     'classes': classes,
-    'calibration': None,
+    'calibration': calibration_json(
+      load_calibration_record(run.model_run.uri if run.model_run else None),
+      evaluation.metrics.get(results.OVERALL, {}),
+      evaluation.candidate,
+    ),
     'operating_point': _operating_point_json(_run_operating_point(run, evaluation)),
     'confounding': run.confounding(),
   }

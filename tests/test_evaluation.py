@@ -15,6 +15,7 @@ from tfx.proto import pusher_pb2
 from tfx.types import standard_artifacts
 from tfx.utils import proto_utils
 
+from components import calibration
 from components import labels
 from components import operating_point
 from components.evaluation import classification_report
@@ -69,6 +70,16 @@ def _argmax_predictions(table):
 
 def _true_labels():
   return [label for _, label, _ in TEST_SPLIT]
+
+
+def _probabilities(table, split=TEST_SPLIT):
+  """The model's probabilities of each example, as the float32 model outputs them."""
+  return np.array([table[row] for row, _, _ in split], np.float32)
+
+
+def _brier(probabilities, y_true):
+  """Mean over examples of sum_k (p_k - onehot_k)^2."""
+  return np.mean(np.sum((probabilities - np.eye(3)[y_true]) ** 2, axis=1))
 
 
 def _examples(uri, split):
@@ -164,7 +175,7 @@ def test_confusion_matrix_rejects_labels_outside_the_classes():
 
 def test_gate_settings_defaults_round_trip_and_bad_values():
   assert Gate() == Gate(
-    min_accuracy=0.8, min_covid_recall=0.8, max_accuracy_drop=0.0, gate_on='lower'
+    min_accuracy=0.8, min_covid_recall=0.8, max_accuracy_drop=0.0, gate_on='lower', max_ece=None
   )
   gate = Gate(min_accuracy=0.7, gate_on='point')
   assert Gate.from_config(gate.to_config()) == gate
@@ -172,6 +183,8 @@ def test_gate_settings_defaults_round_trip_and_bad_values():
     Gate(min_covid_recall=80)
   with pytest.raises(ValueError, match="gate_on must be one of lower, point, got 'median'"):
     Gate(gate_on='median')
+  with pytest.raises(ValueError, match='max_ece must be within'):
+    Gate(max_ece=-0.1)
 
 
 def _run_options(*flags):
@@ -184,6 +197,7 @@ def test_cli_gate_flags_make_the_gate():
   assert _run_options('--gate-on', 'point', '--min-covid-recall', '0.9').gate == Gate(
     min_covid_recall=0.9, gate_on='point'
   )
+  assert _run_options('--max-ece', '0.05').gate == Gate(max_ece=0.05)
   with pytest.raises(ValueError, match='min_accuracy must be within'):
     _run_options('--min-accuracy', '80')
 
@@ -198,6 +212,7 @@ def test_gate_metrics_equal_sklearn_and_a_good_model_is_blessed(workspace):
     min_covid_recall=0.8,
     max_accuracy_drop=0.0,
     gate_on='point',
+    max_ece=0.5,
   )
   y_true, y_pred = np.array(_true_labels()), np.array(_argmax_predictions(GOOD_TABLE))
   assert len(set(y_pred)) == labels.NUM_CLASSES
@@ -267,6 +282,11 @@ def test_gate_metrics_equal_sklearn_and_a_good_model_is_blessed(workspace):
   assert figures.sensitivity.ci == pytest.approx(_scipy_wilson(tp, tp + fn))
   assert figures.specificity.value == pytest.approx(9 / 12)
   assert figures.specificity.ci == pytest.approx(_scipy_wilson(tn, tn + fp))
+  probabilities = _probabilities(GOOD_TABLE)
+  ece = calibration.top_label_ece(probabilities, y_true)
+  assert ece > 0.05  # not a trivial 0
+  assert _overall(evaluation_uri, 'top_label_ece') == pytest.approx(ece, abs=1e-9)
+  assert _overall(evaluation_uri, 'brier') == pytest.approx(_brier(probabilities, y_true), abs=1e-6)
 
   assert blessing.get_int_custom_property('blessed') == 1
   assert os.path.exists(os.path.join(blessing.uri, 'BLESSED'))
@@ -274,7 +294,11 @@ def test_gate_metrics_equal_sklearn_and_a_good_model_is_blessed(workspace):
   assert set(gate) == {
     ('argmax_accuracy', None, 'value'),
     ('argmax_recall', COVID, 'value'),
+    ('top_label_ece', None, 'value'),
   }  # no baseline: change threshold dropped
+  assert report.describe(gate[('top_label_ece', None, 'value')]) == (
+    f'top-label ECE {ece:.2f} (no interval, 18 images): at or below 0.50'
+  )
   assert all(c.passed for c in gate.values())
   recall = gate[('argmax_recall', COVID, 'value')]
   assert (recall.bound, recall.threshold, recall.images) == ('>= 0.8', 0.8, 6)
@@ -289,6 +313,13 @@ def test_gate_metrics_equal_sklearn_and_a_good_model_is_blessed(workspace):
     source_b[results.MetricId('argmax_recall_lower95', class_id=COVID)],
     source_b[results.MetricId('argmax_recall_upper95', class_id=COVID)],
   ) == pytest.approx(_scipy_wilson(1, 2))
+  in_b = np.array([source == 'B' for _, _, source in TEST_SPLIT])
+  assert source_b[results.MetricId('top_label_ece')] == pytest.approx(
+    calibration.top_label_ece(probabilities[in_b], y_true[in_b]), abs=1e-9
+  )
+  assert source_b[results.MetricId('brier')] == pytest.approx(
+    _brier(probabilities[in_b], y_true[in_b]), abs=1e-6
+  )
 
 
 def test_perfect_recall_on_5_covid_images_is_not_blessed_by_default(workspace):
@@ -326,6 +357,7 @@ def test_model_under_covid_recall_threshold_is_not_blessed_and_not_pushed(worksp
     min_covid_recall=0.8,
     max_accuracy_drop=0.0,
     gate_on='point',
+    max_ece=0.05,
   )
   assert blessing.get_int_custom_property('blessed') == 0
   assert os.path.exists(os.path.join(blessing.uri, 'NOT_BLESSED'))
@@ -333,6 +365,13 @@ def test_model_under_covid_recall_threshold_is_not_blessed_and_not_pushed(worksp
   assert gate[('argmax_accuracy', None)].passed  # 14/18 >= 0.7
   assert gate[('argmax_recall', COVID)].measured == pytest.approx(0.5)
   assert not gate[('argmax_recall', COVID)].passed
+  ece = calibration.top_label_ece(_probabilities(BAD_TABLE), np.array(_true_labels()))
+  ece_check = gate[('top_label_ece', None)]
+  assert ece_check.measured == pytest.approx(ece, abs=1e-9) and ece > 0.05
+  assert not ece_check.passed and ece_check.bound == '<= 0.05'
+  assert report.describe(ece_check) == (
+    f'top-label ECE {ece:.2f} (no interval, 18 images): above 0.05'
+  )
 
   pushed_model = standard_artifacts.PushedModel()
   pushed_model.uri = str(tmp_path / 'pushed_model')

@@ -11,6 +11,7 @@ from scipy import stats
 from sklearn import metrics as sk_metrics
 from tfx import v1 as tfx
 
+from components import calibration
 from components import labels
 from components import operating_point
 from components import training_report
@@ -43,6 +44,9 @@ SOURCE_TABLE = [[2, 4, 2], [2, 0, 2]]  # TEST_SPLIT's images: rows A, B; columns
 # The candidate's stored operating point; on TEST_SPLIT: 4 of 4 COVID images above 0.4, and one
 # of the 8 others (row 3, P(COVID) 0.45).
 POINT = operating_point.OperatingPoint('COVID', 0.4, 0.95, 19, 1, 35, 5)
+# The Trainer's record (eval split) of the candidate: over-confident logits, scaled by T = 2.
+EVAL_LOGITS = np.array([[4.0, 0.0, -2.0], [-1.0, 3.0, 0.0], [0.0, 2.0, 1.0], [1.0, 0.0, 3.0]])
+EVAL_LABELS = np.array([0, 1, 2, 2])
 
 
 def _wilson(k, n):
@@ -149,6 +153,11 @@ def output_dir(tmp_path_factory):
     },
     preset='recommended',
     epochs=2,
+  )
+  training_report.write_calibration(
+    model_run_uri,
+    calibration.calibration_record(EVAL_LOGITS, EVAL_LABELS, 2.0),
+    calibration.reliability_diagram_png(EVAL_LOGITS, EVAL_LABELS, 2.0, 'eval split'),
   )
 
   store = metadata_store.MetadataStore(
@@ -302,6 +311,19 @@ def test_report_of_the_latest_evaluated_run(output_dir):
   v = stats.contingency.association(SOURCE_TABLE, method='cramer')
   assert f"test: Cramér's V {v:.3f}" in sources and 'WARNING' not in sources
   assert '| A | 2 | 4 | 2 |' in sources and '| B | 2 | 0 | 2 |' in sources
+  eval_record = calibration.calibration_record(EVAL_LOGITS, EVAL_LABELS, 2.0)
+  calibrated = _section(text, 'Calibration')
+  assert 'Temperature scaling: T = 2, fitted on the eval split (4 images)' in calibrated
+  assert (
+    f'| eval (4 images) | top-label ECE | {eval_record["ece_before"]:.4f} | '
+    f'{eval_record["ece"]:.4f} |'
+  ) in calibrated
+  probabilities = np.array([CANDIDATE[row] for row, _, _ in TEST_SPLIT], np.float32)
+  assert (
+    f'| test (12 images) | top-label ECE | n/a | '
+    f'{calibration.top_label_ece(probabilities, y_true):.4f} |'
+  ) in calibrated
+  assert '![Reliability diagram, eval split](reliability.png)' in calibrated
   training = _section(text, 'Training')
   assert '- preset: `"recommended"`' in training and '![Model accuracy](accuracy.png)' in training
   for image in (
@@ -311,6 +333,7 @@ def test_report_of_the_latest_evaluated_run(output_dir):
     'accuracy.png',
     'loss.png',
     'val_loss.png',
+    'reliability.png',
   ):
     with open(os.path.join(report_dir, image), 'rb') as f:
       assert f.read(8) == b'\x89PNG\r\n\x1a\n'
@@ -366,7 +389,6 @@ def test_cxr_report_json(output_dir, capsys):
     False,
     None,
   )
-  assert result['calibration'] is None
   tp, fn, tn, fp = _covid_counts()
   assert result['operating_point'] == {
     'class': 'COVID',
@@ -409,6 +431,30 @@ def test_cxr_report_json(output_dir, capsys):
     assert figures['npv'] == pytest.approx(sk_metrics.precision_score(~positive, ~predicted))
     assert figures['f1'] == pytest.approx(scores['f1-score'])
     assert figures['support'] == scores['support']
+  calibrated = result['calibration']
+  eval_logits = EVAL_LOGITS.astype(np.float64)
+  assert calibrated['split'] == 'eval' and calibrated['images'] == 4
+  assert calibrated['temperature'] == 2.0
+  for key, scale in (('nll_before', 1.0), ('nll', 2.0)):
+    log_p = eval_logits / scale - np.log(np.exp(eval_logits / scale).sum(axis=1, keepdims=True))
+    assert calibrated[key] == pytest.approx(-np.mean(log_p[np.arange(4), EVAL_LABELS]))
+  for key, scale in (('ece_before', 1.0), ('ece', 2.0)):
+    eval_probabilities = np.exp(eval_logits / scale)
+    eval_probabilities /= eval_probabilities.sum(axis=1, keepdims=True)
+    assert calibrated[key] == pytest.approx(
+      calibration.top_label_ece(eval_probabilities, EVAL_LABELS)
+    )
+    brier_key = key.replace('ece', 'brier')
+    assert calibrated[brier_key] == pytest.approx(
+      np.mean(np.sum((eval_probabilities - np.eye(3)[EVAL_LABELS]) ** 2, axis=1))
+    )
+  probabilities = np.array([CANDIDATE[row] for row, _, _ in TEST_SPLIT], np.float32)
+  test = calibrated['test']
+  assert test['split'] == 'test' and test['images'] == 12
+  assert test['ece'] == pytest.approx(calibration.top_label_ece(probabilities, y_true), abs=1e-9)
+  assert test['brier'] == pytest.approx(
+    np.mean(np.sum((probabilities - np.eye(3)[y_true]) ** 2, axis=1)), abs=1e-6
+  )
 
 
 def test_sources_section_shows_the_confounding_warning():

@@ -21,6 +21,7 @@ checked through the accuracy difference TFMA records.
 """
 
 import glob
+import json
 import os
 
 from ml_metadata.proto import metadata_store_pb2
@@ -30,6 +31,7 @@ import tensorflow as tf
 
 from components import demo_data
 from components import labels
+from components import trainer
 from components.evaluation import eval_config as eval_config_lib
 from components.evaluation import results
 from components.evaluation.gate import Gate
@@ -184,6 +186,8 @@ def test_pushed_model_serves_raw_png_bytes(runs):
   class_id = int(outputs['class_id'].numpy()[0])
   assert class_id == int(np.argmax(probabilities))
   assert outputs['class_name'].numpy()[0].decode() == labels.CLASS_NAMES[class_id]
+  with open(os.path.join(version_dir, trainer.CALIBRATION_ASSET)) as f:  # travels with the model
+    assert json.load(f)['temperature'] > 0
 
 
 def test_same_span_again_reuses_every_result_up_to_the_model(runs):

@@ -7,6 +7,7 @@ import os
 
 import numpy as np
 import pytest
+from scipy import special
 from sklearn import metrics as sk_metrics
 import tensorflow as tf
 from tfx import v1 as tfx
@@ -187,7 +188,11 @@ class _Records(logging.Handler):
 
 @pytest.fixture(scope='module')
 def trained(tmp_path_factory):
-  """run_fn on a tiny Transform output (24 train / 6 eval images, 32 px, 2 epochs)."""
+  """run_fn on a tiny Transform output (24 train / 6 eval images, 32 px, 2 epochs).
+
+  Returns fn_args, the raw examples, the log messages and what eval_logits_and_labels returned
+  to run_fn: the unscaled model's eval logits and labels.
+  """
   root = tmp_path_factory.mktemp('trainer')
   rng = np.random.default_rng(0)
   raw = {
@@ -231,22 +236,45 @@ def trained(tmp_path_factory):
   level = root.level
   root.setLevel(logging.INFO)
   root.addHandler(records)
+  eval_logits = []
+  real_eval_logits_and_labels = trainer.eval_logits_and_labels
+
+  def recording(*args):
+    eval_logits.append(real_eval_logits_and_labels(*args))
+    return eval_logits[-1]
+
   try:
-    trainer.run_fn(fn_args)
+    with pytest.MonkeyPatch.context() as patch:
+      patch.setattr(trainer, 'eval_logits_and_labels', recording)
+      trainer.run_fn(fn_args)
   finally:
     root.removeHandler(records)
     root.setLevel(level)
-  return fn_args, raw, records.messages
+  [logits_and_labels] = eval_logits
+  return fn_args, raw, records.messages, logits_and_labels
 
 
 def _loaded(fn_args):
   return tf.saved_model.load(fn_args.serving_model_dir)
 
 
+def _calibration_record(fn_args):
+  with open(os.path.join(fn_args.model_run_dir, training_report.CALIBRATION_FILE)) as f:
+    return json.load(f)
+
+
+def _assert_temperature_scaled(outputs, trained):
+  """The probabilities are softmax(logits / T) of the unscaled model's logits, same argmax."""
+  fn_args, _, _, (logits, _) = trained
+  expected = special.softmax(logits / _calibration_record(fn_args)['temperature'], axis=1)
+  np.testing.assert_allclose(outputs['probabilities'].numpy(), expected, atol=1e-5)
+  np.testing.assert_array_equal(outputs['class_id'].numpy(), np.argmax(logits, axis=1))
+
+
 def test_export_serves_raw_png_bytes_and_applies_the_operating_point(trained):
   """The operating threshold reaches the target sensitivity on the eval split and is the one the
   served model applies."""
-  fn_args, raw, messages = trained
+  fn_args, raw, messages, _ = trained
   model = _loaded(fn_args)
   assert set(model.signatures) == {'serving_default', 'serving_examples', 'transform_features'}
   pngs = [
@@ -258,6 +286,7 @@ def test_export_serves_raw_png_bytes_and_applies_the_operating_point(trained):
   assert probabilities.shape == (6, labels.NUM_CLASSES) and probabilities.dtype == np.float32
   np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
   np.testing.assert_array_equal(outputs['class_id'].numpy(), probabilities.argmax(axis=1))
+  _assert_temperature_scaled(outputs, trained)
 
   point = operating_point.read(fn_args.serving_model_dir)
   assert point.threshold in operating_point.GRID and point.target_sensitivity == 0.95
@@ -277,24 +306,49 @@ def test_export_serves_raw_png_bytes_and_applies_the_operating_point(trained):
 
 
 def test_exported_weights_are_those_of_the_best_epoch(trained):
-  fn_args, raw, _ = trained
+  fn_args, raw, _, _ = trained
   with open(os.path.join(fn_args.model_run_dir, training_report.HISTORY_FILE)) as f:
     report = json.load(f)
   val_losses = report['history']['val_loss']
   assert report['best_epoch'] == int(np.argmin(val_losses)) + 1
   outputs = _loaded(fn_args).signatures['serving_examples'](examples=tf.constant(raw['eval']))
+  _assert_temperature_scaled(outputs, trained)
   probabilities = outputs['probabilities'].numpy()
   threshold = operating_point.read(fn_args.serving_model_dir).threshold
   np.testing.assert_array_equal(
     outputs['covid_positive'].numpy(), probabilities[:, 0].astype(np.float64) > threshold
   )
   truth = np.arange(6) % 3
+  # Before temperature scaling the eval NLL is Keras' val_loss of the best epoch; the export
+  # serves the scaled model, whose NLL is the recorded one.
+  record = _calibration_record(fn_args)
+  assert record['nll_before'] == pytest.approx(val_losses[report['best_epoch'] - 1], rel=1e-4)
   serving_loss = -np.mean(np.log(np.clip(probabilities[np.arange(6), truth], 1e-7, 1.0)))
-  assert serving_loss == pytest.approx(val_losses[report['best_epoch'] - 1], rel=1e-4)
+  assert serving_loss == pytest.approx(record['nll'], rel=1e-4)
+
+
+def test_the_temperature_minimises_the_eval_nll_and_travels_with_the_export(trained):
+  fn_args, _, messages, (logits, eval_labels) = trained
+  np.testing.assert_array_equal(eval_labels, np.arange(6) % 3)
+  record = _calibration_record(fn_args)
+  temperature = record['temperature']
+  with open(os.path.join(fn_args.serving_model_dir, 'assets.extra', 'calibration.json')) as f:
+    assert json.load(f) == record
+
+  def eval_nll(t):
+    return -np.mean(special.log_softmax(logits / t, axis=1)[np.arange(6), eval_labels])
+
+  assert record['nll'] == pytest.approx(eval_nll(temperature), rel=1e-9)
+  assert record['nll_before'] == pytest.approx(eval_nll(1.0), rel=1e-9)
+  assert eval_nll(temperature) < min(eval_nll(temperature * 0.9), eval_nll(temperature / 0.9))
+  assert record['nll'] <= record['nll_before'] and temperature != pytest.approx(1.0, abs=1e-3)
+  with open(os.path.join(fn_args.model_run_dir, training_report.RELIABILITY_PNG), 'rb') as f:
+    assert f.read(8) == b'\x89PNG\r\n\x1a\n'
+  assert any(m.startswith('Temperature scaling on the eval split (6 images): T=') for m in messages)
 
 
 def test_history_plots_and_tensorboard_logs_are_written(trained):
-  fn_args, _, _ = trained
+  fn_args, _, _, _ = trained
   with open(os.path.join(fn_args.model_run_dir, training_report.HISTORY_FILE)) as f:
     report = json.load(f)
   assert set(report['history']) == {'loss', 'accuracy', 'val_loss', 'val_accuracy', 'lr'}
@@ -308,7 +362,7 @@ def test_history_plots_and_tensorboard_logs_are_written(trained):
 
 
 def test_log_has_versions_a_line_per_epoch_and_the_report(trained):
-  fn_args, _, messages = trained
+  fn_args, _, messages, _ = trained
   assert any('tf_keras 2.' in m for m in messages)
   assert any('OneDeviceStrategy with 1 replica(s), global batch 8' in m for m in messages)
   assert any('24 training examples, 3 steps per epoch' in m for m in messages)
@@ -322,7 +376,7 @@ def test_log_has_versions_a_line_per_epoch_and_the_report(trained):
 
 
 def test_warm_start_restores_the_exported_weights(trained):
-  fn_args, _, _ = trained
+  fn_args, _, _, _ = trained
   hp = hparams.from_custom_config(fn_args.custom_config)
   loaded = _loaded(fn_args)
   exported = {v.name: v.numpy() for v in loaded.signatures['serving_default'].variables}
@@ -334,7 +388,7 @@ def test_warm_start_restores_the_exported_weights(trained):
 
 
 def test_warm_start_from_another_architecture_is_refused(trained):
-  fn_args, _, _ = trained
+  fn_args, _, _, _ = trained
   hp = hparams.resolve('recommended', {'dense_units': [32]})
   with pytest.raises(model_lib.WeightsError, match='Cannot warm start from .*incompatible tensor'):
     model_lib.build_model(SIZE, hp, warm_start_from=fn_args.serving_model_dir, weights='none')

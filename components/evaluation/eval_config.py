@@ -5,7 +5,8 @@ reported, not gated: they can be small or hold a single class):
   - accuracy >= min_accuracy;
   - COVID recall (argmax, components.evaluation.argmax_metrics) >= min_covid_recall;
   - accuracy >= the blessed baseline's accuracy - max_accuracy_drop (TFX ignores this change
-    threshold on the first run, when no blessed baseline exists).
+    threshold on the first run, when no blessed baseline exists);
+  - top-label ECE (components.evaluation.calibration_metrics) <= max_ece, when max_ece is set.
 For COVID (binarized) it also counts true and false positives and negatives at every threshold
 of components.operating_point.GRID (`P(COVID) > threshold`), from which the report reads the test
 figures at the model's operating point and draws the ROC and precision-recall curves. TFMA's
@@ -28,11 +29,13 @@ from components import features
 from components import labels
 from components import operating_point
 from components.evaluation import argmax_metrics
+from components.evaluation import calibration_metrics
 from components.evaluation.gate import Gate
 
 SIGNATURE_NAME = 'serving_examples'  # serialized raw tf.Examples -> probabilities
 PREDICTION_KEY = 'probabilities'
 ARGMAX_METRICS_MODULE = 'components.evaluation.argmax_metrics'
+CALIBRATION_METRICS_MODULE = 'components.evaluation.calibration_metrics'
 COVID_CLASS_ID = labels.CLASS_NAMES.index('COVID')
 
 # Metric names as they appear in the evaluation (MetricKey.name); a proportion's interval ends
@@ -44,9 +47,18 @@ ARGMAX_RECALL = argmax_metrics.metric_name('recall')
 ARGMAX_F1 = argmax_metrics.metric_name('f1')
 ARGMAX_SUPPORT = argmax_metrics.metric_name('support')
 AUC = 'auc'
+TOP_LABEL_ECE = calibration_metrics.TOP_LABEL_ECE
+BRIER = calibration_metrics.BRIER
 CONFUSION_MATRIX_PLOT = 'multi_class_confusion_matrix_plot'
 THRESHOLD_COUNTS = 'confusion_matrix_at_thresholds'  # COVID, at operating_point.GRID
 LOWER, UPPER = argmax_metrics.LOWER, argmax_metrics.UPPER
+
+
+def _overall_only(thresholds: Sequence[tfma.MetricThreshold]) -> list:
+  return [
+    tfma.PerSliceMetricThreshold(slicing_specs=[tfma.SlicingSpec()], threshold=t)
+    for t in thresholds
+  ]
 
 
 def _argmax_metric(
@@ -57,10 +69,17 @@ def _argmax_metric(
     class_name='ArgmaxFigure',
     module=ARGMAX_METRICS_MODULE,
     config=json.dumps({'figure': figure, 'end': end}),
-    per_slice_thresholds=[
-      tfma.PerSliceMetricThreshold(slicing_specs=[tfma.SlicingSpec()], threshold=t)
-      for t in thresholds
-    ],
+    per_slice_thresholds=_overall_only(thresholds),
+  )
+
+
+def _calibration_metric(figure: str, *thresholds: tfma.MetricThreshold) -> tfma.MetricConfig:
+  """A calibration_metrics.CalibrationFigure, its thresholds judged on the overall slice only."""
+  return tfma.MetricConfig(
+    class_name='CalibrationFigure',
+    module=CALIBRATION_METRICS_MODULE,
+    config=json.dumps({'figure': figure}),
+    per_slice_thresholds=_overall_only(thresholds),
   )
 
 
@@ -94,6 +113,13 @@ def make_eval_config(
     accuracy_bound.append(tfma.MetricThreshold(value_threshold=_at_least(gate.min_accuracy)))
   else:
     accuracy.value_threshold.CopyFrom(_at_least(gate.min_accuracy))
+  ece_bound = []
+  if gate.max_ece is not None:
+    ece_bound.append(
+      tfma.MetricThreshold(
+        value_threshold=tfma.GenericValueThreshold(upper_bound={'value': gate.max_ece})
+      )
+    )
   return tfma.EvalConfig(
     model_specs=[
       tfma.ModelSpec(
@@ -109,6 +135,8 @@ def make_eval_config(
           _argmax_metric('accuracy', '', accuracy),
           _argmax_metric('accuracy', LOWER, *accuracy_bound),
           _argmax_metric('accuracy', UPPER),
+          _calibration_metric(TOP_LABEL_ECE, *ece_bound),
+          _calibration_metric(BRIER),
           tfma.MetricConfig(class_name='MultiClassConfusionMatrixPlot'),
         ]
       ),

@@ -5,7 +5,7 @@ and the `cxr run` flags take their defaults from here.
 """
 
 import dataclasses
-from typing import Any, Dict
+from typing import Any, Dict, Optional
 
 GATE_ON = ('lower', 'point')
 
@@ -21,17 +21,20 @@ class Gate:
       comparison on the same test images; 0: no drop).
     gate_on: 'lower' judges accuracy and COVID recall by the lower end of their 95% Wilson
       interval, 'point' by the figure itself.
+    max_ece: highest accepted top-label expected calibration error (15 bins) of the exported,
+      temperature-scaled model; None: not gated.
   """
 
   min_accuracy: float = 0.80
   min_covid_recall: float = 0.80
   max_accuracy_drop: float = 0.0
   gate_on: str = 'lower'
+  max_ece: Optional[float] = None
 
   def __post_init__(self):
-    for name in ('min_accuracy', 'min_covid_recall', 'max_accuracy_drop'):
+    for name in ('min_accuracy', 'min_covid_recall', 'max_accuracy_drop', 'max_ece'):
       value = getattr(self, name)
-      if not 0.0 <= value <= 1.0:
+      if value is not None and not 0.0 <= value <= 1.0:
         raise ValueError(f'{name} must be within [0, 1], got {value}')
     if self.gate_on not in GATE_ON:
       raise ValueError(f'gate_on must be one of {", ".join(GATE_ON)}, got {self.gate_on!r}')

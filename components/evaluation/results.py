@@ -156,6 +156,11 @@ class GateCheck:
   def on_lower_bound(self) -> bool:
     return self.metric.name.endswith(eval_config_lib.LOWER)
 
+  @property
+  def is_maximum(self) -> bool:
+    """The threshold is an upper bound (e.g. the ECE's), not a minimum."""
+    return self.bound.startswith('<=')
+
 
 def _bound(threshold) -> Tuple[str, float]:
   """The threshold as text, e.g. '>= 0.8', and its value."""
@@ -180,8 +185,8 @@ def _bound(threshold) -> Tuple[str, float]:
 
 
 def _images_behind(figure: MetricId) -> Optional[MetricId]:
-  """The metric counting the trials of a gated figure's proportion (None: not recorded)."""
-  if figure.name == eval_config_lib.ACCURACY:
+  """The metric counting the images behind a gated figure (None: not recorded)."""
+  if figure.name in (eval_config_lib.ACCURACY, eval_config_lib.TOP_LABEL_ECE):
     return MetricId(eval_config_lib.EXAMPLE_COUNT, model_name=figure.model_name)
   if figure.name == eval_config_lib.ARGMAX_RECALL:
     return figure._replace(name=eval_config_lib.ARGMAX_SUPPORT)
