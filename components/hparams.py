@@ -12,7 +12,7 @@ from components import coercion
 from components import image_spec
 
 MIXED_PRECISION_MODES = ('auto', 'on', 'off')
-LR_SCHEDULES = ('constant', 'plateau')
+LR_SCHEDULES = ('constant', 'plateau', 'cosine')
 DEFAULT_PRESET = 'recommended'
 
 PRESETS: Dict[str, Dict[str, Any]] = {
@@ -55,7 +55,9 @@ class HParams:
   bn_momentum: float = 0.99
   # Optimisation.
   learning_rate: float = _DEFAULTS['learning_rate']
-  lr_schedule: str = _DEFAULTS['lr_schedule']  # 'constant' or 'plateau' (ReduceLROnPlateau)
+  # 'constant'; 'plateau' (ReduceLROnPlateau on val_loss); 'cosine': from learning_rate down to
+  # near 0 over `epochs` epochs, whatever val_loss does.
+  lr_schedule: str = _DEFAULTS['lr_schedule']
   plateau_factor: float = 0.2  # 'plateau': lr *= factor after plateau_patience flat epochs
   plateau_patience: int = 2
   epochs: int = _DEFAULTS['epochs']

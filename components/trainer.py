@@ -182,12 +182,15 @@ class EpochLogger(tf.keras.callbacks.Callback):
 def make_callbacks(
   hp: hparams_lib.HParams, best_weights_path: str, log_dir: str
 ) -> List[tf.keras.callbacks.Callback]:
-  """Best-val_loss checkpoint, optional lr plateau and early stopping, TensorBoard, log lines."""
+  """Best-val_loss checkpoint, the lr schedule, optional early stopping, TensorBoard, log lines."""
   callbacks = [
     tf.keras.callbacks.ModelCheckpoint(
       best_weights_path, monitor='val_loss', save_best_only=True, save_weights_only=True
     )
   ]
+  if hp.lr_schedule == 'cosine':
+    decay = tf.keras.optimizers.schedules.CosineDecay(hp.learning_rate, decay_steps=hp.epochs)
+    callbacks.append(tf.keras.callbacks.LearningRateScheduler(lambda epoch: float(decay(epoch))))
   if hp.lr_schedule == 'plateau':
     callbacks.append(
       tf.keras.callbacks.ReduceLROnPlateau(

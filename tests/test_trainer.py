@@ -3,6 +3,7 @@
 import glob
 import json
 import logging
+import math
 import os
 
 import numpy as np
@@ -151,6 +152,18 @@ def test_plateau_schedule_cuts_the_learning_rate():
   first_worse = next(i for i in range(1, 6) if val_losses[i] >= min(val_losses[:i]))
   assert rates[: first_worse + 1] == pytest.approx([0.2] * (first_worse + 1))
   assert rates[first_worse + 1] == pytest.approx(0.1)
+
+
+def test_cosine_schedule_decays_the_learning_rate_each_epoch_whatever_val_loss_does():
+  model = _tiny_model()
+  train, evaluation = _tiny_data()
+  hp = hparams.resolve(
+    'recommended',
+    {'epochs': 5, 'early_stopping_patience': 0, 'learning_rate': 0.2, 'lr_schedule': 'cosine'},
+  )
+  history, _ = trainer.fit_best(model, train, evaluation, hp, steps_per_epoch=1)
+  expected = [0.2 * 0.5 * (1 + math.cos(math.pi * epoch / 5)) for epoch in range(5)]
+  assert history['lr'] == pytest.approx(expected, rel=1e-5)
 
 
 def test_without_a_finite_val_loss_the_last_weights_stay():
