@@ -2,6 +2,9 @@
 table."""
 
 from pipeline import report
+from pipeline import report_gate
+from pipeline import report_metrics
+from pipeline import report_run
 
 
 def summarize(output_dir: str, connection_config=None) -> str:
@@ -9,9 +12,9 @@ def summarize(output_dir: str, connection_config=None) -> str:
 
   `connection_config`: the metadata store, when it is not OUTPUT/metadata.sqlite.
   """
-  run = report.find_run_artifacts(output_dir, connection_config=connection_config)
+  run = report_run.find_run_artifacts(output_dir, connection_config=connection_config)
   report_path = report.render_report(output_dir, run.run_id, connection_config)
-  evaluation = report.load_evaluation(run.evaluation.uri)
+  evaluation = report_run.load_evaluation(run.evaluation.uri)
   pushed = run.pushed_to()
   if pushed:
     decision = f'Model BLESSED and pushed to {pushed}'
@@ -19,8 +22,8 @@ def summarize(output_dir: str, connection_config=None) -> str:
     decision = f'Model {"BLESSED" if run.blessed() else "NOT BLESSED"}: nothing pushed this run'
   return '\n'.join(
     [f'Run {run.run_id}', decision]
-    + [f'  {report.describe(c)}' for c in evaluation.checks]
+    + [f'  {report_gate.describe(c)}' for c in evaluation.checks]
     + ['', 'Test split (argmax, 95% Wilson intervals):']
-    + report.classification_report_table(evaluation.report)
+    + report_metrics.classification_report_table(evaluation.report)
     + ['', f'Full report: {report_path}']
   )

@@ -25,7 +25,8 @@ from components.pusher import executor as pusher_executor
 from components.pusher import versioned_dir
 import fake_cxr_model
 from pipeline import cli
-from pipeline import report
+from pipeline import report_gate
+from pipeline import report_operating_point
 
 COVID, NORMAL, VIRAL = 0, 1, 2
 GOOD_TABLE = [
@@ -274,7 +275,9 @@ def test_gate_metrics_equal_sklearn_and_a_good_model_is_blessed(workspace):
     ) == (tp, fp, tn, fn), threshold
   # The report's test figures at the stored operating point: 5 of 6 COVID images above 0.3, and
   # 3 of 12 others (rows 3 and 4).
-  figures = report.load_operating_point(models['good'].uri, evaluation_uri, candidate='')
+  figures = report_operating_point.load_operating_point(
+    models['good'].uri, evaluation_uri, candidate=''
+  )
   (tn, fp), (fn, tp) = sk_metrics.confusion_matrix(y_true == COVID, covid_scores > 0.3)
   assert (tp, fn, tn, fp) == (5, 1, 9, 3)
   assert figures.point == GOOD_POINT
@@ -296,14 +299,14 @@ def test_gate_metrics_equal_sklearn_and_a_good_model_is_blessed(workspace):
     ('argmax_recall', COVID, 'value'),
     ('top_label_ece', None, 'value'),
   }  # no baseline: change threshold dropped
-  assert report.describe(gate[('top_label_ece', None, 'value')]) == (
+  assert report_gate.describe(gate[('top_label_ece', None, 'value')]) == (
     f'top-label ECE {ece:.2f} (no interval, 18 images): at or below 0.50'
   )
   assert all(c.passed for c in gate.values())
   recall = gate[('argmax_recall', COVID, 'value')]
   assert (recall.bound, recall.threshold, recall.images) == ('>= 0.8', 0.8, 6)
   assert recall.ci == pytest.approx(_scipy_wilson(5, 6))
-  assert report.describe(recall) == (
+  assert report_gate.describe(recall) == (
     'COVID recall 0.83 (95% CI 0.44–0.97, 6 images): at or above 0.80'
   )
   # Slices are reported, not gated: source B's COVID recall is 0.5 (1 of 2), with its interval.
@@ -331,13 +334,13 @@ def test_perfect_recall_on_5_covid_images_is_not_blessed_by_default(workspace):
   recall = gate[results.MetricId('argmax_recall_lower95', class_id=COVID)]
   assert not recall.passed and recall.on_lower_bound
   assert recall.value == 1.0 and recall.measured == pytest.approx(0.5655, abs=1e-4)
-  assert report.describe(recall) == (
+  assert report_gate.describe(recall) == (
     'COVID recall 1.00 (95% CI 0.57–1.00, 5 images): lower bound below 0.80'
   )
   accuracy = gate[results.MetricId('argmax_accuracy_lower95')]
   assert accuracy.passed and accuracy.images == 65
   assert accuracy.measured == pytest.approx(_scipy_wilson(65, 65)[0])
-  assert report.describe(accuracy) == (
+  assert report_gate.describe(accuracy) == (
     'accuracy 1.00 (95% CI 0.94–1.00, 65 images): lower bound at or above 0.80'
   )
 
@@ -369,7 +372,7 @@ def test_model_under_covid_recall_threshold_is_not_blessed_and_not_pushed(worksp
   ece_check = gate[('top_label_ece', None)]
   assert ece_check.measured == pytest.approx(ece, abs=1e-9) and ece > 0.05
   assert not ece_check.passed and ece_check.bound == '<= 0.05'
-  assert report.describe(ece_check) == (
+  assert report_gate.describe(ece_check) == (
     f'top-label ECE {ece:.2f} (no interval, 18 images): above 0.05'
   )
 
@@ -416,4 +419,4 @@ def test_model_worse_than_the_blessed_baseline_is_not_blessed(workspace):
   ]
   assert failed[0].measured == pytest.approx(14 / 18 - 15 / 18, abs=1e-6)
   assert failed[0].ci is None  # a point comparison (see eval_config's docstring)
-  assert report.describe(failed[0]) == 'accuracy change vs baseline -0.0556: below +0.00'
+  assert report_gate.describe(failed[0]) == 'accuracy change vs baseline -0.0556: below +0.00'

@@ -19,6 +19,7 @@ from components.ingestion import confounding
 from components.ingestion import manifest
 import fake_cxr_model
 from pipeline import report
+from pipeline import report_sources
 from pipeline.output_layout import layout
 
 CANDIDATE = [[0.8, 0.1, 0.1], [0.1, 0.7, 0.2], [0.2, 0.2, 0.6], [0.45, 0.4, 0.15]]
@@ -459,7 +460,7 @@ def test_cxr_report_json(output_dir, capsys):
 
 def test_sources_section_shows_the_confounding_warning():
   tables = {'test': {'A': {'COVID': 3}, 'B': {'NORMAL': 2, 'VIRAL PNEUMONIA': 1}}}
-  text = '\n'.join(report._sources_section(confounding.summarize(tables, allowed=True)))
+  text = '\n'.join(report_sources.sources_section(confounding.summarize(tables, allowed=True)))
   assert (
     '**WARNING**: Test classes confounded with their source: COVID only from A (3 images); these '
     'sources hold no test image of another class, so the test result may measure the source, not '

@@ -1,0 +1,36 @@
+"""The report's training section: hyperparameters, last-epoch figures and the curves the
+Trainer wrote into its model_run artifact."""
+
+import json
+import os
+from typing import List, Optional
+
+import tensorflow as tf
+
+from components import training_report
+
+
+def training_section(model_run_uri: Optional[str], report_dir: str) -> List[str]:
+  """Hyperparameters, last-epoch figures and the curves the Trainer wrote into model_run."""
+  history_path = os.path.join(model_run_uri or '', training_report.HISTORY_FILE)
+  if not model_run_uri or not tf.io.gfile.exists(history_path):
+    return ['## Training', '', 'No training history found for this run.', '']
+  with tf.io.gfile.GFile(history_path) as f:
+    history = json.load(f)
+  series = history.pop('history', {})
+  lines = ['## Training', '']
+  lines += [f'- {key}: `{json.dumps(value)}`' for key, value in sorted(history.items())]
+  if series:
+    epochs = max(len(values) for values in series.values())
+    lines += [
+      '',
+      f'Last of {epochs} epoch(s): '
+      + ', '.join(f'{key} {values[-1]:.4f}' for key, values in sorted(series.items()) if values),
+    ]
+  lines.append('')
+  for name, (title, _, _) in training_report.PLOTS.items():
+    source = os.path.join(model_run_uri, name)
+    if tf.io.gfile.exists(source):
+      tf.io.gfile.copy(source, os.path.join(report_dir, name), overwrite=True)
+      lines += [f'![{title}]({name})', '']
+  return lines
