@@ -7,7 +7,7 @@ the TFMA metrics of components.evaluation.calibration_metrics, so both give the 
 """
 
 import io
-from typing import Dict, Tuple
+from typing import Dict, Optional, Tuple
 
 import matplotlib
 
@@ -28,14 +28,33 @@ def nll(logits: np.ndarray, labels: np.ndarray, temperature: float = 1.0) -> flo
   return float(-np.mean(log_p[np.arange(len(log_p)), np.asarray(labels)]))
 
 
-def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
-  """The T > 0 minimising nll(logits, labels, T), searched over log T (bounded).
+def unfittable(logits: np.ndarray, labels: np.ndarray) -> Optional[str]:
+  """Why no temperature can be fitted on these logits, or None.
 
-  Non-finite logits (a diverged model) give 1.0: there is nothing to calibrate.
+  When every example's own class has the strictly highest logit (a small or easy eval split is
+  often classified without error), the NLL keeps falling as T -> 0 and has no minimum: a fitted T
+  would only push every probability to 0 or 1. Non-finite logits (a diverged model) have nothing
+  to calibrate.
   """
+  logits = np.asarray(logits, np.float64)
+  if not np.all(np.isfinite(logits)):
+    return 'non-finite logits (a diverged model): T = 1 kept'
+  own = logits[np.arange(len(logits)), np.asarray(labels)]
+  others = np.where(np.eye(logits.shape[-1], dtype=bool)[np.asarray(labels)], -np.inf, logits)
+  if np.all(own > others.max(axis=-1)):
+    return (
+      'every eval image is classified correctly, so the NLL keeps falling as T -> 0 and has no '
+      'minimum: T = 1 kept (a fitted T would claim certainty)'
+    )
+  return None
+
+
+def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
+  """The T > 0 minimising nll(logits, labels, T), searched over log T (bounded); 1.0 when
+  `unfittable`."""
   if not len(logits):
     raise ValueError('Cannot fit a temperature on no examples')
-  if not np.all(np.isfinite(logits)):
+  if unfittable(logits, labels):
     return 1.0
   result = optimize.minimize_scalar(
     lambda log_t: nll(logits, labels, np.exp(log_t)),
@@ -102,6 +121,7 @@ def calibration_record(logits: np.ndarray, labels: np.ndarray, temperature: floa
   after = special.softmax(np.asarray(logits, np.float64) / temperature, axis=-1)
   return {
     'temperature': temperature,
+    'not_fitted': unfittable(logits, labels),  # why T = 1 was kept, or None
     'images': len(labels),
     'nll_before': nll(logits, labels),
     'nll': nll(logits, labels, temperature),

@@ -140,6 +140,8 @@ def calibrate(
       logits, labels, temperature, f'Reliability, eval split ({len(labels)} images)'
     ),
   )
+  if record['not_fitted']:
+    logging.warning('Temperature scaling: not fitted, %s', record['not_fitted'])
   logging.info(
     'Temperature scaling on the eval split (%d images): T=%.4g; NLL %.4f -> %.4f, '
     'top-label ECE %.4f -> %.4f, Brier %.4f -> %.4f',

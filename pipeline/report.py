@@ -160,13 +160,13 @@ def report_json(
     classes[name] = {}
     for proportion in report_metrics.PROPORTIONS:
       classes[name].update(report_format.proportion_json(proportion, getattr(figures, proportion)))
-    classes[name].update(f1=figures.f1, support=figures.support)
+    classes[name].update(f1=figures.f1, support=int(figures.support))
   return {
     'run_id': run.run_id,
     'blessed': bool(run.blessed()),
     'pushed_to': run.pushed_to(),
     'checks': checks,
-    'images': report.accuracy.trials,
+    'images': int(report.accuracy.trials),
     **report_format.proportion_json('accuracy', report.accuracy),
     'classes': classes,
     'calibration': report_calibration.calibration_json(

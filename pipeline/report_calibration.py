@@ -22,6 +22,11 @@ def load_calibration_record(model_run_uri: Optional[str]) -> Optional[Dict[str, 
     return json.load(f)
 
 
+def _count(value: Optional[float]) -> Optional[int]:
+  """TFMA stores counts as floats; the JSON gives them as integers."""
+  return None if value is None else int(value)
+
+
 def calibration_json(
   record: Optional[Dict[str, Any]], overall: Dict[results.MetricId, float], model: str
 ) -> Optional[Dict[str, Any]]:
@@ -34,7 +39,9 @@ def calibration_json(
     **record,
     'test': {
       'split': 'test',
-      'images': overall.get(results.MetricId(eval_config_lib.EXAMPLE_COUNT, model_name=model)),
+      'images': _count(
+        overall.get(results.MetricId(eval_config_lib.EXAMPLE_COUNT, model_name=model))
+      ),
       'ece': overall.get(results.MetricId(eval_config_lib.TOP_LABEL_ECE, model_name=model)),
       'brier': overall.get(results.MetricId(eval_config_lib.BRIER, model_name=model)),
     },
@@ -53,12 +60,17 @@ def calibration_section(
       '',
     ]
   test = figures['test']
+  if figures.get('not_fitted'):
+    how = f'Temperature scaling: not fitted, {figures["not_fitted"]}.'
+  else:
+    how = (
+      f'Temperature scaling: T = {figures["temperature"]:.4g}, fitted on the eval split '
+      f'({figures["images"]:g} images) to minimise the NLL and folded into the exported model: '
+      'every signature serves softmax(logits / T), with the same argmax.'
+    )
   lines += [
-    f'Temperature scaling: T = {figures["temperature"]:.4g}, fitted on the eval split '
-    f'({figures["images"]:g} images) to minimise the NLL and folded into the exported model: '
-    'every signature serves softmax(logits / T), with the same argmax. The Evaluator scores '
-    'that scaled model, so the test split has no "before" figures. ECE: top label, 15 '
-    'equal-width bins.',
+    f'{how} The Evaluator scores the exported model, so the test split has no "before" figures. '
+    'ECE: top label, 15 equal-width bins.',
     '',
   ]
   rows = [

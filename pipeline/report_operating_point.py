@@ -157,8 +157,8 @@ def operating_point_json(figures: Optional[OperatingPointFigures]) -> Optional[D
     'target_sensitivity': point.target_sensitivity,
     **report_format.proportion_json('sensitivity', figures.sensitivity),
     **report_format.proportion_json('specificity', figures.specificity),
-    'covid_images': figures.sensitivity.trials,
-    'other_images': figures.specificity.trials,
+    'covid_images': int(figures.sensitivity.trials),
+    'other_images': int(figures.specificity.trials),
     'eval_sensitivity': point.sensitivity.value,
     'eval_specificity': point.specificity.value,
   }

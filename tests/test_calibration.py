@@ -37,6 +37,26 @@ def _reference_ece(probabilities, labels, bins=15):
   return ece
 
 
+def test_an_eval_split_without_errors_keeps_temperature_1_and_says_why():
+  logits, labels = _calibrated_logits(n=200)
+  separated = logits[np.argmax(logits, axis=1) == labels]
+  own = labels[np.argmax(logits, axis=1) == labels]
+  # The NLL of an error-free split keeps falling as T shrinks: there is no minimum to fit.
+  nlls = [calibration.nll(separated, own, t) for t in (1.0, 0.1, 0.01, 0.001)]
+  assert nlls == sorted(nlls, reverse=True) and nlls[-1] < 1e-6
+  assert calibration.fit_temperature(separated, own) == 1.0
+  record = calibration.calibration_record(separated, own, 1.0)
+  assert record['not_fitted'].startswith('every eval image is classified correctly')
+  assert record['nll'] == record['nll_before']
+  # One error (or a tie) is enough for a minimum.
+  assert calibration.unfittable(logits, labels) is None
+  tied = np.array([[1.0, 1.0, 0.0], [0.0, 2.0, 1.0]])
+  assert calibration.unfittable(tied, np.array([0, 1])) is None
+  assert calibration.unfittable(np.array([[np.nan, 0.0, 0.0]]), np.array([0])).startswith(
+    'non-finite logits'
+  )
+
+
 def test_temperature_undoes_logits_times_3_and_keeps_every_argmax():
   logits, labels = _calibrated_logits()
   over_confident = 3 * logits

@@ -19,6 +19,7 @@ from components.ingestion import confounding
 from components.ingestion import manifest
 import fake_cxr_model
 from pipeline import report
+from pipeline import report_calibration
 from pipeline import report_sources
 from pipeline.output_layout import layout
 
@@ -456,6 +457,19 @@ def test_cxr_report_json(output_dir, capsys):
   assert test['brier'] == pytest.approx(
     np.mean(np.sum((probabilities - np.eye(3)[y_true]) ** 2, axis=1)), abs=1e-6
   )
+
+
+def test_calibration_section_says_why_no_temperature_was_fitted(tmp_path):
+  logits, labels_ = np.array([[3.0, 0.0, 0.0], [0.0, 2.0, 1.0]]), np.array([0, 1])
+  record = calibration.calibration_record(logits, labels_, 1.0)
+  figures = report_calibration.calibration_json(record, {}, model='')
+  assert figures['not_fitted'] == record['not_fitted'] and figures['temperature'] == 1.0
+  text = '\n'.join(report_calibration.calibration_section(figures, None, str(tmp_path)))
+  assert (
+    'Temperature scaling: not fitted, every eval image is classified correctly, so the NLL keeps '
+    'falling as T -> 0 and has no minimum: T = 1 kept (a fitted T would claim certainty).'
+  ) in text
+  assert 'fitted on the eval split' not in text
 
 
 def test_sources_section_shows_the_confounding_warning():
