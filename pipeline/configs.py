@@ -30,7 +30,7 @@ DEMO_IMAGE_SIZE = 32
 DEMO_HPARAMS = {
   'weights': 'none',
   'freeze_layers': 0,
-  'epochs': 20,
+  'epochs': 12,
   'batch_size': 16,
   'learning_rate': 1e-3,
   'lr_schedule': 'cosine',
