@@ -4,6 +4,7 @@ import re
 
 CLASS_NAMES = ('COVID', 'NORMAL', 'VIRAL PNEUMONIA')
 NUM_CLASSES = len(CLASS_NAMES)
+COVID = CLASS_NAMES.index('COVID')  # the class the gate and the operating point single out
 
 
 def canonical_name(folder_name: str) -> str:

@@ -15,8 +15,6 @@ from components import image_ops
 from components import labels
 from components.image_spec import ImageSpec
 
-COVID = labels.CLASS_NAMES.index('COVID')
-
 
 def make_serving_signatures(
   model: tf.keras.Model,
@@ -56,7 +54,7 @@ def make_serving_signatures(
       'probabilities': probabilities,
       'class_id': class_id,
       'class_name': tf.gather(class_names, class_id),
-      'covid_positive': tf.cast(probabilities[:, COVID], tf.float64) > threshold,
+      'covid_positive': tf.cast(probabilities[:, labels.COVID], tf.float64) > threshold,
     }
 
   @tf.function(

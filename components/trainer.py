@@ -37,7 +37,6 @@ from components import signatures
 from components import training_report
 
 BEST_WEIGHTS_FILE = 'best.weights.h5'
-COVID = labels.CLASS_NAMES.index('COVID')
 CALIBRATION_ASSET = os.path.join('assets.extra', training_report.CALIBRATION_FILE)
 
 
@@ -265,7 +264,10 @@ def choose_operating_point(
 ) -> operating_point.OperatingPoint:
   """The COVID threshold reaching hp.covid_target_sensitivity on these eval probabilities."""
   return operating_point.choose(
-    probabilities[:, COVID], truth == COVID, hp.covid_target_sensitivity, labels.CLASS_NAMES[COVID]
+    probabilities[:, labels.COVID],
+    truth == labels.COVID,
+    hp.covid_target_sensitivity,
+    labels.CLASS_NAMES[labels.COVID],
   )
 
 

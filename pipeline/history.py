@@ -28,7 +28,6 @@ from pipeline.pipeline import PUSHER
 from pipeline.pipeline import TRAINER
 
 _artifact = metadata_queries.execution_artifact
-COVID = labels.CLASS_NAMES.index('COVID')
 _STATES = {
   metadata_store_pb2.Execution.COMPLETE: 'ran',
   metadata_store_pb2.Execution.CACHED: 'cached',
@@ -65,7 +64,7 @@ def _metrics(evaluation_uri: str) -> Dict[str, Optional[float]]:
   return dict(
     accuracy=overall.get(results.MetricId(eval_config_lib.ACCURACY, model_name=candidate)),
     covid_recall=overall.get(
-      results.MetricId(eval_config_lib.ARGMAX_RECALL, class_id=COVID, model_name=candidate)
+      results.MetricId(eval_config_lib.ARGMAX_RECALL, class_id=labels.COVID, model_name=candidate)
     ),
   )
 

@@ -10,8 +10,6 @@ from components.evaluation import classification_report
 from components.evaluation import eval_config as eval_config_lib
 from components.evaluation import results
 
-COVID = labels.CLASS_NAMES.index('COVID')
-
 _DISPLAY_NAMES = {
   eval_config_lib.ACCURACY: 'accuracy',
   eval_config_lib.ARGMAX_RECALL: 'recall',

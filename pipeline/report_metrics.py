@@ -119,7 +119,7 @@ def slices_section(metrics: Dict[str, Dict[results.MetricId, float]], model: str
   """Accuracy and COVID recall with their intervals, and macro F1, per source slice."""
   with_ci = [
     results.MetricId(eval_config_lib.ACCURACY, model_name=model),
-    results.MetricId(eval_config_lib.ARGMAX_RECALL, class_id=report_format.COVID, model_name=model),
+    results.MetricId(eval_config_lib.ARGMAX_RECALL, class_id=labels.COVID, model_name=model),
   ]
   f1 = results.MetricId(eval_config_lib.ARGMAX_F1, macro=True, model_name=model)
   rows = []

@@ -13,6 +13,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from tfx.utils import path_utils
 
+from components import labels
 from components import operating_point
 from components.evaluation import classification_report
 from components.evaluation import results
@@ -42,7 +43,7 @@ def load_operating_point(
     point = operating_point.read(path_utils.serving_model_dir(model_uri))
   except FileNotFoundError:
     return None
-  counts = results.load_threshold_counts(evaluation_uri, report_format.COVID, model_name=candidate)
+  counts = results.load_threshold_counts(evaluation_uri, labels.COVID, model_name=candidate)
   if counts is None:
     return None
   i = counts.index(point.threshold)

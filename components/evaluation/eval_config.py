@@ -36,7 +36,6 @@ SIGNATURE_NAME = 'serving_examples'  # serialized raw tf.Examples -> probabiliti
 PREDICTION_KEY = 'probabilities'
 ARGMAX_METRICS_MODULE = 'components.evaluation.argmax_metrics'
 CALIBRATION_METRICS_MODULE = 'components.evaluation.calibration_metrics'
-COVID_CLASS_ID = labels.CLASS_NAMES.index('COVID')
 
 # Metric names as they appear in the evaluation (MetricKey.name); a proportion's interval ends
 # are <name> + LOWER / UPPER.
@@ -170,7 +169,7 @@ def make_eval_config(
       # The COVID recall gate (same metric key as above: TFMA computes it once), and the COVID
       # counts at every threshold of the operating point's grid.
       tfma.MetricsSpec(
-        binarize=_class_ids([COVID_CLASS_ID]),
+        binarize=_class_ids([labels.COVID]),
         metrics=[
           _argmax_metric(
             'recall',
