@@ -8,6 +8,7 @@ import dataclasses
 import os
 from typing import Any, Dict, Mapping, Optional, Tuple
 
+from components import audit
 from components import coercion
 from components import image_spec
 
@@ -173,8 +174,10 @@ def resolve(
 
 
 def from_custom_config(custom_config: Optional[Mapping[str, Any]]) -> HParams:
-  """HParams from a Trainer custom_config: {'preset': name, **overrides, **ImageSpec keys}."""
-  config = {k: v for k, v in (custom_config or {}).items() if k not in image_spec.CONFIG_KEYS}
+  """HParams from a Trainer custom_config: {'preset': name, **overrides, **ImageSpec keys,
+  **audit.Regions keys}."""
+  foreign = image_spec.CONFIG_KEYS | audit.CONFIG_KEYS
+  config = {k: v for k, v in (custom_config or {}).items() if k not in foreign}
   return resolve(config.pop('preset', DEFAULT_PRESET), config)
 
 

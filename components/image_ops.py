@@ -71,3 +71,12 @@ def model_input(pixels: tf.Tensor, pixel_mean: tf.Tensor, mode: str) -> tf.Tenso
   if image.shape[-1] == 1:
     image = tf.repeat(image, MODEL_CHANNELS, axis=-1)
   return image
+
+
+def hide_region(pixels: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
+  """Pixels [N, H, W, C] with `mask` (bool [H, W]) replaced by each image's mean per channel,
+  rounded to the pixels' dtype: the masking audit's occlusion (components/audit.py)."""
+  values = tf.cast(pixels, tf.float32)
+  mean = tf.reduce_mean(values, axis=[1, 2], keepdims=True)
+  hidden = tf.where(mask[tf.newaxis, :, :, tf.newaxis], mean, values)
+  return tf.cast(tf.round(hidden), pixels.dtype) if pixels.dtype.is_integer else hidden

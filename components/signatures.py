@@ -10,10 +10,13 @@ from typing import Callable, Dict
 import tensorflow as tf
 import tensorflow_transform as tft
 
+from components import audit
 from components import features
 from components import image_ops
 from components import labels
 from components.image_spec import ImageSpec
+
+EVALUATION_SIGNATURE = 'evaluation_examples'  # the Evaluator's: served outputs + the audit's
 
 
 def make_serving_signatures(
@@ -21,6 +24,7 @@ def make_serving_signatures(
   tf_transform_output: tft.TFTransformOutput,
   image: ImageSpec,
   covid_threshold: float,
+  regions: audit.Regions,
 ) -> Dict[str, Callable]:
   """Signatures for tf.saved_model.save(model, path, signatures=...).
 
@@ -28,6 +32,8 @@ def make_serving_signatures(
   serialized raw tf.Examples; only `image` is read) -> probabilities float32 [None, 3],
   class_id int64 [None], class_name string [None], covid_positive bool [None]
   (P(COVID) > covid_threshold, compared in float64 as components.operating_point does).
+  evaluation_examples(examples) -> the same, plus the probabilities with each region of
+  `regions` hidden (audit.LUNGS_HIDDEN, audit.BORDERS_HIDDEN): what the Evaluator scores.
   transform_features(examples: string [None]) -> the Transform outputs (pixels_xf,
   pixel_mean_xf, label_xf), for TFMA's preprocessing_function_names.
   """
@@ -35,27 +41,40 @@ def make_serving_signatures(
   raw_spec = tf_transform_output.raw_feature_spec()
   class_names = tf.constant(labels.CLASS_NAMES)
   threshold = tf.constant(covid_threshold, tf.float64)
+  hidden_masks = {
+    name: tf.constant(mask) for name, mask in audit.masks(regions, image.size, image.size).items()
+  }
 
-  def predict(encoded_images):
+  def pixels_and_mean(encoded_images):
+    """The model's uint8 pixels [N, size, size, channels] and the train-split pixel mean."""
     transformed = model.tft_layer({features.IMAGE_KEY: tf.reshape(encoded_images, [-1, 1])})
     pixels = tf.map_fn(
       lambda png: image_ops.decode_pixels(png, image.channels),
       transformed[features.PIXELS_XF],
       fn_output_signature=tf.TensorSpec([image.size, image.size, image.channels], tf.uint8),
     )
-    probabilities = tf.cast(
-      model(
-        image_ops.model_input(pixels, transformed[features.PIXEL_MEAN_XF], image.normalization)
-      ),
-      tf.float32,
+    return pixels, transformed[features.PIXEL_MEAN_XF]
+
+  def probabilities(pixels, pixel_mean):
+    return tf.cast(
+      model(image_ops.model_input(pixels, pixel_mean, image.normalization)), tf.float32
     )
-    class_id = tf.argmax(probabilities, axis=-1, output_type=tf.int64)
+
+  def outputs(probs):
+    class_id = tf.argmax(probs, axis=-1, output_type=tf.int64)
     return {
-      'probabilities': probabilities,
+      'probabilities': probs,
       'class_id': class_id,
       'class_name': tf.gather(class_names, class_id),
-      'covid_positive': tf.cast(probabilities[:, labels.COVID], tf.float64) > threshold,
+      'covid_positive': tf.cast(probs[:, labels.COVID], tf.float64) > threshold,
     }
+
+  def predict(encoded_images):
+    return outputs(probabilities(*pixels_and_mean(encoded_images)))
+
+  def parse_images(examples):
+    parsed = tf.io.parse_example(examples, {features.IMAGE_KEY: raw_spec[features.IMAGE_KEY]})
+    return parsed[features.IMAGE_KEY]
 
   @tf.function(
     input_signature=[tf.TensorSpec([None], tf.string, name='image_bytes')], autograph=False
@@ -65,8 +84,15 @@ def make_serving_signatures(
 
   @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name='examples')], autograph=False)
   def serve_examples(examples):
-    parsed = tf.io.parse_example(examples, {features.IMAGE_KEY: raw_spec[features.IMAGE_KEY]})
-    return predict(parsed[features.IMAGE_KEY])
+    return predict(parse_images(examples))
+
+  @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name='examples')], autograph=False)
+  def evaluate_examples(examples):
+    pixels, pixel_mean = pixels_and_mean(parse_images(examples))
+    result = outputs(probabilities(pixels, pixel_mean))
+    for name, mask in hidden_masks.items():
+      result[name] = probabilities(image_ops.hide_region(pixels, mask), pixel_mean)
+    return result
 
   @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name='examples')], autograph=False)
   def transform_features(examples):
@@ -75,5 +101,6 @@ def make_serving_signatures(
   return {
     'serving_default': serve_images.get_concrete_function(),
     'serving_examples': serve_examples.get_concrete_function(),
+    EVALUATION_SIGNATURE: evaluate_examples.get_concrete_function(),
     'transform_features': transform_features.get_concrete_function(),
   }

@@ -26,6 +26,7 @@ import tensorflow_transform as tft
 from tf_keras.src.saving.legacy.saved_model import utils as keras_saved_model_utils
 from tfx import v1 as tfx
 
+from components import audit
 from components import calibration
 from components import hparams as hparams_lib
 from components import image_spec
@@ -278,25 +279,31 @@ def export(
   serving_model_dir: str,
   point: operating_point.OperatingPoint,
   calibration_record: Dict[str, float],
+  regions: audit.Regions,
 ) -> None:
   """tf.saved_model.save with the serving signatures of components.signatures, applying the
-  operating point; the operating point (operating_point.FILE) and the calibration record
-  (CALIBRATION_ASSET) are stored beside them, so they travel with every copy of the model.
+  operating point and hiding the audit's `regions` in the evaluation signature; the operating
+  point (operating_point.FILE), the calibration record (CALIBRATION_ASSET) and the regions
+  (audit.REGIONS_FILE) are stored beside them, so they travel with every copy of the model.
 
   Keras would also trace every layer's call functions into the SavedModel, to rebuild Keras
   layers at load time, which nothing here does (serving, TFMA and the CLI use the signatures):
   for ResNet152V2 that makes saving ~6x and loading ~3x slower, so those traces are skipped.
   """
   model_signatures = signatures.make_serving_signatures(
-    model, tf_transform_output, image, point.threshold
+    model, tf_transform_output, image, point.threshold, regions
   )
   with keras_saved_model_utils.keras_option_scope(save_traces=False):
     tf.saved_model.save(model, serving_model_dir, signatures=model_signatures)
   operating_point.write(point, serving_model_dir)
-  calibration_path = os.path.join(serving_model_dir, CALIBRATION_ASSET)
-  tf.io.gfile.makedirs(os.path.dirname(calibration_path))
-  with tf.io.gfile.GFile(calibration_path, 'w') as f:
-    json.dump(calibration_record, f, indent=2, sort_keys=True)
+  for asset, record in (
+    (CALIBRATION_ASSET, calibration_record),
+    (audit.REGIONS_FILE, regions.to_json()),
+  ):
+    path = os.path.join(serving_model_dir, asset)
+    tf.io.gfile.makedirs(os.path.dirname(path))
+    with tf.io.gfile.GFile(path, 'w') as f:
+      json.dump(record, f, indent=2, sort_keys=True)
 
 
 def run_fn(fn_args: tfx.components.FnArgs) -> None:
@@ -378,7 +385,15 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     point.specificity.successes,
     point.specificity.trials,
   )
-  export(exported, image, tf_transform_output, fn_args.serving_model_dir, point, record)
+  export(
+    exported,
+    image,
+    tf_transform_output,
+    fn_args.serving_model_dir,
+    point,
+    record,
+    audit.Regions.from_config(fn_args.custom_config),
+  )
   logging.info('Exported the model of epoch %d to %s', best_epoch, fn_args.serving_model_dir)
   paths = training_report.write_report(
     fn_args.model_run_dir,

@@ -11,6 +11,7 @@ import logging
 import os
 import sys
 
+from components import audit
 from components import hparams
 from components import image_spec
 from components.evaluation import gate as gate_lib
@@ -24,6 +25,7 @@ _INGEST = ingest_options.IngestOptions()
 _IMAGE = image_spec.ImageSpec()
 _HPARAMS = hparams.HParams()
 _GATE = gate_lib.Gate()
+_AUDIT = audit.Regions()
 _HPARAM_FLAGS = (  # flag, hparams key, type
   ('--epochs', 'epochs', int),
   ('--batch-size', 'batch_size', int),
@@ -170,6 +172,27 @@ def _add_pipeline_arguments(p):
     help='highest accepted top-label expected calibration error on the test split '
     '(default: not gated)',
   )
+  g.add_argument(
+    '--allow-shortcuts',
+    action='store_true',
+    help='bless a model the masking audit suspects of a shortcut (its accuracy with the lung '
+    f'fields hidden exceeds chance by more than {_GATE.shortcut_margin:g}); the suspicion is '
+    'still reported',
+  )
+  g.add_argument(
+    '--audit-lungs',
+    metavar="'CX,CY,RX,RY;CX,CY,RX,RY'",
+    help='the lung fields the masking audit hides: ellipses as fractions of the image width and '
+    f'height (default {";".join(",".join(f"{v:g}" for v in e) for e in _AUDIT.lungs)})',
+  )
+  g.add_argument(
+    '--audit-border',
+    type=float,
+    default=_AUDIT.border,
+    metavar='FRACTION',
+    help='width of the border band the masking audit hides, as a fraction of each side '
+    '(default %(default)s)',
+  )
   g = p.add_argument_group('orchestration')
   g.add_argument('--no-cache', action='store_true', help='re-run every component')
   g.add_argument(
@@ -255,12 +278,14 @@ def run_options_from_args(args):
     preset=args.preset,
     hparam_overrides=overrides,
     warm_start=args.warm_start,
+    audit_regions=audit.Regions.parse(args.audit_lungs, args.audit_border),
     gate=gate_lib.Gate(
       min_accuracy=args.min_accuracy,
       min_covid_recall=args.min_covid_recall,
       max_accuracy_drop=args.max_accuracy_drop,
       gate_on=args.gate_on,
       max_ece=args.max_ece,
+      allow_shortcuts=args.allow_shortcuts,
     ),
     enable_cache=not args.no_cache,
     beam_pipeline_args=_beam_pipeline_args(args),

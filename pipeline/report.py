@@ -5,20 +5,22 @@ OUTPUT/reports/<run id>/report.md holds the blessing decision and the gate's che
 class precision, recall, specificity, NPV with Wilson intervals, F1, support), ROC AUC, the
 confusion matrix (also as a PNG heatmap), the COVID operating point (the threshold stored with
 the evaluated model, components.operating_point) with the test sensitivity and specificity at it
-and the COVID ROC and precision-recall curves, the comparison with the blessed baseline, metrics
-by source, the class x source association of the ingested data (Cramér's V per split, the test
-classes confounded with their source), the calibration (the Trainer's temperature and eval-split
-figures before and after it, the test split's ECE and Brier score from the Evaluator, a
-reliability diagram) and the training curves (PNGs written by the Trainer into its model_run
-artifact). `report_json` gives the same figures as one JSON-ready dict (`cxr report --json`): its
-`confounding` is the ingestion summary's entry (components/ingestion/confounding.py; None for runs
-ingested before it existed), `operating_point` is None for a model stored without one, and
-`calibration` None for a model trained without it.
+and the COVID ROC and precision-recall curves, the masking audit (accuracy and COVID recall with
+the lung fields, then the border band, hidden; whether a shortcut is suspected), the comparison
+with the blessed baseline, metrics by source, the class x source association of the ingested data
+(Cramér's V per split, the test classes confounded with their source), the calibration (the
+Trainer's temperature and eval-split figures before and after it, the test split's ECE and Brier
+score from the Evaluator, a reliability diagram) and the training curves (PNGs written by the
+Trainer into its model_run artifact). `report_json` gives the same figures as one JSON-ready dict
+(`cxr report --json`): its `confounding` is the ingestion summary's entry
+(components/ingestion/confounding.py; None for runs ingested before it existed),
+`operating_point` is None for a model stored without one, `calibration` None for a model trained
+without it, and `audit` None for an evaluation that predates the masking audit.
 
 This module assembles the report; its parts live in pipeline/report_*.py: report_run (the run's
 artifacts in ML Metadata, the evaluation read back), report_gate, report_metrics,
-report_operating_point, report_sources, report_calibration, report_training (the sections) and
-report_format (names, formats and tables they share).
+report_operating_point, report_audit, report_sources, report_calibration, report_training (the
+sections) and report_format (names, formats and tables they share).
 """
 
 import datetime
@@ -32,6 +34,7 @@ from ml_metadata.proto import metadata_store_pb2
 from components import labels
 from components.evaluation import eval_config as eval_config_lib
 from components.evaluation import results
+from pipeline import report_audit
 from pipeline import report_calibration
 from pipeline import report_format
 from pipeline import report_gate
@@ -109,6 +112,7 @@ def _markdown(run: report_run.RunArtifacts, output_root: str, report_dir: str) -
       evaluation.baseline,
       run.baseline_model.uri if run.baseline_model else 'n/a',
     )
+  lines += report_audit.audit_section(_audit_json(run, evaluation))
   lines += report_metrics.slices_section(evaluation.metrics, candidate)
   lines += report_sources.sources_section(run.confounding())
   model_run_uri = run.model_run.uri if run.model_run else None
@@ -129,6 +133,17 @@ def _run_operating_point(
     return None
   return report_operating_point.load_operating_point(
     run.model.uri, run.evaluation.uri, evaluation.candidate
+  )
+
+
+def _audit_json(
+  run: report_run.RunArtifacts, evaluation: report_run.Evaluation
+) -> Optional[Dict[str, Any]]:
+  return report_audit.audit_json(
+    evaluation.metrics.get(results.OVERALL, {}),
+    evaluation.checks,
+    evaluation.candidate,
+    report_audit.load_regions(run.model.uri if run.model else None),
   )
 
 
@@ -178,6 +193,7 @@ def report_json(
       _run_operating_point(run, evaluation)
     ),
     'confounding': run.confounding(),
+    'audit': _audit_json(run, evaluation),
   }
 
 

@@ -5,6 +5,7 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 
+from components import audit
 from components import labels
 from components.evaluation import classification_report
 from components.evaluation import eval_config as eval_config_lib
@@ -17,12 +18,14 @@ _DISPLAY_NAMES = {
   eval_config_lib.ARGMAX_F1: 'F1',
   eval_config_lib.AUC: 'ROC AUC',
   eval_config_lib.TOP_LABEL_ECE: 'top-label ECE',
+  eval_config_lib.ACCURACY_ABOVE_CHANCE: 'accuracy above chance',
 }
+_OUTPUT_PREFIXES = {audit.LUNGS_HIDDEN: 'lungs-hidden ', audit.BORDERS_HIDDEN: 'borders-hidden '}
 
 
 def metric_name(metric: results.MetricId) -> str:
   """'accuracy', 'recall (COVID)', 'F1 (macro avg)', 'accuracy change vs baseline'."""
-  name = _DISPLAY_NAMES.get(metric.name, metric.name)
+  name = _OUTPUT_PREFIXES.get(metric.output_name, '') + _DISPLAY_NAMES.get(metric.name, metric.name)
   if metric.class_id is not None:
     name += f' ({labels.CLASS_NAMES[metric.class_id]})'
   if metric.macro:
@@ -31,11 +34,13 @@ def metric_name(metric: results.MetricId) -> str:
 
 
 def check_name(check: results.GateCheck) -> str:
-  """'accuracy', 'COVID recall', 'accuracy change vs baseline'."""
+  """'accuracy', 'COVID recall', 'accuracy change vs baseline', 'lungs-hidden accuracy above
+  chance'."""
   figure = check.figure
   name = _DISPLAY_NAMES.get(figure.name, figure.name)
   if figure.class_id is not None:
     name = f'{labels.CLASS_NAMES[figure.class_id]} {name}'
+  name = _OUTPUT_PREFIXES.get(figure.output_name, '') + name
   return name + (' change vs baseline' if figure.is_diff else '')
 
 

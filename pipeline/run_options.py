@@ -5,6 +5,7 @@ from typing import Any, Dict, List, Optional
 
 from tfx import v1 as tfx
 
+from components import audit
 from components import hparams
 from components.evaluation.eval_config import make_eval_config
 from components.evaluation.gate import Gate
@@ -29,6 +30,7 @@ class RunOptions:
   preset: str = hparams.DEFAULT_PRESET
   hparam_overrides: Dict[str, Any] = dataclasses.field(default_factory=dict)
   warm_start: bool = False
+  audit_regions: audit.Regions = dataclasses.field(default_factory=audit.Regions)
   gate: Gate = dataclasses.field(default_factory=Gate)
   # Orchestration.
   enable_cache: bool = True
@@ -43,6 +45,7 @@ class RunOptions:
   def trainer_config(self) -> Dict[str, Any]:
     return dict(
       self.image.to_config(),
+      **self.audit_regions.to_config(),
       preset=self.preset,
       warm_start=self.warm_start,
       **self.hparam_overrides,

@@ -4,6 +4,9 @@ a direct run of TFX's Evaluator executor on them.
 The fake model reads an image's mean brightness as a row index into a fixed probability table, so
 a test chooses each example's predicted probabilities through the gray level of a 4x4 PNG. Given
 an operating point, it also returns `covid_positive` and stores the point as the Trainer does.
+Its `evaluation_examples` signature adds the masking audit's outputs: a model that reads the lungs
+(the default) answers uniform probabilities with the lungs hidden and as served with the borders
+hidden; a shortcut model (reads_lungs=False) the other way round.
 """
 
 import io
@@ -20,9 +23,11 @@ from tfx.types import standard_artifacts
 from tfx.utils import json_utils
 from tfx.utils import proto_utils
 
+from components import audit
 from components import features
 from components import labels
 from components import operating_point
+from components import signatures
 from components.evaluation import eval_config as eval_config_lib
 from components.evaluation.gate import Gate
 
@@ -40,11 +45,12 @@ class _TableModel(tf.Module):
   """probabilities = table[round(mean gray / GRAY_STEP)]; covid_positive = P(COVID) > threshold
   (None: no covid_positive output)."""
 
-  def __init__(self, table: np.ndarray, covid_threshold: Optional[float]):
+  def __init__(self, table: np.ndarray, covid_threshold: Optional[float], reads_lungs: bool):
     super().__init__()
     self.table = tf.constant(table, dtype=tf.float32)
     self.class_names = tf.constant(labels.CLASS_NAMES)
     self.covid_threshold = covid_threshold
+    self.reads_lungs = reads_lungs
 
   def _outputs(self, images: tf.Tensor):
     def row(encoded):
@@ -74,19 +80,36 @@ class _TableModel(tf.Module):
     )
     return self._outputs(parsed[features.IMAGE_KEY])
 
+  @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name='examples')])
+  def evaluate_examples(self, examples):
+    outputs = self.serve_examples(examples)
+    uninformed = tf.fill(tf.shape(outputs['probabilities']), 1.0 / labels.NUM_CLASSES)
+    informed = outputs['probabilities']
+    outputs[audit.LUNGS_HIDDEN] = uninformed if self.reads_lungs else informed
+    outputs[audit.BORDERS_HIDDEN] = informed if self.reads_lungs else uninformed
+    return outputs
+
 
 def save_model(
   export_dir: str,
   table: Sequence[Sequence[float]],
   point: Optional[operating_point.OperatingPoint] = None,
+  reads_lungs: bool = True,
 ) -> str:
-  """Saves a fake model with `serving_default` and `serving_examples` (with `covid_positive` and
-  the stored operating point when `point` is given); returns export_dir."""
-  model = _TableModel(np.asarray(table, dtype=np.float32), point.threshold if point else None)
+  """Saves a fake model with `serving_default`, `serving_examples` and `evaluation_examples`
+  (with `covid_positive` and the stored operating point when `point` is given); returns
+  export_dir."""
+  model = _TableModel(
+    np.asarray(table, dtype=np.float32), point.threshold if point else None, reads_lungs
+  )
   tf.saved_model.save(
     model,
     export_dir,
-    signatures={'serving_default': model.serve_images, 'serving_examples': model.serve_examples},
+    signatures={
+      'serving_default': model.serve_images,
+      'serving_examples': model.serve_examples,
+      signatures.EVALUATION_SIGNATURE: model.evaluate_examples,
+    },
   )
   if point:
     operating_point.write(point, export_dir)
@@ -126,11 +149,12 @@ def model_artifact(
   uri: str,
   table: Sequence[Sequence[float]],
   point: Optional[operating_point.OperatingPoint] = None,
+  reads_lungs: bool = True,
 ):
   """A Model artifact whose Format-Serving folder holds a fake model (see save_model)."""
   model = standard_artifacts.Model()
   model.uri = uri
-  save_model(os.path.join(uri, 'Format-Serving'), table, point)
+  save_model(os.path.join(uri, 'Format-Serving'), table, point, reads_lungs)
   return model
 
 

@@ -302,6 +302,13 @@ def test_report_of_the_latest_evaluated_run(output_dir):
     f'0.8750 ({specificity[0]:.3f}–{specificity[1]:.3f}) | 4 | 8 |'
   ) in point
   assert '| eval (threshold chosen) | 0.9500 (' in point and '| 20 | 40 |' in point
+  shortcut = _section(text, 'Shortcut audit (masking)')
+  assert '| lung fields hidden | 0.3333 | 1.0000 |' in shortcut
+  assert '| border band hidden | 0.8333 | 1.0000 |' in shortcut
+  assert (
+    'No shortcut suspected: with the lung fields hidden, accuracy falls to 0.33 (rule: shortcut '
+    'suspected above chance 0.33 + 0.25).'
+  ) in shortcut
   comparison = _section(text, 'Comparison with the blessed baseline')
   assert '| recall (COVID) | 1.0000 | 0.5000 | +0.5000 |' in comparison
   assert 'Baseline model: `' + os.path.join(os.path.dirname(output_dir), 'baseline') in comparison
@@ -376,6 +383,7 @@ def test_cxr_report_json(output_dir, capsys):
     'calibration',
     'operating_point',
     'confounding',
+    'audit',
   } <= set(result)
   assert result['run_id'] == RUN_ID and result['blessed'] is True
   sources = result['confounding']
@@ -406,7 +414,12 @@ def test_cxr_report_json(output_dir, capsys):
     'eval_specificity': pytest.approx(35 / 40),
   }
   checks = {c['name']: c for c in result['checks']}
-  assert set(checks) == {'accuracy', 'COVID recall', 'accuracy change vs baseline'}
+  assert set(checks) == {
+    'accuracy',
+    'COVID recall',
+    'accuracy change vs baseline',
+    'lungs-hidden accuracy above chance',
+  }
   assert {
     key: checks['COVID recall'][key]
     for key in ('threshold', 'value', 'passed', 'images', 'judged_on')
@@ -433,6 +446,20 @@ def test_cxr_report_json(output_dir, capsys):
     assert figures['npv'] == pytest.approx(sk_metrics.precision_score(~positive, ~predicted))
     assert figures['f1'] == pytest.approx(scores['f1-score'])
     assert figures['support'] == scores['support']
+  # The fake candidate reads the lungs: hidden, it answers uniform probabilities (argmax COVID).
+  assert result['audit'] == {
+    'accuracy': pytest.approx(expected['accuracy']),
+    'covid_recall': 1.0,
+    'chance': pytest.approx(1 / 3),
+    'lungs_hidden_accuracy': pytest.approx(sk_metrics.accuracy_score(y_true, [0] * 12)),
+    'lungs_hidden_covid_recall': 1.0,
+    'borders_hidden_accuracy': pytest.approx(expected['accuracy']),
+    'borders_hidden_covid_recall': 1.0,
+    'shortcut_margin': 0.25,
+    'shortcut_suspected': False,
+    'gated': True,
+    'regions': None,  # the fake model stores none
+  }
   calibrated = result['calibration']
   eval_logits = EVAL_LOGITS.astype(np.float64)
   assert calibrated['split'] == 'eval' and calibrated['images'] == 4

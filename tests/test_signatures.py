@@ -9,7 +9,9 @@ import pytest
 import tensorflow as tf
 
 from benchmarks import tfx_transform
+from components import audit
 from components import features
+from components import image_ops
 from components import input_pipeline
 from components import labels
 from components import signatures
@@ -22,6 +24,7 @@ pytestmark = pytest.mark.xdist_group('signatures')
 
 SIZE = 32
 COVID_THRESHOLD = 1 / 3  # the tiny model's P(COVID) lies on both sides of it
+REGIONS = audit.Regions(((0.5, 0.5, 0.3, 0.4),), 0.15)
 
 
 def _encode(array: np.ndarray, image_format: str) -> bytes:
@@ -84,7 +87,7 @@ def served(request, transformed, tmp_path_factory):
     model,
     path,
     signatures=signatures.make_serving_signatures(
-      model, output, ImageSpec(SIZE, 1, request.param), COVID_THRESHOLD
+      model, output, ImageSpec(SIZE, 1, request.param), COVID_THRESHOLD, REGIONS
     ),
   )
   return request.param, model, tf.saved_model.load(path)
@@ -96,7 +99,12 @@ def _numpy(outputs):
 
 def test_signature_inputs_and_outputs(served):
   _, _, loaded = served
-  assert set(loaded.signatures) == {'serving_default', 'serving_examples', 'transform_features'}
+  assert set(loaded.signatures) == {
+    'serving_default',
+    'serving_examples',
+    signatures.EVALUATION_SIGNATURE,
+    'transform_features',
+  }
   for name, input_name in (('serving_default', 'image_bytes'), ('serving_examples', 'examples')):
     signature = loaded.signatures[name]
     assert signature.structured_input_signature[1] == {
@@ -184,3 +192,30 @@ def test_transform_features_gives_the_transform_outputs(served, transformed):
   np.testing.assert_allclose(
     got[features.PIXEL_MEAN_XF], np.stack([e[features.PIXEL_MEAN_XF].numpy() for e in materialized])
   )
+
+
+def test_evaluation_examples_adds_the_audits_hidden_regions(served):
+  """As served, plus the model on the pixels with each region replaced by the image's mean
+  (a NumPy occlusion of the decoded pixels as reference)."""
+  normalization, model, loaded = served
+  examples = tf.constant(
+    [example_encoding.serialize({features.IMAGE_KEY: encoded}) for encoded in IMAGES]
+  )
+  got = _numpy(loaded.signatures[signatures.EVALUATION_SIGNATURE](examples=examples))
+  served_outputs = _numpy(loaded.signatures['serving_examples'](examples=examples))
+  for key, value in served_outputs.items():
+    np.testing.assert_array_equal(got[key], value)
+  labelled = [
+    example_encoding.serialize({features.IMAGE_KEY: encoded, features.LABEL_KEY: 0})
+    for encoded in IMAGES
+  ]
+  pixel_mean = loaded.signatures['transform_features'](examples=tf.constant(labelled))[
+    features.PIXEL_MEAN_XF
+  ]
+  pixels = np.stack([image_ops.decode_resized(encoded, SIZE, 1).numpy() for encoded in IMAGES])
+  for name, mask in audit.masks(REGIONS, SIZE, SIZE).items():
+    means = np.round(pixels.mean(axis=(1, 2, 3)))[:, None, None, None]
+    hidden = np.where(mask[None, :, :, None], means, pixels)
+    expected = model(image_ops.model_input(hidden, pixel_mean, normalization)).numpy()
+    np.testing.assert_allclose(got[name], expected, atol=2e-6)
+    assert np.abs(got[name] - got['probabilities']).max() > 1e-3  # hiding changed the input

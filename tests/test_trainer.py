@@ -14,11 +14,13 @@ import tensorflow as tf
 from tfx import v1 as tfx
 
 from benchmarks import tfx_transform
+from components import audit
 from components import features
 from components import hparams
 from components import labels
 from components import model as model_lib
 from components import operating_point
+from components import signatures
 from components import trainer
 from components import training_report
 from components.image_spec import ImageSpec
@@ -26,6 +28,7 @@ from components.image_spec import ImageSpec
 pytestmark = pytest.mark.xdist_group('trainer')  # one worker runs the module's run_fn fixture
 
 SIZE = 32
+AUDIT_REGIONS = audit.Regions(border=0.2)  # stored with the export
 
 
 def test_keras_2_is_behind_tf_keras():
@@ -236,6 +239,7 @@ def trained(tmp_path_factory):
     'weights': 'none',
     'epochs': 2,
     'batch_size': 8,
+    **AUDIT_REGIONS.to_config(),
   }
   fn_args = tfx.components.FnArgs(
     train_files=[os.path.join(examples, 'Split-train', '*')],
@@ -289,7 +293,12 @@ def test_export_serves_raw_png_bytes_and_applies_the_operating_point(trained):
   served model applies."""
   fn_args, raw, messages, _ = trained
   model = _loaded(fn_args)
-  assert set(model.signatures) == {'serving_default', 'serving_examples', 'transform_features'}
+  assert set(model.signatures) == {
+    'serving_default',
+    'serving_examples',
+    signatures.EVALUATION_SIGNATURE,
+    'transform_features',
+  }
   pngs = [
     tf.train.Example.FromString(e).features.feature[features.IMAGE_KEY].bytes_list.value[0]
     for e in raw['eval']
@@ -316,6 +325,8 @@ def test_export_serves_raw_png_bytes_and_applies_the_operating_point(trained):
     assert json.load(f)['operating_point'] == point.to_json()
   line = next(m for m in messages if m.startswith('COVID operating point:'))
   assert f'P(COVID) > {point.threshold:g} reaches sensitivity' in line and 'target 0.95' in line
+  with open(os.path.join(fn_args.serving_model_dir, audit.REGIONS_FILE)) as f:
+    assert audit.Regions.from_json(json.load(f)) == AUDIT_REGIONS
 
 
 def test_exported_weights_are_those_of_the_best_epoch(trained):

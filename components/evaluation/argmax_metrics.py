@@ -19,7 +19,8 @@ figure and the interval end. Per-class figures need binarization, which gives on
                                               module='components.evaluation.argmax_metrics',
                                               config='{"figure": "recall", "end": "_lower95"}')])
 
-Accuracy and its bounds take no class (a MetricsSpec without binarize).
+Accuracy, its bounds and the accuracy above chance take no class (a MetricsSpec without
+binarize).
 """
 
 from typing import Any, Dict, Optional
@@ -35,6 +36,9 @@ ARGMAX_THRESHOLD = 0.0  # a TFMA matrix at threshold 0 counts every example for 
 LOWER, UPPER = '_lower95', '_upper95'  # suffixes of the interval metrics' names
 # Figures of the report: accuracy over all classes, the others per class.
 ACCURACY = 'accuracy'
+# Accuracy minus that of always answering the most frequent class: the masking audit's figure.
+ACCURACY_ABOVE_CHANCE = 'accuracy_above_chance'
+OVERALL_FIGURES = (ACCURACY, ACCURACY_ABOVE_CHANCE)
 PER_CLASS_FIGURES = ('precision', 'recall', 'specificity', 'npv', 'f1', 'support')
 PROPORTIONS = (ACCURACY, 'precision', 'recall', 'specificity', 'npv')  # the ones with intervals
 
@@ -53,7 +57,9 @@ def report_from_matrices(matrices: mccm.Matrices) -> classification_report.Class
 def _read(
   report: classification_report.ClassificationReport, class_id: Optional[int], figure: str, end: str
 ) -> float:
-  """`figure` ('accuracy' or a ClassFigures field) of the report; `end` '', LOWER or UPPER."""
+  """`figure` (OVERALL_FIGURES or a ClassFigures field) of the report; `end` '', LOWER or UPPER."""
+  if figure == ACCURACY_ABOVE_CHANCE:
+    return report.accuracy.value - report.chance
   value = report.accuracy if class_id is None else getattr(report.per_class[class_id], figure)
   if isinstance(value, classification_report.Proportion):
     return {'': value.value, LOWER: value.ci.lower, UPPER: value.ci.upper}[end]
@@ -77,7 +83,7 @@ def _computations(
 ) -> metric_types.MetricComputations:
   """TFMA's argmax confusion matrix, then `figure` (and interval `end`) of one key read from it."""
   class_id = sub_key.class_id if sub_key else None
-  per_class = figure != ACCURACY
+  per_class = figure not in OVERALL_FIGURES
   if per_class and class_id is None:
     raise ValueError(
       f'{name} is per class: configure it in a MetricsSpec with '
@@ -112,14 +118,16 @@ def _computations(
 class ArgmaxFigure(metric_types.Metric):
   """One figure of the argmax classification report, or one end of its 95% Wilson interval.
 
-  TFMA builds it from a MetricConfig's JSON `config`: `figure` is 'accuracy' (over all classes)
-  or one of PER_CLASS_FIGURES; `end` is '' (the figure), LOWER or UPPER (proportions only). Its
+  TFMA builds it from a MetricConfig's JSON `config`: `figure` is one of OVERALL_FIGURES (over all
+  classes) or of PER_CLASS_FIGURES; `end` is '' (the figure), LOWER or UPPER (proportions only). Its
   name is metric_name(figure, end) unless `name` is given.
   """
 
   def __init__(self, figure: str = ACCURACY, end: str = '', name: str = ''):
-    if figure not in (ACCURACY,) + PER_CLASS_FIGURES:
-      raise ValueError(f'figure must be one of {(ACCURACY,) + PER_CLASS_FIGURES}, got {figure!r}')
+    if figure not in OVERALL_FIGURES + PER_CLASS_FIGURES:
+      raise ValueError(
+        f'figure must be one of {OVERALL_FIGURES + PER_CLASS_FIGURES}, got {figure!r}'
+      )
     if end not in ('', LOWER, UPPER) or (end and figure not in PROPORTIONS):
       raise ValueError(f'{figure!r} has no interval end {end!r}')
     super().__init__(

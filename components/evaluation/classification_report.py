@@ -85,6 +85,12 @@ class ClassificationReport:
   macro_avg: ClassScores
   weighted_avg: ClassScores
 
+  @property
+  def chance(self) -> float:
+    """The accuracy of always answering the most frequent class (0 with no examples)."""
+    supports = [c.support for c in self.per_class]
+    return max(supports) / sum(supports) if sum(supports) else 0.0
+
 
 def confusion_matrix(entries: Iterable[Tuple[int, int, float]], num_classes: int) -> np.ndarray:
   """[num_classes, num_classes] counts (rows: true class, columns: predicted) from

@@ -6,7 +6,9 @@ reported, not gated: they can be small or hold a single class):
   - COVID recall (argmax, components.evaluation.argmax_metrics) >= min_covid_recall;
   - accuracy >= the blessed baseline's accuracy - max_accuracy_drop (TFX ignores this change
     threshold on the first run, when no blessed baseline exists);
-  - top-label ECE (components.evaluation.calibration_metrics) <= max_ece, when max_ece is set.
+  - top-label ECE (components.evaluation.calibration_metrics) <= max_ece, when max_ece is set;
+  - the masking audit (components/audit.py): with the lung fields hidden, accuracy above chance
+    <= shortcut_margin, unless allow_shortcuts.
 For COVID (binarized) it also counts true and false positives and negatives at every threshold
 of components.operating_point.GRID (`P(COVID) > threshold`), from which the report reads the test
 figures at the model's operating point and draws the ROC and precision-recall curves. TFMA's
@@ -25,14 +27,17 @@ from typing import Sequence
 
 import tensorflow_model_analysis as tfma
 
+from components import audit
 from components import features
 from components import labels
 from components import operating_point
+from components import signatures
 from components.evaluation import argmax_metrics
 from components.evaluation import calibration_metrics
 from components.evaluation.gate import Gate
 
-SIGNATURE_NAME = 'serving_examples'  # serialized raw tf.Examples -> probabilities
+# Serialized raw tf.Examples -> probabilities as served, and with the audit's regions hidden.
+SIGNATURE_NAME = signatures.EVALUATION_SIGNATURE
 PREDICTION_KEY = 'probabilities'
 ARGMAX_METRICS_MODULE = 'components.evaluation.argmax_metrics'
 CALIBRATION_METRICS_MODULE = 'components.evaluation.calibration_metrics'
@@ -45,6 +50,8 @@ ARGMAX_PRECISION = argmax_metrics.metric_name('precision')
 ARGMAX_RECALL = argmax_metrics.metric_name('recall')
 ARGMAX_F1 = argmax_metrics.metric_name('f1')
 ARGMAX_SUPPORT = argmax_metrics.metric_name('support')
+ACCURACY_ABOVE_CHANCE = argmax_metrics.metric_name(argmax_metrics.ACCURACY_ABOVE_CHANCE)
+AUDIT_OUTPUTS = (audit.LUNGS_HIDDEN, audit.BORDERS_HIDDEN)  # output names of the audit's figures
 AUC = 'auc'
 TOP_LABEL_ECE = calibration_metrics.TOP_LABEL_ECE
 BRIER = calibration_metrics.BRIER
@@ -93,7 +100,7 @@ def _at_least(value: float) -> tfma.GenericValueThreshold:
 def make_eval_config(
   gate: Gate = Gate(), slice_features: Sequence[str] = (features.SOURCE_KEY,)
 ) -> tfma.EvalConfig:
-  """EvalConfig for TFX's Evaluator on the raw examples (`serving_examples` signature).
+  """EvalConfig for TFX's Evaluator on the raw examples (SIGNATURE_NAME).
 
   Args:
     gate: the thresholds that bless a model (see the module docstring).
@@ -117,6 +124,13 @@ def make_eval_config(
     ece_bound.append(
       tfma.MetricThreshold(
         value_threshold=tfma.GenericValueThreshold(upper_bound={'value': gate.max_ece})
+      )
+    )
+  shortcut_bound = []
+  if not gate.allow_shortcuts:
+    shortcut_bound.append(
+      tfma.MetricThreshold(
+        value_threshold=tfma.GenericValueThreshold(upper_bound={'value': gate.shortcut_margin})
       )
     )
   return tfma.EvalConfig(
@@ -181,6 +195,27 @@ def make_eval_config(
             config=json.dumps({'thresholds': list(operating_point.GRID)}),
           ),
         ],
+      ),
+      # The masking audit (components/audit.py): accuracy and COVID recall with the lung fields,
+      # then the border band, hidden; with the lungs hidden, the accuracy above chance is gated.
+      tfma.MetricsSpec(
+        output_names=[audit.LUNGS_HIDDEN],
+        metrics=[
+          _argmax_metric('accuracy'),
+          _argmax_metric(argmax_metrics.ACCURACY_ABOVE_CHANCE, '', *shortcut_bound),
+        ],
+      ),
+      tfma.MetricsSpec(
+        output_names=[audit.BORDERS_HIDDEN],
+        metrics=[
+          _argmax_metric('accuracy'),
+          _argmax_metric(argmax_metrics.ACCURACY_ABOVE_CHANCE),
+        ],
+      ),
+      tfma.MetricsSpec(
+        output_names=list(AUDIT_OUTPUTS),
+        binarize=_class_ids([labels.COVID]),
+        metrics=[_argmax_metric('recall')],
       ),
     ],
   )

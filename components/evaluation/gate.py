@@ -23,6 +23,9 @@ class Gate:
       interval, 'point' by the figure itself.
     max_ece: highest accepted top-label expected calibration error (15 bins) of the exported,
       temperature-scaled model; None: not gated.
+    shortcut_margin: the masking audit's rule (components/audit.py): a model whose accuracy
+      with the lung fields hidden exceeds chance by more than this is suspected of a shortcut.
+    allow_shortcuts: bless such a model anyway (the suspicion is still reported).
   """
 
   min_accuracy: float = 0.80
@@ -30,9 +33,17 @@ class Gate:
   max_accuracy_drop: float = 0.0
   gate_on: str = 'lower'
   max_ece: Optional[float] = None
+  shortcut_margin: float = 0.25
+  allow_shortcuts: bool = False
 
   def __post_init__(self):
-    for name in ('min_accuracy', 'min_covid_recall', 'max_accuracy_drop', 'max_ece'):
+    for name in (
+      'min_accuracy',
+      'min_covid_recall',
+      'max_accuracy_drop',
+      'max_ece',
+      'shortcut_margin',
+    ):
       value = getattr(self, name)
       if value is not None and not 0.0 <= value <= 1.0:
         raise ValueError(f'{name} must be within [0, 1], got {value}')

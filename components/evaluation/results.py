@@ -17,13 +17,15 @@ OVERALL = 'Overall'
 
 
 class MetricId(NamedTuple):
-  """A metric of the evaluation: its name, class (binarized) or macro average, model, diff."""
+  """A metric of the evaluation: its name, class (binarized) or macro average, model, diff, and
+  the model output it scores ('': the served probabilities; else an audit output)."""
 
   name: str
   class_id: Optional[int] = None
   macro: bool = False
   model_name: str = ''
   is_diff: bool = False
+  output_name: str = ''
 
 
 def _metric_id(key: metric_types.MetricKey) -> MetricId:
@@ -33,6 +35,7 @@ def _metric_id(key: metric_types.MetricKey) -> MetricId:
     macro=bool(key.aggregation_type and key.aggregation_type.macro_average),
     model_name=key.model_name,
     is_diff=key.is_diff,
+    output_name=key.output_name,
   )
 
 
@@ -186,7 +189,11 @@ def _bound(threshold) -> Tuple[str, float]:
 
 def _images_behind(figure: MetricId) -> Optional[MetricId]:
   """The metric counting the images behind a gated figure (None: not recorded)."""
-  if figure.name in (eval_config_lib.ACCURACY, eval_config_lib.TOP_LABEL_ECE):
+  if figure.name in (
+    eval_config_lib.ACCURACY,
+    eval_config_lib.TOP_LABEL_ECE,
+    eval_config_lib.ACCURACY_ABOVE_CHANCE,
+  ):
     return MetricId(eval_config_lib.EXAMPLE_COUNT, model_name=figure.model_name)
   if figure.name == eval_config_lib.ARGMAX_RECALL:
     return figure._replace(name=eval_config_lib.ARGMAX_SUPPORT)
