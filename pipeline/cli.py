@@ -347,14 +347,16 @@ def _demo_data(args) -> int:
 
 
 def _add_report_parser(subparsers) -> None:
-  p = subparsers.add_parser('report', help="write a run's Markdown report (gate, metrics, curves)")
+  p = subparsers.add_parser(
+    'report', help="write a run's report, Markdown and HTML (gate, metrics, curves, data)"
+  )
   p.add_argument('--output', required=True, help='output folder of `cxr run`')
   p.add_argument('--run', default=None, help='pipeline run id (default: the latest run)')
   _add_metadata_mysql_argument(p, 'read a MySQL metadata store (as `cxr run`)')
   p.add_argument(
     '--json',
     action='store_true',
-    help="print the report's figures as one JSON object instead of writing report.md",
+    help="print the report's figures as one JSON object instead of writing the report",
   )
   p.set_defaults(func=_report)
 
@@ -370,7 +372,7 @@ def _report(args) -> int:
       )
     )
   else:
-    print(report.render_report(args.output, run_id=args.run, connection_config=config))
+    print(*report.render_report(args.output, run_id=args.run, connection_config=config), sep='\n')
   return 0
 
 

@@ -1,4 +1,4 @@
-"""`cxr report`: a Markdown report of one pipeline run, read back from ML Metadata.
+"""`cxr report`: the report of one pipeline run, read back from ML Metadata, as Markdown and HTML.
 
 OUTPUT/reports/<run id>/report.md holds the blessing decision and the gate's checks with their
 95% intervals, the test-split classification report (argmax, the gate's own computation: per
@@ -10,24 +10,33 @@ the lung fields, then the border band, hidden; whether a shortcut is suspected),
 with the blessed baseline, metrics by source, the class x source association of the ingested data
 (Cramér's V per split, the test classes confounded with their source), the calibration (the
 Trainer's temperature and eval-split figures before and after it, the test split's ECE and Brier
-score from the Evaluator, a reliability diagram) and the training curves (PNGs written by the
-Trainer into its model_run artifact). `report_json` gives the same figures as one JSON-ready dict
-(`cxr report --json`): its `confounding` is the ingestion summary's entry
-(components/ingestion/confounding.py; None for runs ingested before it existed),
-`operating_point` is None for a model stored without one, `calibration` None for a model trained
-without it, and `audit` None for an evaluation that predates the masking audit.
+score from the Evaluator, a reliability diagram), the training curves (PNGs written by the Trainer
+into its model_run artifact) and the data accounting (the ingest report: images per split and
+class, each quarantined, duplicate and ignored file, the bad fraction). report.html beside it is
+the same Markdown rendered as one self-contained page (images embedded, no script). Every string
+that comes from the data (file paths, source folders, slice names, the run id) goes through
+report_format.escape, so a folder named '<img src=x onerror=alert(1)>' or 'a|b' shows as text and
+keeps the tables whole.
+
+`report_json` gives the same figures as one JSON-ready dict (`cxr report --json`): its
+`confounding` is the ingestion summary's entry (components/ingestion/confounding.py; None for runs
+ingested before it existed), `operating_point` is None for a model stored without one,
+`calibration` None for a model trained without it, `audit` None for an evaluation that predates
+the masking audit, and `data` (report_data.data_json: counts and every quarantined, duplicate and
+ignored file) None for a run whose examples have no ingest report.
 
 This module assembles the report; its parts live in pipeline/report_*.py: report_run (the run's
 artifacts in ML Metadata, the evaluation read back), report_gate, report_metrics,
-report_operating_point, report_audit, report_sources, report_calibration, report_training (the
-sections) and report_format (names, formats and tables they share).
+report_operating_point, report_audit, report_sources, report_calibration, report_training,
+report_data (the sections), report_format (names, formats, tables and escaping they share) and
+report_html (the HTML page).
 """
 
 import datetime
 import logging
 import os
 import re
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, NamedTuple, Optional
 
 from ml_metadata.proto import metadata_store_pb2
 
@@ -36,8 +45,10 @@ from components.evaluation import eval_config as eval_config_lib
 from components.evaluation import results
 from pipeline import report_audit
 from pipeline import report_calibration
+from pipeline import report_data
 from pipeline import report_format
 from pipeline import report_gate
+from pipeline import report_html
 from pipeline import report_metrics
 from pipeline import report_operating_point
 from pipeline import report_run
@@ -46,6 +57,13 @@ from pipeline import report_training
 from pipeline.output_layout import layout
 
 REPORT_FILE = 'report.md'
+
+
+class ReportFiles(NamedTuple):
+  """Paths of the report written: report.md and report.html."""
+
+  markdown: str
+  html: str
 
 
 def _run_dir_name(run_id: str) -> str:
@@ -61,7 +79,7 @@ def _markdown(run: report_run.RunArtifacts, output_root: str, report_dir: str) -
   )
 
   lines = [
-    f'# Run report: {run.run_id}',
+    f'# {report_format.escape(_title(run.run_id))}',
     '',
     f'- Generated: {datetime.datetime.now().isoformat(timespec="seconds")}',
     f'- Output folder: `{output_root}`',
@@ -123,7 +141,16 @@ def _markdown(run: report_run.RunArtifacts, output_root: str, report_dir: str) -
     model_run_uri,
     report_dir,
   )
-  return lines + report_training.training_section(model_run_uri, report_dir)
+  lines += report_training.training_section(model_run_uri, report_dir)
+  return lines + report_data.data_section(report_data.data_json(_ingest_report_uri(run)))
+
+
+def _title(run_id: str) -> str:
+  return f'Run report: {run_id}'
+
+
+def _ingest_report_uri(run: report_run.RunArtifacts) -> Optional[str]:
+  return run.ingest_report.uri if run.ingest_report else None
 
 
 def _run_operating_point(
@@ -194,6 +221,7 @@ def report_json(
     ),
     'confounding': run.confounding(),
     'audit': _audit_json(run, evaluation),
+    'data': report_data.data_json(_ingest_report_uri(run)),
   }
 
 
@@ -201,15 +229,17 @@ def render_report(
   output_dir: str,
   run_id: Optional[str] = None,
   connection_config: Optional[metadata_store_pb2.ConnectionConfig] = None,
-) -> str:
-  """Writes OUTPUT/reports/<run id>/report.md for `run_id` (default: the latest evaluated run);
-  returns its path. `connection_config`: a metadata store other than OUTPUT/metadata.sqlite."""
+) -> ReportFiles:
+  """Writes OUTPUT/reports/<run id>/report.md and report.html for `run_id` (default: the latest
+  evaluated run); returns their paths. `connection_config`: a metadata store other than
+  OUTPUT/metadata.sqlite."""
   run = report_run.find_run_artifacts(output_dir, run_id, connection_config)
   paths = layout(output_dir)
   report_dir = os.path.join(paths.reports_dir, _run_dir_name(run.run_id))
   os.makedirs(report_dir, exist_ok=True)
   logging.info('Writing the report of run %s to %s', run.run_id, report_dir)
+  text = '\n'.join(_markdown(run, paths.root, report_dir))
   path = os.path.join(report_dir, REPORT_FILE)
-  with open(path, 'w') as f:
-    f.write('\n'.join(_markdown(run, paths.root, report_dir)))
-  return path
+  with open(path, 'w', encoding='utf-8') as f:
+    f.write(text)
+  return ReportFiles(path, report_html.write_html(text, _title(run.run_id), report_dir))

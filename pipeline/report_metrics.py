@@ -125,7 +125,7 @@ def slices_section(metrics: Dict[str, Dict[results.MetricId, float]], model: str
   rows = []
   for slice_name, values in sorted(metrics.items()):
     count = values.get(results.MetricId(eval_config_lib.EXAMPLE_COUNT, model_name=model), 0.0)
-    cells = [slice_name, f'{count:g}']
+    cells = [report_format.escape(slice_name), f'{count:g}']
     for metric in with_ci:
       ends = [
         values.get(metric._replace(name=metric.name + end))

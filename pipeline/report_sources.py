@@ -15,7 +15,8 @@ def sources_section(confounding: Optional[Dict[str, Any]]) -> List[str]:
   if confounding is None:
     return lines + ['No source figures recorded for the ingested data of this run.', '']
   if confounding['warning']:  # an evaluated run: ingestion went on, so it was allowed
-    lines += [f'**WARNING**: {confounding["warning"]} (allowed by --allow-confounded-sources).', '']
+    warning = report_format.escape(confounding['warning'])
+    lines += [f'**WARNING**: {warning} (allowed by --allow-confounded-sources).', '']
   lines += [
     "Cramér's V of class x source: 0 when every source holds the classes alike, 1 when each "
     'source holds one class.',
@@ -28,7 +29,7 @@ def sources_section(confounding: Optional[Dict[str, Any]]) -> List[str]:
     lines += report_format.table(
       ['source'] + list(labels.CLASS_NAMES),
       [
-        [source] + [f'{row.get(c, 0)}' for c in labels.CLASS_NAMES]
+        [report_format.escape(source)] + [f'{row.get(c, 0)}' for c in labels.CLASS_NAMES]
         for source, row in figures['table'].items()
       ],
     ) + ['']

@@ -13,7 +13,7 @@ def summarize(output_dir: str, connection_config=None) -> str:
   `connection_config`: the metadata store, when it is not OUTPUT/metadata.sqlite.
   """
   run = report_run.find_run_artifacts(output_dir, connection_config=connection_config)
-  report_path = report.render_report(output_dir, run.run_id, connection_config)
+  files = report.render_report(output_dir, run.run_id, connection_config)
   evaluation = report_run.load_evaluation(run.evaluation.uri)
   pushed = run.pushed_to()
   if pushed:
@@ -25,5 +25,5 @@ def summarize(output_dir: str, connection_config=None) -> str:
     + [f'  {report_gate.describe(c)}' for c in evaluation.checks]
     + ['', 'Test split (argmax, 95% Wilson intervals):']
     + report_metrics.classification_report_table(evaluation.report)
-    + ['', f'Full report: {report_path}']
+    + ['', f'Full report: {files.markdown}', f'As one HTML page: {files.html}']
   )

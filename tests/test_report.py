@@ -1,11 +1,19 @@
 """`cxr report`: renders a run's report from ML Metadata and the Evaluator/Trainer outputs."""
 
+import base64
+import io
 import json
 import os
+import re
+import shutil
+import subprocess
 
 from ml_metadata.metadata_store import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 import numpy as np
+from PIL import Image
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from scipy import stats
 from sklearn import metrics as sk_metrics
@@ -18,28 +26,35 @@ from components import training_report
 from components.ingestion import confounding
 from components.ingestion import manifest
 import fake_cxr_model
+import html_page
 from pipeline import report
 from pipeline import report_calibration
+from pipeline import report_data
 from pipeline import report_sources
 from pipeline.output_layout import layout
 
+# Source folders named by the data: one would be an HTML element if copied raw, the other splits a
+# Markdown table cell. report.md must show both as text, report.html too.
+A = '<img src=x onerror=alert(1)>'
+B = 'B|C'
+A_MD, B_MD = '&lt;img src=x onerror=alert(1)&gt;', 'B&#124;C'
 CANDIDATE = [[0.8, 0.1, 0.1], [0.1, 0.7, 0.2], [0.2, 0.2, 0.6], [0.45, 0.4, 0.15]]
 BASELINE = [[0.8, 0.1, 0.1], [0.1, 0.7, 0.2], [0.2, 0.2, 0.6], [0.3, 0.6, 0.1]]
 # (table row, label, source): the candidate misses one NORMAL and one VIRAL PNEUMONIA image, the
 # baseline also misses the two COVID images of row 3.
 TEST_SPLIT = [
-  (0, 0, 'A'),
-  (0, 0, 'A'),
-  (3, 0, 'B'),
-  (3, 0, 'B'),
-  (1, 1, 'A'),
-  (1, 1, 'A'),
-  (1, 1, 'A'),
-  (3, 1, 'A'),
-  (2, 2, 'A'),
-  (2, 2, 'A'),
-  (2, 2, 'B'),
-  (1, 2, 'B'),
+  (0, 0, A),
+  (0, 0, A),
+  (3, 0, B),
+  (3, 0, B),
+  (1, 1, A),
+  (1, 1, A),
+  (1, 1, A),
+  (3, 1, A),
+  (2, 2, A),
+  (2, 2, A),
+  (2, 2, B),
+  (1, 2, B),
 ]
 RUN_ID = '20260101-120000.000001'
 SOURCE_TABLE = [[2, 4, 2], [2, 0, 2]]  # TEST_SPLIT's images: rows A, B; columns the classes
@@ -67,19 +82,55 @@ def _expected():
   )
 
 
-def _write_ingest_summary(uri):
-  """The ingestion summary of TEST_SPLIT's images (the test split, with their sources)."""
+def _ingested_path(i):
+  _, label, source = TEST_SPLIT[i]
+  return f'{source}/{labels.CLASS_NAMES[label]}/{i}.png'
+
+
+# The files ingestion did not ingest, as its manifest records them (paths relative to the data
+# root): more quarantined files than the report lists, a duplicate of an ingested file, an ignored
+# file.
+QUARANTINED = [f'{A}/COVID/broken{i:02}.png' for i in range(report_data.MAX_LISTED + 2)]
+DUPLICATE = (f'{B}/NORMAL/copy of 4.png', _ingested_path(4))
+IGNORED = f'{B}/notes|.txt'
+
+
+def _write_ingest_report(uri):
+  """The ingestion summary and manifest of TEST_SPLIT's images (the test split, with their
+  sources), QUARANTINED, DUPLICATE and IGNORED."""
   rows = [
     dict(
+      path=_ingested_path(i),
       status='ingested',
       split='test',
       label_name=labels.CLASS_NAMES[label],
       source=source,
       reason='',
     )
-    for _, label, source in TEST_SPLIT
+    for i, (_, label, source) in enumerate(TEST_SPLIT)
   ]
+  rows += [
+    dict(path=path, status='quarantined', source=A, reason='truncated', detail=f'{i} bytes short')
+    for i, path in enumerate(QUARANTINED)
+  ]
+  rows += [
+    dict(
+      path=DUPLICATE[0],
+      status='duplicate',
+      split='test',
+      label_name='NORMAL',
+      source=B,
+      reason='duplicate_within_split',
+      detail=f'same content as {DUPLICATE[1]}',
+      duplicate_of=DUPLICATE[1],
+    ),
+    dict(path=IGNORED, status='ignored', source=B, reason='not_an_image_file'),
+  ]
+  rows.sort(key=lambda row: row['path'])  # as ingestion writes it
   os.makedirs(uri)
+  pq.write_table(
+    pa.Table.from_pylist(rows, schema=manifest.SCHEMA), os.path.join(uri, manifest.MANIFEST_FILE)
+  )
   with open(os.path.join(uri, manifest.SUMMARY_FILE), 'w') as f:
     json.dump(manifest.summarize(rows, 'data', [], 0.1), f)
 
@@ -173,7 +224,7 @@ def output_dir(tmp_path_factory):
     ]
   )  # the last run stopped before the Evaluator
   ingest_report_uri = str(root / 'ingest_report')
-  _write_ingest_summary(ingest_report_uri)
+  _write_ingest_report(ingest_report_uri)
   examples_id = _put_artifact(store, 'Examples', examples.uri)
   _put_execution(
     store,
@@ -241,10 +292,10 @@ def _section(text, title):
 
 
 def test_report_of_the_latest_evaluated_run(output_dir):
-  path = report.render_report(output_dir)
+  files = report.render_report(output_dir)
   report_dir = os.path.join(layout(output_dir).reports_dir, RUN_ID)
-  assert path == os.path.join(report_dir, 'report.md')
-  text = open(path).read()
+  assert files == (os.path.join(report_dir, 'report.md'), os.path.join(report_dir, 'report.html'))
+  text = open(files.markdown).read()
 
   assert f'- Model: `{os.path.join(os.path.dirname(output_dir), "candidate")}`' in text
   decision = _section(text, 'Decision')
@@ -313,13 +364,13 @@ def test_report_of_the_latest_evaluated_run(output_dir):
   assert '| recall (COVID) | 1.0000 | 0.5000 | +0.5000 |' in comparison
   assert 'Baseline model: `' + os.path.join(os.path.dirname(output_dir), 'baseline') in comparison
   # Source B: 2 COVID images right, 1 of 2 VIRAL PNEUMONIA: accuracy 3/4, COVID recall 2/2.
-  assert '| source:B | 4 | 0.7500 (0.301–0.954) | 1.0000 (0.342–1.000) |' in _section(
+  assert f'| source:{B_MD} | 4 | 0.7500 (0.301–0.954) | 1.0000 (0.342–1.000) |' in _section(
     text, 'By source'
   )
   sources = _section(text, 'Sources and confounding')
   v = stats.contingency.association(SOURCE_TABLE, method='cramer')
   assert f"test: Cramér's V {v:.3f}" in sources and 'WARNING' not in sources
-  assert '| A | 2 | 4 | 2 |' in sources and '| B | 2 | 0 | 2 |' in sources
+  assert f'| {A_MD} | 2 | 4 | 2 |' in sources and f'| {B_MD} | 2 | 0 | 2 |' in sources
   eval_record = calibration.calibration_record(EVAL_LOGITS, EVAL_LABELS, 2.0)
   calibrated = _section(text, 'Calibration')
   assert 'Temperature scaling: T = 2, fitted on the eval split (4 images)' in calibrated
@@ -335,6 +386,20 @@ def test_report_of_the_latest_evaluated_run(output_dir):
   assert '![Reliability diagram, eval split](reliability.png)' in calibrated
   training = _section(text, 'Training')
   assert '- preset: `"recommended"`' in training and '![Model accuracy](accuracy.png)' in training
+  data = _section(text, 'Data')
+  assert '66 files found = 12 ingested + 52 quarantined + 1 duplicates + 1 ignored.' in data
+  assert '| test | 4 | 4 | 4 | 12 |' in data and '| train | 0 | 0 | 0 | 0 |' in data
+  assert 'Bad fraction: 52 of 65 image files quarantined (80.0%;' in data
+  # The first MAX_LISTED quarantined files by path, each a row of three cells, then a count.
+  rows = [line for line in data.splitlines() if line.startswith(f'| {A_MD}/COVID/broken')]
+  assert rows == [
+    f'| {A_MD}/COVID/broken{i:02}.png | truncated | {i} bytes short |'
+    for i in range(report_data.MAX_LISTED)
+  ]
+  assert 'The first 50 of 52 by path; `cxr report --json` (`data.quarantined`)' in data
+  assert f'| {B_MD}/NORMAL/copy of 4.png | {A_MD}/NORMAL/4.png | duplicate_within_split |' in data
+  assert f'| {B_MD}/notes&#124;.txt | not_an_image_file |' in data
+  assert A not in text and B not in text
   for image in (
     'confusion_matrix.png',
     'covid_roc.png',
@@ -363,9 +428,11 @@ def test_cxr_report_command(output_dir, capsys):
   from pipeline import cli
 
   assert cli.main(['report', '--output', output_dir, '--run', RUN_ID]) == 0
-  assert capsys.readouterr().out.strip() == os.path.join(
-    layout(output_dir).reports_dir, RUN_ID, 'report.md'
-  )
+  report_dir = os.path.join(layout(output_dir).reports_dir, RUN_ID)
+  assert capsys.readouterr().out.splitlines() == [
+    os.path.join(report_dir, 'report.md'),
+    os.path.join(report_dir, 'report.html'),
+  ]
 
 
 def test_cxr_report_json(output_dir, capsys):
@@ -384,11 +451,12 @@ def test_cxr_report_json(output_dir, capsys):
     'operating_point',
     'confounding',
     'audit',
+    'data',
   } <= set(result)
   assert result['run_id'] == RUN_ID and result['blessed'] is True
   sources = result['confounding']
   assert sources['test']['table'] == {
-    source: dict(zip(labels.CLASS_NAMES, row)) for source, row in zip('AB', SOURCE_TABLE)
+    source: dict(zip(labels.CLASS_NAMES, row)) for source, row in zip((A, B), SOURCE_TABLE)
   }
   assert sources['test']['cramers_v'] == pytest.approx(
     stats.contingency.association(SOURCE_TABLE, method='cramer')
@@ -399,6 +467,22 @@ def test_cxr_report_json(output_dir, capsys):
     False,
     None,
   )
+  data = result['data']
+  assert data['splits'] == {
+    'train': dict.fromkeys(labels.CLASS_NAMES, 0),
+    'eval': dict.fromkeys(labels.CLASS_NAMES, 0),
+    'test': dict.fromkeys(labels.CLASS_NAMES, 4),
+  }
+  assert data['quarantined'] == [
+    {'path': path, 'reason': 'truncated', 'detail': f'{i} bytes short'}
+    for i, path in enumerate(QUARANTINED)
+  ]  # all of them, not only the report's first MAX_LISTED
+  assert data['duplicates'] == [
+    {'path': DUPLICATE[0], 'duplicate_of': DUPLICATE[1], 'reason': 'duplicate_within_split'}
+  ]
+  assert data['ignored'] == [{'path': IGNORED, 'reason': 'not_an_image_file'}]
+  assert data['bad_fraction'] == pytest.approx(52 / 65)
+  assert data['input_base'] == 'data' and data['files_found'] == 66
   tp, fn, tn, fp = _covid_counts()
   assert result['operating_point'] == {
     'class': 'COVID',
@@ -522,3 +606,83 @@ def test_run_summary_gives_the_decision_and_its_reasons(output_dir):
   assert '  COVID recall 1.00 (95% CI 0.51–1.00, 4 images): lower bound at or above 0.50' in lines
   assert '  accuracy 0.83 (95% CI 0.55–0.95, 12 images): lower bound at or above 0.50' in lines
   assert 'Accuracy 0.8333 (95% CI 0.552–0.953), 12 images.' in lines
+
+
+CHROMIUM = shutil.which('chromium')
+
+
+def _chromium(profile, *args):
+  """Runs headless chromium (as the test services script installs it); returns its stdout."""
+  return subprocess.run(
+    [
+      CHROMIUM,
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+      '--no-first-run',
+      f'--user-data-dir={profile}',
+      *args,
+    ],
+    capture_output=True,
+    text=True,
+    timeout=120,
+    check=True,
+  ).stdout
+
+
+@pytest.mark.skipif(
+  CHROMIUM is None,
+  reason='chromium is not installed: scripts/install_test_services.sh installs it (root, apt)',
+)
+def test_html_report_in_chromium(output_dir, tmp_path):
+  files = report.render_report(output_dir, run_id=RUN_ID)
+  screenshot = tmp_path / 'page.png'
+  dom = _chromium(
+    tmp_path / 'profile',
+    '--dump-dom',
+    f'--screenshot={screenshot}',
+    '--window-size=1200,3000',
+    f'file://{files.html}',
+  )
+  page = html_page.Page(dom)
+
+  assert page.title == f'Run report: {RUN_ID}'
+  # The source folders are text in their table cells: no element from the data, no cell split.
+  assert [A, '2', '4', '2'] in page.rows and [B, '2', '0', '2'] in page.rows
+  assert [f'source:{B}', '4', '0.7500 (0.301–0.954)', '1.0000 (0.342–1.000)'] in (
+    row[:4] for row in page.rows
+  )
+  assert [f'{B}/NORMAL/copy of 4.png', f'{A}/NORMAL/4.png', 'duplicate_within_split'] in page.rows
+  assert len([row for row in page.rows if row[0].startswith(f'{A}/COVID/broken')]) == 50
+  # Every image is embedded: a PNG the page carries, none fetched (the injected one would be 'x').
+  assert len(page.images) == 7
+  for src in page.images:
+    prefix, data = src.split(',', 1)
+    assert prefix == 'data:image/png;base64'
+    with Image.open(io.BytesIO(base64.b64decode(data))) as image:
+      image.load()
+      assert min(image.size) > 100
+  # The images render: the page's only colours are the plots' (text and tables are grey). The
+  # first 3000 pixels hold the confusion matrix and the ROC curves: 44,658 coloured pixels; the
+  # same page with undecodable images has 231.
+  pixels = np.asarray(Image.open(screenshot).convert('RGB')).astype(int)
+  assert pixels.shape[:2] == (3000, 1200)
+  assert np.sum(pixels.max(axis=2) - pixels.min(axis=2) > 60) > 20_000
+
+  # No script runs, even one that got into the page: the Content-Security-Policy blocks it. The
+  # same page without the policy shows that the script would change the title.
+  page_html = open(files.html, encoding='utf-8').read()
+  script = "<script>document.title = 'script ran'</script>"
+  for name, policy_kept, title in (
+    ('injected.html', True, f'Run report: {RUN_ID}'),
+    ('no_policy.html', False, 'script ran'),
+  ):
+    injected = page_html.replace('<body>', '<body>' + script)
+    if not policy_kept:
+      injected = re.sub(r'<meta http-equiv="Content-Security-Policy"[^>]*>', '', injected)
+    (tmp_path / name).write_text(injected, encoding='utf-8')
+    dom = _chromium(tmp_path / 'profile', '--dump-dom', f'file://{tmp_path / name}')
+    assert html_page.Page(dom).title == title

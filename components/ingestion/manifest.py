@@ -3,7 +3,7 @@
 import collections
 import itertools
 import json
-from typing import Dict, Iterable, Iterator, Optional, Sequence
+from typing import Dict, Iterable, Iterator, List, Optional, Sequence
 
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
@@ -145,6 +145,15 @@ def read_summary(report_uri: str) -> Dict:
   path = FileSystems.join(report_uri, SUMMARY_FILE)
   with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
     return json.loads(f.read())
+
+
+def read_rows(report_uri: str, statuses: Sequence[str], columns: Sequence[str]) -> List[Dict]:
+  """The `columns` of the manifest rows whose status is one of `statuses`, in the manifest's order
+  (by path); pyarrow applies the filter as it reads."""
+  path = FileSystems.join(report_uri, MANIFEST_FILE)
+  with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
+    table = pq.read_table(f, columns=list(columns), filters=[('status', 'in', list(statuses))])
+  return table.to_pylist()
 
 
 def format_summary(summary: Dict) -> str:
