@@ -30,7 +30,9 @@ from typing import Any, Dict, List, Optional
 from ml_metadata.proto import metadata_store_pb2
 
 from components import labels
+from components import training_report
 from components.evaluation import eval_config as eval_config_lib
+from components.evaluation import operating_point_figures
 from components.evaluation import results
 from pipeline import report_calibration
 from pipeline import report_format
@@ -50,7 +52,7 @@ def _run_dir_name(run_id: str) -> str:
 
 
 def _markdown(run: report_run.RunArtifacts, output_root: str, report_dir: str) -> List[str]:
-  evaluation = report_run.load_evaluation(run.evaluation.uri)
+  evaluation = results.load_evaluation(run.evaluation.uri)
   candidate, report, matrix = evaluation.candidate, evaluation.report, evaluation.matrix
   overall = evaluation.metrics.get(results.OVERALL, {})
   report_metrics.save_confusion_matrix_png(
@@ -114,7 +116,7 @@ def _markdown(run: report_run.RunArtifacts, output_root: str, report_dir: str) -
   model_run_uri = run.model_run.uri if run.model_run else None
   lines += report_calibration.calibration_section(
     report_calibration.calibration_json(
-      report_calibration.load_calibration_record(model_run_uri), overall, candidate
+      training_report.read_calibration(model_run_uri), overall, candidate
     ),
     model_run_uri,
     report_dir,
@@ -123,11 +125,11 @@ def _markdown(run: report_run.RunArtifacts, output_root: str, report_dir: str) -
 
 
 def _run_operating_point(
-  run: report_run.RunArtifacts, evaluation: report_run.Evaluation
-) -> Optional[report_operating_point.OperatingPointFigures]:
+  run: report_run.RunArtifacts, evaluation: results.Evaluation
+) -> Optional[operating_point_figures.OperatingPointFigures]:
   if run.model is None:
     return None
-  return report_operating_point.load_operating_point(
+  return operating_point_figures.load_operating_point(
     run.model.uri, run.evaluation.uri, evaluation.candidate
   )
 
@@ -139,7 +141,7 @@ def report_json(
 ) -> Dict[str, Any]:
   """The figures of the run's report as one JSON-ready dict (see the module docstring)."""
   run = report_run.find_run_artifacts(output_dir, run_id, connection_config)
-  evaluation = report_run.load_evaluation(run.evaluation.uri)
+  evaluation = results.load_evaluation(run.evaluation.uri)
   report = evaluation.report
   checks = [
     {
@@ -170,7 +172,7 @@ def report_json(
     **report_format.proportion_json('accuracy', report.accuracy),
     'classes': classes,
     'calibration': report_calibration.calibration_json(
-      report_calibration.load_calibration_record(run.model_run.uri if run.model_run else None),
+      training_report.read_calibration(run.model_run.uri if run.model_run else None),
       evaluation.metrics.get(results.OVERALL, {}),
       evaluation.candidate,
     ),
