@@ -27,12 +27,14 @@ setuptools.setup(
     'pillow',
     'isal',  # ISA-L inflate and CRC-32: PNG validation (components/ingestion/png_check.py)
     'matplotlib',
+    'jinja2',  # the model card's Markdown (components/pusher/model_card_markdown.py)
     'scipy',  # Wilson score intervals of the gate's figures (components/evaluation)
     # KubeflowV2DagRunner (cxr compile-kfp); 0.3+ needs protobuf 4.
     'kfp-pipeline-spec>=0.2.2,<0.3',
     'pymysql',  # clear errors for a MySQL metadata store (pipeline/metadata_config.py)
   ],
-  # Tests and benchmarks only: scikit-learn (reference metrics), psutil (memory), ruff (lint).
-  extras_require={'test': ['pytest', 'pytest-xdist', 'scikit-learn', 'psutil', 'ruff']},
+  # Tests and benchmarks only: scikit-learn (reference metrics), psutil (memory), ruff (lint),
+  # markdown (renders the model card as a browser would see it).
+  extras_require={'test': ['pytest', 'pytest-xdist', 'scikit-learn', 'psutil', 'ruff', 'markdown']},
   entry_points={'console_scripts': ['cxr=pipeline.cli:main']},
 )
