@@ -274,7 +274,7 @@ def test_card_holds_training_data_calibration_and_operating_point(pushed):
     'train_examples': 76,
     'keras': 'tf_keras 2.16.0',
   }
-  assert 'first 300 layers frozen' in parameters['model_architecture']
+  assert 'its first 300 layers frozen' in parameters['model_architecture']
   assert 'Dense(32, ReLU)' in parameters['model_architecture']
   assert (
     parameters['signatures']['serving_examples']['outputs']['probabilities'] == 'float32 [-1, 3]'
@@ -297,7 +297,7 @@ def test_card_holds_training_data_calibration_and_operating_point(pushed):
   assert kinds[0] == 'intended' and 'out_of_scope' in kinds
   limitations = ' '.join(item['description'] for item in considerations['limitations'])
   assert 'paediatric' in limitations
-  assert f'Small test split: {len(TEST_SPLIT)} images, 6 of them COVID' in limitations
+  assert f'Test split size: {len(TEST_SPLIT)} images, 6 of them COVID' in limitations
 
 
 class _Cells(html_parser.HTMLParser):

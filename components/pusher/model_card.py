@@ -206,12 +206,17 @@ def model_details(facts: _Facts) -> Dict[str, Any]:
 def _architecture(hparams: Optional[Mapping[str, Any]]) -> str:
   if hparams is None:
     return 'ResNet152V2 with a dense head (hyperparameters not recorded: no model_run given).'
+  frozen = (
+    f'its first {hparams["freeze_layers"]} layers frozen'
+    if hparams['freeze_layers']
+    else 'every layer trained'
+  )
   head = ' -> '.join(
     f'Dense({units}, ReLU) -> Dropout({hparams["dropout"]}) -> BatchNormalization'
     for units in hparams['dense_units']
   )
   return (
-    f'ResNet152V2 without its top, its first {hparams["freeze_layers"]} layers frozen -> '
+    f'ResNet152V2 without its top ({frozen}) -> '
     f'GlobalAveragePooling2D -> {head} -> Dense({labels.NUM_CLASSES}, softmax) with the '
     f'calibration temperature folded in. Input: {hparams["image_size"]} px, '
     f'{hparams["image_channels"]} channel(s), {hparams["normalization"]} normalization.'
@@ -400,7 +405,7 @@ def _data_limitations(facts: _Facts) -> List[str]:
   report = facts.evaluation.report
   covid = report.per_class[labels.COVID].recall
   found.append(
-    f'Small test split: {report.accuracy.trials:g} images, {covid.trials:g} of them COVID. '
+    f'Test split size: {report.accuracy.trials:g} images, {covid.trials:g} of them COVID. '
     f'95% intervals: accuracy {report.accuracy.ci.lower:.3f}-{report.accuracy.ci.upper:.3f}, '
     f'COVID recall {covid.ci.lower:.3f}-{covid.ci.upper:.3f}.'
   )
