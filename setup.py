@@ -28,7 +28,7 @@ setuptools.setup(
     'isal',  # ISA-L inflate and CRC-32: PNG validation (components/ingestion/png_check.py)
     'matplotlib',
     'markdown',  # report.html from report.md (pipeline/report_html.py)
-    'jinja2',  # the report.html page, autoescaped
+    'jinja2',  # the report.html page, autoescaped; the model card's Markdown
     'scipy',  # Wilson score intervals of the gate's figures (components/evaluation)
     # KubeflowV2DagRunner (cxr compile-kfp); 0.3+ needs protobuf 4.
     'kfp-pipeline-spec>=0.2.2,<0.3',

@@ -1,9 +1,12 @@
-"""Training history as JSON and the seed notebook's plots as PNG files; the calibration record."""
+"""Training history as JSON and the seed notebook's plots as PNG files; the calibration record.
+
+Written by the Trainer into its model_run artifact; read back by the run report and the model card.
+"""
 
 import io
 import json
 import os
-from typing import Any, Dict, List, Mapping
+from typing import Any, Dict, List, Mapping, Optional
 
 import matplotlib
 
@@ -75,3 +78,22 @@ def write_calibration(
   with tf.io.gfile.GFile(paths[RELIABILITY_PNG], 'wb') as f:
     f.write(diagram_png)
   return paths
+
+
+def _read_json(model_run_uri: Optional[str], name: str) -> Optional[Dict[str, Any]]:
+  path = os.path.join(model_run_uri or '', name)
+  if not model_run_uri or not tf.io.gfile.exists(path):
+    return None
+  with tf.io.gfile.GFile(path) as f:
+    return json.load(f)
+
+
+def read_history(model_run_uri: Optional[str]) -> Optional[Dict[str, Any]]:
+  """HISTORY_FILE of a model_run folder (metadata and 'history'), or None when it has none."""
+  return _read_json(model_run_uri, HISTORY_FILE)
+
+
+def read_calibration(model_run_uri: Optional[str]) -> Optional[Dict[str, Any]]:
+  """The calibration record (eval split) of a model_run folder, or None when the model has none
+  (trained without temperature scaling)."""
+  return _read_json(model_run_uri, CALIBRATION_FILE)

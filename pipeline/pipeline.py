@@ -99,6 +99,11 @@ def create_pipeline(
     push_destination=tfx.proto.PushDestination(
       filesystem=tfx.proto.PushDestination.Filesystem(base_directory=serving_model_dir)
     ),
+    # What the model card of each pushed version is written from.
+    evaluation=evaluator.outputs['evaluation'],
+    examples=examples,
+    ingest_report=example_gen.outputs['report'],
+    model_run=trainer.outputs['model_run'],
   ).with_id(PUSHER)
 
   return tfx.dsl.Pipeline(

@@ -15,7 +15,7 @@ into its model_run artifact) and the data accounting (the ingest report: images 
 class, each quarantined, duplicate and ignored file, the bad fraction). report.html beside it is
 the same Markdown rendered as one self-contained page (images embedded, no script). Every string
 that comes from the data (file paths, source folders, slice names, the run id) goes through
-report_format.escape, so a folder named '<img src=x onerror=alert(1)>' or 'a|b' shows as text and
+markdown_text.escape, so a folder named '<img src=x onerror=alert(1)>' or 'a|b' shows as text and
 keeps the tables whole.
 
 `report_json` gives the same figures as one JSON-ready dict (`cxr report --json`): its
@@ -41,7 +41,10 @@ from typing import Any, Dict, List, NamedTuple, Optional
 from ml_metadata.proto import metadata_store_pb2
 
 from components import labels
+from components import markdown_text
+from components import training_report
 from components.evaluation import eval_config as eval_config_lib
+from components.evaluation import operating_point_figures
 from components.evaluation import results
 from pipeline import report_audit
 from pipeline import report_calibration
@@ -71,7 +74,7 @@ def _run_dir_name(run_id: str) -> str:
 
 
 def _markdown(run: report_run.RunArtifacts, output_root: str, report_dir: str) -> List[str]:
-  evaluation = report_run.load_evaluation(run.evaluation.uri)
+  evaluation = results.load_evaluation(run.evaluation.uri)
   candidate, report, matrix = evaluation.candidate, evaluation.report, evaluation.matrix
   overall = evaluation.metrics.get(results.OVERALL, {})
   report_metrics.save_confusion_matrix_png(
@@ -79,7 +82,7 @@ def _markdown(run: report_run.RunArtifacts, output_root: str, report_dir: str) -
   )
 
   lines = [
-    f'# {report_format.escape(_title(run.run_id))}',
+    f'# {markdown_text.escape(_title(run.run_id))}',
     '',
     f'- Generated: {datetime.datetime.now().isoformat(timespec="seconds")}',
     f'- Output folder: `{output_root}`',
@@ -136,7 +139,7 @@ def _markdown(run: report_run.RunArtifacts, output_root: str, report_dir: str) -
   model_run_uri = run.model_run.uri if run.model_run else None
   lines += report_calibration.calibration_section(
     report_calibration.calibration_json(
-      report_calibration.load_calibration_record(model_run_uri), overall, candidate
+      training_report.read_calibration(model_run_uri), overall, candidate
     ),
     model_run_uri,
     report_dir,
@@ -154,17 +157,17 @@ def _ingest_report_uri(run: report_run.RunArtifacts) -> Optional[str]:
 
 
 def _run_operating_point(
-  run: report_run.RunArtifacts, evaluation: report_run.Evaluation
-) -> Optional[report_operating_point.OperatingPointFigures]:
+  run: report_run.RunArtifacts, evaluation: results.Evaluation
+) -> Optional[operating_point_figures.OperatingPointFigures]:
   if run.model is None:
     return None
-  return report_operating_point.load_operating_point(
+  return operating_point_figures.load_operating_point(
     run.model.uri, run.evaluation.uri, evaluation.candidate
   )
 
 
 def _audit_json(
-  run: report_run.RunArtifacts, evaluation: report_run.Evaluation
+  run: report_run.RunArtifacts, evaluation: results.Evaluation
 ) -> Optional[Dict[str, Any]]:
   return report_audit.audit_json(
     evaluation.metrics.get(results.OVERALL, {}),
@@ -181,7 +184,7 @@ def report_json(
 ) -> Dict[str, Any]:
   """The figures of the run's report as one JSON-ready dict (see the module docstring)."""
   run = report_run.find_run_artifacts(output_dir, run_id, connection_config)
-  evaluation = report_run.load_evaluation(run.evaluation.uri)
+  evaluation = results.load_evaluation(run.evaluation.uri)
   report = evaluation.report
   checks = [
     {
@@ -212,7 +215,7 @@ def report_json(
     **report_format.proportion_json('accuracy', report.accuracy),
     'classes': classes,
     'calibration': report_calibration.calibration_json(
-      report_calibration.load_calibration_record(run.model_run.uri if run.model_run else None),
+      training_report.read_calibration(run.model_run.uri if run.model_run else None),
       evaluation.metrics.get(results.OVERALL, {}),
       evaluation.candidate,
     ),

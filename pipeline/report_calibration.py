@@ -1,7 +1,6 @@
 """The report's calibration: the Trainer's temperature and eval-split figures before and after
 it, the test split's ECE and Brier score from the Evaluator, the reliability diagram."""
 
-import json
 import os
 from typing import Any, Dict, List, Optional
 
@@ -11,15 +10,6 @@ from components import training_report
 from components.evaluation import eval_config as eval_config_lib
 from components.evaluation import results
 from pipeline import report_format
-
-
-def load_calibration_record(model_run_uri: Optional[str]) -> Optional[Dict[str, Any]]:
-  """The Trainer's calibration record (eval split), or None when the model has none."""
-  path = os.path.join(model_run_uri or '', training_report.CALIBRATION_FILE)
-  if not model_run_uri or not tf.io.gfile.exists(path):
-    return None
-  with tf.io.gfile.GFile(path) as f:
-    return json.load(f)
 
 
 def _count(value: Optional[float]) -> Optional[int]:

@@ -14,6 +14,7 @@ from typing import Any, Dict, List, Optional
 from apache_beam.io.filesystems import FileSystems
 
 from components import labels
+from components import markdown_text
 from components.ingestion import manifest
 from pipeline import report_format
 
@@ -72,12 +73,12 @@ def _file_list(data: Dict[str, Any], key: str, status: str, fields: Dict[str, st
     return ['None.', '']
   reasons = data['reasons'].get(status, {})
   lines = [
-    'By reason: ' + ', '.join(f'{report_format.escape(r)} {n}' for r, n in reasons.items()) + '.',
+    'By reason: ' + ', '.join(f'{markdown_text.escape(r)} {n}' for r, n in reasons.items()) + '.',
     '',
   ]
   lines += report_format.table(
     list(fields.values()),
-    [[report_format.escape(f[field]) for field in fields] for f in files[:MAX_LISTED]],
+    [[markdown_text.escape(f[field]) for field in fields] for f in files[:MAX_LISTED]],
   )
   if len(files) > MAX_LISTED:
     lines += [
@@ -97,11 +98,11 @@ def data_section(data: Optional[Dict[str, Any]]) -> List[str]:
   status = data['status']
   spans = f' (spans {", ".join(map(str, data["spans"]))})' if data['spans'] else ''
   lines += [
-    f'Ingested from {report_format.escape(data["input_base"])}{spans}: {data["files_found"]} '
+    f'Ingested from {markdown_text.escape(data["input_base"])}{spans}: {data["files_found"]} '
     f'files found = {status[manifest.INGESTED]} ingested + {status[manifest.QUARANTINED]} '
     f'quarantined + {status[manifest.DUPLICATE]} duplicates + {status[manifest.IGNORED]} ignored. '
     f'File paths are relative to that folder; every file is in the manifest, '
-    f'{report_format.escape(data["manifest"])}.',
+    f'{markdown_text.escape(data["manifest"])}.',
     '',
     'Images ingested per split and class:',
     '',
@@ -123,7 +124,7 @@ def data_section(data: Optional[Dict[str, Any]]) -> List[str]:
   if data['unknown_class_folders']:
     lines += [
       'Folders naming no known class, skipped: '
-      + ', '.join(map(report_format.escape, data['unknown_class_folders']))
+      + ', '.join(map(markdown_text.escape, data['unknown_class_folders']))
       + '.',
       '',
     ]

@@ -1,8 +1,6 @@
 """Shared by the `cxr report` modules: display names of metrics and gate checks, number and
-interval formats, Markdown tables, the escaping of dataset-derived text, a proportion as JSON."""
+interval formats, Markdown tables, a proportion as JSON."""
 
-import html
-import re
 from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
@@ -49,23 +47,6 @@ def check_name(check: results.GateCheck) -> str:
 def interval(ci: Optional[classification_report.Interval], digits: int = 2) -> str:
   """'0.57–1.00' ('n/a' without an interval)."""
   return f'{ci.lower:.{digits}f}–{ci.upper:.{digits}f}' if ci else 'n/a'
-
-
-# Characters Markdown gives a meaning to, as HTML character references. '_' only where it could
-# open or close emphasis: between two letters or digits it is literal in CommonMark and
-# Python-Markdown, so file names like covid_001.png stay readable in report.md.
-_MARKDOWN_SYNTAX = re.compile(r'[|`\\*\[\]#~]|(?<![^\W_])_|_(?![^\W_])')
-_LINE_BREAKS = re.compile(r'[\r\n\t\v\f]+')
-
-
-def escape(text: str) -> str:
-  """`text` from the data (a file path, a source folder name, a run id) as literal Markdown text,
-  safe in a table cell: HTML's special characters and Markdown's syntax become character
-  references, so that '|' cannot split a cell and '<img ...>' shows as text; line breaks become
-  spaces. Hand-written: Python-Markdown has no escaping function and html.escape leaves Markdown's
-  syntax alone."""
-  text = _LINE_BREAKS.sub(' ', html.escape(str(text), quote=False))
-  return _MARKDOWN_SYNTAX.sub(lambda m: f'&#{ord(m.group())};', text)
 
 
 def table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> List[str]:

@@ -1,7 +1,7 @@
 """report.html: the run's report.md as one self-contained, script-free HTML page.
 
 The Markdown is the report's one model: Python-Markdown (with tables) renders it, so the two files
-cannot disagree. Dataset-derived text reaches the Markdown escaped (report_format.escape); on top
+cannot disagree. Dataset-derived text reaches the Markdown escaped (markdown_text.escape); on top
 of that the renderer here has raw HTML switched off, so any '<' in the Markdown shows as text.
 Images are embedded as data: URIs (the page opens alone, e.g. as a mail attachment); the page is
 a Jinja2 template with autoescape, and its Content-Security-Policy allows no script and no request,

@@ -10,6 +10,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from components import labels
+from components import markdown_text
 from components.evaluation import classification_report
 from components.evaluation import eval_config as eval_config_lib
 from components.evaluation import results
@@ -125,7 +126,7 @@ def slices_section(metrics: Dict[str, Dict[results.MetricId, float]], model: str
   rows = []
   for slice_name, values in sorted(metrics.items()):
     count = values.get(results.MetricId(eval_config_lib.EXAMPLE_COUNT, model_name=model), 0.0)
-    cells = [report_format.escape(slice_name), f'{count:g}']
+    cells = [markdown_text.escape(slice_name), f'{count:g}']
     for metric in with_ci:
       ends = [
         values.get(metric._replace(name=metric.name + end))

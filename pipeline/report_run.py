@@ -1,16 +1,11 @@
-"""What one run's report reads: its artifacts, found through ML Metadata (`RunArtifacts`), and
-the Evaluator's output read back (`Evaluation`)."""
+"""What one run's report reads: its artifacts, found through ML Metadata (`RunArtifacts`)."""
 
 import dataclasses
 import logging
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, Optional
 
 from ml_metadata.proto import metadata_store_pb2
-import numpy as np
 
-from components import labels
-from components.evaluation import classification_report
-from components.evaluation import results
 from components.ingestion import manifest
 from pipeline import metadata_queries
 from pipeline.output_layout import layout
@@ -102,29 +97,3 @@ def find_run_artifacts(
       pushed_model=metadata_queries.latest_artifact(store, run_id, 'PushedModel'),
       ingest_report=_artifact(store, _producer(store, examples), 'report') if examples else None,
     )
-
-
-@dataclasses.dataclass(frozen=True)
-class Evaluation:
-  """What the Evaluator wrote for a run, read back: names, metrics, matrix, report, gate."""
-
-  candidate: str
-  baseline: Optional[str]
-  metrics: Dict[str, Dict[results.MetricId, float]]
-  matrix: np.ndarray
-  report: classification_report.ClassificationReport
-  checks: List[results.GateCheck]
-
-
-def load_evaluation(evaluation_uri: str) -> Evaluation:
-  """The candidate's figures and the gate's checks from an Evaluator output folder."""
-  candidate, baseline = results.model_names(results.load_eval_config(evaluation_uri))
-  matrix = results.load_confusion_matrix(evaluation_uri, model_name=candidate)
-  return Evaluation(
-    candidate=candidate,
-    baseline=baseline,
-    metrics=results.load_metrics(evaluation_uri),
-    matrix=matrix,
-    report=classification_report.classification_report(matrix, labels.CLASS_NAMES),
-    checks=results.load_gate(evaluation_uri),
-  )

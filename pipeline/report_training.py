@@ -12,11 +12,9 @@ from components import training_report
 
 def training_section(model_run_uri: Optional[str], report_dir: str) -> List[str]:
   """Hyperparameters, last-epoch figures and the curves the Trainer wrote into model_run."""
-  history_path = os.path.join(model_run_uri or '', training_report.HISTORY_FILE)
-  if not model_run_uri or not tf.io.gfile.exists(history_path):
+  history = training_report.read_history(model_run_uri)
+  if history is None:
     return ['## Training', '', 'No training history found for this run.', '']
-  with tf.io.gfile.GFile(history_path) as f:
-    history = json.load(f)
   series = history.pop('history', {})
   lines = ['## Training', '']
   lines += [f'- {key}: `{json.dumps(value)}`' for key, value in sorted(history.items())]

@@ -1,6 +1,7 @@
 """What `cxr run` prints at the end: the decision and why, where the model went, the per-class
 table."""
 
+from components.evaluation import results
 from pipeline import report
 from pipeline import report_gate
 from pipeline import report_metrics
@@ -14,7 +15,7 @@ def summarize(output_dir: str, connection_config=None) -> str:
   """
   run = report_run.find_run_artifacts(output_dir, connection_config=connection_config)
   files = report.render_report(output_dir, run.run_id, connection_config)
-  evaluation = report_run.load_evaluation(run.evaluation.uri)
+  evaluation = results.load_evaluation(run.evaluation.uri)
   pushed = run.pushed_to()
   if pushed:
     decision = f'Model BLESSED and pushed to {pushed}'

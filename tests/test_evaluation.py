@@ -19,6 +19,7 @@ from components import calibration
 from components import labels
 from components import operating_point
 from components.evaluation import classification_report
+from components.evaluation import operating_point_figures
 from components.evaluation import results
 from components.evaluation.gate import Gate
 from components.pusher import executor as pusher_executor
@@ -26,7 +27,6 @@ from components.pusher import versioned_dir
 import fake_cxr_model
 from pipeline import cli
 from pipeline import report_gate
-from pipeline import report_operating_point
 
 COVID, NORMAL, VIRAL = 0, 1, 2
 GOOD_TABLE = [
@@ -275,7 +275,7 @@ def test_gate_metrics_equal_sklearn_and_a_good_model_is_blessed(workspace):
     ) == (tp, fp, tn, fn), threshold
   # The report's test figures at the stored operating point: 5 of 6 COVID images above 0.3, and
   # 3 of 12 others (rows 3 and 4).
-  figures = report_operating_point.load_operating_point(
+  figures = operating_point_figures.load_operating_point(
     models['good'].uri, evaluation_uri, candidate=''
   )
   (tn, fp), (fn, tp) = sk_metrics.confusion_matrix(y_true == COVID, covid_scores > 0.3)

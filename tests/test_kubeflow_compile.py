@@ -83,6 +83,20 @@ def test_paths_point_into_the_bucket_and_the_image(compiled):
   assert destination['filesystem']['base_directory'] == '/gcs/my-bucket/cxr/serving'
 
 
+def test_the_pusher_gets_what_the_model_card_is_written_from(compiled):
+  job, _ = compiled
+  pusher = _tasks(job)['AtomicPusher']
+  assert set(pusher['inputs']['artifacts']) == {
+    'model',
+    'model_blessing',
+    'evaluation',
+    'examples',
+    'ingest_report',
+    'model_run',
+  }
+  assert set(pusher['dependentTasks']) == {'ImageFolderExampleGen', 'Trainer', 'Evaluator'}
+
+
 def test_component_code_and_options_are_carried(compiled):
   job, _ = compiled
   assert _parameter(job, 'Trainer', 'run_fn') == 'components.trainer.run_fn'

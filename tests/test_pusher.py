@@ -249,3 +249,17 @@ def test_atomic_pusher_component_requires_a_filesystem_destination():
   )
   assert pusher.executor_spec.executor_class is pusher_executor.Executor
   assert pusher.outputs['pushed_model'].type == standard_artifacts.PushedModel
+
+
+def test_extra_files_are_published_with_the_version_and_never_replace_the_model(tmp_path):
+  serving_dir = str(tmp_path / 'serving')
+  model_dir = _write_model(str(tmp_path / 'model'))
+  version, path = versioned_dir.publish(
+    model_dir, serving_dir, extra_files=lambda v: {'card.md': f'version {v}'.encode()}
+  )
+  with open(os.path.join(path, 'card.md'), 'rb') as f:
+    assert f.read() == f'version {version}'.encode()
+  with pytest.raises(FileExistsError):
+    versioned_dir.publish(model_dir, serving_dir, extra_files=lambda v: {'saved_model.pb': b'x'})
+  assert versioned_dir.versions(serving_dir) == [version]
+  assert _temp_dirs(serving_dir) == []

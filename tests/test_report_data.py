@@ -1,5 +1,5 @@
 """The report's data accounting of a real ingestion (pipeline/report_data.py), and dataset strings
-in report.md (report_format.escape) as two Markdown renderers show them: Python-Markdown (which
+in report.md (markdown_text.escape) as two Markdown renderers show them: Python-Markdown (which
 report.html uses) and markdown-it-py (CommonMark with GitHub's tables, as GitHub shows it)."""
 
 import os
@@ -12,6 +12,7 @@ from PIL import Image
 import pytest
 
 from components import labels
+from components import markdown_text
 from components.ingestion import discovery
 from components.ingestion import image_check
 from components.ingestion import ingest
@@ -19,7 +20,6 @@ from components.ingestion import IngestOptions
 from components.ingestion import splitting
 import html_page
 from pipeline import report_data
-from pipeline import report_format
 
 INJECTED = '<img src=x onerror=alert(1)>'  # source folder names
 PIPED = 'site|2'
@@ -130,14 +130,14 @@ NASTY = [
 
 @pytest.mark.parametrize('text', NASTY)
 def test_escaped_text_shows_as_itself_in_one_table_cell(text):
-  table = f'| file | n |\n|---|---|\n| {report_format.escape(text)} | 1 |'
+  table = f'| file | n |\n|---|---|\n| {markdown_text.escape(text)} | 1 |'
   for page in _render(table):
     assert page.rows == [['file', 'n'], [text, '1']]
     assert set(page.tags) <= {'table', 'thead', 'tbody', 'tr', 'th', 'td'}
 
 
 def test_escaped_line_breaks_become_spaces_and_file_names_stay_readable():
-  cell = report_format.escape('two\r\nlines')
+  cell = markdown_text.escape('two\r\nlines')
   for page in _render(f'| a |\n|---|\n| {cell} |'):
     assert page.rows == [['a'], ['two lines']]
-  assert report_format.escape('COVID/covid_001.png') == 'COVID/covid_001.png'
+  assert markdown_text.escape('COVID/covid_001.png') == 'COVID/covid_001.png'

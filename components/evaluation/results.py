@@ -200,15 +200,22 @@ def _images_behind(figure: MetricId) -> Optional[MetricId]:
   return None
 
 
+def interval(
+  values: Dict[MetricId, float], figure: MetricId
+) -> Optional[classification_report.Interval]:
+  """The 95% interval of a proportion from its interval-end metrics (None: not recorded)."""
+  ends = [
+    values.get(figure._replace(name=figure.name + end, is_diff=False))
+    for end in (eval_config_lib.LOWER, eval_config_lib.UPPER)
+  ]
+  return None if None in ends else classification_report.Interval(*ends)
+
+
 def _check(metric: MetricId, threshold, overall: Dict[MetricId, float], passed: bool) -> GateCheck:
   kind = 'change' if isinstance(threshold, tfma.GenericChangeThreshold) else 'value'
   bound, value = _bound(threshold)
   figure = metric._replace(name=metric.name.removesuffix(eval_config_lib.LOWER))
-  ends = [
-    overall.get(figure._replace(name=figure.name + end, is_diff=False))
-    for end in (eval_config_lib.LOWER, eval_config_lib.UPPER)
-  ]
-  ci = classification_report.Interval(*ends) if None not in ends and kind == 'value' else None
+  ci = interval(overall, figure) if kind == 'value' else None
   images = _images_behind(figure)
   return GateCheck(
     metric=metric,
@@ -248,3 +255,29 @@ def load_gate(evaluation_uri: str) -> List[GateCheck]:
         continue
       checks.append(_check(metric, threshold, overall, passed=metric not in failed))
   return checks
+
+
+@dataclasses.dataclass(frozen=True)
+class Evaluation:
+  """What the Evaluator wrote, read back: model names, metrics, matrix, report, gate."""
+
+  candidate: str
+  baseline: Optional[str]
+  metrics: Dict[str, Dict[MetricId, float]]  # per slice (OVERALL, 'source:...')
+  matrix: np.ndarray  # the candidate's argmax confusion matrix, overall
+  report: classification_report.ClassificationReport  # of `matrix`
+  checks: List[GateCheck]
+
+
+def load_evaluation(evaluation_uri: str) -> Evaluation:
+  """The candidate's figures and the gate's checks from an Evaluator output folder."""
+  candidate, baseline = model_names(load_eval_config(evaluation_uri))
+  matrix = load_confusion_matrix(evaluation_uri, model_name=candidate)
+  return Evaluation(
+    candidate=candidate,
+    baseline=baseline,
+    metrics=load_metrics(evaluation_uri),
+    matrix=matrix,
+    report=classification_report.classification_report(matrix, labels.CLASS_NAMES),
+    checks=load_gate(evaluation_uri),
+  )

@@ -11,7 +11,8 @@ Local filesystems only (the atomic rename is POSIX `rename(2)`).
 Each version folder records which model it holds (`assets.extra/push_record.json`, written
 before the rename, so it is there exactly when the version is): a push of the model the newest
 version already holds copies nothing and returns that version, so a push killed after its rename
-and then repeated publishes the model once.
+and then repeated publishes the model once. Files that describe a version (its model card) are
+written into the temporary folder too, so a version never appears without them.
 """
 
 import contextlib
@@ -21,7 +22,7 @@ import logging
 import os
 import shutil
 import time
-from typing import Any, Dict, Iterator, List, Optional, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Tuple
 
 TEMP_PREFIX = '.tmp-'
 LOCK_FILE = '.lock'
@@ -111,18 +112,22 @@ def push_record(version_dir: str) -> Optional[Dict[str, Any]]:
     return None
 
 
-def _write_record(version_dir: str, record: Dict[str, Any]) -> None:
-  path = os.path.join(version_dir, PUSH_RECORD)
+def _write_file(version_dir: str, name: str, content: bytes, mode: str = 'wb') -> None:
+  """Writes `content` to version_dir/name and flushes it and its folder to disk."""
+  path = os.path.join(version_dir, name)
   os.makedirs(os.path.dirname(path), exist_ok=True)
-  with open(path, 'w', encoding='utf-8') as f:
-    json.dump(record, f, sort_keys=True)
+  with open(path, mode) as f:
+    f.write(content)
     f.flush()
     os.fsync(f.fileno())
   _fsync(os.path.dirname(path))
 
 
 def publish(
-  model_dir: str, base_directory: str, record: Optional[Dict[str, Any]] = None
+  model_dir: str,
+  base_directory: str,
+  record: Optional[Dict[str, Any]] = None,
+  extra_files: Optional[Callable[[int], Mapping[str, bytes]]] = None,
 ) -> Tuple[int, str]:
   """Copies `model_dir` to a new version folder in `base_directory`; returns (version, path).
 
@@ -130,6 +135,10 @@ def publish(
   version already holds the model `record` names, nothing is copied and that version is
   returned. Only the newest counts: TF Serving serves the newest version, so a model held by an
   older one is published again as a new version.
+  `extra_files(version)` gives files to add beside the model, {path relative to the version
+  folder: content}, e.g. the version's model card; called only when a new version is published.
+  A name the model already holds is refused (FileExistsError): the model's files are never
+  replaced.
   """
   if '://' in base_directory:
     raise ValueError(f'Push destination must be a local folder, got {base_directory!r}')
@@ -152,7 +161,9 @@ def publish(
     try:
       _copy_tree(model_dir, temp_dir)
       if record is not None:
-        _write_record(temp_dir, record)
+        _write_file(temp_dir, PUSH_RECORD, json.dumps(record, sort_keys=True).encode())
+      for name, content in (extra_files(version) if extra_files else {}).items():
+        _write_file(temp_dir, name, content, mode='xb')
       os.rename(temp_dir, final_dir)
     except BaseException:
       shutil.rmtree(temp_dir, ignore_errors=True)
