@@ -43,6 +43,7 @@ from ml_metadata.proto import metadata_store_pb2
 from components import labels
 from components import markdown_text
 from components import training_report
+from components.evaluation import audit_figures
 from components.evaluation import eval_config as eval_config_lib
 from components.evaluation import operating_point_figures
 from components.evaluation import results
@@ -169,11 +170,11 @@ def _run_operating_point(
 def _audit_json(
   run: report_run.RunArtifacts, evaluation: results.Evaluation
 ) -> Optional[Dict[str, Any]]:
-  return report_audit.audit_json(
+  return audit_figures.audit_json(
     evaluation.metrics.get(results.OVERALL, {}),
     evaluation.checks,
     evaluation.candidate,
-    report_audit.load_regions(run.model.uri if run.model else None),
+    audit_figures.load_regions(run.model.uri if run.model else None),
   )
 
 

@@ -262,6 +262,11 @@ def test_card_figures_are_the_evaluation_figures(pushed):
   assert recall_check['images'] == np.sum(y_true == COVID)
   assert recall_check['value'] == pytest.approx(metrics[('recall (COVID)', 'Overall')]['value'])
   assert recall_check['passed'] and gate[('argmax_accuracy_lower95', None)]['passed']
+  # The masking audit: the fake model reads the lungs, so hidden it answers uniform (COVID).
+  audit = pushed['card']['quantitative_analysis']['audit']
+  assert audit['lungs_hidden_accuracy'] == pytest.approx(np.mean(y_true == COVID))
+  assert audit['borders_hidden_accuracy'] == pytest.approx(np.mean(y_true == y_pred))
+  assert audit['shortcut_suspected'] is False and audit['gated'] is True
 
 
 def test_card_holds_training_data_calibration_and_operating_point(pushed):
@@ -343,6 +348,12 @@ def test_markdown_says_what_the_json_says(pushed):
     assert row[4] == str(metric.get('images', ''))
     assert row[5] == str(metric.get('threshold', ''))
   assert len(rows) == len(pushed['card']['quantitative_analysis']['performance_metrics']) + 1
+  audit = pushed['card']['quantitative_analysis']['audit']
+  assert f'| lung fields hidden | {audit["lungs_hidden_accuracy"]:.4f} |' in pushed['card_md']
+  assert (
+    'Shortcut suspected: no (rule: accuracy with the lung fields hidden above chance'
+    in (pushed['card_md'])
+  )
 
 
 def test_dataset_strings_render_as_text(pushed):

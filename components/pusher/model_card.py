@@ -33,6 +33,7 @@ from tfx.utils import path_utils
 
 from components import labels
 from components import training_report
+from components.evaluation import audit_figures
 from components.evaluation import classification_report
 from components.evaluation import eval_config as eval_config_lib
 from components.evaluation import operating_point_figures
@@ -386,7 +387,7 @@ def _gate(evaluation: results.Evaluation) -> List[Dict[str, Any]]:
 
 def quantitative_analysis(facts: _Facts) -> Dict[str, Any]:
   """Every test figure (overall, at the operating point, per source); the gate's checks; the
-  Trainer's calibration record (eval split) and operating point."""
+  Trainer's calibration record (eval split) and operating point; the masking audit."""
   point = facts.operating_point
   return {
     'split': TEST,
@@ -396,6 +397,12 @@ def quantitative_analysis(facts: _Facts) -> Dict[str, Any]:
     'gate': _gate(facts.evaluation),
     'calibration': facts.calibration,
     'operating_point': point.point.to_json() if point else None,
+    'audit': audit_figures.audit_json(
+      facts.evaluation.metrics.get(results.OVERALL, {}),
+      facts.evaluation.checks,
+      facts.evaluation.candidate,
+      audit_figures.load_regions(facts.inputs.model.uri),
+    ),
   }
 
 

@@ -180,6 +180,25 @@ Its test figures are in the table above (`operating point`).
 No operating point stored with the model.
 {% endif %}
 
+### Shortcut audit (masking)
+
+{% if analysis.audit %}
+{% set audit = analysis.audit %}
+| test split | accuracy | COVID recall |
+|---|---|---|
+| as served | {{ audit.accuracy | fmt }} | {{ audit.covid_recall | fmt }} |
+| lung fields hidden | {{ audit.lungs_hidden_accuracy | fmt }} | \
+{{ audit.lungs_hidden_covid_recall | fmt }} |
+| border band hidden | {{ audit.borders_hidden_accuracy | fmt }} | \
+{{ audit.borders_hidden_covid_recall | fmt }} |
+
+Shortcut suspected: {{ 'yes' if audit.shortcut_suspected else 'no' }} (rule: accuracy with the \
+lung fields hidden above chance {{ audit.chance | fmt }} + {{ audit.shortcut_margin }}\
+{{ '' if audit.gated else '; blessing allowed anyway' }}).
+{% else %}
+Not audited: the evaluation predates the masking audit.
+{% endif %}
+
 ## Limitations
 
 {% for limitation in considerations.limitations %}
