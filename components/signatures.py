@@ -11,9 +11,21 @@ import tensorflow as tf
 import tensorflow_transform as tft
 
 from components import features
+from components import gradcam
 from components import image_ops
 from components import labels
 from components.image_spec import ImageSpec
+
+
+def _model_input(tft_layer, encoded_images: tf.Tensor, image: ImageSpec) -> tf.Tensor:
+  """Encoded images string [N] -> the model input, through the Transform layer as in training."""
+  transformed = tft_layer({features.IMAGE_KEY: tf.reshape(encoded_images, [-1, 1])})
+  pixels = tf.map_fn(
+    lambda png: image_ops.decode_pixels(png, image.channels),
+    transformed[features.PIXELS_XF],
+    fn_output_signature=tf.TensorSpec([image.size, image.size, image.channels], tf.uint8),
+  )
+  return image_ops.model_input(pixels, transformed[features.PIXEL_MEAN_XF], image.normalization)
 
 
 def make_serving_signatures(
@@ -37,18 +49,7 @@ def make_serving_signatures(
   threshold = tf.constant(covid_threshold, tf.float64)
 
   def predict(encoded_images):
-    transformed = model.tft_layer({features.IMAGE_KEY: tf.reshape(encoded_images, [-1, 1])})
-    pixels = tf.map_fn(
-      lambda png: image_ops.decode_pixels(png, image.channels),
-      transformed[features.PIXELS_XF],
-      fn_output_signature=tf.TensorSpec([image.size, image.size, image.channels], tf.uint8),
-    )
-    probabilities = tf.cast(
-      model(
-        image_ops.model_input(pixels, transformed[features.PIXEL_MEAN_XF], image.normalization)
-      ),
-      tf.float32,
-    )
+    probabilities = tf.cast(model(_model_input(model.tft_layer, encoded_images, image)), tf.float32)
     class_id = tf.argmax(probabilities, axis=-1, output_type=tf.int64)
     return {
       'probabilities': probabilities,
@@ -77,3 +78,26 @@ def make_serving_signatures(
     'serving_examples': serve_examples.get_concrete_function(),
     'transform_features': transform_features.get_concrete_function(),
   }
+
+
+def make_explain_signature(
+  model: tf.keras.Model, tf_transform_output: tft.TFTransformOutput, image: ImageSpec
+) -> Dict[str, Callable]:
+  """The `explain` signature: Grad-CAM of the predicted class (components.gradcam), computed in
+  the served graph from the same model input as serving_default, for tf.saved_model.save.
+
+  explain(image_bytes: string [None]) -> probabilities float32 [None, 3] (serving_default's),
+  class_id int64 [None], heatmap float32 [None, size, size] in [0, 1] (the model input's grid).
+  The model needs a layer with a 4-D output and a Dense softmax output layer.
+  """
+  model.tft_layer = tf_transform_output.transform_features_layer()  # the same layer, cached
+  explainer = gradcam.GradCam(model)
+
+  @tf.function(
+    input_signature=[tf.TensorSpec([None], tf.string, name='image_bytes')], autograph=False
+  )
+  def explain(image_bytes):
+    probabilities, class_id, heatmap = explainer(_model_input(model.tft_layer, image_bytes, image))
+    return {'probabilities': probabilities, 'class_id': class_id, 'heatmap': heatmap}
+
+  return {'explain': explain.get_concrete_function()}

@@ -271,6 +271,13 @@ def _loaded(fn_args):
   return tf.saved_model.load(fn_args.serving_model_dir)
 
 
+def _eval_pngs(raw):
+  return [
+    tf.train.Example.FromString(e).features.feature[features.IMAGE_KEY].bytes_list.value[0]
+    for e in raw['eval']
+  ]
+
+
 def _calibration_record(fn_args):
   with open(os.path.join(fn_args.model_run_dir, training_report.CALIBRATION_FILE)) as f:
     return json.load(f)
@@ -289,11 +296,13 @@ def test_export_serves_raw_png_bytes_and_applies_the_operating_point(trained):
   served model applies."""
   fn_args, raw, messages, _ = trained
   model = _loaded(fn_args)
-  assert set(model.signatures) == {'serving_default', 'serving_examples', 'transform_features'}
-  pngs = [
-    tf.train.Example.FromString(e).features.feature[features.IMAGE_KEY].bytes_list.value[0]
-    for e in raw['eval']
-  ]
+  assert set(model.signatures) == {
+    'serving_default',
+    'serving_examples',
+    'transform_features',
+    'explain',
+  }
+  pngs = _eval_pngs(raw)
   outputs = model.signatures['serving_default'](image_bytes=tf.constant(pngs))
   probabilities = outputs['probabilities'].numpy()
   assert probabilities.shape == (6, labels.NUM_CLASSES) and probabilities.dtype == np.float32
@@ -316,6 +325,23 @@ def test_export_serves_raw_png_bytes_and_applies_the_operating_point(trained):
     assert json.load(f)['operating_point'] == point.to_json()
   line = next(m for m in messages if m.startswith('COVID operating point:'))
   assert f'P(COVID) > {point.threshold:g} reaches sensitivity' in line and 'target 0.95' in line
+
+
+def test_explain_gives_a_heatmap_per_image_and_the_served_classes(trained):
+  """Grad-CAM on the ResNet152V2 base's `post_relu`: 1x1 at 32 px, so each heatmap is uniform
+  (all 1, or all 0 when the evidence is negative); its shape is the model input's."""
+  fn_args, raw, _, _ = trained
+  model = _loaded(fn_args)
+  pngs = tf.constant(_eval_pngs(raw))
+  explained = model.signatures['explain'](image_bytes=pngs)
+  served = model.signatures['serving_default'](image_bytes=pngs)
+  np.testing.assert_allclose(
+    explained['probabilities'].numpy(), served['probabilities'].numpy(), atol=1e-6
+  )
+  np.testing.assert_array_equal(explained['class_id'].numpy(), served['class_id'].numpy())
+  heatmaps = explained['heatmap'].numpy()
+  assert heatmaps.shape == (6, SIZE, SIZE) and heatmaps.dtype == np.float32
+  assert all(np.unique(heatmap).tolist() in ([0.0], [1.0]) for heatmap in heatmaps)
 
 
 def test_exported_weights_are_those_of_the_best_epoch(trained):
