@@ -64,11 +64,17 @@ class OverlayNames:
     return name
 
 
+def overlay_png(encoded: bytes, heatmap: np.ndarray) -> bytes:
+  """The overlay PNG of an encoded image and its `explain` heatmap [size, size]: the image
+  decoded and resized to the heatmap's grid as the Transform does (grey), under the heat."""
+  pixels = image_ops.decode_resized(tf.constant(encoded), heatmap.shape[0], channels=1)
+  return gradcam_views.overlay_png(np.asarray(pixels), heatmap)
+
+
 def write_overlays(explain, images: Sequence[bytes], paths: Sequence[str]) -> None:
   """Writes the overlay of each encoded image in `images` to the matching file of `paths`."""
   heatmaps = explain(**{SIGNATURE_INPUT: tf.constant(list(images))})[HEATMAP].numpy()
   for encoded, heatmap, path in zip(images, heatmaps, paths):
-    pixels = image_ops.decode_resized(tf.constant(encoded), heatmap.shape[0], channels=1)
-    png = gradcam_views.overlay_png(np.asarray(pixels), heatmap)
+    png = overlay_png(encoded, heatmap)
     with open(path, 'wb') as f:
       f.write(png)
