@@ -12,11 +12,24 @@ import tensorflow_transform as tft
 
 from components import audit
 from components import features
+from components import gradcam
 from components import image_ops
 from components import labels
 from components.image_spec import ImageSpec
 
 EVALUATION_SIGNATURE = 'evaluation_examples'  # the Evaluator's: served outputs + the audit's
+
+
+def _pixels_and_mean(tft_layer, encoded_images: tf.Tensor, image: ImageSpec):
+  """Encoded images string [N] -> the model's uint8 pixels [N, size, size, channels] and the
+  train-split pixel mean, through the Transform layer as in training."""
+  transformed = tft_layer({features.IMAGE_KEY: tf.reshape(encoded_images, [-1, 1])})
+  pixels = tf.map_fn(
+    lambda png: image_ops.decode_pixels(png, image.channels),
+    transformed[features.PIXELS_XF],
+    fn_output_signature=tf.TensorSpec([image.size, image.size, image.channels], tf.uint8),
+  )
+  return pixels, transformed[features.PIXEL_MEAN_XF]
 
 
 def make_serving_signatures(
@@ -45,16 +58,6 @@ def make_serving_signatures(
     name: tf.constant(mask) for name, mask in audit.masks(regions, image.size, image.size).items()
   }
 
-  def pixels_and_mean(encoded_images):
-    """The model's uint8 pixels [N, size, size, channels] and the train-split pixel mean."""
-    transformed = model.tft_layer({features.IMAGE_KEY: tf.reshape(encoded_images, [-1, 1])})
-    pixels = tf.map_fn(
-      lambda png: image_ops.decode_pixels(png, image.channels),
-      transformed[features.PIXELS_XF],
-      fn_output_signature=tf.TensorSpec([image.size, image.size, image.channels], tf.uint8),
-    )
-    return pixels, transformed[features.PIXEL_MEAN_XF]
-
   def probabilities(pixels, pixel_mean):
     return tf.cast(
       model(image_ops.model_input(pixels, pixel_mean, image.normalization)), tf.float32
@@ -70,7 +73,7 @@ def make_serving_signatures(
     }
 
   def predict(encoded_images):
-    return outputs(probabilities(*pixels_and_mean(encoded_images)))
+    return outputs(probabilities(*_pixels_and_mean(model.tft_layer, encoded_images, image)))
 
   def parse_images(examples):
     parsed = tf.io.parse_example(examples, {features.IMAGE_KEY: raw_spec[features.IMAGE_KEY]})
@@ -88,7 +91,7 @@ def make_serving_signatures(
 
   @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name='examples')], autograph=False)
   def evaluate_examples(examples):
-    pixels, pixel_mean = pixels_and_mean(parse_images(examples))
+    pixels, pixel_mean = _pixels_and_mean(model.tft_layer, parse_images(examples), image)
     result = outputs(probabilities(pixels, pixel_mean))
     for name, mask in hidden_masks.items():
       result[name] = probabilities(image_ops.hide_region(pixels, mask), pixel_mean)
@@ -104,3 +107,29 @@ def make_serving_signatures(
     EVALUATION_SIGNATURE: evaluate_examples.get_concrete_function(),
     'transform_features': transform_features.get_concrete_function(),
   }
+
+
+def make_explain_signature(
+  model: tf.keras.Model, tf_transform_output: tft.TFTransformOutput, image: ImageSpec
+) -> Dict[str, Callable]:
+  """The `explain` signature: Grad-CAM of the predicted class (components.gradcam), computed in
+  the served graph from the same model input as serving_default, for tf.saved_model.save.
+
+  explain(image_bytes: string [None]) -> probabilities float32 [None, 3] (serving_default's),
+  class_id int64 [None], heatmap float32 [None, size, size] in [0, 1] (the model input's grid).
+  The model needs a layer with a 4-D output and a Dense softmax output layer.
+  """
+  model.tft_layer = tf_transform_output.transform_features_layer()  # the same layer, cached
+  explainer = gradcam.GradCam(model)
+
+  @tf.function(
+    input_signature=[tf.TensorSpec([None], tf.string, name='image_bytes')], autograph=False
+  )
+  def explain(image_bytes):
+    pixels, pixel_mean = _pixels_and_mean(model.tft_layer, image_bytes, image)
+    probabilities, class_id, heatmap = explainer(
+      image_ops.model_input(pixels, pixel_mean, image.normalization)
+    )
+    return {'probabilities': probabilities, 'class_id': class_id, 'heatmap': heatmap}
+
+  return {'explain': explain.get_concrete_function()}

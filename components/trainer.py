@@ -282,9 +282,10 @@ def export(
   regions: audit.Regions,
 ) -> None:
   """tf.saved_model.save with the serving signatures of components.signatures, applying the
-  operating point and hiding the audit's `regions` in the evaluation signature; the operating
-  point (operating_point.FILE), the calibration record (CALIBRATION_ASSET) and the regions
-  (audit.REGIONS_FILE) are stored beside them, so they travel with every copy of the model.
+  operating point, hiding the audit's `regions` in the evaluation signature, and the Grad-CAM
+  `explain` signature; the operating point (operating_point.FILE), the calibration record
+  (CALIBRATION_ASSET) and the regions (audit.REGIONS_FILE) are stored beside them, so they travel
+  with every copy of the model.
 
   Keras would also trace every layer's call functions into the SavedModel, to rebuild Keras
   layers at load time, which nothing here does (serving, TFMA and the CLI use the signatures):
@@ -293,6 +294,7 @@ def export(
   model_signatures = signatures.make_serving_signatures(
     model, tf_transform_output, image, point.threshold, regions
   )
+  model_signatures.update(signatures.make_explain_signature(model, tf_transform_output, image))
   with keras_saved_model_utils.keras_option_scope(save_traces=False):
     tf.saved_model.save(model, serving_model_dir, signatures=model_signatures)
   operating_point.write(point, serving_model_dir)

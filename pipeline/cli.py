@@ -399,13 +399,19 @@ def _add_predict_parser(subparsers) -> None:
     help='image files, or folders searched recursively for .png/.jpg/.jpeg/.bmp/.gif',
   )
   p.add_argument('--json', action='store_true', help='one JSON object per line')
+  p.add_argument(
+    '--explain',
+    metavar='DIR',
+    help='also write a Grad-CAM overlay PNG per image into DIR (where the evidence for the '
+    'predicted class lies); each line gives its path',
+  )
   p.set_defaults(func=_predict)
 
 
 def _predict(args) -> int:
   from pipeline import predict
 
-  return predict.run(args.model, args.images, as_json=args.json)
+  return predict.run(args.model, args.images, as_json=args.json, explain_dir=args.explain)
 
 
 def _add_history_parser(subparsers) -> None:

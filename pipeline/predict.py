@@ -7,6 +7,8 @@ batches. Each file gets ingestion's checks before decoding
 regular files are opened (a FIFO would block). A file that cannot be read, checked or decoded, and
 a folder that cannot be listed, gets an error line and the others are still classified. The exit
 status is 1 when any of them failed, else 0.
+With --explain DIR, each classified image also gets a Grad-CAM overlay PNG in DIR, from the model's
+`explain` signature (pipeline.predict_overlays).
 """
 
 import dataclasses
@@ -25,6 +27,7 @@ from components import image_header
 from components import labels
 from components.ingestion.options import IngestOptions
 from components.pusher import versioned_dir
+from pipeline import predict_overlays
 from pipeline.output_layout import layout
 
 _MAX_IMAGE_PIXELS = IngestOptions().max_image_pixels  # ingestion's limit, checked before decoding
@@ -58,6 +61,7 @@ class Prediction:
   class_name: Optional[str] = None
   probabilities: Optional[Dict[str, float]] = None
   covid_positive: Optional[bool] = None
+  overlay: Optional[str] = None  # its Grad-CAM overlay PNG (--explain)
   error: Optional[str] = None
 
   def to_json(self) -> str:
@@ -70,6 +74,8 @@ class Prediction:
     text = f'{self.path}: {self.class_name} ({scores})'
     if self.covid_positive is not None:
       text += f', covid_positive: {"yes" if self.covid_positive else "no"}'
+    if self.overlay:
+      text += f', overlay: {self.overlay}'
     return text
 
 
@@ -234,23 +240,62 @@ def classify(
     yield from (results[path] for path in batch)
 
 
+def with_overlays(
+  explain,
+  predictions: Iterable[Prediction],
+  out_dir: str,
+  batch_size: int = BATCH_SIZE,
+  max_pixels: int = _MAX_IMAGE_PIXELS,
+) -> Iterator[Prediction]:
+  """`predictions` in order, each classified image's with `overlay`: its Grad-CAM overlay PNG in
+  `out_dir`, made by the `explain` signature (predict_overlays). The images are read again, with
+  the same checks; an image whose overlay cannot be made keeps its class and gets an error."""
+  names = predict_overlays.OverlayNames()
+  predictions = iter(predictions)
+  while batch := list(itertools.islice(predictions, batch_size)):
+    images = {}
+    for i, prediction in enumerate(batch):
+      try:
+        if not prediction.error:
+          images[i] = read_image(prediction.path, max_pixels)
+      except FileRefused as e:
+        batch[i] = dataclasses.replace(prediction, error=f'no Grad-CAM overlay: {e}')
+    overlays = {i: os.path.join(out_dir, names(batch[i].path)) for i in images}
+    try:
+      if images:
+        predict_overlays.write_overlays(explain, list(images.values()), list(overlays.values()))
+      updates = {i: {'overlay': path} for i, path in overlays.items()}
+    except (tf.errors.OpError, OSError) as e:
+      cause = _error_message(e) if isinstance(e, tf.errors.OpError) else e.strerror or str(e)
+      updates = {i: {'error': f'no Grad-CAM overlay: {cause}'} for i in images}
+    yield from (dataclasses.replace(p, **updates.get(i, {})) for i, p in enumerate(batch))
+
+
 def run(
   model: str,
   paths: Sequence[str],
   as_json: bool = False,
   out: Optional[TextIO] = None,
   err: Optional[TextIO] = None,
+  explain_dir: Optional[str] = None,
 ) -> int:
   """Prints one line per image (JSON objects with as_json) to `out` (stdout; text-mode errors
-  to `err`, stderr); returns the exit status."""
+  to `err`, stderr); returns the exit status. With `explain_dir`, also writes a Grad-CAM overlay
+  per image there (with_overlays), whose path each line gives."""
   out, err = out or sys.stdout, err or sys.stderr
   model_dir, serve = load_model(model)
+  explain = predict_overlays.load_explain_signature(model_dir) if explain_dir else None
   images, unlisted = find_images(paths)
   if not images and not unlisted:
     raise ValueError(f'No image files ({", ".join(SERVABLE_EXTENSIONS)}) in {", ".join(paths)}')
   logging.info('Classifying %d image(s) with %s', len(images), model_dir)
+  predictions = classify(serve, images)
+  if explain_dir:
+    predict_overlays.make_dir(explain_dir)
+    logging.info('Writing Grad-CAM overlays into %s', explain_dir)
+    predictions = with_overlays(explain, predictions, explain_dir)
   failed = 0
-  for prediction in itertools.chain(unlisted, classify(serve, images)):
+  for prediction in itertools.chain(unlisted, predictions):
     failed += bool(prediction.error)
     if as_json:
       print(prediction.to_json(), file=out, flush=True)

@@ -6,7 +6,8 @@ a test chooses each example's predicted probabilities through the gray level of 
 an operating point, it also returns `covid_positive` and stores the point as the Trainer does.
 Its `evaluation_examples` signature adds the masking audit's outputs: a model that reads the lungs
 (the default) answers uniform probabilities with the lungs hidden and as served with the borders
-hidden; a shortcut model (reads_lungs=False) the other way round.
+hidden; a shortcut model (reads_lungs=False) the other way round. It can also have an `explain`
+signature whose 8x8 heatmap is hot (1) in one quadrant, chosen by the row.
 """
 
 import io
@@ -41,6 +42,15 @@ def png_for_row(row: int) -> bytes:
   return buffer.getvalue()
 
 
+def quadrant_heatmaps() -> np.ndarray:
+  """float32 [4, 8, 8]: heatmap i is 1 in quadrant i (top left, top right, bottom left, bottom
+  right), 0 elsewhere; the fake `explain` gives table row r heatmap r % 4."""
+  heatmaps = np.zeros((4, 8, 8), np.float32)
+  for i in range(4):
+    heatmaps[i, (i // 2) * 4 : (i // 2 + 1) * 4, (i % 2) * 4 : (i % 2 + 1) * 4] = 1.0
+  return heatmaps
+
+
 class _TableModel(tf.Module):
   """probabilities = table[round(mean gray / GRAY_STEP)]; covid_positive = P(COVID) > threshold
   (None: no covid_positive output)."""
@@ -52,13 +62,16 @@ class _TableModel(tf.Module):
     self.covid_threshold = covid_threshold
     self.reads_lungs = reads_lungs
 
-  def _outputs(self, images: tf.Tensor):
+  def _rows(self, images: tf.Tensor) -> tf.Tensor:
     def row(encoded):
       image = tf.io.decode_image(encoded, channels=1, expand_animations=False)
       index = tf.cast(tf.round(tf.reduce_mean(tf.cast(image, tf.float32)) / GRAY_STEP), tf.int32)
       return tf.minimum(index, tf.shape(self.table)[0] - 1)
 
-    probabilities = tf.gather(self.table, tf.map_fn(row, images, fn_output_signature=tf.int32))
+    return tf.map_fn(row, images, fn_output_signature=tf.int32)
+
+  def _outputs(self, images: tf.Tensor):
+    probabilities = tf.gather(self.table, self._rows(images))
     class_id = tf.argmax(probabilities, axis=-1)
     outputs = {
       'probabilities': probabilities,
@@ -89,28 +102,38 @@ class _TableModel(tf.Module):
     outputs[audit.BORDERS_HIDDEN] = informed if self.reads_lungs else uninformed
     return outputs
 
+  @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name='image_bytes')])
+  def explain(self, image_bytes):
+    rows = self._rows(image_bytes)
+    probabilities = tf.gather(self.table, rows)
+    return {
+      'probabilities': probabilities,
+      'class_id': tf.argmax(probabilities, axis=-1),
+      'heatmap': tf.gather(tf.constant(quadrant_heatmaps()), rows % 4),
+    }
+
 
 def save_model(
   export_dir: str,
   table: Sequence[Sequence[float]],
   point: Optional[operating_point.OperatingPoint] = None,
   reads_lungs: bool = True,
+  explain: bool = False,
 ) -> str:
   """Saves a fake model with `serving_default`, `serving_examples` and `evaluation_examples`
-  (with `covid_positive` and the stored operating point when `point` is given); returns
-  export_dir."""
+  (with `covid_positive` and the stored operating point when `point` is given, and `explain` if
+  asked); returns export_dir."""
   model = _TableModel(
     np.asarray(table, dtype=np.float32), point.threshold if point else None, reads_lungs
   )
-  tf.saved_model.save(
-    model,
-    export_dir,
-    signatures={
-      'serving_default': model.serve_images,
-      'serving_examples': model.serve_examples,
-      signatures.EVALUATION_SIGNATURE: model.evaluate_examples,
-    },
-  )
+  model_signatures = {
+    'serving_default': model.serve_images,
+    'serving_examples': model.serve_examples,
+    signatures.EVALUATION_SIGNATURE: model.evaluate_examples,
+  }
+  if explain:
+    model_signatures['explain'] = model.explain
+  tf.saved_model.save(model, export_dir, signatures=model_signatures)
   if point:
     operating_point.write(point, export_dir)
   return export_dir

@@ -9,6 +9,7 @@ import pytest
 import tensorflow as tf
 from tf_keras.src.utils import data_utils
 
+from components import gradcam
 from components import hparams
 from components import labels
 from components import model as model_lib
@@ -186,3 +187,27 @@ def test_a_file_for_another_model_is_rejected(model, tmp_path, write, cause):
 def test_a_missing_weights_file_is_named(tmp_path):
   with pytest.raises(model_lib.WeightsError, match='Weights file not found: .*missing.h5'):
     model_lib.build_model(SIZE, weights=str(tmp_path / 'missing.h5'))
+
+
+def test_grad_cam_uses_the_base_output_post_relu(model):
+  """The base is one nested layer: Grad-CAM takes its output in the model's own graph (1x1 at
+  32 px: each heatmap is uniform), the same as the gradient through the model's own layers."""
+  assert _base(model).layers[-1].name == 'post_relu'
+  assert gradcam.last_feature_map(model).shape.as_list() == [None, 1, 1, 2048]
+  images = tf.constant(np.random.default_rng(0).normal(size=(4, SIZE, SIZE, 3)), tf.float32)
+  probabilities, class_id, heatmaps = gradcam.GradCam(model)(images)
+  np.testing.assert_allclose(
+    probabilities.numpy(), model(images, training=False).numpy(), atol=1e-6
+  )
+
+  with tf.GradientTape() as tape:
+    features = _base(model)(images, training=False)
+    tape.watch(features)
+    hidden = features
+    for layer in model.layers[2:-1]:  # pooling and the head before the output layer
+      hidden = layer(hidden, training=False)
+    output = model.layers[-1]
+    score = tf.gather(hidden @ output.kernel + output.bias, class_id, batch_dims=1)
+  expected = gradcam.heatmaps(features, tape.gradient(score, features), [SIZE, SIZE])
+  np.testing.assert_array_equal(heatmaps.numpy(), expected.numpy())
+  assert heatmaps.shape == (4, SIZE, SIZE)

@@ -13,11 +13,14 @@ import sys
 import textwrap
 import zlib
 
+import matplotlib
 import numpy as np
+from PIL import Image
 import pytest
 import tensorflow as tf
 from tensorflow_transform.saved import saved_transform_io_v2
 
+from components import gradcam_views
 from components import labels
 from components import operating_point
 from components.pusher import versioned_dir
@@ -33,11 +36,13 @@ POINT = operating_point.OperatingPoint('COVID', 0.25, 0.95, 19, 1, 35, 5)
 @pytest.fixture(scope='module')
 def output_dir(tmp_path_factory):
   """A `cxr run`-like output folder whose serving/ holds two versions: the latest is TABLE with
-  POINT, the oldest predates operating points."""
+  POINT and an `explain` signature, the oldest predates operating points and Grad-CAM."""
   root = tmp_path_factory.mktemp('predict')
   serving = str(root / 'output' / 'serving')
   versioned_dir.publish(fake_cxr_model.save_model(str(root / 'old'), [[1.0, 0.0, 0.0]]), serving)
-  versioned_dir.publish(fake_cxr_model.save_model(str(root / 'new'), TABLE, POINT), serving)
+  versioned_dir.publish(
+    fake_cxr_model.save_model(str(root / 'new'), TABLE, POINT, explain=True), serving
+  )
   return str(root / 'output')
 
 
@@ -146,6 +151,81 @@ def test_cxr_predict_command(output_dir, images, capsys):
   assert json.loads(capsys.readouterr().out)['class_name'] == 'NORMAL'
   assert cli.main(['predict', '--model', str(images), str(images / 'd.png')]) == 2
   assert 'cxr predict: error: No model in' in capsys.readouterr().err
+
+
+def _assert_overlay_of_row(path: str, row: int) -> None:
+  """The overlay of the fake `explain`'s heatmap for table row `row` (hot in quadrant row % 4)
+  over that row's uniform gray image: the image enlarged to 224 px (8 px x 28), the hot quadrant
+  half the colormap's hottest colour, the others the image's gray."""
+  overlay = np.asarray(Image.open(path))
+  assert overlay.shape == (224, 224, 3)
+  gray = row * fake_cxr_model.GRAY_STEP
+  hottest = np.array(matplotlib.colormaps[gradcam_views.OVERLAY_COLORMAP](1.0)[:3])
+  for quadrant in range(4):
+    centre = overlay[56 + 112 * (quadrant // 2), 56 + 112 * (quadrant % 2)]
+    expected = np.round(255 * (0.5 * gray / 255 + 0.5 * hottest)) if quadrant == row % 4 else gray
+    np.testing.assert_array_equal(centre, np.broadcast_to(expected, (3,)))
+
+
+def test_explain_writes_an_overlay_per_classified_image(output_dir, images, tmp_path):
+  (images / 'sub' / 'a.png').write_bytes(fake_cxr_model.png_for_row(1))  # a second `a.png`
+  overlays = tmp_path / 'overlays'
+  out = io.StringIO()
+  status = predict.run(output_dir, [str(images)], as_json=True, out=out, explain_dir=str(overlays))
+  assert status == 1  # broken.png
+  lines = [json.loads(line) for line in out.getvalue().splitlines()]
+  assert {os.path.relpath(line['path'], images): line.get('overlay') for line in lines} == {
+    'a.png': str(overlays / 'a_gradcam.png'),
+    'b.PNG': str(overlays / 'b_gradcam.png'),
+    'broken.png': None,
+    'd.png': str(overlays / 'd_gradcam.png'),
+    'sub/a.png': str(overlays / 'a_gradcam_2.png'),
+    'sub/c.png': str(overlays / 'c_gradcam.png'),
+  }
+  assert sorted(os.listdir(overlays)) == [
+    'a_gradcam.png',
+    'a_gradcam_2.png',
+    'b_gradcam.png',
+    'c_gradcam.png',
+    'd_gradcam.png',
+  ]
+  rows = {'a_gradcam': 3, 'a_gradcam_2': 1, 'b_gradcam': 0, 'c_gradcam': 2, 'd_gradcam': 1}
+  for name, row in rows.items():
+    _assert_overlay_of_row(str(overlays / f'{name}.png'), row)
+
+
+def test_cxr_predict_explain_says_where_and_needs_an_explain_signature(
+  output_dir, images, tmp_path, capsys
+):
+  from pipeline import cli
+
+  overlays = tmp_path / 'overlays'
+  assert (
+    cli.main(['predict', '--model', output_dir, '--explain', str(overlays), str(images / 'd.png')])
+    == 0
+  )
+  assert capsys.readouterr().out.endswith(f', overlay: {overlays / "d_gradcam.png"}\n')
+  _assert_overlay_of_row(str(overlays / 'd_gradcam.png'), 1)
+  serving = os.path.join(output_dir, 'serving')
+  oldest = os.path.join(serving, str(versioned_dir.versions(serving)[0]))
+  assert (
+    cli.main(['predict', '--model', oldest, '--explain', str(overlays), str(images / 'a.png')]) == 2
+  )
+  assert capsys.readouterr().err.splitlines()[-1] == (
+    f'cxr predict: error: {oldest} has no `explain` signature returning heatmaps (a model exported '
+    'before Grad-CAM): classify without --explain, or train a new model with `cxr run`'
+  )
+  not_a_folder = images / 'a.png'
+  assert (
+    cli.main(
+      ['predict', '--model', output_dir, '--explain', str(not_a_folder), str(images / 'd.png')]
+    )
+    == 2
+  )
+  assert capsys.readouterr().err.splitlines()[-1] == (
+    f'cxr predict: error: Cannot create the --explain folder {not_a_folder} (File exists): give '
+    'a writable folder'
+  )
 
 
 def _png_bomb(colour_type: int, side: int = 23000) -> bytes:

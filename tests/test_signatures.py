@@ -11,6 +11,7 @@ import tensorflow as tf
 from benchmarks import tfx_transform
 from components import audit
 from components import features
+from components import gradcam
 from components import image_ops
 from components import input_pipeline
 from components import labels
@@ -118,10 +119,10 @@ def test_signature_inputs_and_outputs(served):
     }
 
 
-def test_serving_matches_the_training_input_path(served, transformed):
-  normalization, model, loaded = served
+def _training_images(transformed, normalization: str) -> tf.Tensor:
+  """The model input of every transformed example, as training reads them (Beam's order)."""
   output, pattern = transformed
-  training_images, _ = next(
+  images, _ = next(
     iter(
       input_pipeline.make_dataset(
         pattern,
@@ -132,6 +133,12 @@ def test_serving_matches_the_training_input_path(served, transformed):
       )
     )
   )
+  return images
+
+
+def test_serving_matches_the_training_input_path(served, transformed):
+  normalization, model, loaded = served
+  training_images = _training_images(transformed, normalization)
   expected = model(training_images).numpy()
   served_probabilities = loaded.signatures['serving_default'](image_bytes=tf.constant(IMAGES))[
     'probabilities'
@@ -219,3 +226,59 @@ def test_evaluation_examples_adds_the_audits_hidden_regions(served):
     expected = model(image_ops.model_input(hidden, pixel_mean, normalization)).numpy()
     np.testing.assert_allclose(got[name], expected, atol=2e-6)
     assert np.abs(got[name] - got['probabilities']).max() > 1e-3  # hiding changed the input
+
+
+def _small_cnn():
+  """Two strided convolutions (a 7x7 feature map at 32 px), global average pooling, softmax."""
+  init = lambda seed: tf.keras.initializers.RandomNormal(stddev=0.3, seed=seed)
+  inputs = tf.keras.Input((SIZE, SIZE, 3))
+  x = tf.keras.layers.Conv2D(4, 3, strides=2, activation='relu', kernel_initializer=init(2))(inputs)
+  x = tf.keras.layers.Conv2D(8, 3, strides=2, activation='relu', kernel_initializer=init(3))(x)
+  x = tf.keras.layers.GlobalAveragePooling2D()(x)
+  dense = tf.keras.layers.Dense(3, activation='softmax', kernel_initializer=init(4))
+  return tf.keras.Model(inputs, dense(x))
+
+
+@pytest.fixture(scope='module')
+def explained(transformed, tmp_path_factory):
+  """(in-memory small CNN, its SavedModel with the serving and `explain` signatures)."""
+  output, _ = transformed
+  model = _small_cnn()
+  image = ImageSpec(SIZE, 1, 'featurewise_center')
+  model_signatures = signatures.make_serving_signatures(
+    model, output, image, COVID_THRESHOLD, REGIONS
+  )
+  model_signatures.update(signatures.make_explain_signature(model, output, image))
+  path = str(tmp_path_factory.mktemp('explained'))
+  tf.saved_model.save(model, path, signatures=model_signatures)
+  return model, tf.saved_model.load(path)
+
+
+def test_explain_is_grad_cam_of_the_served_model_input(explained, transformed):
+  """The heatmaps are Grad-CAM's on the training input path, and the classes serving_default's."""
+  model, loaded = explained
+  explain = loaded.signatures['explain']
+  assert explain.structured_input_signature[1] == {
+    'image_bytes': tf.TensorSpec([None], tf.string, name='image_bytes')
+  }
+  got = _numpy(explain(image_bytes=tf.constant(IMAGES)))
+  assert got['heatmap'].shape == (len(IMAGES), SIZE, SIZE) and got['heatmap'].dtype == np.float32
+  assert all(h.min() >= 0 and h.max() == pytest.approx(1.0) for h in got['heatmap'])
+  served = _numpy(loaded.signatures['serving_default'](image_bytes=tf.constant(IMAGES)))
+  np.testing.assert_allclose(got['probabilities'], served['probabilities'], atol=1e-6)
+  np.testing.assert_array_equal(got['class_id'], served['class_id'])
+
+  training_images = _training_images(transformed, 'featurewise_center')
+  probabilities, _, heatmaps = (t.numpy() for t in gradcam.GradCam(model)(training_images))
+  # Transform output order is Beam's: pair the images by their probabilities.
+  by_probabilities = lambda rows: np.lexsort(rows.T)
+  expected = heatmaps[by_probabilities(probabilities)]
+  np.testing.assert_allclose(
+    got['heatmap'][by_probabilities(got['probabilities'])], expected, atol=1e-5
+  )
+
+
+def test_explain_needs_a_feature_map(transformed):
+  output, _ = transformed
+  with pytest.raises(ValueError, match='Grad-CAM needs a layer with a 4-D output'):
+    signatures.make_explain_signature(_tiny_model(), output, ImageSpec(SIZE, 1, 'resnet_v2'))

@@ -275,6 +275,13 @@ def _loaded(fn_args):
   return tf.saved_model.load(fn_args.serving_model_dir)
 
 
+def _eval_pngs(raw):
+  return [
+    tf.train.Example.FromString(e).features.feature[features.IMAGE_KEY].bytes_list.value[0]
+    for e in raw['eval']
+  ]
+
+
 def _calibration_record(fn_args):
   with open(os.path.join(fn_args.model_run_dir, training_report.CALIBRATION_FILE)) as f:
     return json.load(f)
@@ -298,11 +305,9 @@ def test_export_serves_raw_png_bytes_and_applies_the_operating_point(trained):
     'serving_examples',
     signatures.EVALUATION_SIGNATURE,
     'transform_features',
+    'explain',
   }
-  pngs = [
-    tf.train.Example.FromString(e).features.feature[features.IMAGE_KEY].bytes_list.value[0]
-    for e in raw['eval']
-  ]
+  pngs = _eval_pngs(raw)
   outputs = model.signatures['serving_default'](image_bytes=tf.constant(pngs))
   probabilities = outputs['probabilities'].numpy()
   assert probabilities.shape == (6, labels.NUM_CLASSES) and probabilities.dtype == np.float32
@@ -327,6 +332,23 @@ def test_export_serves_raw_png_bytes_and_applies_the_operating_point(trained):
   assert f'P(COVID) > {point.threshold:g} reaches sensitivity' in line and 'target 0.95' in line
   with open(os.path.join(fn_args.serving_model_dir, audit.REGIONS_FILE)) as f:
     assert audit.Regions.from_json(json.load(f)) == AUDIT_REGIONS
+
+
+def test_explain_gives_a_heatmap_per_image_and_the_served_classes(trained):
+  """Grad-CAM on the ResNet152V2 base's `post_relu`: 1x1 at 32 px, so each heatmap is uniform
+  (all 1, or all 0 when the evidence is negative); its shape is the model input's."""
+  fn_args, raw, _, _ = trained
+  model = _loaded(fn_args)
+  pngs = tf.constant(_eval_pngs(raw))
+  explained = model.signatures['explain'](image_bytes=pngs)
+  served = model.signatures['serving_default'](image_bytes=pngs)
+  np.testing.assert_allclose(
+    explained['probabilities'].numpy(), served['probabilities'].numpy(), atol=1e-6
+  )
+  np.testing.assert_array_equal(explained['class_id'].numpy(), served['class_id'].numpy())
+  heatmaps = explained['heatmap'].numpy()
+  assert heatmaps.shape == (6, SIZE, SIZE) and heatmaps.dtype == np.float32
+  assert all(np.unique(heatmap).tolist() in ([0.0], [1.0]) for heatmap in heatmaps)
 
 
 def test_exported_weights_are_those_of_the_best_epoch(trained):
