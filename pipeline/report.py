@@ -50,6 +50,7 @@ from components.evaluation import results
 from pipeline import report_audit
 from pipeline import report_calibration
 from pipeline import report_data
+from pipeline import report_explain
 from pipeline import report_format
 from pipeline import report_gate
 from pipeline import report_html
@@ -134,7 +135,9 @@ def _markdown(run: report_run.RunArtifacts, output_root: str, report_dir: str) -
       evaluation.baseline,
       run.baseline_model.uri if run.baseline_model else 'n/a',
     )
-  lines += report_audit.audit_section(_audit_json(run, evaluation))
+  explained = _explained(run, report_dir)
+  lines += report_audit.audit_section(_audit_json(run, evaluation, explained))
+  lines += report_explain.explain_section(explained)
   lines += report_metrics.slices_section(evaluation.metrics, candidate)
   lines += report_sources.sources_section(run.confounding())
   model_run_uri = run.model_run.uri if run.model_run else None
@@ -167,15 +170,34 @@ def _run_operating_point(
   )
 
 
+def _explained(
+  run: report_run.RunArtifacts, report_dir: Optional[str] = None
+) -> Optional[report_explain.Explained]:
+  model_uri = run.model.uri if run.model else None
+  return report_explain.explain_test_split(
+    model_uri,
+    run.examples.uri if run.examples else None,
+    audit_figures.load_regions(model_uri),
+    report_dir,
+  )
+
+
 def _audit_json(
-  run: report_run.RunArtifacts, evaluation: results.Evaluation
+  run: report_run.RunArtifacts,
+  evaluation: results.Evaluation,
+  explained: Optional[report_explain.Explained],
 ) -> Optional[Dict[str, Any]]:
-  return audit_figures.audit_json(
+  """The masking audit's figures, with Grad-CAM's heat in the lung fields per class."""
+  figures = audit_figures.audit_json(
     evaluation.metrics.get(results.OVERALL, {}),
     evaluation.checks,
     evaluation.candidate,
     audit_figures.load_regions(run.model.uri if run.model else None),
   )
+  if figures is not None:
+    figures['heat_in_lungs'] = explained.heat_in_lungs() if explained else None
+    figures['gradcam_images'] = explained.images if explained else 0
+  return figures
 
 
 def report_json(
@@ -224,7 +246,7 @@ def report_json(
       _run_operating_point(run, evaluation)
     ),
     'confounding': run.confounding(),
-    'audit': _audit_json(run, evaluation),
+    'audit': _audit_json(run, evaluation, _explained(run)),
     'data': report_data.data_json(_ingest_report_uri(run)),
   }
 

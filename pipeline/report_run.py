@@ -36,7 +36,8 @@ class RunArtifacts:
   baseline_model: Optional[metadata_store_pb2.Artifact]
   model_run: Optional[metadata_store_pb2.Artifact]
   pushed_model: Optional[metadata_store_pb2.Artifact]
-  ingest_report: Optional[metadata_store_pb2.Artifact]  # of the examples the Evaluator read
+  examples: Optional[metadata_store_pb2.Artifact]  # the raw examples the Evaluator read
+  ingest_report: Optional[metadata_store_pb2.Artifact]  # of those examples
 
   def blessed(self) -> Optional[bool]:
     """The Evaluator's verdict (None: no blessing recorded)."""
@@ -95,5 +96,6 @@ def find_run_artifacts(
       baseline_model=_artifact(store, evaluator, 'baseline_model', metadata_store_pb2.Event.INPUT),
       model_run=_artifact(store, _producer(store, model), 'model_run') if model else None,
       pushed_model=metadata_queries.latest_artifact(store, run_id, 'PushedModel'),
+      examples=examples,
       ingest_report=_artifact(store, _producer(store, examples), 'report') if examples else None,
     )

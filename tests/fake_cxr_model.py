@@ -173,11 +173,12 @@ def model_artifact(
   table: Sequence[Sequence[float]],
   point: Optional[operating_point.OperatingPoint] = None,
   reads_lungs: bool = True,
+  explain: bool = False,
 ):
   """A Model artifact whose Format-Serving folder holds a fake model (see save_model)."""
   model = standard_artifacts.Model()
   model.uri = uri
-  save_model(os.path.join(uri, 'Format-Serving'), table, point, reads_lungs)
+  save_model(os.path.join(uri, 'Format-Serving'), table, point, reads_lungs, explain)
   return model
 
 

@@ -19,6 +19,7 @@ from scipy import stats
 from sklearn import metrics as sk_metrics
 from tfx import v1 as tfx
 
+from components import audit
 from components import calibration
 from components import labels
 from components import operating_point
@@ -184,7 +185,7 @@ def output_dir(tmp_path_factory):
     str(root / 'examples'),
     [fake_cxr_model.serialized_example(row, label, source) for row, label, source in TEST_SPLIT],
   )
-  candidate = fake_cxr_model.model_artifact(str(root / 'candidate'), CANDIDATE, POINT)
+  candidate = fake_cxr_model.model_artifact(str(root / 'candidate'), CANDIDATE, POINT, explain=True)
   baseline = fake_cxr_model.model_artifact(str(root / 'baseline'), BASELINE)
   evaluation_uri, blessing = fake_cxr_model.run_evaluator(
     str(root / 'evaluator'),
@@ -285,6 +286,21 @@ def _covid_counts():
   return tp, fn, tn, fp
 
 
+def _heat_in_lungs(y_pred):
+  """Per class, the mean share of the fake model's heat (quadrant row % 4) inside the default lung
+  ellipses at the heatmaps' 8x8 grid, over the images predicted as the class."""
+  yy, xx = (np.mgrid[0:8, 0:8] + 0.5) / 8
+  lungs = np.zeros((8, 8), bool)
+  for cx, cy, rx, ry in audit.Regions().lungs:
+    lungs |= ((xx - cx) / rx) ** 2 + ((yy - cy) / ry) ** 2 <= 1
+  heat = fake_cxr_model.quadrant_heatmaps()
+  shares = np.array([heat[row % 4][lungs].sum() / heat[row % 4].sum() for row, _, _ in TEST_SPLIT])
+  return {
+    name: pytest.approx(shares[np.asarray(y_pred) == i].mean())
+    for i, name in enumerate(labels.CLASS_NAMES)
+  }
+
+
 def _section(text, title):
   start = text.index(f'## {title}')
   end = text.find('\n## ', start + 1)
@@ -353,6 +369,15 @@ def test_report_of_the_latest_evaluated_run(output_dir):
     f'0.8750 ({specificity[0]:.3f}–{specificity[1]:.3f}) | 4 | 8 |'
   ) in point
   assert '| eval (threshold chosen) | 0.9500 (' in point and '| 20 | 40 |' in point
+  gradcam = _section(text, 'Grad-CAM (where the model looks)')
+  assert 'Grad-CAM of the predicted class on the first 12 test images.' in gradcam
+  # COVID: no error; its 4 images (rows 0, 0, 3, 3), the most confident (row 0: 0.8) first.
+  covid = gradcam[gradcam.index('COVID: most confident') :].split('\n\n')[1].split('\n')
+  assert [line.split('](')[0] for line in covid] == ['![correct: predicted COVID (0.80)'] * 2 + [
+    '![correct: predicted COVID (0.45)'
+  ] * 2
+  for line in covid:
+    assert os.path.getsize(os.path.join(report_dir, line.split('](')[1].rstrip(')'))) > 0
   shortcut = _section(text, 'Shortcut audit (masking)')
   assert '| lung fields hidden | 0.3333 | 1.0000 |' in shortcut
   assert '| border band hidden | 0.8333 | 1.0000 |' in shortcut
@@ -543,6 +568,8 @@ def test_cxr_report_json(output_dir, capsys):
     'shortcut_suspected': False,
     'gated': True,
     'regions': None,  # the fake model stores none
+    'heat_in_lungs': _heat_in_lungs(y_pred),
+    'gradcam_images': 12,
   }
   calibrated = result['calibration']
   eval_logits = EVAL_LOGITS.astype(np.float64)
@@ -658,7 +685,7 @@ def test_html_report_in_chromium(output_dir, tmp_path):
   assert [f'{B}/NORMAL/copy of 4.png', f'{A}/NORMAL/4.png', 'duplicate_within_split'] in page.rows
   assert len([row for row in page.rows if row[0].startswith(f'{A}/COVID/broken')]) == 50
   # Every image is embedded: a PNG the page carries, none fetched (the injected one would be 'x').
-  assert len(page.images) == 7
+  assert len(page.images) == 7 + len(TEST_SPLIT)  # the plots, and a Grad-CAM overlay per image
   for src in page.images:
     prefix, data = src.split(',', 1)
     assert prefix == 'data:image/png;base64'
