@@ -13,7 +13,21 @@ import tensorflow_transform as tft
 from components import features
 from components import image_ops
 from components import labels
+from components import model as model_lib
+from components import ood
 from components.image_spec import ImageSpec
+
+
+def serving_model_input(tft_layer, image: ImageSpec, encoded_images: tf.Tensor) -> tf.Tensor:
+  """Encoded images (string [N]) -> the model input, through the Transform layer `tft_layer` and
+  the training input's decoding and normalization."""
+  transformed = tft_layer({features.IMAGE_KEY: tf.reshape(encoded_images, [-1, 1])})
+  pixels = tf.map_fn(
+    lambda png: image_ops.decode_pixels(png, image.channels),
+    transformed[features.PIXELS_XF],
+    fn_output_signature=tf.TensorSpec([image.size, image.size, image.channels], tf.uint8),
+  )
+  return image_ops.model_input(pixels, transformed[features.PIXEL_MEAN_XF], image.normalization)
 
 
 def make_serving_signatures(
@@ -21,13 +35,16 @@ def make_serving_signatures(
   tf_transform_output: tft.TFTransformOutput,
   image: ImageSpec,
   covid_threshold: float,
+  detector: ood.Detector,
 ) -> Dict[str, Callable]:
   """Signatures for tf.saved_model.save(model, path, signatures=...).
 
   serving_default(image_bytes: string [None]) and serving_examples(examples: string [None],
   serialized raw tf.Examples; only `image` is read) -> probabilities float32 [None, 3],
   class_id int64 [None], class_name string [None], covid_positive bool [None]
-  (P(COVID) > covid_threshold, compared in float64 as components.operating_point does).
+  (P(COVID) > covid_threshold, compared in float64 as components.operating_point does),
+  ood_score float32 [None] and in_distribution bool [None] (ood_score <= the detector's
+  threshold, in float64), from the penultimate features and logits of the same forward pass.
   transform_features(examples: string [None]) -> the Transform outputs (pixels_xf,
   pixel_mean_xf, label_xf), for TFMA's preprocessing_function_names.
   """
@@ -36,25 +53,28 @@ def make_serving_signatures(
   class_names = tf.constant(labels.CLASS_NAMES)
   threshold = tf.constant(covid_threshold, tf.float64)
 
+  output_layer = model.get_layer(model_lib.OUTPUT_NAME)
+  # The same layers with the penultimate features as a second output: one forward pass.
+  with_features = tf.keras.Model(model.input, [output_layer.input, model.output])
+  ood_threshold = tf.constant(detector.threshold, tf.float64)
+
   def predict(encoded_images):
-    transformed = model.tft_layer({features.IMAGE_KEY: tf.reshape(encoded_images, [-1, 1])})
-    pixels = tf.map_fn(
-      lambda png: image_ops.decode_pixels(png, image.channels),
-      transformed[features.PIXELS_XF],
-      fn_output_signature=tf.TensorSpec([image.size, image.size, image.channels], tf.uint8),
+    penultimate, probabilities = with_features(
+      serving_model_input(model.tft_layer, image, encoded_images)
     )
-    probabilities = tf.cast(
-      model(
-        image_ops.model_input(pixels, transformed[features.PIXEL_MEAN_XF], image.normalization)
-      ),
-      tf.float32,
-    )
+    probabilities = tf.cast(probabilities, tf.float32)
     class_id = tf.argmax(probabilities, axis=-1, output_type=tf.int64)
+    # As the Trainer computes them (trainer.eval_logits_and_labels): float64, before the softmax.
+    kernel, bias = (tf.cast(w, tf.float64) for w in (output_layer.kernel, output_layer.bias))
+    logits = tf.matmul(tf.cast(penultimate, tf.float64), kernel) + bias
+    ood_score = detector.graph_scores(penultimate, logits)
     return {
       'probabilities': probabilities,
       'class_id': class_id,
       'class_name': tf.gather(class_names, class_id),
       'covid_positive': tf.cast(probabilities[:, labels.COVID], tf.float64) > threshold,
+      'ood_score': tf.cast(ood_score, tf.float32),
+      'in_distribution': ood_score <= ood_threshold,
     }
 
   @tf.function(

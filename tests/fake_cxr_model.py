@@ -38,21 +38,26 @@ def png_for_row(row: int) -> bytes:
 
 class _TableModel(tf.Module):
   """probabilities = table[round(mean gray / GRAY_STEP)]; covid_positive = P(COVID) > threshold
-  (None: no covid_positive output)."""
+  (None: no covid_positive output); ood_score = mean gray / GRAY_STEP, in_distribution =
+  ood_score <= ood_threshold (None: neither output)."""
 
-  def __init__(self, table: np.ndarray, covid_threshold: Optional[float]):
+  def __init__(
+    self, table: np.ndarray, covid_threshold: Optional[float], ood_threshold: Optional[float]
+  ):
     super().__init__()
     self.table = tf.constant(table, dtype=tf.float32)
     self.class_names = tf.constant(labels.CLASS_NAMES)
     self.covid_threshold = covid_threshold
+    self.ood_threshold = ood_threshold
 
   def _outputs(self, images: tf.Tensor):
-    def row(encoded):
+    def gray_steps(encoded):
       image = tf.io.decode_image(encoded, channels=1, expand_animations=False)
-      index = tf.cast(tf.round(tf.reduce_mean(tf.cast(image, tf.float32)) / GRAY_STEP), tf.int32)
-      return tf.minimum(index, tf.shape(self.table)[0] - 1)
+      return tf.reduce_mean(tf.cast(image, tf.float32)) / GRAY_STEP
 
-    probabilities = tf.gather(self.table, tf.map_fn(row, images, fn_output_signature=tf.int32))
+    steps = tf.map_fn(gray_steps, images, fn_output_signature=tf.float32)
+    rows = tf.minimum(tf.cast(tf.round(steps), tf.int32), tf.shape(self.table)[0] - 1)
+    probabilities = tf.gather(self.table, rows)
     class_id = tf.argmax(probabilities, axis=-1)
     outputs = {
       'probabilities': probabilities,
@@ -61,6 +66,9 @@ class _TableModel(tf.Module):
     }
     if self.covid_threshold is not None:
       outputs['covid_positive'] = tf.cast(probabilities[:, 0], tf.float64) > self.covid_threshold
+    if self.ood_threshold is not None:
+      outputs['ood_score'] = steps
+      outputs['in_distribution'] = steps <= self.ood_threshold
     return outputs
 
   @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name='image_bytes')])
@@ -79,10 +87,14 @@ def save_model(
   export_dir: str,
   table: Sequence[Sequence[float]],
   point: Optional[operating_point.OperatingPoint] = None,
+  ood_threshold: Optional[float] = None,
 ) -> str:
   """Saves a fake model with `serving_default` and `serving_examples` (with `covid_positive` and
-  the stored operating point when `point` is given); returns export_dir."""
-  model = _TableModel(np.asarray(table, dtype=np.float32), point.threshold if point else None)
+  the stored operating point when `point` is given, `ood_score` and `in_distribution` when
+  `ood_threshold` is); returns export_dir."""
+  model = _TableModel(
+    np.asarray(table, dtype=np.float32), point.threshold if point else None, ood_threshold
+  )
   tf.saved_model.save(
     model,
     export_dir,

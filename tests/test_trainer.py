@@ -18,6 +18,8 @@ from components import features
 from components import hparams
 from components import labels
 from components import model as model_lib
+from components import ood
+from components import ood_images
 from components import operating_point
 from components import trainer
 from components import training_report
@@ -405,3 +407,36 @@ def test_warm_start_from_another_architecture_is_refused(trained):
   hp = hparams.resolve('recommended', {'dense_units': [32]})
   with pytest.raises(model_lib.WeightsError, match='Cannot warm start from .*incompatible tensor'):
     model_lib.build_model(SIZE, hp, warm_start_from=fn_args.serving_model_dir, weights='none')
+
+
+def test_the_ood_score_is_served_with_its_threshold_and_record(trained):
+  """The served ood_score is the chosen method's: its AUROC on the eval split against the
+  reference non-CXR images is the recorded one, and the threshold is the top eval score (fewer
+  than 100 eval images)."""
+  fn_args, raw, messages, _ = trained
+  with open(os.path.join(fn_args.model_run_dir, ood.FILE)) as f:
+    record = json.load(f)
+  with open(os.path.join(fn_args.serving_model_dir, ood.ASSET)) as f:
+    assert json.load(f) == record
+  assert record['method'] in ood.METHODS and set(record['auroc']) == set(ood.METHODS)
+  assert record['auroc'][record['method']] == max(record['auroc'].values())
+  reference = [png for _, png in ood_images.generate()]
+  assert (record['train_images'], record['eval_images']) == (24, 6)
+  assert record['reference_images'] == len(reference)
+  assert record['note'].startswith('only 6 eval images (< 20)')
+  model = _loaded(fn_args)
+  eval_outputs = model.signatures['serving_examples'](examples=tf.constant(raw['eval']))
+  eval_scores = eval_outputs['ood_score'].numpy()
+  assert eval_scores.max() == pytest.approx(record['threshold'], rel=1e-5)
+  assert record['eval_accept_rate'] == 1.0
+  assert eval_outputs['in_distribution'].numpy()[eval_scores < eval_scores.max()].all()
+  reference_outputs = model.signatures['serving_default'](image_bytes=tf.constant(reference))
+  reference_scores = reference_outputs['ood_score'].numpy()
+  np.testing.assert_array_equal(
+    reference_outputs['in_distribution'], reference_scores.astype(np.float64) <= record['threshold']
+  )
+  truth = np.r_[np.zeros(len(eval_scores)), np.ones(len(reference_scores))]
+  assert sk_metrics.roc_auc_score(truth, np.r_[eval_scores, reference_scores]) == pytest.approx(
+    record['auroc'][record['method']], abs=1e-9
+  )
+  assert any(m.startswith(f'Out-of-distribution score: {record["method"]}') for m in messages)
