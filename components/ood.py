@@ -17,8 +17,8 @@ threshold is an eval score: the split-conformal quantile of the eval split's sco
 rate on average; an image is in distribution when its score <= threshold.
 
 Limits: the threshold holds for images like the eval split; below 99 eval images (at 0.99) it is
-their top score and the rate is not reached. A low score says the features look familiar, not that the
-prediction is right; inputs close to CXRs (another projection, a child's film, another
+their top score and the rate is not reached. A low score says the features look familiar, not
+that the prediction is right; inputs close to CXRs (another projection, a child's film, another
 scanner) may pass; the reference set only stands for gross mismatches.
 """
 
@@ -186,9 +186,9 @@ def fit(
   note = None
   if conformal_rank(len(eval_scores), settings.eval_accept_rate) > len(eval_scores):
     note = (
-      f'only {len(eval_scores)} eval images: too few to accept {settings.eval_accept_rate:g} of new '
-      f'in-distribution images on average (the threshold is their top score, which a new image '
-      f'exceeds with probability 1/{len(eval_scores) + 1})'
+      f'only {len(eval_scores)} eval images: too few to accept {settings.eval_accept_rate:g} of '
+      f'new in-distribution images on average (the threshold is their top score, which a new '
+      f'image exceeds with probability 1/{len(eval_scores) + 1})'
     )
   detector = dataclasses.replace(candidates[method], threshold=threshold)
   record = OodRecord(

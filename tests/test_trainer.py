@@ -423,7 +423,7 @@ def test_the_ood_score_is_served_with_its_threshold_and_record(trained):
   reference = [png for _, png in ood_images.generate()]
   assert (record['train_images'], record['eval_images']) == (24, 6)
   assert record['reference_images'] == len(reference)
-  assert record['note'].startswith('only 6 eval images (< 20)')
+  assert record['note'].startswith('only 6 eval images: too few to accept 0.99 of new')
   model = _loaded(fn_args)
   eval_outputs = model.signatures['serving_examples'](examples=tf.constant(raw['eval']))
   eval_scores = eval_outputs['ood_score'].numpy()
