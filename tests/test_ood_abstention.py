@@ -22,9 +22,7 @@ from pydicom import data as pydicom_data
 from pydicom import pixels
 import pytest
 import tensorflow as tf
-from tfx import v1 as tfx
 
-from benchmarks import tfx_transform
 from components import demo_data
 from components import features
 from components import labels
@@ -32,6 +30,7 @@ from components import ood
 from components import ood_images
 from components import trainer
 from components.ingestion import example_encoding
+import trainer_inputs
 
 pytestmark = pytest.mark.xdist_group('ood_abstention')  # one worker trains the module's model
 
@@ -130,19 +129,13 @@ def _cxr_pngs(split, per_class):
 def exported(tmp_path_factory):
   """run_fn on 120 train / 300 eval synthetic CXRs (32 px, 4 epochs); returns fn_args and the
   300 test images."""
-  root = tmp_path_factory.mktemp('ood')
-  patterns = {}
-  for split in ('train', 'eval'):
-    patterns[split] = str(root / 'raw' / f'Split-{split}' / 'data.gz')
-    os.makedirs(os.path.dirname(patterns[split]))
-    with tf.io.TFRecordWriter(patterns[split], options='GZIP') as writer:
-      for label, png in _cxr_pngs(split, PER_CLASS[split]):
-        writer.write(
-          example_encoding.serialize({features.IMAGE_KEY: png, features.LABEL_KEY: label})
-        )
-  transform_dir = str(root / 'transform')
-  tfx_transform.run(patterns, transform_dir, {'image_size': SIZE, 'image_channels': 1})
-  examples = os.path.join(transform_dir, tfx_transform.TRANSFORMED_EXAMPLES_DIR)
+  raw = {
+    split: [
+      example_encoding.serialize({features.IMAGE_KEY: png, features.LABEL_KEY: label})
+      for label, png in _cxr_pngs(split, PER_CLASS[split])
+    ]
+    for split in ('train', 'eval')
+  }
   custom_config = {
     'preset': 'recommended',
     'image_size': SIZE,
@@ -158,14 +151,7 @@ def exported(tmp_path_factory):
     'early_stopping_patience': 0,
     'eval_steps': 4,
   }
-  fn_args = tfx.components.FnArgs(
-    train_files=[os.path.join(examples, 'Split-train', '*')],
-    eval_files=[os.path.join(examples, 'Split-eval', '*')],
-    transform_graph_path=os.path.join(transform_dir, tfx_transform.TRANSFORM_GRAPH_DIR),
-    serving_model_dir=str(root / 'serving'),
-    model_run_dir=str(root / 'model_run'),
-    custom_config=json.loads(json.dumps(custom_config)),
-  )
+  fn_args = trainer_inputs.transformed_fn_args(tmp_path_factory.mktemp('ood'), raw, custom_config)
   trainer.run_fn(fn_args)
   return fn_args, _cxr_pngs('test', PER_CLASS['test'])
 

@@ -11,9 +11,7 @@ import pytest
 from scipy import special
 from sklearn import metrics as sk_metrics
 import tensorflow as tf
-from tfx import v1 as tfx
 
-from benchmarks import tfx_transform
 from components import features
 from components import hparams
 from components import labels
@@ -24,6 +22,7 @@ from components import operating_point
 from components import trainer
 from components import training_report
 from components.image_spec import ImageSpec
+import trainer_inputs
 
 pytestmark = pytest.mark.xdist_group('trainer')  # one worker runs the module's run_fn fixture
 
@@ -214,21 +213,6 @@ def trained(tmp_path_factory):
     'train': [_raw_example(i % 3, rng) for i in range(24)],
     'eval': [_raw_example(i % 3, rng) for i in range(6)],
   }
-  patterns = {}
-  for split, records in raw.items():
-    patterns[split] = str(root / 'raw' / f'Split-{split}' / 'data.gz')
-    os.makedirs(os.path.dirname(patterns[split]))
-    with tf.io.TFRecordWriter(patterns[split], options='GZIP') as writer:
-      for record in records:
-        writer.write(record)
-  transform_dir = str(root / 'transform')
-  tfx_transform.run(
-    patterns,
-    transform_dir,
-    {'image_size': SIZE, 'image_channels': 1},
-    beam_pipeline_args=['--direct_running_mode=in_memory'],
-  )
-  examples = os.path.join(transform_dir, tfx_transform.TRANSFORMED_EXAMPLES_DIR)
   custom_config = {
     'preset': 'recommended',
     'image_size': SIZE,
@@ -239,14 +223,7 @@ def trained(tmp_path_factory):
     'epochs': 2,
     'batch_size': 8,
   }
-  fn_args = tfx.components.FnArgs(
-    train_files=[os.path.join(examples, 'Split-train', '*')],
-    eval_files=[os.path.join(examples, 'Split-eval', '*')],
-    transform_graph_path=os.path.join(transform_dir, tfx_transform.TRANSFORM_GRAPH_DIR),
-    serving_model_dir=str(root / 'serving'),
-    model_run_dir=str(root / 'model_run'),
-    custom_config=json.loads(json.dumps(custom_config)),
-  )
+  fn_args = trainer_inputs.transformed_fn_args(root, raw, custom_config)
   root, records = logging.getLogger(), _Records()
   level = root.level
   root.setLevel(logging.INFO)
