@@ -13,8 +13,8 @@ training data:
 The Trainer keeps the one whose AUROC (sklearn) best separates the eval split from a reference set
 of generated non-CXR images (components.ood_images); ties go to the earlier of METHODS. The
 threshold is an eval score: the split-conformal quantile of the eval split's scores at
-`eval_accept_rate` (threshold_for), so that new images like the eval split are accepted at that
-rate on average; an image is in distribution when its score <= threshold.
+`eval_accept_rate` (threshold_for), so that a new image like the eval split is accepted with at
+least that probability; an image is in distribution when its score <= threshold.
 
 Limits: the threshold holds for images like the eval split; below 99 eval images (at 0.99) it is
 their top score and the rate is not reached. A low score says the features look familiar, not
