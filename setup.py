@@ -30,11 +30,12 @@ setuptools.setup(
     'markdown',  # report.html from report.md (pipeline/report_html.py)
     'jinja2',  # the report.html page, autoescaped; the model card's Markdown
     'scipy',  # Wilson score intervals of the gate's figures (components/evaluation)
+    'scikit-learn',  # Ledoit-Wolf covariance and AUROC of the out-of-distribution score (ood.py)
     # KubeflowV2DagRunner (cxr compile-kfp); 0.3+ needs protobuf 4.
     'kfp-pipeline-spec>=0.2.2,<0.3',
     'pymysql',  # clear errors for a MySQL metadata store (pipeline/metadata_config.py)
   ],
-  # Tests and benchmarks only: scikit-learn (reference metrics), psutil (memory), ruff (lint).
-  extras_require={'test': ['pytest', 'pytest-xdist', 'scikit-learn', 'psutil', 'ruff']},
+  # Tests and benchmarks only: psutil (memory), ruff (lint), pydicom (real CT/MR slices).
+  extras_require={'test': ['pytest', 'pytest-xdist', 'psutil', 'ruff', 'pydicom']},
   entry_points={'console_scripts': ['cxr=pipeline.cli:main']},
 )

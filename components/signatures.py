@@ -15,6 +15,8 @@ from components import features
 from components import gradcam
 from components import image_ops
 from components import labels
+from components import model as model_lib
+from components import ood
 from components.image_spec import ImageSpec
 
 EVALUATION_SIGNATURE = 'evaluation_examples'  # the Evaluator's: served outputs + the audit's
@@ -32,19 +34,29 @@ def _pixels_and_mean(tft_layer, encoded_images: tf.Tensor, image: ImageSpec):
   return pixels, transformed[features.PIXEL_MEAN_XF]
 
 
+def serving_model_input(tft_layer, image: ImageSpec, encoded_images: tf.Tensor) -> tf.Tensor:
+  """Encoded images (string [N]) -> the model input, through the Transform layer `tft_layer` and
+  the training input's decoding and normalization."""
+  pixels, pixel_mean = _pixels_and_mean(tft_layer, encoded_images, image)
+  return image_ops.model_input(pixels, pixel_mean, image.normalization)
+
+
 def make_serving_signatures(
   model: tf.keras.Model,
   tf_transform_output: tft.TFTransformOutput,
   image: ImageSpec,
   covid_threshold: float,
   regions: audit.Regions,
+  detector: ood.Detector,
 ) -> Dict[str, Callable]:
   """Signatures for tf.saved_model.save(model, path, signatures=...).
 
   serving_default(image_bytes: string [None]) and serving_examples(examples: string [None],
   serialized raw tf.Examples; only `image` is read) -> probabilities float32 [None, 3],
   class_id int64 [None], class_name string [None], covid_positive bool [None]
-  (P(COVID) > covid_threshold, compared in float64 as components.operating_point does).
+  (P(COVID) > covid_threshold, compared in float64 as components.operating_point does),
+  ood_score float32 [None] and in_distribution bool [None] (ood_score <= the detector's
+  threshold, in float64), from the penultimate features and logits of the same forward pass.
   evaluation_examples(examples) -> the same, plus the probabilities with each region of
   `regions` hidden (audit.LUNGS_HIDDEN, audit.BORDERS_HIDDEN): what the Evaluator scores.
   transform_features(examples: string [None]) -> the Transform outputs (pixels_xf,
@@ -57,23 +69,34 @@ def make_serving_signatures(
   hidden_masks = {
     name: tf.constant(mask) for name, mask in audit.masks(regions, image.size, image.size).items()
   }
+  output_layer = model.get_layer(model_lib.OUTPUT_NAME)
+  # The same layers with the penultimate features as a second output: one forward pass.
+  with_features = tf.keras.Model(model.input, [output_layer.input, model.output])
+  ood_threshold = tf.constant(detector.threshold, tf.float64)
 
   def probabilities(pixels, pixel_mean):
     return tf.cast(
       model(image_ops.model_input(pixels, pixel_mean, image.normalization)), tf.float32
     )
 
-  def outputs(probs):
+  def outputs(pixels, pixel_mean):
+    penultimate, probs = with_features(
+      image_ops.model_input(pixels, pixel_mean, image.normalization)
+    )
+    probs = tf.cast(probs, tf.float32)
     class_id = tf.argmax(probs, axis=-1, output_type=tf.int64)
+    # As the Trainer computes them (trainer.eval_logits_and_labels): float64, before the softmax.
+    kernel, bias = (tf.cast(w, tf.float64) for w in (output_layer.kernel, output_layer.bias))
+    logits = tf.matmul(tf.cast(penultimate, tf.float64), kernel) + bias
+    ood_score = detector.graph_scores(penultimate, logits)
     return {
       'probabilities': probs,
       'class_id': class_id,
       'class_name': tf.gather(class_names, class_id),
       'covid_positive': tf.cast(probs[:, labels.COVID], tf.float64) > threshold,
+      'ood_score': tf.cast(ood_score, tf.float32),
+      'in_distribution': ood_score <= ood_threshold,
     }
-
-  def predict(encoded_images):
-    return outputs(probabilities(*_pixels_and_mean(model.tft_layer, encoded_images, image)))
 
   def parse_images(examples):
     parsed = tf.io.parse_example(examples, {features.IMAGE_KEY: raw_spec[features.IMAGE_KEY]})
@@ -83,16 +106,16 @@ def make_serving_signatures(
     input_signature=[tf.TensorSpec([None], tf.string, name='image_bytes')], autograph=False
   )
   def serve_images(image_bytes):
-    return predict(image_bytes)
+    return outputs(*_pixels_and_mean(model.tft_layer, image_bytes, image))
 
   @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name='examples')], autograph=False)
   def serve_examples(examples):
-    return predict(parse_images(examples))
+    return outputs(*_pixels_and_mean(model.tft_layer, parse_images(examples), image))
 
   @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name='examples')], autograph=False)
   def evaluate_examples(examples):
     pixels, pixel_mean = _pixels_and_mean(model.tft_layer, parse_images(examples), image)
-    result = outputs(probabilities(pixels, pixel_mean))
+    result = outputs(pixels, pixel_mean)
     for name, mask in hidden_masks.items():
       result[name] = probabilities(image_ops.hide_region(pixels, mask), pixel_mean)
     return result
@@ -126,9 +149,8 @@ def make_explain_signature(
     input_signature=[tf.TensorSpec([None], tf.string, name='image_bytes')], autograph=False
   )
   def explain(image_bytes):
-    pixels, pixel_mean = _pixels_and_mean(model.tft_layer, image_bytes, image)
     probabilities, class_id, heatmap = explainer(
-      image_ops.model_input(pixels, pixel_mean, image.normalization)
+      serving_model_input(model.tft_layer, image, image_bytes)
     )
     return {'probabilities': probabilities, 'class_id': class_id, 'heatmap': heatmap}
 

@@ -6,7 +6,8 @@ runs under OneDeviceStrategy, several GPUs under MirroredStrategy; mixed precisi
 options. The weights of the epoch with the lowest val_loss are the ones exported, with one
 temperature, fitted on the eval split, folded into the output layer (components.calibration), and
 the COVID operating point chosen on the eval split's calibrated probabilities
-(components.operating_point).
+(components.operating_point), and the out-of-distribution score and threshold fitted on the train
+and eval splits (components.ood) served beside the class.
 """
 
 import contextlib
@@ -17,7 +18,7 @@ import math
 import os
 import tempfile
 import time
-from typing import Dict, Iterator, List, Sequence, Tuple
+from typing import Any, Dict, Iterable, Iterator, List, Sequence, Tuple
 
 import numpy as np
 from scipy import special
@@ -33,6 +34,8 @@ from components import image_spec
 from components import input_pipeline
 from components import labels
 from components import model as model_lib
+from components import ood
+from components import ood_images
 from components import operating_point
 from components import signatures
 from components import training_report
@@ -108,14 +111,29 @@ def eval_logits_and_labels(
   here exactly rather than as the log of rounded probabilities. The sub-model runs eagerly: a
   predict function would first trace ResNet152V2 (about a minute on 2 CPU cores) for one pass.
   """
-  output = model.get_layer(model_lib.OUTPUT_NAME)
-  penultimate = tf.keras.Model(model.input, output.input)
-  kernel, bias = (np.asarray(w, np.float64) for w in output.get_weights())
-  logits, labels = [], []
-  for images, batch_labels in eval_data:
-    logits.append(np.asarray(penultimate(images, training=False), np.float64) @ kernel + bias)
-    labels.append(batch_labels.numpy())
-  return np.concatenate(logits), np.concatenate(labels)
+  features, labels = penultimate_features(model, eval_data)
+  return logits_of(model, features), labels
+
+
+def penultimate_features(
+  model: tf.keras.Model, data: Iterable[Tuple[tf.Tensor, Any]]
+) -> Tuple[np.ndarray, np.ndarray]:
+  """The output layer's input (float64 [N, features]) on batches of (images, labels), and the
+  labels; eagerly, as eval_logits_and_labels."""
+  penultimate = tf.keras.Model(model.input, model.get_layer(model_lib.OUTPUT_NAME).input)
+  features, labels = [], []
+  for images, batch_labels in data:
+    features.append(np.asarray(penultimate(images, training=False), np.float64))
+    labels.append(np.asarray(batch_labels))
+  return np.concatenate(features), np.concatenate(labels)
+
+
+def logits_of(model: tf.keras.Model, features: np.ndarray) -> np.ndarray:
+  """x @ W + b of the output layer (float64) for its input `features`."""
+  kernel, bias = (
+    np.asarray(w, np.float64) for w in model.get_layer(model_lib.OUTPUT_NAME).get_weights()
+  )
+  return features @ kernel + bias
 
 
 def fold_temperature(model: tf.keras.Model, temperature: float) -> None:
@@ -272,6 +290,54 @@ def choose_operating_point(
   )
 
 
+def reference_images_data(
+  tf_transform_output: tft.TFTransformOutput, image: image_spec.ImageSpec, batch_size: int
+) -> Iterator[Tuple[tf.Tensor, np.ndarray]]:
+  """Batches of (model input, kind) of components.ood_images' non-CXR images, through the
+  serving input path (signatures.serving_model_input), eagerly."""
+  tft_layer = tf_transform_output.transform_features_layer()
+  generated = ood_images.generate()
+  for start in range(0, len(generated), batch_size):
+    kinds, pngs = zip(*generated[start : start + batch_size])
+    yield signatures.serving_model_input(tft_layer, image, tf.constant(pngs)), np.array(kinds)
+
+
+def fit_ood(
+  model: tf.keras.Model,
+  train_data: tf.data.Dataset,
+  eval_data: tf.data.Dataset,
+  reference_data: Iterable[Tuple[tf.Tensor, np.ndarray]],
+  model_run_dir: str,
+) -> Tuple[ood.Detector, ood.OodRecord]:
+  """Fits and chooses the out-of-distribution score of `model` (temperature folded in) on the
+  unaugmented train split, the eval split and the reference non-CXR images (components.ood);
+  writes the record into `model_run_dir`."""
+  train_features, train_labels = penultimate_features(model, train_data)
+  eval_features, _ = penultimate_features(model, eval_data)
+  reference_features, _ = penultimate_features(model, reference_data)
+  detector, record = ood.fit(
+    (train_features, train_labels),
+    eval_features,
+    logits_of(model, eval_features),
+    reference_features,
+    logits_of(model, reference_features),
+  )
+  ood.write(record, os.path.join(model_run_dir, ood.FILE))
+  logging.info(
+    'Out-of-distribution score: %s (AUROC eval vs %d reference non-CXR images: %s); '
+    'threshold %.6g accepts %.4f of the %d eval images (target %g)%s',
+    record.method,
+    record.reference_images,
+    ', '.join(f'{m} {a:.4f}' for m, a in record.auroc.items()),
+    record.threshold,
+    record.eval_accept_rate,
+    record.eval_images,
+    record.target_eval_accept_rate,
+    f'; {record.note}' if record.note else '',
+  )
+  return detector, record
+
+
 def export(
   model: tf.keras.Model,
   image: image_spec.ImageSpec,
@@ -280,19 +346,22 @@ def export(
   point: operating_point.OperatingPoint,
   calibration_record: Dict[str, float],
   regions: audit.Regions,
+  detector: ood.Detector,
+  ood_record: ood.OodRecord,
 ) -> None:
   """tf.saved_model.save with the serving signatures of components.signatures, applying the
-  operating point, hiding the audit's `regions` in the evaluation signature, and the Grad-CAM
-  `explain` signature; the operating point (operating_point.FILE), the calibration record
-  (CALIBRATION_ASSET) and the regions (audit.REGIONS_FILE) are stored beside them, so they travel
-  with every copy of the model.
+  operating point and the out-of-distribution detector, hiding the audit's `regions` in the
+  evaluation signature, and the Grad-CAM `explain` signature; the operating point
+  (operating_point.FILE), the calibration record (CALIBRATION_ASSET), the regions
+  (audit.REGIONS_FILE) and the out-of-distribution record (ood.ASSET) are stored beside them, so
+  they travel with every copy of the model.
 
   Keras would also trace every layer's call functions into the SavedModel, to rebuild Keras
   layers at load time, which nothing here does (serving, TFMA and the CLI use the signatures):
   for ResNet152V2 that makes saving ~6x and loading ~3x slower, so those traces are skipped.
   """
   model_signatures = signatures.make_serving_signatures(
-    model, tf_transform_output, image, point.threshold, regions
+    model, tf_transform_output, image, point.threshold, regions, detector
   )
   model_signatures.update(signatures.make_explain_signature(model, tf_transform_output, image))
   with keras_saved_model_utils.keras_option_scope(save_traces=False):
@@ -306,6 +375,7 @@ def export(
     tf.io.gfile.makedirs(os.path.dirname(path))
     with tf.io.gfile.GFile(path, 'w') as f:
       json.dump(record, f, indent=2, sort_keys=True)
+  ood.write(ood_record, os.path.join(serving_model_dir, ood.ASSET))
 
 
 def run_fn(fn_args: tfx.components.FnArgs) -> None:
@@ -387,6 +457,13 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     point.specificity.successes,
     point.specificity.trials,
   )
+  detector, ood_record = fit_ood(
+    exported,
+    input_pipeline.make_dataset(fn_args.train_files, training=False, **data_args),
+    whole_eval,
+    reference_images_data(tf_transform_output, image, global_batch),
+    fn_args.model_run_dir,
+  )
   export(
     exported,
     image,
@@ -395,6 +472,8 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     point,
     record,
     audit.Regions.from_config(fn_args.custom_config),
+    detector,
+    ood_record,
   )
   logging.info('Exported the model of epoch %d to %s', best_epoch, fn_args.serving_model_dir)
   paths = training_report.write_report(

@@ -380,7 +380,9 @@ def _add_predict_parser(subparsers) -> None:
   p = subparsers.add_parser(
     'predict',
     help='classify image files and folders with a pushed model',
-    description='Prints the class and probabilities of each image; exits with 1 if any file '
+    description='Prints the class and probabilities of each image, or "outside the training '
+    'distribution: not classified" for an image unlike the training data (--json still gives '
+    'its class, with in_distribution and ood_score); exits with 1 if any file '
     'could not be read or decoded, was refused before decoding (not a regular '
     'file, over the pixel limit) or a folder could not be listed (the others are '
     'still classified). A SavedModel runs its own graph: load only models you '

@@ -1,7 +1,9 @@
 """`cxr predict`: classifies chest X-ray image files with a pushed model's `serving_default`.
 
 Each image gets its argmax class, the probabilities and, from a model stored with an operating
-point, `covid_positive` (P(COVID) above the model's threshold). Images are read and classified in
+point, `covid_positive` (P(COVID) above the model's threshold); from a model with abstention,
+`in_distribution` and `ood_score` (components.ood): an image outside the training distribution is
+reported as not classified (its class still in the JSON). Images are read and classified in
 batches. Each file gets ingestion's checks before decoding
 (image_header: file size and header pixel count, so a decompression bomb is never decoded); only
 regular files are opened (a FIFO would block). A file that cannot be read, checked or decoded, and
@@ -41,6 +43,11 @@ SIGNATURE_OUTPUTS = ('probabilities', 'class_id', 'class_name')
 # P(COVID) above the model's operating threshold (components.operating_point); models exported
 # before operating points lack it.
 COVID_POSITIVE = 'covid_positive'
+# The out-of-distribution score and whether it is within the model's threshold
+# (components.ood); models exported before abstention lack them.
+OOD_SCORE = 'ood_score'
+IN_DISTRIBUTION = 'in_distribution'
+NOT_CLASSIFIED = 'outside the training distribution: not classified'
 _FILE_KINDS = {'d': 'a folder', 'p': 'a FIFO', 's': 'a socket', 'c': 'a device', 'b': 'a device'}
 
 
@@ -62,6 +69,8 @@ class Prediction:
   probabilities: Optional[Dict[str, float]] = None
   covid_positive: Optional[bool] = None
   overlay: Optional[str] = None  # its Grad-CAM overlay PNG (--explain)
+  in_distribution: Optional[bool] = None
+  ood_score: Optional[float] = None
   error: Optional[str] = None
 
   def to_json(self) -> str:
@@ -70,6 +79,8 @@ class Prediction:
   def to_text(self) -> str:
     if self.error:
       return f'{self.path}: error: {self.error}'
+    if self.in_distribution is False:
+      return f'{self.path}: {NOT_CLASSIFIED} (ood_score {self.ood_score:.4g})'
     scores = ', '.join(f'{name} {p:.3f}' for name, p in self.probabilities.items())
     text = f'{self.path}: {self.class_name} ({scores})'
     if self.covid_positive is not None:
@@ -123,23 +134,25 @@ def _classify_batch(serve, items: Sequence[Tuple[str, bytes]]) -> Iterator[Predi
     for item in items:
       yield from _classify_batch(serve, [item])
     return
-  probabilities = outputs['probabilities'].numpy()
-  covid_positive = (
-    outputs[COVID_POSITIVE].numpy() if COVID_POSITIVE in outputs else [None] * len(items)
-  )
-  for (path, _), class_id, class_name, row, positive in zip(
+  optional = {
+    key: outputs[key].numpy().tolist() if key in outputs else [None] * len(items)
+    for key in (COVID_POSITIVE, IN_DISTRIBUTION, OOD_SCORE)
+  }
+  for (path, _), class_id, class_name, row, positive, in_distribution, ood_score in zip(
     items,
     outputs['class_id'].numpy(),
     outputs['class_name'].numpy(),
-    probabilities,
-    covid_positive,
+    outputs['probabilities'].numpy(),
+    *optional.values(),
   ):
     yield Prediction(
       path,
       class_id=int(class_id),
       class_name=class_name.decode(),
       probabilities={name: float(p) for name, p in zip(labels.CLASS_NAMES, row)},
-      covid_positive=None if positive is None else bool(positive),
+      covid_positive=positive,
+      in_distribution=in_distribution,
+      ood_score=ood_score,
     )
 
 

@@ -53,25 +53,35 @@ def quadrant_heatmaps() -> np.ndarray:
 
 class _TableModel(tf.Module):
   """probabilities = table[round(mean gray / GRAY_STEP)]; covid_positive = P(COVID) > threshold
-  (None: no covid_positive output)."""
+  (None: no covid_positive output); ood_score = mean gray / GRAY_STEP, in_distribution =
+  ood_score <= ood_threshold (None: neither output)."""
 
-  def __init__(self, table: np.ndarray, covid_threshold: Optional[float], reads_lungs: bool):
+  def __init__(
+    self,
+    table: np.ndarray,
+    covid_threshold: Optional[float],
+    ood_threshold: Optional[float],
+    reads_lungs: bool,
+  ):
     super().__init__()
     self.table = tf.constant(table, dtype=tf.float32)
     self.class_names = tf.constant(labels.CLASS_NAMES)
     self.covid_threshold = covid_threshold
+    self.ood_threshold = ood_threshold
     self.reads_lungs = reads_lungs
 
-  def _rows(self, images: tf.Tensor) -> tf.Tensor:
-    def row(encoded):
+  def _steps_and_rows(self, images: tf.Tensor):
+    def gray_steps(encoded):
       image = tf.io.decode_image(encoded, channels=1, expand_animations=False)
-      index = tf.cast(tf.round(tf.reduce_mean(tf.cast(image, tf.float32)) / GRAY_STEP), tf.int32)
-      return tf.minimum(index, tf.shape(self.table)[0] - 1)
+      return tf.reduce_mean(tf.cast(image, tf.float32)) / GRAY_STEP
 
-    return tf.map_fn(row, images, fn_output_signature=tf.int32)
+    steps = tf.map_fn(gray_steps, images, fn_output_signature=tf.float32)
+    rows = tf.minimum(tf.cast(tf.round(steps), tf.int32), tf.shape(self.table)[0] - 1)
+    return steps, rows
 
   def _outputs(self, images: tf.Tensor):
-    probabilities = tf.gather(self.table, self._rows(images))
+    steps, rows = self._steps_and_rows(images)
+    probabilities = tf.gather(self.table, rows)
     class_id = tf.argmax(probabilities, axis=-1)
     outputs = {
       'probabilities': probabilities,
@@ -80,6 +90,9 @@ class _TableModel(tf.Module):
     }
     if self.covid_threshold is not None:
       outputs['covid_positive'] = tf.cast(probabilities[:, 0], tf.float64) > self.covid_threshold
+    if self.ood_threshold is not None:
+      outputs['ood_score'] = steps
+      outputs['in_distribution'] = steps <= self.ood_threshold
     return outputs
 
   @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name='image_bytes')])
@@ -104,7 +117,7 @@ class _TableModel(tf.Module):
 
   @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name='image_bytes')])
   def explain(self, image_bytes):
-    rows = self._rows(image_bytes)
+    _, rows = self._steps_and_rows(image_bytes)
     probabilities = tf.gather(self.table, rows)
     return {
       'probabilities': probabilities,
@@ -119,12 +132,16 @@ def save_model(
   point: Optional[operating_point.OperatingPoint] = None,
   reads_lungs: bool = True,
   explain: bool = False,
+  ood_threshold: Optional[float] = None,
 ) -> str:
   """Saves a fake model with `serving_default`, `serving_examples` and `evaluation_examples`
-  (with `covid_positive` and the stored operating point when `point` is given, and `explain` if
-  asked); returns export_dir."""
+  (with `covid_positive` and the stored operating point when `point` is given, `ood_score` and
+  `in_distribution` when `ood_threshold` is, and `explain` if asked); returns export_dir."""
   model = _TableModel(
-    np.asarray(table, dtype=np.float32), point.threshold if point else None, reads_lungs
+    np.asarray(table, dtype=np.float32),
+    point.threshold if point else None,
+    ood_threshold,
+    reads_lungs,
   )
   model_signatures = {
     'serving_default': model.serve_images,

@@ -19,6 +19,8 @@ from components import demo_data
 from components import features
 from components import image_ops
 from components import labels
+from components import model as model_lib
+from components import ood
 from components import signatures
 from components.evaluation import results
 from components.evaluation.gate import Gate
@@ -125,7 +127,7 @@ def _train_cnn(images):
       tf.keras.layers.Conv2D(16, 3, activation='relu', padding='same'),
       tf.keras.layers.MaxPooling2D(2),
       tf.keras.layers.Flatten(),
-      tf.keras.layers.Dense(labels.NUM_CLASSES, activation='softmax'),
+      tf.keras.layers.Dense(labels.NUM_CLASSES, activation='softmax', name=model_lib.OUTPUT_NAME),
     ]
   )
   model.compile(tf.keras.optimizers.Adam(1e-3), 'sparse_categorical_crossentropy')
@@ -155,7 +157,7 @@ def audited(request, transform_output, tmp_path_factory):
     model,
     os.path.join(artifact.uri, 'Format-Serving'),
     signatures=signatures.make_serving_signatures(
-      model, transform_output, IMAGE, 0.5, audit.Regions()
+      model, transform_output, IMAGE, 0.5, audit.Regions(), ood.Detector('energy')
     ),
   )
   return kind, _dataset(kind, 1, TEST_PER_CLASS), artifact

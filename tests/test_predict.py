@@ -31,17 +31,23 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TABLE = [[0.8, 0.1, 0.1], [0.1, 0.7, 0.2], [0.2, 0.2, 0.6], [0.3, 0.36, 0.34]]
 # The newest model's operating point: rows 0 and 3 are COVID positive (row 3's class is NORMAL).
 POINT = operating_point.OperatingPoint('COVID', 0.25, 0.95, 19, 1, 35, 5)
+# The newest model's abstention threshold on its ood_score (the row index): row 3 is outside.
+OOD_THRESHOLD = 2.5
 
 
 @pytest.fixture(scope='module')
 def output_dir(tmp_path_factory):
   """A `cxr run`-like output folder whose serving/ holds two versions: the latest is TABLE with
-  POINT and an `explain` signature, the oldest predates operating points and Grad-CAM."""
+  POINT, OOD_THRESHOLD and an `explain` signature, the oldest predates operating points,
+  abstention and Grad-CAM."""
   root = tmp_path_factory.mktemp('predict')
   serving = str(root / 'output' / 'serving')
   versioned_dir.publish(fake_cxr_model.save_model(str(root / 'old'), [[1.0, 0.0, 0.0]]), serving)
   versioned_dir.publish(
-    fake_cxr_model.save_model(str(root / 'new'), TABLE, POINT, explain=True), serving
+    fake_cxr_model.save_model(
+      str(root / 'new'), TABLE, POINT, explain=True, ood_threshold=OOD_THRESHOLD
+    ),
+    serving,
   )
   return str(root / 'output')
 
@@ -104,12 +110,22 @@ def test_json_lines_match_the_serving_signature_and_isolate_failures(output_dir,
     'c.png': False,
     'd.png': False,
   }
-  # A model stored before operating points has no covid_positive.
+  # in_distribution and ood_score are the signature's: the image outside keeps its class.
+  assert [line['in_distribution'] for line in good] == outputs['in_distribution'].numpy().tolist()
+  np.testing.assert_allclose([line['ood_score'] for line in good], outputs['ood_score'].numpy())
+  assert {os.path.basename(line['path']): line['in_distribution'] for line in good} == {
+    'a.png': False,
+    'b.PNG': True,
+    'c.png': True,
+    'd.png': True,
+  }
+  assert by_name['a.png']['class_name'] == 'NORMAL' and by_name['a.png']['ood_score'] == 3.0
+  # A model stored before operating points and abstention has neither.
   out = io.StringIO()
   serving = os.path.join(output_dir, 'serving')
   oldest = os.path.join(serving, str(versioned_dir.versions(serving)[0]))
   assert predict.run(oldest, [str(images / 'a.png')], as_json=True, out=out) == 0
-  assert 'covid_positive' not in json.loads(out.getvalue())
+  assert not {'covid_positive', 'in_distribution', 'ood_score'} & set(json.loads(out.getvalue()))
 
 
 def test_a_corrupt_image_inside_a_batch_does_not_fail_its_neighbours(output_dir, images):
@@ -139,6 +155,11 @@ def test_text_output_prints_classes_to_stdout_and_errors_to_stderr(output_dir, i
     'VIRAL PNEUMONIA 0.600), covid_positive: no',
   ]
   assert err.getvalue().startswith(f'{images / "broken.png"}: error: cannot decode image')
+  out = io.StringIO()
+  assert predict.run(output_dir, [str(images / 'a.png')], out=out) == 0
+  assert out.getvalue() == (
+    f'{images / "a.png"}: outside the training distribution: not classified (ood_score 3)\n'
+  )
   (images / 'empty').mkdir()
   with pytest.raises(ValueError, match='No image files'):
     predict.run(output_dir, [str(images / 'empty')], out=out, err=err)

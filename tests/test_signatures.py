@@ -1,11 +1,13 @@
 """Serving signatures of a saved tiny model: outputs, and the same model input as training."""
 
+import dataclasses
 import io
 import os
 
 import numpy as np
 from PIL import Image
 import pytest
+from scipy.spatial import distance
 import tensorflow as tf
 
 from benchmarks import tfx_transform
@@ -15,6 +17,8 @@ from components import gradcam
 from components import image_ops
 from components import input_pipeline
 from components import labels
+from components import model as model_lib
+from components import ood
 from components import signatures
 from components.image_spec import ImageSpec
 from components.ingestion import example_encoding
@@ -68,30 +72,56 @@ def transformed(tmp_path_factory):
 
 
 def _tiny_model():
-  """Flatten + Dense softmax: each output moves visibly when any input pixel changes by 1/255."""
+  """Flatten, 4 linear features, Dense softmax: each output moves visibly when any input pixel
+  changes by 1/255."""
   inputs = tf.keras.Input((SIZE, SIZE, 3))
+  penultimate = tf.keras.layers.Dense(
+    4, kernel_initializer=tf.keras.initializers.RandomNormal(stddev=0.05, seed=2)
+  )(tf.keras.layers.Flatten()(inputs))
   dense = tf.keras.layers.Dense(
     3,
     activation='softmax',
-    kernel_initializer=tf.keras.initializers.RandomNormal(stddev=0.05, seed=1),
+    kernel_initializer=tf.keras.initializers.RandomNormal(stddev=1.0, seed=1),
+    name=model_lib.OUTPUT_NAME,
   )
-  return tf.keras.Model(inputs, dense(tf.keras.layers.Flatten()(inputs)))
+  return tf.keras.Model(inputs, dense(penultimate))
+
+
+def _penultimate(model, model_input):
+  return tf.keras.Model(model.input, model.get_layer(model_lib.OUTPUT_NAME).input)(
+    model_input
+  ).numpy()
+
+
+def _detector(model, output, image):
+  """A Mahalanobis detector whose two class means are the features of IMAGES[0] and IMAGES[1],
+  with a threshold between the scores of the two other images (one in, one out)."""
+  model_input = signatures.serving_model_input(
+    output.transform_features_layer(), image, tf.constant(IMAGES)
+  )
+  features = _penultimate(model, model_input).astype(np.float64)
+  mixing = np.random.default_rng(0).normal(size=(4, 4))
+  detector = ood.Detector('mahalanobis', features[:2], mixing @ mixing.T + np.eye(4))
+  scores = np.sort(detector.scores(features, None))
+  return dataclasses.replace(detector, threshold=float(scores[2:].mean()))
 
 
 @pytest.fixture(scope='module', params=['featurewise_center', 'resnet_v2'])
 def served(request, transformed, tmp_path_factory):
-  """(normalization, in-memory model, loaded SavedModel) for each normalization."""
+  """(normalization, in-memory model, detector, loaded SavedModel) for each normalization."""
   output, _ = transformed
   model = _tiny_model()
+  image = ImageSpec(SIZE, 1, request.param)
+  detector = _detector(model, output, image)
   path = str(tmp_path_factory.mktemp('model'))
   tf.saved_model.save(
     model,
     path,
     signatures=signatures.make_serving_signatures(
-      model, output, ImageSpec(SIZE, 1, request.param), COVID_THRESHOLD, REGIONS
+      model, output, image, COVID_THRESHOLD, REGIONS, detector
     ),
   )
-  return request.param, model, tf.saved_model.load(path)
+  return request.param, model, detector, tf.saved_model.load(path)
 
 
 def _numpy(outputs):
@@ -99,7 +129,7 @@ def _numpy(outputs):
 
 
 def test_signature_inputs_and_outputs(served):
-  _, _, loaded = served
+  _, _, _, loaded = served
   assert set(loaded.signatures) == {
     'serving_default',
     'serving_examples',
@@ -116,6 +146,8 @@ def test_signature_inputs_and_outputs(served):
       'class_id': tf.TensorSpec([None], tf.int64, name='class_id'),
       'class_name': tf.TensorSpec([None], tf.string, name='class_name'),
       'covid_positive': tf.TensorSpec([None], tf.bool, name='covid_positive'),
+      'ood_score': tf.TensorSpec([None], tf.float32, name='ood_score'),
+      'in_distribution': tf.TensorSpec([None], tf.bool, name='in_distribution'),
     }
 
 
@@ -137,20 +169,31 @@ def _training_images(transformed, normalization: str) -> tf.Tensor:
 
 
 def test_serving_matches_the_training_input_path(served, transformed):
-  normalization, model, loaded = served
+  normalization, model, detector, loaded = served
   training_images = _training_images(transformed, normalization)
   expected = model(training_images).numpy()
-  served_probabilities = loaded.signatures['serving_default'](image_bytes=tf.constant(IMAGES))[
-    'probabilities'
-  ].numpy()
+  served = _numpy(loaded.signatures['serving_default'](image_bytes=tf.constant(IMAGES)))
   # Transform output order is Beam's: compare the rows as sets (every image gives distinct rows).
   sort_rows = lambda rows: rows[np.lexsort(rows.T)]
   assert len({tuple(np.round(row, 4)) for row in expected}) == len(IMAGES)
-  np.testing.assert_allclose(sort_rows(served_probabilities), sort_rows(expected), atol=2e-6)
+  np.testing.assert_allclose(sort_rows(served['probabilities']), sort_rows(expected), atol=2e-6)
+  # The OOD score of the same pass: scipy's Mahalanobis distance of the training input's features.
+  features = _penultimate(model, training_images)
+  scipy_scores = [
+    min(distance.mahalanobis(f, mean, detector.precision) for mean in detector.means)
+    for f in features
+  ]
+  np.testing.assert_allclose(
+    np.sort(served['ood_score']), np.sort(scipy_scores), rtol=1e-5, atol=1e-5
+  )
+  np.testing.assert_array_equal(
+    served['in_distribution'], served['ood_score'].astype(np.float64) <= detector.threshold
+  )
+  assert served['in_distribution'][:2].all() and served['in_distribution'].sum() == 3
 
 
 def test_class_id_and_name_follow_probabilities(served):
-  _, _, loaded = served
+  _, _, _, loaded = served
   outputs = _numpy(loaded.signatures['serving_default'](image_bytes=tf.constant(IMAGES)))
   np.testing.assert_allclose(outputs['probabilities'].sum(axis=1), 1.0, rtol=1e-5)
   np.testing.assert_array_equal(outputs['class_id'], outputs['probabilities'].argmax(axis=1))
@@ -165,7 +208,7 @@ def test_class_id_and_name_follow_probabilities(served):
 
 
 def test_serving_examples_needs_no_label_and_matches_serving_default(served):
-  _, _, loaded = served
+  _, _, _, loaded = served
   by_bytes = _numpy(loaded.signatures['serving_default'](image_bytes=tf.constant(IMAGES)))
   by_examples = _numpy(
     loaded.signatures['serving_examples'](
@@ -176,10 +219,12 @@ def test_serving_examples_needs_no_label_and_matches_serving_default(served):
   )
   np.testing.assert_allclose(by_examples['probabilities'], by_bytes['probabilities'], atol=1e-6)
   np.testing.assert_array_equal(by_examples['class_name'], by_bytes['class_name'])
+  np.testing.assert_allclose(by_examples['ood_score'], by_bytes['ood_score'], rtol=1e-6)
+  np.testing.assert_array_equal(by_examples['in_distribution'], by_bytes['in_distribution'])
 
 
 def test_transform_features_gives_the_transform_outputs(served, transformed):
-  _, _, loaded = served
+  _, _, _, loaded = served
   output, pattern = transformed
   examples = [
     example_encoding.serialize({features.IMAGE_KEY: encoded, features.LABEL_KEY: 2})
@@ -204,7 +249,7 @@ def test_transform_features_gives_the_transform_outputs(served, transformed):
 def test_evaluation_examples_adds_the_audits_hidden_regions(served):
   """As served, plus the model on the pixels with each region replaced by the image's mean
   (a NumPy occlusion of the decoded pixels as reference)."""
-  normalization, model, loaded = served
+  normalization, model, _, loaded = served
   examples = tf.constant(
     [example_encoding.serialize({features.IMAGE_KEY: encoded}) for encoded in IMAGES]
   )
@@ -235,7 +280,9 @@ def _small_cnn():
   x = tf.keras.layers.Conv2D(4, 3, strides=2, activation='relu', kernel_initializer=init(2))(inputs)
   x = tf.keras.layers.Conv2D(8, 3, strides=2, activation='relu', kernel_initializer=init(3))(x)
   x = tf.keras.layers.GlobalAveragePooling2D()(x)
-  dense = tf.keras.layers.Dense(3, activation='softmax', kernel_initializer=init(4))
+  dense = tf.keras.layers.Dense(
+    3, activation='softmax', kernel_initializer=init(4), name=model_lib.OUTPUT_NAME
+  )
   return tf.keras.Model(inputs, dense(x))
 
 
@@ -246,7 +293,7 @@ def explained(transformed, tmp_path_factory):
   model = _small_cnn()
   image = ImageSpec(SIZE, 1, 'featurewise_center')
   model_signatures = signatures.make_serving_signatures(
-    model, output, image, COVID_THRESHOLD, REGIONS
+    model, output, image, COVID_THRESHOLD, REGIONS, ood.Detector('energy')
   )
   model_signatures.update(signatures.make_explain_signature(model, output, image))
   path = str(tmp_path_factory.mktemp('explained'))

@@ -11,19 +11,20 @@ import pytest
 from scipy import special
 from sklearn import metrics as sk_metrics
 import tensorflow as tf
-from tfx import v1 as tfx
 
-from benchmarks import tfx_transform
 from components import audit
 from components import features
 from components import hparams
 from components import labels
 from components import model as model_lib
+from components import ood
+from components import ood_images
 from components import operating_point
 from components import signatures
 from components import trainer
 from components import training_report
 from components.image_spec import ImageSpec
+import trainer_inputs
 
 pytestmark = pytest.mark.xdist_group('trainer')  # one worker runs the module's run_fn fixture
 
@@ -215,21 +216,6 @@ def trained(tmp_path_factory):
     'train': [_raw_example(i % 3, rng) for i in range(24)],
     'eval': [_raw_example(i % 3, rng) for i in range(6)],
   }
-  patterns = {}
-  for split, records in raw.items():
-    patterns[split] = str(root / 'raw' / f'Split-{split}' / 'data.gz')
-    os.makedirs(os.path.dirname(patterns[split]))
-    with tf.io.TFRecordWriter(patterns[split], options='GZIP') as writer:
-      for record in records:
-        writer.write(record)
-  transform_dir = str(root / 'transform')
-  tfx_transform.run(
-    patterns,
-    transform_dir,
-    {'image_size': SIZE, 'image_channels': 1},
-    beam_pipeline_args=['--direct_running_mode=in_memory'],
-  )
-  examples = os.path.join(transform_dir, tfx_transform.TRANSFORMED_EXAMPLES_DIR)
   custom_config = {
     'preset': 'recommended',
     'image_size': SIZE,
@@ -241,14 +227,7 @@ def trained(tmp_path_factory):
     'batch_size': 8,
     **AUDIT_REGIONS.to_config(),
   }
-  fn_args = tfx.components.FnArgs(
-    train_files=[os.path.join(examples, 'Split-train', '*')],
-    eval_files=[os.path.join(examples, 'Split-eval', '*')],
-    transform_graph_path=os.path.join(transform_dir, tfx_transform.TRANSFORM_GRAPH_DIR),
-    serving_model_dir=str(root / 'serving'),
-    model_run_dir=str(root / 'model_run'),
-    custom_config=json.loads(json.dumps(custom_config)),
-  )
+  fn_args = trainer_inputs.transformed_fn_args(root, raw, custom_config)
   root, records = logging.getLogger(), _Records()
   level = root.level
   root.setLevel(logging.INFO)
@@ -438,3 +417,36 @@ def test_warm_start_from_another_architecture_is_refused(trained):
   hp = hparams.resolve('recommended', {'dense_units': [32]})
   with pytest.raises(model_lib.WeightsError, match='Cannot warm start from .*incompatible tensor'):
     model_lib.build_model(SIZE, hp, warm_start_from=fn_args.serving_model_dir, weights='none')
+
+
+def test_the_ood_score_is_served_with_its_threshold_and_record(trained):
+  """The served ood_score is the chosen method's: its AUROC on the eval split against the
+  reference non-CXR images is the recorded one, and the threshold is the top eval score (fewer
+  than 100 eval images)."""
+  fn_args, raw, messages, _ = trained
+  with open(os.path.join(fn_args.model_run_dir, ood.FILE)) as f:
+    record = json.load(f)
+  with open(os.path.join(fn_args.serving_model_dir, ood.ASSET)) as f:
+    assert json.load(f) == record
+  assert record['method'] in ood.METHODS and set(record['auroc']) == set(ood.METHODS)
+  assert record['auroc'][record['method']] == max(record['auroc'].values())
+  reference = [png for _, png in ood_images.generate()]
+  assert (record['train_images'], record['eval_images']) == (24, 6)
+  assert record['reference_images'] == len(reference)
+  assert record['note'].startswith('only 6 eval images: too few to accept 0.99 of new')
+  model = _loaded(fn_args)
+  eval_outputs = model.signatures['serving_examples'](examples=tf.constant(raw['eval']))
+  eval_scores = eval_outputs['ood_score'].numpy()
+  assert eval_scores.max() == pytest.approx(record['threshold'], rel=1e-5)
+  assert record['eval_accept_rate'] == 1.0
+  assert eval_outputs['in_distribution'].numpy()[eval_scores < eval_scores.max()].all()
+  reference_outputs = model.signatures['serving_default'](image_bytes=tf.constant(reference))
+  reference_scores = reference_outputs['ood_score'].numpy()
+  np.testing.assert_array_equal(
+    reference_outputs['in_distribution'], reference_scores.astype(np.float64) <= record['threshold']
+  )
+  truth = np.r_[np.zeros(len(eval_scores)), np.ones(len(reference_scores))]
+  assert sk_metrics.roc_auc_score(truth, np.r_[eval_scores, reference_scores]) == pytest.approx(
+    record['auroc'][record['method']], abs=1e-9
+  )
+  assert any(m.startswith(f'Out-of-distribution score: {record["method"]}') for m in messages)
