@@ -210,3 +210,13 @@ def write(record: OodRecord, path: str) -> None:
   tf.io.gfile.makedirs(os.path.dirname(path))
   with tf.io.gfile.GFile(path, 'w') as f:
     json.dump(record.to_json(), f, indent=2, sort_keys=True)
+
+
+def read(model_run_uri: Optional[str]) -> Optional[Dict[str, Any]]:
+  """The record's JSON in a model_run folder (FILE), or None when the model has none (trained
+  before abstention)."""
+  path = os.path.join(model_run_uri or '', FILE)
+  if not model_run_uri or not tf.io.gfile.exists(path):
+    return None
+  with tf.io.gfile.GFile(path) as f:
+    return json.load(f)

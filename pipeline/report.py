@@ -22,7 +22,8 @@ keeps the tables whole.
 `confounding` is the ingestion summary's entry (components/ingestion/confounding.py; None for runs
 ingested before it existed), `operating_point` is None for a model stored without one,
 `calibration` None for a model trained without it, `audit` None for an evaluation that predates
-the masking audit, and `data` (report_data.data_json: counts and every quarantined, duplicate and
+the masking audit, `ood` (the Trainer's abstention record) None for a model trained before it,
+and `data` (report_data.data_json: counts and every quarantined, duplicate and
 ignored file) None for a run whose examples have no ingest report.
 
 This module assembles the report; its parts live in pipeline/report_*.py: report_run (the run's
@@ -42,6 +43,7 @@ from ml_metadata.proto import metadata_store_pb2
 
 from components import labels
 from components import markdown_text
+from components import ood
 from components import training_report
 from components.evaluation import audit_figures
 from components.evaluation import eval_config as eval_config_lib
@@ -55,6 +57,7 @@ from pipeline import report_format
 from pipeline import report_gate
 from pipeline import report_html
 from pipeline import report_metrics
+from pipeline import report_ood
 from pipeline import report_operating_point
 from pipeline import report_run
 from pipeline import report_sources
@@ -138,6 +141,7 @@ def _markdown(run: report_run.RunArtifacts, output_root: str, report_dir: str) -
   explained = _explained(run, report_dir)
   lines += report_audit.audit_section(_audit_json(run, evaluation, explained))
   lines += report_explain.explain_section(explained)
+  lines += report_ood.ood_section(ood.read(run.model_run.uri if run.model_run else None))
   lines += report_metrics.slices_section(evaluation.metrics, candidate)
   lines += report_sources.sources_section(run.confounding())
   model_run_uri = run.model_run.uri if run.model_run else None
@@ -247,6 +251,7 @@ def report_json(
     ),
     'confounding': run.confounding(),
     'audit': _audit_json(run, evaluation, _explained(run)),
+    'ood': ood.read(run.model_run.uri if run.model_run else None),
     'data': report_data.data_json(_ingest_report_uri(run)),
   }
 

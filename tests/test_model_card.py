@@ -20,6 +20,7 @@ from components import calibration
 from components import hparams as hparams_lib
 from components import image_spec
 from components import labels
+from components import ood
 from components import operating_point
 from components import training_report
 from components.ingestion import manifest
@@ -37,6 +38,7 @@ TABLE = [
   [0.45, 0.4, 0.15],
 ]
 POINT = operating_point.OperatingPoint('COVID', 0.3, 0.95, 4, 1, 9, 2)
+OOD_RECORD = ood.OodRecord('energy', -3.25, 0.99, 1.0, {'energy': 0.9}, 76, 12, 64, note='small')
 HOSTILE = '<img src=x onerror=alert(1)>|x*_'  # a source folder's name
 # (table row, label, source) of the test split.
 TEST_SPLIT = (
@@ -99,6 +101,7 @@ def _model_run(uri, calibration_record):
     str(uri), {}, best_epoch=7, hparams=HPARAMS, train_examples=76, keras='tf_keras 2.16.0'
   )
   training_report.write_calibration(str(uri), calibration_record, b'png')
+  ood.write(OOD_RECORD, os.path.join(str(uri), ood.FILE))
   return _artifact(standard_artifacts.ModelRun(), uri, 6)
 
 
@@ -267,6 +270,7 @@ def test_card_figures_are_the_evaluation_figures(pushed):
   assert audit['lungs_hidden_accuracy'] == pytest.approx(np.mean(y_true == COVID))
   assert audit['borders_hidden_accuracy'] == pytest.approx(np.mean(y_true == y_pred))
   assert audit['shortcut_suspected'] is False and audit['gated'] is True
+  assert pushed['card']['quantitative_analysis']['ood'] == OOD_RECORD.to_json()
 
 
 def test_card_holds_training_data_calibration_and_operating_point(pushed):

@@ -22,6 +22,7 @@ from tfx import v1 as tfx
 from components import audit
 from components import calibration
 from components import labels
+from components import ood
 from components import operating_point
 from components import training_report
 from components.ingestion import confounding
@@ -57,6 +58,9 @@ TEST_SPLIT = [
   (2, 2, B),
   (1, 2, B),
 ]
+OOD_RECORD = ood.OodRecord(
+  'mahalanobis', 12.5, 0.99, 0.995, {'mahalanobis': 0.98, 'energy': 0.7}, 300, 200, 64
+)
 RUN_ID = '20260101-120000.000001'
 SOURCE_TABLE = [[2, 4, 2], [2, 0, 2]]  # TEST_SPLIT's images: rows A, B; columns the classes
 # The candidate's stored operating point; on TEST_SPLIT: 4 of 4 COVID images above 0.4, and one
@@ -213,6 +217,7 @@ def output_dir(tmp_path_factory):
     calibration.calibration_record(EVAL_LOGITS, EVAL_LABELS, 2.0),
     calibration.reliability_diagram_png(EVAL_LOGITS, EVAL_LABELS, 2.0, 'eval split'),
   )
+  ood.write(OOD_RECORD, os.path.join(model_run_uri, ood.FILE))
 
   store = metadata_store.MetadataStore(
     tfx.orchestration.metadata.sqlite_metadata_connection_config(paths.metadata_path)
@@ -378,6 +383,10 @@ def test_report_of_the_latest_evaluated_run(output_dir):
   ] * 2
   for line in covid:
     assert os.path.getsize(os.path.join(report_dir, line.split('](')[1].rstrip(')'))) > 0
+  assert (
+    'when its `mahalanobis` score exceeds 12.5, the threshold that accepts 99.5% of the 200 eval '
+    'images (target 99%).'
+  ) in _section(text, 'Out-of-distribution abstention')
   shortcut = _section(text, 'Shortcut audit (masking)')
   assert '| lung fields hidden | 0.3333 | 1.0000 |' in shortcut
   assert '| border band hidden | 0.8333 | 1.0000 |' in shortcut
@@ -477,7 +486,10 @@ def test_cxr_report_json(output_dir, capsys):
     'confounding',
     'audit',
     'data',
+    'ood',
   } <= set(result)
+  assert result['ood'] == OOD_RECORD.to_json()
+  assert (result['ood']['threshold'], result['ood']['eval_accept_rate']) == (12.5, 0.995)
   assert result['run_id'] == RUN_ID and result['blessed'] is True
   sources = result['confounding']
   assert sources['test']['table'] == {

@@ -32,6 +32,7 @@ from tfx import types
 from tfx.utils import path_utils
 
 from components import labels
+from components import ood
 from components import training_report
 from components.evaluation import audit_figures
 from components.evaluation import classification_report
@@ -387,7 +388,8 @@ def _gate(evaluation: results.Evaluation) -> List[Dict[str, Any]]:
 
 def quantitative_analysis(facts: _Facts) -> Dict[str, Any]:
   """Every test figure (overall, at the operating point, per source); the gate's checks; the
-  Trainer's calibration record (eval split) and operating point; the masking audit."""
+  Trainer's calibration record (eval split) and operating point; the masking audit; the
+  out-of-distribution abstention record."""
   point = facts.operating_point
   return {
     'split': TEST,
@@ -403,6 +405,7 @@ def quantitative_analysis(facts: _Facts) -> Dict[str, Any]:
       facts.evaluation.candidate,
       audit_figures.load_regions(facts.inputs.model.uri),
     ),
+    'ood': ood.read(facts.inputs.model_run.uri if facts.inputs.model_run else None),
   }
 
 

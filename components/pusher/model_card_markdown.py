@@ -199,6 +199,20 @@ lung fields hidden above chance {{ audit.chance | fmt }} + {{ audit.shortcut_mar
 Not audited: the evaluation predates the masking audit.
 {% endif %}
 
+### Out-of-distribution abstention
+
+{% if analysis.ood %}
+{% set abstention = analysis.ood %}
+`in_distribution` is false (not classified) when the {{ abstention.method }} score exceeds \
+{{ '%.4g' | format(abstention.threshold) }}, which accepts {{ abstention.eval_accept_rate | fmt }} \
+of the {{ abstention.eval_images }} eval images (target {{ abstention.target_eval_accept_rate }}).
+{% if abstention.note %}
+Note: {{ abstention.note }}
+{% endif %}
+{% else %}
+No abstention record (no model_run given, or a model trained before abstention).
+{% endif %}
+
 ## Limitations
 
 {% for limitation in considerations.limitations %}

@@ -17,7 +17,7 @@ REFERENCES = (
   'https://doi.org/10.1038/s42256-021-00338-7',  # DeGrave et al. 2021, shortcuts over signal
   'https://doi.org/10.1038/s42256-021-00307-0',  # Roberts et al. 2021, 62 models reviewed
 )
-# docs/domain.md, "What it cannot fix", and what the model does with any image.
+# docs/domain.md, "What it cannot fix", and what the model does with other images.
 LIMITATIONS = (
   'Source and age confounding: in the COVID-19 Radiography Database all viral-pneumonia images '
   'and the original normals are paediatric (Guangzhou, ages 1-5) while the COVID images are '
@@ -31,8 +31,10 @@ LIMITATIONS = (
   'Validate on data from another hospital before drawing conclusions.',
   'Published COVID-19 chest X-ray classifiers report 93-99% accuracy, yet a review of 62 such '
   'studies found none of potential clinical use (Roberts et al., Nat Mach Intell 2021).',
-  'The model answers one of its three classes for any image, including other findings and '
-  'images that are not chest X-rays.',
+  'The model knows three classes only. It abstains on images far from its training data (noise, '
+  'text, photos, CT or MR slices: out-of-distribution score above a threshold set on the eval '
+  'split), but an X-ray with another finding, a lateral view or a film from another hospital can '
+  'look in-distribution and still get one of the three classes.',
 )
 USERS = (
   'Machine-learning researchers and engineers studying chest X-ray classification and its '
