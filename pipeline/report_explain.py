@@ -2,11 +2,11 @@
 most confident errors, then its most confident correct images, from the model's `explain`
 signature (components.signatures.make_explain_signature) on the test split.
 
-At most MAX_IMAGES test images, the first in the split's files, keep a report of a large test
-split within a minute or two on a CPU (Grad-CAM costs about 1.3 serving calls). Heatmaps have
-image_size / 32 cells a side (ResNet152V2's last block): at the demo's 32 px a single cell, so the
-heat is uniform and its share in the lungs is only the lungs' share of the image; the section says
-so when every heatmap is uniform.
+At most MAX_PER_CLASS test images of each class, the first in the split's files, keep a report of
+a large test split within a minute or two on a CPU (Grad-CAM costs about 1.3 serving calls).
+Heatmaps have image_size / 32 cells a side (ResNet152V2's last block): at the demo's 32 px a
+single cell, so the heat is uniform and its share in the lungs is only the lungs' share of the
+image; the section says so when every heatmap is uniform.
 """
 
 import dataclasses
@@ -26,7 +26,7 @@ from components.ingestion.options import TEST
 from pipeline import predict_overlays
 from pipeline import report_format
 
-MAX_IMAGES = 200
+MAX_PER_CLASS = 64
 _BATCH = 32
 
 
@@ -45,21 +45,21 @@ class Explained:
 
 
 def _test_images(examples_uri: str) -> Tuple[List[bytes], List[int]]:
-  """The encoded images and labels of the first MAX_IMAGES test examples."""
+  """The encoded images and labels of the first MAX_PER_CLASS test examples of each class."""
   files = sorted(glob.glob(os.path.join(examples_uri, f'Split-{TEST}', '*')))
   spec = {
     features.IMAGE_KEY: tf.io.FixedLenFeature([], tf.string),
     features.LABEL_KEY: tf.io.FixedLenFeature([], tf.int64),
   }
   images, truth = [], []
-  for path in files:
-    dataset = tf.data.TFRecordDataset(path, 'GZIP' if path.endswith('.gz') else None)
-    for record in dataset.take(MAX_IMAGES - len(images)):
-      example = tf.io.parse_single_example(record, spec)
+  for record in tf.data.TFRecordDataset(
+    files, 'GZIP' if files and files[0].endswith('.gz') else None
+  ):
+    example = tf.io.parse_single_example(record, spec)
+    label = int(example[features.LABEL_KEY])
+    if truth.count(label) < MAX_PER_CLASS:
       images.append(example[features.IMAGE_KEY].numpy())
-      truth.append(int(example[features.LABEL_KEY]))
-    if len(images) >= MAX_IMAGES:
-      break
+      truth.append(label)
   return images, truth
 
 
@@ -113,7 +113,8 @@ def explain_section(explained: Optional[Explained]) -> List[str]:
   if explained is None:
     return lines + ['Not available: the model has no `explain` signature, or no test images.', '']
   lines += [
-    f'Grad-CAM of the predicted class on the first {explained.images} test images. Heat in the '
+    f'Grad-CAM of the predicted class on {explained.images} test images (the first '
+    f'{MAX_PER_CLASS} of each class). Heat in the '
     "lung fields: the mean share of each heatmap inside the audit's lung regions, over the images "
     'predicted as the class.',
     '',

@@ -375,7 +375,7 @@ def test_report_of_the_latest_evaluated_run(output_dir):
   ) in point
   assert '| eval (threshold chosen) | 0.9500 (' in point and '| 20 | 40 |' in point
   gradcam = _section(text, 'Grad-CAM (where the model looks)')
-  assert 'Grad-CAM of the predicted class on the first 12 test images.' in gradcam
+  assert 'on 12 test images (the first 64 of each class).' in gradcam
   # COVID: no error; its 4 images (rows 0, 0, 3, 3), the most confident (row 0: 0.8) first.
   covid = gradcam[gradcam.index('COVID: most confident') :].split('\n\n')[1].split('\n')
   assert [line.split('](')[0] for line in covid] == ['![correct: predicted COVID (0.80)'] * 2 + [
