@@ -148,7 +148,6 @@ def test_grad_cam_of_a_marker_model_puts_most_heat_on_the_marker(marker_model):
       max(columns.start - MARGIN, 0) : columns.stop + MARGIN,
     ] = True
     shares.append(gradcam_views.heat_share(heatmap, near_marker))
-  print(f'heat near the marker: min {min(shares):.2f}, mean {np.mean(shares):.2f}')
   # The region is 17x17 px, 7% of the image: heat spread evenly would put 7% there.
   assert min(shares) > 0.5
 
