@@ -1,9 +1,17 @@
-"""Out-of-distribution abstention: a score fitted on the training split, a threshold on the eval
+"""Out-of-distribution abstention: two scores fitted on the training split, thresholds on the eval
 split, so the served model can say that an input is unlike anything it was trained on.
 
-A classifier gives one of its classes to any input, a photo or a CT slice too. Three scores of the
-exported (temperature-scaled) model are candidates, each higher for inputs further from the
-training data:
+A classifier gives one of its classes to any input, a photo or a CT slice too. An image is in
+distribution when both scores are within their thresholds:
+- the model score, for inputs the network's features do not know;
+- the appearance score, for inputs that do not look like the training images at all: the
+  Mahalanobis distance of an APPEARANCE_SIDE x APPEARANCE_SIDE greyscale thumbnail of the model
+  input (appearance) to the training split's class means. It needs no trained features, so it
+  holds when the network's features are weak (a small or briefly trained model maps some photos
+  and CT slices next to chest X-rays) and it cannot be fooled by what the network ignores.
+
+Three scores of the exported (temperature-scaled) model are candidates for the model score, each
+higher for inputs further from the training data:
 - `mahalanobis` (Lee et al. 2018): the smallest Mahalanobis distance from the penultimate features
   (the output layer's input) to a class mean of the training split, under one covariance shared
   by the classes (pooled within-class), shrunk by Ledoit-Wolf (sklearn) because a split may hold
@@ -11,13 +19,13 @@ training data:
 - `energy` (Liu et al. 2020): -T logsumexp(logits / T) with T = 1 on the served logits;
 - `max_softmax` (Hendrycks & Gimpel 2017): minus the highest class probability.
 The Trainer keeps the one whose AUROC (sklearn) best separates the eval split from a reference set
-of generated non-CXR images (components.ood_images); ties go to the earlier of METHODS. The
-threshold is an eval score: the split-conformal quantile of the eval split's scores at
-`eval_accept_rate` (threshold_for), so that a new image like the eval split is accepted with at
-least that probability; an image is in distribution when its score <= threshold.
+of generated non-CXR images (components.ood_images); ties go to the earlier of METHODS. Each
+threshold is an eval score: the split-conformal quantile of the eval split's scores
+(threshold_for) at 1 - (1 - eval_accept_rate) / 2, so that a new image like the eval split passes
+each score with at least that probability and both with at least `eval_accept_rate` (Bonferroni).
 
-Limits: the threshold holds for images like the eval split; below 99 eval images (at 0.99) it is
-their top score and the rate is not reached. A low score says the features look familiar, not
+Limits: the thresholds hold for images like the eval split; below 199 eval images (at 0.99) each
+is the top eval score and the rate is not reached. A low score says the features look familiar, not
 that the prediction is right; inputs close to CXRs (another projection, a child's film, another
 scanner) may pass; the reference set only stands for gross mismatches.
 """
@@ -37,42 +45,79 @@ import tensorflow as tf
 METHODS = ('mahalanobis', 'energy', 'max_softmax')
 FILE = 'ood.json'  # in the Trainer's model_run artifact
 ASSET = os.path.join('assets.extra', FILE)  # inside a serving model folder
-COMPARISON = 'in_distribution = score <= threshold'
+COMPARISON = 'in_distribution = score <= threshold and appearance_score <= appearance.threshold'
+APPEARANCE_SIDE = 8  # pixels a side of the appearance thumbnail: 64 features
 
 
 @dataclasses.dataclass(frozen=True)
 class OodSettings:
   """How the abstention threshold is set."""
 
-  # Share of new images like the eval split to accept as in distribution (threshold_for); with
-  # fewer than eval_accept_rate / (1 - eval_accept_rate) eval images (99 at 0.99) the threshold
-  # is their top score and the record carries a note.
+  # Share of new images like the eval split to accept as in distribution, half of the rest
+  # refused by each score (threshold_for at score_accept_rate); with too few eval images for
+  # that rank (199 at 0.99) each threshold is their top score and the record carries a note.
   eval_accept_rate: float = 0.99
+
+  @property
+  def score_accept_rate(self) -> float:
+    """The rate each of the two scores is thresholded at: together they accept eval_accept_rate."""
+    return 1.0 - (1.0 - self.eval_accept_rate) / 2
+
+
+def appearance(model_input: tf.Tensor) -> tf.Tensor:
+  """float64 [N, APPEARANCE_SIDE ** 2]: the channel mean of the model input [N, H, W, C], area-
+  resized to APPEARANCE_SIDE a side; the same graph for the Trainer's fit and for serving."""
+  grey = tf.reduce_mean(tf.cast(model_input, tf.float32), axis=-1, keepdims=True)
+  thumbnail = tf.image.resize(grey, [APPEARANCE_SIDE, APPEARANCE_SIDE], method='area')
+  return tf.reshape(tf.cast(thumbnail, tf.float64), [-1, APPEARANCE_SIDE**2])
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Gaussians:
+  """Class `means` [classes, D] and their shared `precision` [D, D] (inverse covariance): the
+  Mahalanobis score of a row is its distance to the nearest mean."""
+
+  means: np.ndarray
+  precision: np.ndarray
+
+  @classmethod
+  def fit(cls, rows: np.ndarray, labels: np.ndarray) -> 'Gaussians':
+    return cls(*fit_class_gaussians(rows, labels))
+
+  def scores(self, rows: np.ndarray) -> np.ndarray:
+    """float64 [N] Mahalanobis scores of `rows` [N, D]."""
+    return mahalanobis_scores(rows, self.means, self.precision)
+
+  def graph_scores(self, rows: tf.Tensor) -> tf.Tensor:
+    """`scores` in a TensorFlow graph (float64); the means and precision become graph constants,
+    so the SavedModel holds them."""
+    centred = tf.cast(rows, tf.float64)[:, tf.newaxis, :] - tf.constant(self.means)
+    squared = tf.einsum('ncd,de,nce->nc', centred, tf.constant(self.precision), centred)
+    return tf.sqrt(tf.maximum(tf.reduce_min(squared, axis=-1), 0.0))
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class Detector:
-  """The chosen score and its threshold; class `means` [classes, features] and the shared
-  `precision` [features, features] (inverse covariance) for `mahalanobis`, else None."""
+  """The chosen model score (`method`; its `gaussians` of the penultimate features for
+  `mahalanobis`, else None), the `appearance` score's Gaussians of the training thumbnails, and
+  their thresholds (infinite until set on the eval split)."""
 
   method: str
-  means: Optional[np.ndarray] = None
-  precision: Optional[np.ndarray] = None
-  threshold: float = float('inf')  # until set on the eval split
+  appearance: Gaussians
+  gaussians: Optional[Gaussians] = None
+  threshold: float = float('inf')
+  appearance_threshold: float = float('inf')
 
   def scores(self, features: np.ndarray, logits: np.ndarray) -> np.ndarray:
-    """float64 [N] scores of penultimate `features` [N, D] and served `logits` [N, classes]."""
+    """float64 [N] model scores of penultimate `features` [N, D], served `logits` [N, C]."""
     if self.method == 'mahalanobis':
-      return mahalanobis_scores(features, self.means, self.precision)
+      return self.gaussians.scores(features)
     return SCORES[self.method](logits)
 
   def graph_scores(self, features: tf.Tensor, logits: tf.Tensor) -> tf.Tensor:
-    """`scores` in a TensorFlow graph (float64); the means and precision become graph constants,
-    so the SavedModel holds them."""
+    """`scores` in a TensorFlow graph (float64)."""
     if self.method == 'mahalanobis':
-      centred = tf.cast(features, tf.float64)[:, tf.newaxis, :] - tf.constant(self.means)
-      squared = tf.einsum('ncd,de,nce->nc', centred, tf.constant(self.precision), centred)
-      return tf.sqrt(tf.maximum(tf.reduce_min(squared, axis=-1), 0.0))
+      return self.gaussians.graph_scores(features)
     logits = tf.cast(logits, tf.float64)
     if self.method == 'energy':
       return -tf.reduce_logsumexp(logits, axis=-1)
@@ -86,8 +131,10 @@ class OodRecord:
   method: str
   threshold: float
   target_eval_accept_rate: float
-  eval_accept_rate: float  # measured: the share of eval images with score <= threshold
-  auroc: Dict[str, float]  # per method: eval split (negative) vs reference images (positive)
+  eval_accept_rate: float  # measured: the share of eval images within both thresholds
+  auroc: Dict[str, float]  # per model score: eval split (negative) vs reference images (positive)
+  # The appearance score's `threshold`, `auroc` (as above) and `eval_accept_rate` (alone).
+  appearance: Dict[str, float]
   train_images: int
   eval_images: int
   reference_images: int
@@ -151,55 +198,73 @@ def threshold_for(eval_scores: np.ndarray, accept_rate: float) -> float:
   return float(scores[min(conformal_rank(len(scores), accept_rate), len(scores)) - 1])
 
 
+@dataclasses.dataclass(frozen=True, eq=False)
+class Observed:
+  """What the scores see of a set of images: penultimate `features` [N, D], served `logits`
+  [N, classes], `appearance` thumbnails [N, APPEARANCE_SIDE ** 2] and `labels` [N] (the classes,
+  for the training split)."""
+
+  features: np.ndarray
+  logits: np.ndarray
+  appearance: np.ndarray
+  labels: np.ndarray
+
+  def __len__(self) -> int:
+    return len(self.labels)
+
+
+def _auroc(in_scores: np.ndarray, out_scores: np.ndarray) -> float:
+  truth = np.r_[np.zeros(len(in_scores)), np.ones(len(out_scores))]
+  return float(metrics.roc_auc_score(truth, np.r_[in_scores, out_scores]))
+
+
 def fit(
-  train: Tuple[np.ndarray, np.ndarray],
-  eval_features: np.ndarray,
-  eval_logits: np.ndarray,
-  reference_features: np.ndarray,
-  reference_logits: np.ndarray,
-  settings: OodSettings = OodSettings(),
+  train: Observed, eval_split: Observed, reference: Observed, settings: OodSettings = OodSettings()
 ) -> Tuple[Detector, OodRecord]:
-  """Fits the Mahalanobis statistics on `train` (features, labels), scores the eval split and the
-  reference images with every method, keeps the best AUROC and sets its threshold on the eval
-  split. Logits are the served ones (after temperature scaling)."""
-  means, precision = fit_class_gaussians(*train)
-  candidates = {method: Detector(method) for method in METHODS}
-  candidates['mahalanobis'] = Detector('mahalanobis', means, precision)
+  """Fits the Mahalanobis statistics of the features and of the appearance on `train`, scores the
+  eval split and the reference images with every model score, keeps the best AUROC and sets both
+  thresholds on the eval split. Logits are the served ones (after temperature scaling)."""
+  appearance = Gaussians.fit(train.appearance, train.labels)
+  candidates = {method: Detector(method, appearance) for method in METHODS}
+  candidates['mahalanobis'] = Detector(
+    'mahalanobis', appearance, Gaussians.fit(train.features, train.labels)
+  )
   scores = {
-    method: (
-      detector.scores(eval_features, eval_logits),
-      detector.scores(reference_features, reference_logits),
-    )
+    method: tuple(detector.scores(seen.features, seen.logits) for seen in (eval_split, reference))
     for method, detector in candidates.items()
   }
-  auroc = {
-    method: float(
-      metrics.roc_auc_score(
-        np.r_[np.zeros(len(in_scores)), np.ones(len(out_scores))], np.r_[in_scores, out_scores]
-      )
-    )
-    for method, (in_scores, out_scores) in scores.items()
-  }
+  auroc = {method: _auroc(*pair) for method, pair in scores.items()}
   method = max(METHODS, key=lambda m: (auroc[m], -METHODS.index(m)))
+  rate = settings.score_accept_rate
   eval_scores = scores[method][0]
-  threshold = threshold_for(eval_scores, settings.eval_accept_rate)
+  eval_appearance = appearance.scores(eval_split.appearance)
+  detector = dataclasses.replace(
+    candidates[method],
+    threshold=threshold_for(eval_scores, rate),
+    appearance_threshold=threshold_for(eval_appearance, rate),
+  )
+  accepted_appearance = eval_appearance <= detector.appearance_threshold
   note = None
-  if conformal_rank(len(eval_scores), settings.eval_accept_rate) > len(eval_scores):
+  if conformal_rank(len(eval_split), rate) > len(eval_split):
     note = (
-      f'only {len(eval_scores)} eval images: too few to accept {settings.eval_accept_rate:g} of '
-      f'new in-distribution images on average (the threshold is their top score, which a new '
-      f'image exceeds with probability 1/{len(eval_scores) + 1})'
+      f'only {len(eval_split)} eval images: too few to accept {settings.eval_accept_rate:g} of '
+      f'new in-distribution images on average (each threshold is their top score, which a new '
+      f'image exceeds with probability 1/{len(eval_split) + 1})'
     )
-  detector = dataclasses.replace(candidates[method], threshold=threshold)
   record = OodRecord(
     method=method,
-    threshold=threshold,
+    threshold=detector.threshold,
     target_eval_accept_rate=settings.eval_accept_rate,
-    eval_accept_rate=float(np.mean(eval_scores <= threshold)),
+    eval_accept_rate=float(np.mean((eval_scores <= detector.threshold) & accepted_appearance)),
     auroc=auroc,
-    train_images=len(train[1]),
-    eval_images=len(eval_scores),
-    reference_images=len(reference_logits),
+    appearance={
+      'threshold': detector.appearance_threshold,
+      'auroc': _auroc(eval_appearance, appearance.scores(reference.appearance)),
+      'eval_accept_rate': float(np.mean(accepted_appearance)),
+    },
+    train_images=len(train),
+    eval_images=len(eval_split),
+    reference_images=len(reference),
     note=note,
   )
   return detector, record

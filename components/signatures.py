@@ -55,8 +55,9 @@ def make_serving_signatures(
   serialized raw tf.Examples; only `image` is read) -> probabilities float32 [None, 3],
   class_id int64 [None], class_name string [None], covid_positive bool [None]
   (P(COVID) > covid_threshold, compared in float64 as components.operating_point does),
-  ood_score float32 [None] and in_distribution bool [None] (ood_score <= the detector's
-  threshold, in float64), from the penultimate features and logits of the same forward pass.
+  ood_score float32 [None] (the detector's model score, from the penultimate features and logits
+  of the same forward pass), appearance_score float32 [None] (ood.appearance of the model input)
+  and in_distribution bool [None] (both within the detector's thresholds, in float64).
   evaluation_examples(examples) -> the same, plus the probabilities with each region of
   `regions` hidden (audit.LUNGS_HIDDEN, audit.BORDERS_HIDDEN): what the Evaluator scores.
   transform_features(examples: string [None]) -> the Transform outputs (pixels_xf,
@@ -73,6 +74,7 @@ def make_serving_signatures(
   # The same layers with the penultimate features as a second output: one forward pass.
   with_features = tf.keras.Model(model.input, [output_layer.input, model.output])
   ood_threshold = tf.constant(detector.threshold, tf.float64)
+  appearance_threshold = tf.constant(detector.appearance_threshold, tf.float64)
 
   def probabilities(pixels, pixel_mean):
     return tf.cast(
@@ -80,22 +82,23 @@ def make_serving_signatures(
     )
 
   def outputs(pixels, pixel_mean):
-    penultimate, probs = with_features(
-      image_ops.model_input(pixels, pixel_mean, image.normalization)
-    )
+    model_input = image_ops.model_input(pixels, pixel_mean, image.normalization)
+    penultimate, probs = with_features(model_input)
     probs = tf.cast(probs, tf.float32)
     class_id = tf.argmax(probs, axis=-1, output_type=tf.int64)
-    # As the Trainer computes them (trainer.eval_logits_and_labels): float64, before the softmax.
+    # As the Trainer computes them (trainer.observe): float64, before the softmax.
     kernel, bias = (tf.cast(w, tf.float64) for w in (output_layer.kernel, output_layer.bias))
     logits = tf.matmul(tf.cast(penultimate, tf.float64), kernel) + bias
     ood_score = detector.graph_scores(penultimate, logits)
+    appearance_score = detector.appearance.graph_scores(ood.appearance(model_input))
     return {
       'probabilities': probs,
       'class_id': class_id,
       'class_name': tf.gather(class_names, class_id),
       'covid_positive': tf.cast(probs[:, labels.COVID], tf.float64) > threshold,
       'ood_score': tf.cast(ood_score, tf.float32),
-      'in_distribution': ood_score <= ood_threshold,
+      'appearance_score': tf.cast(appearance_score, tf.float32),
+      'in_distribution': (ood_score <= ood_threshold) & (appearance_score <= appearance_threshold),
     }
 
   def parse_images(examples):

@@ -11,6 +11,7 @@ and eval splits (components.ood) served beside the class.
 """
 
 import contextlib
+import dataclasses
 import importlib
 import json
 import logging
@@ -102,30 +103,25 @@ def serving_copy(
   return copy
 
 
-def eval_logits_and_labels(
-  model: tf.keras.Model, eval_data: tf.data.Dataset
-) -> Tuple[np.ndarray, np.ndarray]:
-  """The pre-softmax logits (float64 [N, classes]) of `model` on `eval_data`, and its labels.
+def observe(model: tf.keras.Model, data: Iterable[Tuple[tf.Tensor, Any]]) -> ood.Observed:
+  """One pass of `model` over batches of (model input, labels): the output layer's input (float64
+  [N, features]), its logits x @ W + b (logits_of), the appearance thumbnails (ood.appearance)
+  and the labels.
 
-  The output layer is Dense(softmax): its logits are x @ W + b of that layer's input, computed
-  here exactly rather than as the log of rounded probabilities. The sub-model runs eagerly: a
-  predict function would first trace ResNet152V2 (about a minute on 2 CPU cores) for one pass.
+  The logits are computed exactly rather than as the log of rounded probabilities. The sub-model
+  runs eagerly: a predict function would first trace ResNet152V2 (about a minute on 2 CPU cores)
+  for one pass.
   """
-  features, labels = penultimate_features(model, eval_data)
-  return logits_of(model, features), labels
-
-
-def penultimate_features(
-  model: tf.keras.Model, data: Iterable[Tuple[tf.Tensor, Any]]
-) -> Tuple[np.ndarray, np.ndarray]:
-  """The output layer's input (float64 [N, features]) on batches of (images, labels), and the
-  labels; eagerly, as eval_logits_and_labels."""
   penultimate = tf.keras.Model(model.input, model.get_layer(model_lib.OUTPUT_NAME).input)
-  features, labels = [], []
+  features, appearance, labels = [], [], []
   for images, batch_labels in data:
     features.append(np.asarray(penultimate(images, training=False), np.float64))
+    appearance.append(ood.appearance(images).numpy())
     labels.append(np.asarray(batch_labels))
-  return np.concatenate(features), np.concatenate(labels)
+  features = np.concatenate(features)
+  return ood.Observed(
+    features, logits_of(model, features), np.concatenate(appearance), np.concatenate(labels)
+  )
 
 
 def logits_of(model: tf.keras.Model, features: np.ndarray) -> np.ndarray:
@@ -146,7 +142,7 @@ def fold_temperature(model: tf.keras.Model, temperature: float) -> None:
 def calibrate(
   model: tf.keras.Model, logits: np.ndarray, labels: np.ndarray, model_run_dir: str
 ) -> Dict[str, float]:
-  """Fits a temperature on `model`'s eval `logits` and `labels` (eval_logits_and_labels), folds
+  """Fits a temperature on `model`'s eval `logits` and `labels` (observe), folds
   it into `model`, writes the calibration record and its reliability diagram into
   `model_run_dir`; returns the record."""
   temperature = calibration.fit_temperature(logits, labels)
@@ -305,31 +301,30 @@ def reference_images_data(
 def fit_ood(
   model: tf.keras.Model,
   train_data: tf.data.Dataset,
-  eval_data: tf.data.Dataset,
+  eval_split: ood.Observed,
   reference_data: Iterable[Tuple[tf.Tensor, np.ndarray]],
   model_run_dir: str,
 ) -> Tuple[ood.Detector, ood.OodRecord]:
-  """Fits and chooses the out-of-distribution score of `model` (temperature folded in) on the
-  unaugmented train split, the eval split and the reference non-CXR images (components.ood);
-  writes the record into `model_run_dir`."""
-  train_features, train_labels = penultimate_features(model, train_data)
-  eval_features, _ = penultimate_features(model, eval_data)
-  reference_features, _ = penultimate_features(model, reference_data)
+  """Fits and chooses the out-of-distribution scores of `model` (temperature folded in) on the
+  unaugmented train split, the eval split (observed before the temperature was folded: its
+  logits are recomputed) and the reference non-CXR images (components.ood); writes the record
+  into `model_run_dir`."""
   detector, record = ood.fit(
-    (train_features, train_labels),
-    eval_features,
-    logits_of(model, eval_features),
-    reference_features,
-    logits_of(model, reference_features),
+    observe(model, train_data),
+    dataclasses.replace(eval_split, logits=logits_of(model, eval_split.features)),
+    observe(model, reference_data),
   )
   ood.write(record, os.path.join(model_run_dir, ood.FILE))
   logging.info(
-    'Out-of-distribution score: %s (AUROC eval vs %d reference non-CXR images: %s); '
-    'threshold %.6g accepts %.4f of the %d eval images (target %g)%s',
+    'Out-of-distribution score: %s (AUROC eval vs %d reference non-CXR images: %s; '
+    'appearance %.4f); thresholds %.6g and appearance %.6g accept %.4f of the %d eval images '
+    '(target %g)%s',
     record.method,
     record.reference_images,
     ', '.join(f'{m} {a:.4f}' for m, a in record.auroc.items()),
+    record.appearance['auroc'],
     record.threshold,
+    record.appearance['threshold'],
     record.eval_accept_rate,
     record.eval_images,
     record.target_eval_accept_rate,
@@ -439,11 +434,12 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
   )
 
   exported = serving_copy(model, image, hp)
-  whole_eval = input_pipeline.make_dataset(fn_args.eval_files, training=False, **data_args)
-  eval_logits, eval_labels = eval_logits_and_labels(exported, whole_eval)
-  record = calibrate(exported, eval_logits, eval_labels, fn_args.model_run_dir)
+  eval_split = observe(
+    exported, input_pipeline.make_dataset(fn_args.eval_files, training=False, **data_args)
+  )
+  record = calibrate(exported, eval_split.logits, eval_split.labels, fn_args.model_run_dir)
   point = choose_operating_point(
-    special.softmax(eval_logits / record['temperature'], axis=-1), eval_labels, hp
+    special.softmax(eval_split.logits / record['temperature'], axis=-1), eval_split.labels, hp
   )
   logging.info(
     'COVID operating point: P(COVID) > %g reaches sensitivity %.4f (%d/%d, target %g), '
@@ -460,7 +456,7 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
   detector, ood_record = fit_ood(
     exported,
     input_pipeline.make_dataset(fn_args.train_files, training=False, **data_args),
-    whole_eval,
+    eval_split,
     reference_images_data(tf_transform_output, image, global_batch),
     fn_args.model_run_dir,
   )

@@ -2,11 +2,11 @@
 
 Each image gets its argmax class, the probabilities and, from a model stored with an operating
 point, `covid_positive` (P(COVID) above the model's threshold); from a model with abstention,
-`in_distribution` and `ood_score` (components.ood): an image outside the training distribution is
-reported as not classified (its class still in the JSON). Images are read and classified in
-batches. Each file gets ingestion's checks before decoding
-(image_header: file size and header pixel count, so a decompression bomb is never decoded); only
-regular files are opened (a FIFO would block). A file that cannot be read, checked or decoded, and
+`in_distribution`, `ood_score` and `appearance_score` (components.ood): an image outside the
+training distribution is reported as not classified (its class still in the JSON). Images are
+read and classified in batches. Each file gets ingestion's checks before decoding (image_header:
+file size and header pixel count, so a decompression bomb is never decoded); only regular files
+are opened (a FIFO would block). A file that cannot be read, checked or decoded, and
 a folder that cannot be listed, gets an error line and the others are still classified. The exit
 status is 1 when any of them failed, else 0.
 With --explain DIR, each classified image also gets a Grad-CAM overlay PNG in DIR, from the model's
@@ -43,9 +43,11 @@ SIGNATURE_OUTPUTS = ('probabilities', 'class_id', 'class_name')
 # P(COVID) above the model's operating threshold (components.operating_point); models exported
 # before operating points lack it.
 COVID_POSITIVE = 'covid_positive'
-# The out-of-distribution score and whether it is within the model's threshold
-# (components.ood); models exported before abstention lack them.
+# The out-of-distribution scores and whether both are within the model's thresholds
+# (components.ood); models exported before abstention lack them, and those exported before the
+# appearance score lack that one.
 OOD_SCORE = 'ood_score'
+APPEARANCE_SCORE = 'appearance_score'
 IN_DISTRIBUTION = 'in_distribution'
 NOT_CLASSIFIED = 'outside the training distribution: not classified'
 _FILE_KINDS = {'d': 'a folder', 'p': 'a FIFO', 's': 'a socket', 'c': 'a device', 'b': 'a device'}
@@ -71,6 +73,7 @@ class Prediction:
   overlay: Optional[str] = None  # its Grad-CAM overlay PNG (--explain)
   in_distribution: Optional[bool] = None
   ood_score: Optional[float] = None
+  appearance_score: Optional[float] = None
   error: Optional[str] = None
 
   def to_json(self) -> str:
@@ -80,7 +83,10 @@ class Prediction:
     if self.error:
       return f'{self.path}: error: {self.error}'
     if self.in_distribution is False:
-      return f'{self.path}: {NOT_CLASSIFIED} (ood_score {self.ood_score:.4g})'
+      scores = f'ood_score {self.ood_score:.4g}'
+      if self.appearance_score is not None:
+        scores += f', appearance_score {self.appearance_score:.4g}'
+      return f'{self.path}: {NOT_CLASSIFIED} ({scores})'
     scores = ', '.join(f'{name} {p:.3f}' for name, p in self.probabilities.items())
     text = f'{self.path}: {self.class_name} ({scores})'
     if self.covid_positive is not None:
@@ -136,9 +142,9 @@ def _classify_batch(serve, items: Sequence[Tuple[str, bytes]]) -> Iterator[Predi
     return
   optional = {
     key: outputs[key].numpy().tolist() if key in outputs else [None] * len(items)
-    for key in (COVID_POSITIVE, IN_DISTRIBUTION, OOD_SCORE)
+    for key in (COVID_POSITIVE, IN_DISTRIBUTION, OOD_SCORE, APPEARANCE_SCORE)
   }
-  for (path, _), class_id, class_name, row, positive, in_distribution, ood_score in zip(
+  for (path, _), class_id, class_name, row, positive, inside, ood_score, appearance_score in zip(
     items,
     outputs['class_id'].numpy(),
     outputs['class_name'].numpy(),
@@ -151,8 +157,9 @@ def _classify_batch(serve, items: Sequence[Tuple[str, bytes]]) -> Iterator[Predi
       class_name=class_name.decode(),
       probabilities={name: float(p) for name, p in zip(labels.CLASS_NAMES, row)},
       covid_positive=positive,
-      in_distribution=in_distribution,
+      in_distribution=inside,
       ood_score=ood_score,
+      appearance_score=appearance_score,
     )
 
 

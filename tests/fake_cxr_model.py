@@ -27,12 +27,19 @@ from tfx.utils import proto_utils
 from components import audit
 from components import features
 from components import labels
+from components import ood
 from components import operating_point
 from components import signatures
 from components.evaluation import eval_config as eval_config_lib
 from components.evaluation.gate import Gate
 
 GRAY_STEP = 8  # gray level of table row i: i * GRAY_STEP
+
+
+def accepting_detector() -> ood.Detector:
+  """Energy and appearance scores with infinite thresholds: every image is in distribution."""
+  side = ood.APPEARANCE_SIDE**2
+  return ood.Detector('energy', ood.Gaussians(np.zeros((1, side)), np.eye(side)))
 
 
 def png_for_row(row: int) -> bytes:
@@ -53,8 +60,8 @@ def quadrant_heatmaps() -> np.ndarray:
 
 class _TableModel(tf.Module):
   """probabilities = table[round(mean gray / GRAY_STEP)]; covid_positive = P(COVID) > threshold
-  (None: no covid_positive output); ood_score = mean gray / GRAY_STEP, in_distribution =
-  ood_score <= ood_threshold (None: neither output)."""
+  (None: no covid_positive output); ood_score = mean gray / GRAY_STEP, appearance_score = twice
+  that, in_distribution = ood_score <= ood_threshold (None: none of the three outputs)."""
 
   def __init__(
     self,
@@ -92,6 +99,7 @@ class _TableModel(tf.Module):
       outputs['covid_positive'] = tf.cast(probabilities[:, 0], tf.float64) > self.covid_threshold
     if self.ood_threshold is not None:
       outputs['ood_score'] = steps
+      outputs['appearance_score'] = 2 * steps
       outputs['in_distribution'] = steps <= self.ood_threshold
     return outputs
 

@@ -20,7 +20,6 @@ from components import features
 from components import image_ops
 from components import labels
 from components import model as model_lib
-from components import ood
 from components import signatures
 from components.evaluation import results
 from components.evaluation.gate import Gate
@@ -157,7 +156,7 @@ def audited(request, transform_output, tmp_path_factory):
     model,
     os.path.join(artifact.uri, 'Format-Serving'),
     signatures=signatures.make_serving_signatures(
-      model, transform_output, IMAGE, 0.5, audit.Regions(), ood.Detector('energy')
+      model, transform_output, IMAGE, 0.5, audit.Regions(), fake_cxr_model.accepting_detector()
     ),
   )
   return kind, _dataset(kind, 1, TEST_PER_CLASS), artifact

@@ -38,7 +38,18 @@ TABLE = [
   [0.45, 0.4, 0.15],
 ]
 POINT = operating_point.OperatingPoint('COVID', 0.3, 0.95, 4, 1, 9, 2)
-OOD_RECORD = ood.OodRecord('energy', -3.25, 0.99, 1.0, {'energy': 0.9}, 76, 12, 64, note='small')
+OOD_RECORD = ood.OodRecord(
+  'energy',
+  -3.25,
+  0.99,
+  1.0,
+  {'energy': 0.9},
+  {'threshold': 7.5, 'auroc': 1.0, 'eval_accept_rate': 1.0},
+  76,
+  12,
+  64,
+  note='small',
+)
 HOSTILE = '<img src=x onerror=alert(1)>|x*_'  # a source folder's name
 # (table row, label, source) of the test split.
 TEST_SPLIT = (
@@ -358,6 +369,12 @@ def test_markdown_says_what_the_json_says(pushed):
     'Shortcut suspected: no (rule: accuracy with the lung fields hidden above chance'
     in (pushed['card_md'])
   )
+  # The abstention rule with both thresholds of OOD_RECORD (its JSON is the record's).
+  assert (
+    '`in_distribution` is false (not classified) when the energy score exceeds -3.25 or the '
+    "appearance score (Mahalanobis distance of the image's greyscale thumbnail to the training "
+    'images) exceeds 7.5; together they accept 1.0000 of the 12 eval images (target 0.99).'
+  ) in ' '.join(pushed['card_md'].split())
 
 
 def test_dataset_strings_render_as_text(pushed):

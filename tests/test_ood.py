@@ -59,7 +59,8 @@ def test_energy_and_max_softmax_scores():
 def test_the_graph_score_is_the_numpy_score(method):
   rng = np.random.default_rng(3)
   features, labels = _clusters(rng, 30)
-  detector = ood.Detector(method, *ood.fit_class_gaussians(features, labels))
+  gaussians = ood.Gaussians.fit(features, labels)
+  detector = ood.Detector(method, appearance=gaussians, gaussians=gaussians)
   queries = np.r_[features[:4], rng.normal(0, 5, (4, features.shape[1]))].astype(np.float32)
   logits = rng.normal(0, 3, (8, 3))
   np.testing.assert_allclose(
@@ -67,6 +68,22 @@ def test_the_graph_score_is_the_numpy_score(method):
     detector.scores(queries, logits),
     rtol=1e-12,
   )
+  np.testing.assert_allclose(
+    detector.appearance.graph_scores(tf.constant(queries)).numpy(),
+    ood.mahalanobis_scores(queries, *ood.fit_class_gaussians(features, labels)),
+    rtol=1e-12,
+  )
+
+
+@pytest.mark.parametrize('channels', [1, 3])
+def test_appearance_is_the_channel_mean_averaged_over_blocks(channels):
+  """On a side divisible by APPEARANCE_SIDE, the area resize is the mean of each block."""
+  side = ood.APPEARANCE_SIDE
+  images = np.random.default_rng(10).normal(size=(5, side * 4, side * 4, channels))
+  expected = images.mean(axis=-1).reshape(5, side, 4, side, 4).mean(axis=(2, 4))
+  got = ood.appearance(tf.constant(images, tf.float32)).numpy()
+  assert got.shape == (5, side * side) and got.dtype == np.float64
+  np.testing.assert_allclose(got, expected.reshape(5, -1), rtol=1e-5, atol=1e-6)
 
 
 def test_threshold_is_the_split_conformal_quantile_of_the_eval_scores():
@@ -94,41 +111,64 @@ def test_new_exchangeable_images_are_accepted_at_the_target_rate():
   assert accepted == pytest.approx(150 / 151, abs=0.003) and accepted >= 0.99
 
 
-def _fit(rng, eval_count, reference_logits=None):
+def _observed(features, logits, labels, rng):
+  """Observed images whose appearance is a noisy copy of their first four features."""
+  appearance = features[:, :4] + rng.normal(0, 0.5, (len(features), 4))
+  return ood.Observed(features, logits, appearance, labels)
+
+
+def _rows(seen, rows):
+  return ood.Observed(*(getattr(seen, f.name)[rows] for f in dataclasses.fields(seen)))
+
+
+def _fit(rng, eval_count, reference_logits=None, settings=ood.OodSettings()):
   """ood.fit on three training clusters, an eval split like them and far-away references; the
   logits are equal for all (so energy and max-softmax cannot tell them apart) unless given."""
-  train = _clusters(rng, 90)
-  eval_features, _ = _clusters(rng, eval_count)
-  reference = rng.normal(0, 1, (30, eval_features.shape[1])) + 15
-  eval_logits = np.zeros((eval_count, 3))
+  features, labels = _clusters(rng, 90)
+  train = _observed(features, np.zeros((90, 3)), labels, rng)
+  eval_features, eval_labels = _clusters(rng, eval_count)
+  eval_split = _observed(eval_features, np.zeros((eval_count, 3)), eval_labels, rng)
   reference_logits = np.zeros((30, 3)) if reference_logits is None else reference_logits
-  return ood.fit(train, eval_features, eval_logits, reference, reference_logits), (
-    train,
-    eval_features,
-    reference,
+  reference = _observed(
+    rng.normal(0, 1, (30, features.shape[1])) + 15, reference_logits, np.zeros(30), rng
   )
+  return ood.fit(train, eval_split, reference, settings), (train, eval_split, reference)
 
 
-def test_fit_keeps_the_best_auroc_and_sets_its_threshold_on_the_eval_split():
-  (detector, record), (train, eval_features, reference) = _fit(np.random.default_rng(5), 200)
-  means, precision = ood.fit_class_gaussians(*train)
-  eval_scores = ood.mahalanobis_scores(eval_features, means, precision)
-  reference_scores = ood.mahalanobis_scores(reference, means, precision)
-  truth = np.r_[np.zeros(200), np.ones(30)]
+def test_fit_keeps_the_best_auroc_and_sets_both_thresholds_on_the_eval_split():
+  (detector, record), (train, eval_split, reference) = _fit(np.random.default_rng(5), 400)
+  truth = np.r_[np.zeros(400), np.ones(30)]
+  scores, thresholds = {}, {}
+  for name, rows in (('mahalanobis', 'features'), ('appearance', 'appearance')):
+    means, precision = ood.fit_class_gaussians(getattr(train, rows), train.labels)
+    scores[name] = [ood.mahalanobis_scores(getattr(s, rows), means, precision) for s in
+                    (eval_split, reference)]  # fmt: skip
+    # Each score at 1 - 0.01 / 2: rank ceil(401 * 0.995) = 399 of 400.
+    thresholds[name] = np.sort(scores[name][0])[398]
   assert record.auroc == {
-    'mahalanobis': metrics.roc_auc_score(truth, np.r_[eval_scores, reference_scores]),
+    'mahalanobis': metrics.roc_auc_score(truth, np.r_[tuple(scores['mahalanobis'])]),
     'energy': 0.5,
     'max_softmax': 0.5,
   }
   assert record.auroc['mahalanobis'] == 1.0
   assert (record.method, detector.method) == ('mahalanobis', 'mahalanobis')
-  np.testing.assert_array_equal(detector.means, means)
-  # Rank ceil(201 * 0.99) = 199 of 200.
-  assert record.threshold == detector.threshold == np.sort(eval_scores)[198]
-  assert record.eval_accept_rate == 0.995 and record.target_eval_accept_rate == 0.99
-  assert (record.train_images, record.eval_images, record.reference_images) == (90, 200, 30)
+  assert record.threshold == detector.threshold == thresholds['mahalanobis']
+  assert record.appearance == {
+    'threshold': thresholds['appearance'],
+    'auroc': metrics.roc_auc_score(truth, np.r_[tuple(scores['appearance'])]),
+    'eval_accept_rate': 399 / 400,
+  }
+  assert detector.appearance_threshold == thresholds['appearance']
+  accepted = (scores['mahalanobis'][0] <= thresholds['mahalanobis']) & (
+    scores['appearance'][0] <= thresholds['appearance']
+  )
+  assert record.eval_accept_rate == accepted.mean() >= 0.99
+  assert record.target_eval_accept_rate == 0.99
+  assert (record.train_images, record.eval_images, record.reference_images) == (90, 400, 30)
   assert record.note is None
-  assert record.to_json()['comparison'] == 'in_distribution = score <= threshold'
+  assert record.to_json()['comparison'] == (
+    'in_distribution = score <= threshold and appearance_score <= appearance.threshold'
+  )
 
 
 def test_fit_prefers_another_score_when_it_separates_better():
@@ -138,33 +178,29 @@ def test_fit_prefers_another_score_when_it_separates_better():
   assert record.auroc['mahalanobis'] == 1.0 and record.auroc['energy'] == 1.0
   assert record.method == 'mahalanobis'  # a tie goes to the first of METHODS
   assert ood.METHODS.index('mahalanobis') < ood.METHODS.index('energy')
-  far = _clusters(rng, 90)
-  detector, record = ood.fit(
-    far, far[0][:40], np.zeros((40, 3)), far[0][40:70], np.tile([[0.0, 0.0, -9.0]], (30, 1))
+  features, labels = _clusters(rng, 90)
+  seen = _observed(features, np.zeros((90, 3)), labels, rng)
+  reference = dataclasses.replace(
+    _rows(seen, slice(40, 70)), logits=np.tile([[0.0, 0.0, -9.0]], (30, 1))
   )
+  detector, record = ood.fit(seen, _rows(seen, slice(40)), reference)
   assert record.auroc['energy'] == 1.0 > record.auroc['mahalanobis']
-  assert (record.method, detector.method, detector.means) == ('energy', 'energy', None)
+  assert (record.method, detector.method, detector.gaussians) == ('energy', 'energy', None)
 
 
-def test_a_small_eval_split_still_gets_a_threshold_and_a_note():
-  (detector, record), (train, eval_features, reference) = _fit(np.random.default_rng(7), 12)
-  means, precision = ood.fit_class_gaussians(*train)
-  top = ood.mahalanobis_scores(eval_features, means, precision).max()
+def test_a_small_eval_split_still_gets_thresholds_and_a_note():
+  (detector, record), (train, eval_split, _) = _fit(np.random.default_rng(7), 12)
+  top = ood.Gaussians.fit(train.features, train.labels).scores(eval_split.features).max()
   assert record.threshold == detector.threshold == top
+  top_appearance = ood.Gaussians.fit(train.appearance, train.labels).scores(eval_split.appearance)
+  assert record.appearance['threshold'] == detector.appearance_threshold == top_appearance.max()
   assert record.eval_images == 12 and record.eval_accept_rate == 1.0
   assert record.note == (
-    'only 12 eval images: too few to accept 0.99 of new in-distribution images on average (the '
+    'only 12 eval images: too few to accept 0.99 of new in-distribution images on average (each '
     'threshold is their top score, which a new image exceeds with probability 1/13)'
   )
-  # At 0.9, 12 images suffice (rank ceil(13 * 0.9) = 12).
-  _, record = ood.fit(
-    train,
-    eval_features,
-    np.zeros((12, 3)),
-    reference,
-    np.zeros((30, 3)),
-    ood.OodSettings(eval_accept_rate=0.9),
-  )
+  # At 0.8, 12 images suffice: each score at 0.9, rank ceil(13 * 0.9) = 12.
+  (_, record), _ = _fit(np.random.default_rng(7), 12, settings=ood.OodSettings(0.8))
   assert record.note is None and record.threshold == top
 
 

@@ -110,9 +110,10 @@ def test_json_lines_match_the_serving_signature_and_isolate_failures(output_dir,
     'c.png': False,
     'd.png': False,
   }
-  # in_distribution and ood_score are the signature's: the image outside keeps its class.
+  # in_distribution and the scores are the signature's: the image outside keeps its class.
   assert [line['in_distribution'] for line in good] == outputs['in_distribution'].numpy().tolist()
-  np.testing.assert_allclose([line['ood_score'] for line in good], outputs['ood_score'].numpy())
+  for score in ('ood_score', 'appearance_score'):
+    np.testing.assert_allclose([line[score] for line in good], outputs[score].numpy())
   assert {os.path.basename(line['path']): line['in_distribution'] for line in good} == {
     'a.png': False,
     'b.PNG': True,
@@ -120,12 +121,15 @@ def test_json_lines_match_the_serving_signature_and_isolate_failures(output_dir,
     'd.png': True,
   }
   assert by_name['a.png']['class_name'] == 'NORMAL' and by_name['a.png']['ood_score'] == 3.0
+  assert by_name['a.png']['appearance_score'] == 6.0
   # A model stored before operating points and abstention has neither.
   out = io.StringIO()
   serving = os.path.join(output_dir, 'serving')
   oldest = os.path.join(serving, str(versioned_dir.versions(serving)[0]))
   assert predict.run(oldest, [str(images / 'a.png')], as_json=True, out=out) == 0
-  assert not {'covid_positive', 'in_distribution', 'ood_score'} & set(json.loads(out.getvalue()))
+  assert not {'covid_positive', 'in_distribution', 'ood_score', 'appearance_score'} & set(
+    json.loads(out.getvalue())
+  )
 
 
 def test_a_corrupt_image_inside_a_batch_does_not_fail_its_neighbours(output_dir, images):
@@ -158,7 +162,8 @@ def test_text_output_prints_classes_to_stdout_and_errors_to_stderr(output_dir, i
   out = io.StringIO()
   assert predict.run(output_dir, [str(images / 'a.png')], out=out) == 0
   assert out.getvalue() == (
-    f'{images / "a.png"}: outside the training distribution: not classified (ood_score 3)\n'
+    f'{images / "a.png"}: outside the training distribution: not classified (ood_score 3, '
+    'appearance_score 6)\n'
   )
   (images / 'empty').mkdir()
   with pytest.raises(ValueError, match='No image files'):

@@ -22,6 +22,7 @@ from components import ood
 from components import signatures
 from components.image_spec import ImageSpec
 from components.ingestion import example_encoding
+import fake_cxr_model
 
 # One worker runs the whole module under `pytest -n 2 --dist loadgroup`: its Transform fixture
 # runs once.
@@ -95,15 +96,28 @@ def _penultimate(model, model_input):
 
 def _detector(model, output, image):
   """A Mahalanobis detector whose two class means are the features of IMAGES[0] and IMAGES[1],
-  with a threshold between the scores of the two other images (one in, one out)."""
+  with a threshold between the scores of the two other images (one in, one out), and an
+  appearance score whose means are the thumbnails of IMAGES[2] and IMAGES[3], with a threshold
+  between the scores of IMAGES[0] and IMAGES[1] (one in, one out)."""
   model_input = signatures.serving_model_input(
     output.transform_features_layer(), image, tf.constant(IMAGES)
   )
   features = _penultimate(model, model_input).astype(np.float64)
-  mixing = np.random.default_rng(0).normal(size=(4, 4))
-  detector = ood.Detector('mahalanobis', features[:2], mixing @ mixing.T + np.eye(4))
+  thumbnails = ood.appearance(model_input).numpy()
+  rng = np.random.default_rng(0)
+  mixing, appearance_mixing = rng.normal(size=(4, 4)), rng.normal(size=(64, 64))
+  detector = ood.Detector(
+    'mahalanobis',
+    appearance=ood.Gaussians(thumbnails[2:], appearance_mixing @ appearance_mixing.T),
+    gaussians=ood.Gaussians(features[:2], mixing @ mixing.T + np.eye(4)),
+  )
   scores = np.sort(detector.scores(features, None))
-  return dataclasses.replace(detector, threshold=float(scores[2:].mean()))
+  appearance_scores = np.sort(detector.appearance.scores(thumbnails[:2]))
+  return dataclasses.replace(
+    detector,
+    threshold=float(scores[2:].mean()),
+    appearance_threshold=float(appearance_scores.mean()),
+  )
 
 
 @pytest.fixture(scope='module', params=['featurewise_center', 'resnet_v2'])
@@ -147,6 +161,7 @@ def test_signature_inputs_and_outputs(served):
       'class_name': tf.TensorSpec([None], tf.string, name='class_name'),
       'covid_positive': tf.TensorSpec([None], tf.bool, name='covid_positive'),
       'ood_score': tf.TensorSpec([None], tf.float32, name='ood_score'),
+      'appearance_score': tf.TensorSpec([None], tf.float32, name='appearance_score'),
       'in_distribution': tf.TensorSpec([None], tf.bool, name='in_distribution'),
     }
 
@@ -177,19 +192,29 @@ def test_serving_matches_the_training_input_path(served, transformed):
   sort_rows = lambda rows: rows[np.lexsort(rows.T)]
   assert len({tuple(np.round(row, 4)) for row in expected}) == len(IMAGES)
   np.testing.assert_allclose(sort_rows(served['probabilities']), sort_rows(expected), atol=2e-6)
-  # The OOD score of the same pass: scipy's Mahalanobis distance of the training input's features.
-  features = _penultimate(model, training_images)
-  scipy_scores = [
-    min(distance.mahalanobis(f, mean, detector.precision) for mean in detector.means)
-    for f in features
-  ]
-  np.testing.assert_allclose(
-    np.sort(served['ood_score']), np.sort(scipy_scores), rtol=1e-5, atol=1e-5
+  # The OOD scores of the same pass: scipy's Mahalanobis distances of the training input's
+  # features and of its 8x8 block means (ood.appearance's area resize of 32 px).
+  order = np.lexsort(expected.T)
+  blocks = training_images.numpy().mean(axis=-1).reshape(-1, 8, 4, 8, 4).mean(axis=(2, 4))
+  for score, gaussians, rows in (
+    ('ood_score', detector.gaussians, _penultimate(model, training_images)),
+    ('appearance_score', detector.appearance, blocks.reshape(len(IMAGES), -1)),
+  ):
+    scipy_scores = [
+      min(distance.mahalanobis(row, mean, gaussians.precision) for mean in gaussians.means)
+      for row in rows
+    ]
+    np.testing.assert_allclose(
+      served[score][np.lexsort(served['probabilities'].T)],
+      np.asarray(scipy_scores)[order],
+      rtol=1e-4,
+      atol=1e-4,
+    )
+  inside = (served['ood_score'].astype(np.float64) <= detector.threshold) & (
+    served['appearance_score'].astype(np.float64) <= detector.appearance_threshold
   )
-  np.testing.assert_array_equal(
-    served['in_distribution'], served['ood_score'].astype(np.float64) <= detector.threshold
-  )
-  assert served['in_distribution'][:2].all() and served['in_distribution'].sum() == 3
+  np.testing.assert_array_equal(served['in_distribution'], inside)
+  assert served['in_distribution'].sum() == 2  # one refused by each score
 
 
 def test_class_id_and_name_follow_probabilities(served):
@@ -219,7 +244,8 @@ def test_serving_examples_needs_no_label_and_matches_serving_default(served):
   )
   np.testing.assert_allclose(by_examples['probabilities'], by_bytes['probabilities'], atol=1e-6)
   np.testing.assert_array_equal(by_examples['class_name'], by_bytes['class_name'])
-  np.testing.assert_allclose(by_examples['ood_score'], by_bytes['ood_score'], rtol=1e-6)
+  for score in ('ood_score', 'appearance_score'):
+    np.testing.assert_allclose(by_examples[score], by_bytes[score], rtol=1e-6)
   np.testing.assert_array_equal(by_examples['in_distribution'], by_bytes['in_distribution'])
 
 
@@ -293,7 +319,7 @@ def explained(transformed, tmp_path_factory):
   model = _small_cnn()
   image = ImageSpec(SIZE, 1, 'featurewise_center')
   model_signatures = signatures.make_serving_signatures(
-    model, output, image, COVID_THRESHOLD, REGIONS, ood.Detector('energy')
+    model, output, image, COVID_THRESHOLD, REGIONS, fake_cxr_model.accepting_detector()
   )
   model_signatures.update(signatures.make_explain_signature(model, output, image))
   path = str(tmp_path_factory.mktemp('explained'))

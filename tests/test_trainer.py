@@ -207,8 +207,8 @@ class _Records(logging.Handler):
 def trained(tmp_path_factory):
   """run_fn on a tiny Transform output (24 train / 6 eval images, 32 px, 2 epochs).
 
-  Returns fn_args, the raw examples, the log messages and what eval_logits_and_labels returned
-  to run_fn: the unscaled model's eval logits and labels.
+  Returns fn_args, the raw examples, the log messages and what run_fn calibrated the temperature
+  on: the unscaled model's eval logits and labels.
   """
   root = tmp_path_factory.mktemp('trainer')
   rng = np.random.default_rng(0)
@@ -233,15 +233,15 @@ def trained(tmp_path_factory):
   root.setLevel(logging.INFO)
   root.addHandler(records)
   eval_logits = []
-  real_eval_logits_and_labels = trainer.eval_logits_and_labels
+  real_calibrate = trainer.calibrate
 
-  def recording(*args):
-    eval_logits.append(real_eval_logits_and_labels(*args))
-    return eval_logits[-1]
+  def recording(model, logits, labels, model_run_dir):
+    eval_logits.append((logits.copy(), labels.copy()))
+    return real_calibrate(model, logits, labels, model_run_dir)
 
   try:
     with pytest.MonkeyPatch.context() as patch:
-      patch.setattr(trainer, 'eval_logits_and_labels', recording)
+      patch.setattr(trainer, 'calibrate', recording)
       trainer.run_fn(fn_args)
   finally:
     root.removeHandler(records)
@@ -419,10 +419,10 @@ def test_warm_start_from_another_architecture_is_refused(trained):
     model_lib.build_model(SIZE, hp, warm_start_from=fn_args.serving_model_dir, weights='none')
 
 
-def test_the_ood_score_is_served_with_its_threshold_and_record(trained):
-  """The served ood_score is the chosen method's: its AUROC on the eval split against the
-  reference non-CXR images is the recorded one, and the threshold is the top eval score (fewer
-  than 100 eval images)."""
+def test_the_ood_scores_are_served_with_their_thresholds_and_record(trained):
+  """The served ood_score is the chosen method's and appearance_score the appearance's: their
+  AUROCs on the eval split against the reference non-CXR images are the recorded ones, and each
+  threshold is the top eval score (fewer than 199 eval images)."""
   fn_args, raw, messages, _ = trained
   with open(os.path.join(fn_args.model_run_dir, ood.FILE)) as f:
     record = json.load(f)
@@ -436,17 +436,22 @@ def test_the_ood_score_is_served_with_its_threshold_and_record(trained):
   assert record['note'].startswith('only 6 eval images: too few to accept 0.99 of new')
   model = _loaded(fn_args)
   eval_outputs = model.signatures['serving_examples'](examples=tf.constant(raw['eval']))
-  eval_scores = eval_outputs['ood_score'].numpy()
-  assert eval_scores.max() == pytest.approx(record['threshold'], rel=1e-5)
-  assert record['eval_accept_rate'] == 1.0
-  assert eval_outputs['in_distribution'].numpy()[eval_scores < eval_scores.max()].all()
   reference_outputs = model.signatures['serving_default'](image_bytes=tf.constant(reference))
-  reference_scores = reference_outputs['ood_score'].numpy()
-  np.testing.assert_array_equal(
-    reference_outputs['in_distribution'], reference_scores.astype(np.float64) <= record['threshold']
-  )
-  truth = np.r_[np.zeros(len(eval_scores)), np.ones(len(reference_scores))]
-  assert sk_metrics.roc_auc_score(truth, np.r_[eval_scores, reference_scores]) == pytest.approx(
-    record['auroc'][record['method']], abs=1e-9
-  )
+  assert record['eval_accept_rate'] == 1.0 and record['appearance']['eval_accept_rate'] == 1.0
+  inside, below_top = np.ones(len(reference), bool), np.ones(len(raw['eval']), bool)
+  for score, threshold, auroc in (
+    ('ood_score', record['threshold'], record['auroc'][record['method']]),
+    ('appearance_score', record['appearance']['threshold'], record['appearance']['auroc']),
+  ):
+    eval_scores = eval_outputs[score].numpy()
+    assert eval_scores.max() == pytest.approx(threshold, rel=1e-5)
+    below_top &= eval_scores < eval_scores.max()
+    reference_scores = reference_outputs[score].numpy()
+    inside &= reference_scores.astype(np.float64) <= threshold
+    truth = np.r_[np.zeros(len(eval_scores)), np.ones(len(reference_scores))]
+    assert sk_metrics.roc_auc_score(truth, np.r_[eval_scores, reference_scores]) == pytest.approx(
+      auroc, abs=1e-6
+    )
+  np.testing.assert_array_equal(reference_outputs['in_distribution'], inside)
+  assert below_top.any() and eval_outputs['in_distribution'].numpy()[below_top].all()
   assert any(m.startswith(f'Out-of-distribution score: {record["method"]}') for m in messages)

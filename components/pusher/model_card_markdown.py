@@ -203,9 +203,18 @@ Not audited: the evaluation predates the masking audit.
 
 {% if analysis.ood %}
 {% set abstention = analysis.ood %}
+{% if abstention.appearance %}
+`in_distribution` is false (not classified) when the {{ abstention.method }} score exceeds \
+{{ '%.4g' | format(abstention.threshold) }} or the appearance score (Mahalanobis distance of the \
+image's greyscale thumbnail to the training images) exceeds \
+{{ '%.4g' | format(abstention.appearance.threshold) }}; together they accept \
+{{ abstention.eval_accept_rate | fmt }} of the {{ abstention.eval_images }} eval images (target \
+{{ abstention.target_eval_accept_rate }}).
+{% else %}
 `in_distribution` is false (not classified) when the {{ abstention.method }} score exceeds \
 {{ '%.4g' | format(abstention.threshold) }}, which accepts {{ abstention.eval_accept_rate | fmt }} \
 of the {{ abstention.eval_images }} eval images (target {{ abstention.target_eval_accept_rate }}).
+{% endif %}
 {% if abstention.note %}
 Note: {{ abstention.note }}
 {% endif %}
