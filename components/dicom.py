@@ -70,7 +70,12 @@ def _read(data: bytes) -> pydicom.Dataset:
 
 
 def _first_line(error: Exception) -> str:
-  return (str(error).strip() or type(error).__name__).splitlines()[0][:200]
+  """The error's message on one line: its first line, with the next when the first ends with ':'
+  (pydicom: 'Unable to decode as exceptions were raised by all available plugins:')."""
+  lines = [line.strip() for line in str(error).splitlines() if line.strip()] or [
+    type(error).__name__
+  ]
+  return ' '.join(lines[:2] if lines[0].endswith(':') else lines[:1])[:300]
 
 
 def _check_intended_use(ds: pydicom.Dataset) -> None:
@@ -137,7 +142,7 @@ def _pixels(ds: pydicom.Dataset) -> np.ndarray:
     raise BadImage(reason, f'cannot decode DICOM pixel data ({name}): {message}') from None
 
 
-def to_grey16(ds: pydicom.Dataset, stored: np.ndarray) -> np.ndarray:
+def _display_values(ds: pydicom.Dataset, stored: np.ndarray) -> np.ndarray:
   """Stored values -> uint16 display values: modality LUT, VOI LUT or window (else min-max),
   scaled to 0-65535, MONOCHROME1 inverted."""
   modality = apply_modality_lut(stored, ds)
@@ -160,7 +165,7 @@ def convert(data: bytes, max_pixels: int) -> Converted:
     ds = _read(data)
     _check_image(ds, max_pixels)
     _check_intended_use(ds)
-    grey = to_grey16(ds, _pixels(ds))
+    grey = _display_values(ds, _pixels(ds))
   out = io.BytesIO()
   Image.fromarray(grey).save(out, format='PNG')
   return Converted(out.getvalue(), height=grey.shape[0], width=grey.shape[1])
