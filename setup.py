@@ -34,8 +34,13 @@ setuptools.setup(
     # KubeflowV2DagRunner (cxr compile-kfp); 0.3+ needs protobuf 4.
     'kfp-pipeline-spec>=0.2.2,<0.3',
     'pymysql',  # clear errors for a MySQL metadata store (pipeline/metadata_config.py)
+    # DICOM (components/dicom.py); the plugins decode JPEG, JPEG-LS and JPEG 2000 pixel data.
+    'pydicom',
+    'pylibjpeg',
+    'pylibjpeg-libjpeg',
+    'pylibjpeg-openjpeg',
   ],
-  # Tests and benchmarks only: psutil (memory), ruff (lint), pydicom (real CT/MR slices).
-  extras_require={'test': ['pytest', 'pytest-xdist', 'psutil', 'ruff', 'pydicom']},
+  # Tests and benchmarks only: psutil (memory), ruff (lint).
+  extras_require={'test': ['pytest', 'pytest-xdist', 'psutil', 'ruff']},
   entry_points={'console_scripts': ['cxr=pipeline.cli:main']},
 )

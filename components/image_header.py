@@ -18,6 +18,7 @@ FILE_TOO_LARGE = 'file_too_large'
 NOT_AN_IMAGE = 'not_an_image'
 TOO_MANY_PIXELS = 'too_many_pixels'
 CORRUPT = 'corrupt'
+TRUNCATED = 'truncated'
 
 
 class BadImage(Exception):

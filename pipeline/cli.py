@@ -398,7 +398,7 @@ def _add_predict_parser(subparsers) -> None:
     'images',
     nargs='+',
     metavar='IMAGE_OR_FOLDER',
-    help='image files, or folders searched recursively for .png/.jpg/.jpeg/.bmp/.gif',
+    help='image or DICOM files, or folders searched recursively for .png/.jpg/.jpeg/.bmp/.gif/.dcm',
   )
   p.add_argument('--json', action='store_true', help='one JSON object per line')
   p.add_argument(

@@ -4,11 +4,12 @@ Each image gets its argmax class, the probabilities and, from a model stored wit
 point, `covid_positive` (P(COVID) above the model's threshold); from a model with abstention,
 `in_distribution`, `ood_score` and `appearance_score` (components.ood): an image outside the
 training distribution is reported as not classified (its class still in the JSON). Images are
-read and classified in batches. Each file gets ingestion's checks before decoding (image_header:
-file size and header pixel count, so a decompression bomb is never decoded); only regular files
-are opened (a FIFO would block). A file that cannot be read, checked or decoded, and
-a folder that cannot be listed, gets an error line and the others are still classified. The exit
-status is 1 when any of them failed, else 0.
+read and classified in batches. A DICOM is converted as ingestion converts it, or refused with the
+reason when it is not a chest radiograph (components.dicom). Each file gets ingestion's checks
+before decoding (image_header: file size and header pixel count, so a decompression bomb is never
+decoded); only regular files are opened (a FIFO would block). A file that cannot be read, checked
+or decoded, and a folder that cannot be listed, gets an error line and the others are still
+classified. The exit status is 1 when any of them failed, else 0.
 With --explain DIR, each classified image also gets a Grad-CAM overlay PNG in DIR, from the model's
 `explain` signature (pipeline.predict_overlays).
 """
@@ -25,6 +26,7 @@ from typing import Dict, Iterable, Iterator, List, Optional, Sequence, TextIO, T
 
 import tensorflow as tf
 
+from components import dicom
 from components import image_header
 from components import labels
 from components.ingestion.options import IngestOptions
@@ -33,9 +35,10 @@ from pipeline import predict_overlays
 from pipeline.output_layout import layout
 
 _MAX_IMAGE_PIXELS = IngestOptions().max_image_pixels  # ingestion's limit, checked before decoding
-# The formats the serving signature decodes (tf.io.decode_image); ingestion reads more
-# (components.ingestion.discovery.IMAGE_EXTENSIONS) and stores them as PNG.
-SERVABLE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.gif')
+# The formats the serving signature decodes (tf.io.decode_image), and DICOM, converted first
+# (components.dicom); ingestion reads more (components.ingestion.discovery.IMAGE_EXTENSIONS) and
+# stores them as PNG.
+SERVABLE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.gif', '.dcm')
 BATCH_SIZE = 4  # ResNet152V2 on CPU: 2-4 beat 1, 8+ lose (benchmarks/bench_predict.py)
 SIGNATURE = 'serving_default'
 SIGNATURE_INPUT = 'image_bytes'
@@ -222,8 +225,9 @@ def load_model(path: str) -> Tuple[str, object]:
 
 
 def read_image(path: str, max_pixels: int = _MAX_IMAGE_PIXELS) -> bytes:
-  """The bytes of an image file that passes ingestion's checks before decoding (image_header);
-  raises FileRefused. Only regular files are opened: a FIFO or device could block or never end."""
+  """The bytes of an image file that passes ingestion's checks before decoding (image_header), a
+  DICOM converted to the PNG ingestion stores (components.dicom); raises FileRefused. Only regular
+  files are opened: a FIFO or device could block or never end."""
   try:
     info = os.stat(path)
     if not stat.S_ISREG(info.st_mode):
@@ -232,6 +236,8 @@ def read_image(path: str, max_pixels: int = _MAX_IMAGE_PIXELS) -> bytes:
     image_header.check_file_size(info.st_size, max_pixels)
     with open(os.open(path, os.O_RDONLY | os.O_NONBLOCK), 'rb') as f:  # never blocks
       data = f.read()
+    if dicom.is_dicom(data):
+      return dicom.convert(data, max_pixels).png
     image_header.open_header(data, max_pixels)
   except OSError as e:
     raise FileRefused(f'cannot read file: {e.strerror or e}') from None

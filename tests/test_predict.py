@@ -23,7 +23,9 @@ from tensorflow_transform.saved import saved_transform_io_v2
 from components import gradcam_views
 from components import labels
 from components import operating_point
+from components.ingestion import image_check
 from components.pusher import versioned_dir
+import dicom_files
 import fake_cxr_model
 from pipeline import predict
 
@@ -177,6 +179,41 @@ def test_cxr_predict_command(output_dir, images, capsys):
   assert json.loads(capsys.readouterr().out)['class_name'] == 'NORMAL'
   assert cli.main(['predict', '--model', str(images), str(images / 'd.png')]) == 2
   assert 'cxr predict: error: No model in' in capsys.readouterr().err
+
+
+def test_dicom_is_classified_as_ingestion_stores_it_and_a_ct_is_refused(
+  output_dir, tmp_path, capsys
+):
+  from pipeline import cli
+
+  folder = tmp_path / 'dicom'
+  folder.mkdir()
+  chest = dicom_files.to_bytes(dicom_files.chest(dicom_files.read('MR_small_jpeg_ls_lossless.dcm')))
+  (folder / 'chest.dcm').write_bytes(chest)
+  (folder / 'chest_no_extension').write_bytes(chest)
+  ct = dicom_files.chest(dicom_files.read('CT_small.dcm'), modality='CT')
+  (folder / 'ct.dcm').write_bytes(dicom_files.to_bytes(ct))
+  stored = image_check.stored_bytes(chest, image_check.inspect(chest, 10**8), 10**8)
+  assert predict.read_image(str(folder / 'chest.dcm')) == stored  # one conversion
+
+  paths = [str(folder), str(folder / 'chest_no_extension')]
+  assert cli.main(['predict', '--model', output_dir, '--json', *paths]) == 1
+  lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+  assert [os.path.basename(line['path']) for line in lines] == [
+    'chest.dcm',
+    'ct.dcm',
+    'chest_no_extension',
+  ]
+  outputs = predict.load_model(output_dir)[1](image_bytes=tf.constant([stored]))
+  for line in (lines[0], lines[2]):
+    assert line['class_id'] == outputs['class_id'].numpy()[0]
+    np.testing.assert_allclose(
+      list(line['probabilities'].values()), outputs['probabilities'].numpy()[0], rtol=1e-6
+    )
+  refusal = 'outside intended use: Modality is CT: only chest radiographs (CR or DX) are classified'
+  assert lines[1] == {'path': str(folder / 'ct.dcm'), 'error': refusal}
+  assert cli.main(['predict', '--model', output_dir, str(folder / 'ct.dcm')]) == 1
+  assert capsys.readouterr().err.splitlines() == [f'{folder / "ct.dcm"}: error: {refusal}']
 
 
 def _assert_overlay_of_row(path: str, row: int) -> None:

@@ -6,6 +6,7 @@ import shutil
 import numpy as np
 from PIL import Image
 import pyarrow.parquet as pq
+from pydicom import uid
 import tensorflow_datasets as tfds
 
 from components import demo_data
@@ -13,6 +14,7 @@ from components import labels
 from components.ingestion import ingest
 from components.ingestion import IngestOptions
 from components.tfds_cxr import CxrFolderConfig
+import dicom_files
 
 SPLITS = ('train', 'eval', 'test')
 
@@ -89,3 +91,22 @@ def test_tfds_config_carries_ingestion_options(tmp_path):
   counts = {s: builder.info.splits[s].num_examples for s in SPLITS}
   assert counts == {'train': 9, 'eval': 3, 'test': 3}
   assert builder.info.features['label'].names == list(labels.CLASS_NAMES)
+
+
+def test_dicom_images_are_the_ingestions_16_bit_pngs_read_as_8_bits(tmp_path):
+  """The TFDS image feature is uint8: a 16-bit PNG reads as its high byte."""
+  root, images = tmp_path / 'data', {}
+  for name in labels.CLASS_NAMES:
+    (root / name).mkdir(parents=True)
+    for i in range(4):
+      ds = dicom_files.chest(dicom_files.read('MR_small_RLE.dcm'))
+      ds.SOPInstanceUID = uid.generate_uid()
+      images[f'{name}/{i}.dcm'] = ds
+      (root / name / f'{i}.dcm').write_bytes(dicom_files.to_bytes(ds))
+  builder = tfds.builder('cxr_folder', data_dir=str(tmp_path / 'tfds'))
+  builder.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=str(root)))
+  examples = [ex for s in SPLITS for ex in tfds.as_numpy(builder.as_dataset(s))]
+  assert sorted(ex['path'].decode() for ex in examples) == sorted(images)
+  for ex in examples:
+    expected = np.round(dicom_files.reference(images[ex['path'].decode()])) // 256
+    np.testing.assert_allclose(ex['image'][..., 0], expected, atol=1)

@@ -10,6 +10,8 @@ A root holding a single other folder (e.g. an unzipped 'COVID-19_Radiography_Dat
 Class folders match components.labels.CLASS_NAMES ignoring case and separators; a folder named like
 a class is a class, never a source. A file's source is its source folder, else its span-N folder,
 else its Train/ or Test/ folder, else the folder holding the class folders.
+Image files are named by their extension; a file with another extension or none is an image
+(DICOM) when it has the DICOM magic (b'DICM' at byte 128), the only file contents read here.
 Remote folders (gs://, ...) are listed with Beam FileSystems; local ones by `_walk_local`, which
 also reports what Beam's local lister drops or cannot tell from a file (see there).
 """
@@ -22,8 +24,10 @@ import re
 import stat
 from typing import Dict, Iterable, Iterator, List, Optional, Set, Tuple
 
+from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
+from components import dicom
 from components import labels
 from components.ingestion import metadata_csv as metadata_csv_lib
 from components.ingestion.options import IngestOptions
@@ -45,6 +49,7 @@ IMAGE_EXTENSIONS = frozenset(
     '.pgm',
     '.ppm',
     '.pnm',
+    '.dcm',
   }
 )
 SYSTEM_NAMES = frozenset(
@@ -112,6 +117,21 @@ def _absolute(input_base: str) -> str:
 
 def _is_hidden(name: str) -> bool:
   return name.startswith('.') or name.lower() in SYSTEM_NAMES
+
+
+def _is_image_file(name: str, listed: ListedFile, uri: str) -> bool:
+  """An image extension, or the DICOM magic (DICOM files are often named by UIDs or have no
+  extension). Only regular files are read (a FIFO would block); one that cannot be read is not
+  taken for an image."""
+  if posixpath.splitext(name)[1].lower() in IMAGE_EXTENSIONS:
+    return True
+  if listed.kind:
+    return False
+  try:
+    with FileSystems.open(uri, compression_type=CompressionTypes.UNCOMPRESSED) as f:
+      return dicom.is_dicom(f.read(dicom.MAGIC_OFFSET + len(dicom.MAGIC)))
+  except Exception:  # (permissions, I/O errors, a file that vanished)
+    return False
 
 
 def _special_kind(mode: int) -> str:
@@ -399,9 +419,10 @@ class _Classifier:
       return self._entry(listed, source, UNKNOWN_CLASS)
     if any(p.lower() in MASK_FOLDERS for p in parts[1:-1]):
       return self._entry(listed, source, MASK)
-    if parts[-1] and posixpath.splitext(parts[-1])[1].lower() not in IMAGE_EXTENSIONS:
+    entry = self._entry(listed, source, label=label, role=role)
+    if parts[-1] and not _is_image_file(parts[-1], listed, entry.uri):
       return self._entry(listed, source, NOT_AN_IMAGE_FILE)
-    return self._entry(listed, source, label=label, role=role)
+    return entry
 
   def _sourced_file(
     self,

@@ -2,6 +2,8 @@
 
 PNG and JPEG (grayscale or RGB) are stored as the original bytes; other formats that Pillow reads
 (BMP, TIFF, GIF, WebP, PNM, CMYK JPEG, ...) are transcoded to lossless PNG, 16-bit kept 16-bit.
+DICOM is converted to a 16-bit greyscale PNG by components.dicom (which also refuses what is not a
+chest radiograph).
 The pixel count is checked from the header, before anything is decoded (image_header).
 PNGs are validated by png_check (every check a decoder makes, without building pixels), other
 formats by a full Pillow decode.
@@ -12,16 +14,17 @@ import io
 
 from PIL import Image
 
+from components import dicom
 from components.image_header import BadImage
 from components.image_header import CORRUPT
 from components.image_header import open_header
+from components.image_header import TRUNCATED
 from components.ingestion import png_check
 
 STORED_AS_IS = {'PNG': None, 'JPEG': {'L', 'RGB'}}  # format -> modes kept verbatim (None: all)
 
 # Quarantine reasons, besides image_header's.
 EMPTY_FILE = 'empty_file'
-TRUNCATED = 'truncated'
 UNSUPPORTED_MODE = 'unsupported_mode'
 
 _CHANNELS = {
@@ -40,7 +43,7 @@ _PNG_MODES = set(_CHANNELS) | {'P'}  # modes a PNG holds losslessly
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class ImageInfo:
-  format: str  # original format as Pillow names it ('PNG', 'JPEG', 'BMP', 'TIFF', ...)
+  format: str  # original format as Pillow names it ('PNG', 'JPEG', 'BMP', 'TIFF', ...) or 'DICOM'
   stored_format: str  # what the tf.Example holds: 'PNG' or 'JPEG'
   height: int
   width: int
@@ -89,6 +92,9 @@ def inspect(data: bytes, max_pixels: int) -> ImageInfo:
   """Validates `data` with one full check; raises BadImage with the reason."""
   if not data:
     raise BadImage(EMPTY_FILE, 'the file is empty (0 bytes)')
+  if dicom.is_dicom(data):
+    converted = dicom.convert(data, max_pixels)
+    return ImageInfo(dicom.FORMAT, 'PNG', converted.height, converted.width, channels=1)
   image = _decode(data, max_pixels)
   kept_modes = STORED_AS_IS.get(image.format, set())
   if image.format in STORED_AS_IS and (kept_modes is None or image.mode in kept_modes):
@@ -105,9 +111,12 @@ def inspect(data: bytes, max_pixels: int) -> ImageInfo:
 
 
 def stored_bytes(data: bytes, info: ImageInfo, max_pixels: int) -> bytes:
-  """The bytes the tf.Example holds: the original ones, or a lossless PNG of the first frame."""
+  """The bytes the tf.Example holds: the original ones, or a lossless PNG of the first frame (of
+  the display values for DICOM)."""
   if not info.transcoded:
     return data
+  if info.format == dicom.FORMAT:
+    return dicom.convert(data, max_pixels).png
   image = _decode(data, max_pixels)
   mode = _stored_mode(image)
   if mode != image.mode:

@@ -1,0 +1,176 @@
+"""Test helpers: DICOM files written by pydicom from the real CT and MR slices it ships, and the
+display values pydicom's own pipeline gives them (the reference components.dicom is held to).
+
+Every file carries a patient name and id (PATIENT_STRINGS) so tests can check that none of them is
+written anywhere.
+"""
+
+import copy
+import io
+import struct
+
+import numpy as np
+from PIL import Image
+import pydicom
+from pydicom import uid
+from pydicom.data import get_testdata_file
+from pydicom.dataset import Dataset
+from pydicom.dataset import FileMetaDataset
+from pydicom.encaps import encapsulate
+from pydicom.pixels import apply_modality_lut
+from pydicom.pixels import apply_voi_lut
+
+PATIENT_NAME = 'Testpatient^Zelda'
+PATIENT_ID = 'PID-7731-XQ'
+PATIENT_STRINGS = (PATIENT_NAME, PATIENT_ID, 'Zelda', '7731-XQ')
+
+
+def read(name: str) -> Dataset:
+  """A file of pydicom's test data."""
+  return pydicom.dcmread(get_testdata_file(name))
+
+
+def chest(ds: Dataset, modality: str = 'DX') -> Dataset:
+  """A copy of `ds` as a chest radiograph of the test patient (pixel data untouched)."""
+  ds = copy.deepcopy(ds)
+  ds.Modality = modality
+  ds.BodyPartExamined = 'CHEST'
+  ds.PatientName = PATIENT_NAME
+  ds.PatientID = PATIENT_ID
+  return ds
+
+
+def to_bytes(ds: Dataset) -> bytes:
+  """A DICOM Part 10 file (preamble, b'DICM', file meta) in the dataset's transfer syntax."""
+  out = io.BytesIO()
+  ds.save_as(out, enforce_file_format=True)
+  return out.getvalue()
+
+
+def reference(ds: Dataset) -> np.ndarray:
+  """float64 display values in [0, 65535] by pydicom's own pipeline: apply_modality_lut, then
+  apply_voi_lut, scaled as components.dicom documents (over what the lowest and highest stored
+  values give through the same two functions, or min-max without a VOI LUT or window),
+  MONOCHROME1 inverted."""
+  values = apply_voi_lut(apply_modality_lut(ds.pixel_array, ds), ds)
+  if 'WindowCenter' in ds or 'VOILUTSequence' in ds:
+    bits = ds.BitsStored
+    stored = (
+      [0, 2**bits - 1] if ds.PixelRepresentation == 0 else [-(2 ** (bits - 1)), 2 ** (bits - 1) - 1]
+    )
+    ends = apply_voi_lut(apply_modality_lut(np.array(stored), ds), ds)
+  else:
+    ends = values
+  grey = (values - np.min(ends)) / (np.max(ends) - np.min(ends)) * 65535
+  return 65535 - grey if ds.PhotometricInterpretation == 'MONOCHROME1' else grey
+
+
+def png16(data: bytes) -> np.ndarray:
+  """The pixels of a 16-bit greyscale PNG; fails on any other PNG."""
+  assert data[:8] == b'\x89PNG\r\n\x1a\n' and data[24:26] == bytes([16, 0]), 'not 16-bit grey'
+  return np.array(Image.open(io.BytesIO(data)))
+
+
+def _unsigned12(ds: Dataset) -> Dataset:
+  """`ds` (a signed 16-bit slice of values 0-4095) as unsigned 12 of 16 bits, uncompressed."""
+  ds = copy.deepcopy(ds)
+  pixels = ds.pixel_array.astype(np.uint16)
+  assert pixels.max() < 4096
+  ds.file_meta.TransferSyntaxUID = uid.ExplicitVRLittleEndian
+  ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
+  ds.PixelData = pixels.tobytes()
+  return ds
+
+
+def _encapsulated(ds: Dataset, frame: bytes, syntax: uid.UID) -> Dataset:
+  ds.file_meta.TransferSyntaxUID = syntax
+  ds.PixelData = encapsulate([frame])
+  ds['PixelData'].VR = 'OB'
+  return ds
+
+
+def jpeg_baseline() -> Dataset:
+  """MR_small's pixels as 8-bit, JPEG baseline (Pillow's encoder), without its window."""
+  ds = read('MR_small.dcm')
+  pixels = ds.pixel_array.astype(np.float64)
+  grey = np.round((pixels - pixels.min()) / np.ptp(pixels) * 255).astype(np.uint8)
+  encoded = io.BytesIO()
+  Image.fromarray(grey).save(encoded, format='JPEG', quality=90)
+  del ds.WindowCenter, ds.WindowWidth
+  ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 8, 8, 7, 0
+  return _encapsulated(ds, encoded.getvalue(), uid.JPEGBaseline8Bit)
+
+
+def _jpeg_lossless_frame(pixels: np.ndarray, precision: int) -> bytes:
+  """A lossless JPEG (process 14, selection value 1: the left neighbour predicts, the one above at
+  the start of a row), one component; its Huffman table codes each difference category in 5
+  bits."""
+  x = pixels.astype(np.int64)
+  prediction = np.empty_like(x)
+  prediction[:, 1:] = x[:, :-1]
+  prediction[1:, 0] = x[:-1, 0]
+  prediction[0, 0] = 1 << (precision - 1)
+  codes = []
+  for d in (x - prediction).ravel().tolist():
+    size = abs(d).bit_length()
+    codes.append(format(size, '05b'))
+    if size:
+      codes.append(format(d if d > 0 else d + (1 << size) - 1, f'0{size}b'))
+  bits = ''.join(codes)
+  bits += '1' * (-len(bits) % 8)
+  scan = int(bits, 2).to_bytes(len(bits) // 8, 'big').replace(b'\xff', b'\xff\x00')
+
+  def segment(marker: int, body: bytes) -> bytes:
+    return bytes([0xFF, marker]) + struct.pack('>H', len(body) + 2) + body
+
+  height, width = pixels.shape
+  frame = struct.pack('>BHHB', precision, height, width, 1) + bytes([1, 0x11, 0])
+  huffman = bytes([0x00, 0, 0, 0, 0, 17] + [0] * 11) + bytes(range(17))
+  start_of_scan = bytes([1, 1, 0x00, 1, 0, 0])
+  return (
+    b'\xff\xd8'
+    + segment(0xC3, frame)
+    + segment(0xC4, huffman)
+    + segment(0xDA, start_of_scan)
+    + scan
+    + b'\xff\xd9'
+  )
+
+
+def jpeg_lossless() -> Dataset:
+  """MR_small's pixels as unsigned 12 bits with its window, JPEG lossless (process 14, SV1)."""
+  ds = _unsigned12(read('MR_small.dcm'))
+  frame = _jpeg_lossless_frame(ds.pixel_array, precision=12)
+  return _encapsulated(ds, frame, uid.JPEGLosslessSV1)
+
+
+def rescaled_12_bit() -> Dataset:
+  """CT_small's pixels as unsigned 12 of 16 bits with junk in the 4 unused high bits, rescale
+  slope 0.5 and intercept -1024, and a window inside the stored range."""
+  ds = _unsigned12(read('CT_small.dcm'))
+  pixels = ds.pixel_array.copy()
+  pixels[::3] |= 0xA000  # bits above BitsStored: not part of the value
+  ds.PixelData = pixels.tobytes()
+  ds.RescaleSlope, ds.RescaleIntercept = 0.5, -1024
+  ds.WindowCenter, ds.WindowWidth = -600, 500
+  return ds
+
+
+def multi_frame() -> Dataset:
+  """MR_small's slice twice, as two frames."""
+  ds = chest(read('MR_small.dcm'))
+  ds.NumberOfFrames = 2
+  ds.PixelData = ds.PixelData * 2
+  return ds
+
+
+def structured_report() -> Dataset:
+  """A Basic Text SR: no pixel data."""
+  ds = Dataset()
+  ds.file_meta = FileMetaDataset()
+  ds.file_meta.TransferSyntaxUID = uid.ExplicitVRLittleEndian
+  ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID = uid.BasicTextSRStorage
+  ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID = uid.generate_uid()
+  ds.Modality = 'SR'
+  ds.PatientName, ds.PatientID = PATIENT_NAME, PATIENT_ID
+  return ds
