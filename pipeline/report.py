@@ -37,7 +37,7 @@ import datetime
 import logging
 import os
 import re
-from typing import Any, Dict, List, NamedTuple, Optional
+from typing import Any, Dict, List, NamedTuple, Optional, Tuple
 
 from ml_metadata.proto import metadata_store_pb2
 
@@ -138,8 +138,8 @@ def _markdown(run: report_run.RunArtifacts, output_root: str, report_dir: str) -
       evaluation.baseline,
       run.baseline_model.uri if run.baseline_model else 'n/a',
     )
-  explained = _explained(run, report_dir)
-  lines += report_audit.audit_section(_audit_json(run, evaluation, explained))
+  audit, explained = _audit(run, evaluation, report_dir)
+  lines += report_audit.audit_section(audit)
   lines += report_explain.explain_section(explained)
   lines += report_ood.ood_section(ood.read(run.model_run.uri if run.model_run else None))
   lines += report_metrics.slices_section(evaluation.metrics, candidate)
@@ -174,34 +174,23 @@ def _run_operating_point(
   )
 
 
-def _explained(
-  run: report_run.RunArtifacts, report_dir: Optional[str] = None
-) -> Optional[report_explain.Explained]:
+def _audit(
+  run: report_run.RunArtifacts, evaluation: results.Evaluation, report_dir: Optional[str] = None
+) -> Tuple[Optional[Dict[str, Any]], Optional[report_explain.Explained]]:
+  """The masking audit's figures, with Grad-CAM's heat in the lung fields per class, and the
+  Grad-CAM examples (their overlays written into `report_dir` when given)."""
   model_uri = run.model.uri if run.model else None
-  return report_explain.explain_test_split(
-    model_uri,
-    run.examples.uri if run.examples else None,
-    audit_figures.load_regions(model_uri),
-    report_dir,
+  regions = audit_figures.load_regions(model_uri)
+  explained = report_explain.explain_test_split(
+    model_uri, run.examples.uri if run.examples else None, regions, report_dir
   )
-
-
-def _audit_json(
-  run: report_run.RunArtifacts,
-  evaluation: results.Evaluation,
-  explained: Optional[report_explain.Explained],
-) -> Optional[Dict[str, Any]]:
-  """The masking audit's figures, with Grad-CAM's heat in the lung fields per class."""
   figures = audit_figures.audit_json(
-    evaluation.metrics.get(results.OVERALL, {}),
-    evaluation.checks,
-    evaluation.candidate,
-    audit_figures.load_regions(run.model.uri if run.model else None),
+    evaluation.metrics.get(results.OVERALL, {}), evaluation.checks, evaluation.candidate, regions
   )
   if figures is not None:
     figures['heat_in_lungs'] = explained.heat_in_lungs() if explained else None
     figures['gradcam_images'] = explained.images if explained else 0
-  return figures
+  return figures, explained
 
 
 def report_json(
@@ -250,7 +239,7 @@ def report_json(
       _run_operating_point(run, evaluation)
     ),
     'confounding': run.confounding(),
-    'audit': _audit_json(run, evaluation, _explained(run)),
+    'audit': _audit(run, evaluation)[0],
     'ood': ood.read(run.model_run.uri if run.model_run else None),
     'data': report_data.data_json(_ingest_report_uri(run)),
   }
