@@ -126,8 +126,9 @@ def _portable_errors(
     portable.environment_config or portable.lookup_environment_option('docker_container_image')
   ):
     errors.append(
-      '--environment_type=DOCKER needs --environment_config=IMAGE: an SDK image with '
-      "this project installed (Beam's default image lacks TensorFlow and components.*)"
+      '--environment_type=DOCKER needs --environment_config=IMAGE: an SDK image with this '
+      'project and its locked dependencies, built from docker/beam_worker.Dockerfile '
+      "(docs/scaling_out.md; Beam's default image lacks them)"
     )
   return errors + validator.validate_environment_options(portable)
 

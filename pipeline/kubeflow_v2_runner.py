@@ -1,9 +1,10 @@
 """Compiles the pipeline for Kubeflow Pipelines v2 / Vertex AI Pipelines (a PipelineJob JSON).
 
 `cxr compile-kfp` writes the spec; submit it with the KFP SDK or `gcloud ai` (docs/scaling_out.md).
-Every component runs in one container image that holds TFX and this project: build it from the
-Dockerfile in docs/scaling_out.md, push it to a registry the cluster can pull from, and pass it as
-`--image`. The image installs the project in CONTAINER_PROJECT_DIR, so the schema is read there.
+Every component runs in one container image that holds TFX and this project: build it from
+docker/pipeline.Dockerfile (commands in docs/scaling_out.md), push it to a registry the cluster can
+pull from, and pass it as `--image`. The image installs the project in CONTAINER_PROJECT_DIR, so
+the schema is read there.
 
 Differences from the local runners:
 - paths are remote: data and output on gs:// (the pipeline root); KFP keeps its own ML Metadata;
@@ -28,7 +29,8 @@ from pipeline import run_options
 from pipeline.output_layout import OutputLayout
 from pipeline.run_options import RunOptions
 
-DEFAULT_IMAGE = 'cxr-tfx-pipeline:0.1.0'  # `docker build -t cxr-tfx-pipeline:0.1.0 .`
+# The local tag of `docker build -f docker/pipeline.Dockerfile -t cxr-tfx-pipeline:0.1.0 .`
+DEFAULT_IMAGE = 'cxr-tfx-pipeline:0.1.0'
 CONTAINER_PROJECT_DIR = '/pipeline'  # WORKDIR of the image; holds schemas/
 RUNTIME_FINGERPRINT = 'not-cached-on-kubeflow'
 

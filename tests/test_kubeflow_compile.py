@@ -5,6 +5,7 @@ import json
 import pytest
 
 from components.image_spec import ImageSpec
+import docker_files
 from pipeline import kubeflow_v2_runner
 from pipeline.run_options import RunOptions
 
@@ -128,8 +129,18 @@ def test_default_image_and_no_cache_option(tmp_path):
     for e in job['pipelineSpec']['deploymentSpec']['executors'].values()
     if 'container' in e
   }
-  assert images == {kubeflow_v2_runner.DEFAULT_IMAGE}
+  # The tag of the docs' `docker build -f docker/pipeline.Dockerfile -t TAG .`
+  assert images == {docker_files.docs_build_tags()[docker_files.PIPELINE_DOCKERFILE]}
   assert all(not task.get('cachingOptions', {}).get('enableCache') for task in _tasks(job).values())
+
+
+def test_the_pipeline_image_holds_the_project_where_the_spec_reads_it():
+  workdirs = [
+    rest
+    for kw, rest in docker_files.instructions(docker_files.PIPELINE_DOCKERFILE)
+    if kw == 'WORKDIR'
+  ]
+  assert workdirs == [kubeflow_v2_runner.CONTAINER_PROJECT_DIR]
 
 
 @pytest.mark.parametrize(
