@@ -27,9 +27,9 @@ import pydicom
 from pydicom.pixels import apply_modality_lut
 from pydicom.pixels import apply_voi_lut
 
+from components import image_header
 from components.image_header import BadImage
 from components.image_header import CORRUPT
-from components.image_header import TOO_MANY_PIXELS
 from components.image_header import TRUNCATED
 
 FORMAT = 'DICOM'  # the source format ingestion records (manifest `format`)
@@ -112,14 +112,9 @@ def _check_image(ds: pydicom.Dataset, max_pixels: int) -> None:
       f'PhotometricInterpretation {photometric or "missing"}: only {" or ".join(GREYSCALE)} '
       'radiographs are classified',
     )
-  rows, columns = int(ds.get('Rows', 0)), int(ds.get('Columns', 0))
-  if rows < 1 or columns < 1:
-    raise BadImage(CORRUPT, f'DICOM header declares {columns}x{rows} pixels')
-  if rows * columns > max_pixels:
-    raise BadImage(
-      TOO_MANY_PIXELS,
-      f'{columns}x{rows} = {rows * columns:,} pixels > max_image_pixels={max_pixels:,}',
-    )
+  image_header.check_size(
+    int(ds.get('Columns', 0)), int(ds.get('Rows', 0)), max_pixels, 'DICOM header'
+  )
 
 
 def _stored_range(ds: pydicom.Dataset) -> np.ndarray:

@@ -56,12 +56,16 @@ def open_header(data: bytes, max_pixels: int) -> Image.Image:
     raise BadImage(NOT_AN_IMAGE, 'Pillow cannot identify an image format in this file') from None
   except Exception as e:  # (any parser error means a broken header)
     raise BadImage(CORRUPT, f'unreadable header: {type(e).__name__}: {e}') from None
-  width, height = image.size
+  check_size(*image.size, max_pixels)
+  return image
+
+
+def check_size(width: int, height: int, max_pixels: int, declared_by: str = 'header') -> None:
+  """Raises BadImage unless the size `declared_by` a header is positive and within max_pixels."""
   if width < 1 or height < 1:
-    raise BadImage(CORRUPT, f'header declares {width}x{height} pixels')
+    raise BadImage(CORRUPT, f'{declared_by} declares {width}x{height} pixels')
   if width * height > max_pixels:
     raise BadImage(
       TOO_MANY_PIXELS,
       f'{width}x{height} = {width * height:,} pixels > max_image_pixels={max_pixels:,}',
     )
-  return image
