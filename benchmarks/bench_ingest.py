@@ -14,6 +14,16 @@ and an SQLite table on disk, not memory.
 The marginal rate, (n_large - n_small) / (t_large - t_small), leaves out the fixed cost of a run
 (Beam start-up, stage scheduling, report) to show the per-image cost. A last pair of runs, on
 32,000 and 4,000 images of 16 px, shows the per-file memory at 8x the files, cheaply.
+
+DICOM (part `dicom`, alone: `python -m benchmarks.run_all ingest.dicom`): two sets of the same
+12-bit 1024 px chest-X-ray-like pixels written with pydicom (benchmarks/dicom_data.py),
+uncompressed and JPEG lossless. On each set, in rounds that alternate which runs first:
+- floor: a multiprocessing Pool (fork) on every core does the conversion ingestion stores, in plain
+  Python: read, pydicom decode (pylibjpeg-libjpeg for JPEG lossless), modality LUT, VOI LUT or
+  window, scaled to 16 bits, Pillow's 16-bit PNG encoding;
+- ours: components.ingestion.ingest as above (start-up included).
+Reported per set: the median and the range over the rounds of each rate and of the per-round ratio
+ours / floor (each round's two runs are adjacent, so load from other processes hits both).
 """
 
 import os
@@ -24,21 +34,28 @@ import concurrent.futures
 import io
 import logging
 import multiprocessing
+import statistics
 import tempfile
 import threading
 import time
 
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
+import numpy as np
 from PIL import Image
 import psutil
+import pydicom
+from pydicom.pixels import apply_modality_lut
+from pydicom.pixels import apply_voi_lut
 
+from benchmarks import dicom_data
 from components import demo_data
 from components.ingestion import discovery
 from components.ingestion import ingest
 from pipeline import configs
 
 IMAGE_SIZE = 1024
+PARTS = ('dicom',)  # run alone as `ingest.<part>`; their figures are named ingest.<part>*
 # A default local run's Beam arguments, on the DirectRunner's engine without its Prism probe.
 DEFAULT_ARGS = ('--runner=FnApiRunner', *configs.BEAM_PIPELINE_ARGS)
 
@@ -86,6 +103,31 @@ def _decode_floor(root: str) -> tuple:
   start = time.perf_counter()
   with multiprocessing.get_context('fork').Pool(os.cpu_count()) as pool:
     pool.map(_decode, paths, chunksize=8)
+  seconds = time.perf_counter() - start
+  return len(paths) / seconds, seconds
+
+
+def _dicom_to_png(path: str) -> int:
+  """The floor's conversion of one DICOM file: pydicom decode, its modality and VOI LUTs, scaled
+  to 16 bits over what the stored range gives, one 16-bit PNG; returns the PNG's size."""
+  with open(path, 'rb') as f:
+    ds = pydicom.dcmread(io.BytesIO(f.read()))
+  values = apply_voi_lut(apply_modality_lut(ds.pixel_array, ds), ds)
+  stored = np.array([0, 2**ds.BitsStored - 1])
+  ends = apply_voi_lut(apply_modality_lut(stored, ds), ds)
+  low, high = float(np.min(ends)), float(np.max(ends))
+  grey = np.clip(np.round((values - low) * (65535 / (high - low))), 0, 65535).astype(np.uint16)
+  out = io.BytesIO()
+  Image.fromarray(grey).save(out, format='PNG')
+  return out.tell()
+
+
+def _convert_floor(root: str) -> tuple:
+  """(images/s, seconds) of converting every DICOM candidate to a 16-bit PNG on all cores."""
+  paths = [e.uri for e in discovery.discover(root).candidates()]
+  start = time.perf_counter()
+  with multiprocessing.get_context('fork').Pool(os.cpu_count()) as pool:
+    pool.map(_dicom_to_png, paths, chunksize=4)
   seconds = time.perf_counter() - start
   return len(paths) / seconds, seconds
 
@@ -167,7 +209,62 @@ def _many_files(tmp: str, n: int) -> dict:
   }
 
 
-def run(quick: bool = False) -> dict:
+def _median_and_range(values: list, digits: int) -> tuple:
+  return round(statistics.median(values), digits), [
+    round(min(values), digits),
+    round(max(values), digits),
+  ]
+
+
+def _dicom(tmp: str, quick: bool) -> dict:
+  """Ours vs the conversion floor on uncompressed and JPEG-lossless DICOM, in interleaved rounds."""
+  n, size, rounds = (60, 512, 2) if quick else (150, dicom_data.SIZE, 3)
+  start = time.perf_counter()
+  sets = dicom_data.generate(os.path.join(tmp, 'dicom'), n, size, processes=os.cpu_count())
+  print(
+    f'Generated {n} DICOM files of {size} px in each of {sorted(sets)} in '
+    f'{time.perf_counter() - start:.0f} s',
+    flush=True,
+  )
+  figures = {'ingest.dicom.n': n, 'ingest.dicom.size': size, 'ingest.dicom.rounds': rounds}
+  for name, (root, _) in sets.items():
+    ours, floor = [], []
+    for round_ in range(rounds):
+      out = os.path.join(tmp, f'out_dicom_{name}_{round_}')
+      if round_ % 2:  # alternate which runs first
+        ours.append(_ingest(root, out)[0])
+        floor.append(_convert_floor(root)[0])
+      else:
+        floor.append(_convert_floor(root)[0])
+        ours.append(_ingest(root, out)[0])
+      print(
+        f'DICOM {name}, round {round_ + 1}/{rounds}: ours {ours[-1]:.1f} images/s, floor '
+        f'{floor[-1]:.1f} images/s = {ours[-1] / floor[-1]:.2f}x',
+        flush=True,
+      )
+    ratios = [o / f for o, f in zip(ours, floor)]
+    for key, values, digits in (
+      ('dicom_images_per_s', ours, 1),
+      ('dicom_floor_images_per_s', floor, 1),
+      ('dicom_vs_floor', ratios, 2),
+    ):
+      median, spread = _median_and_range(values, digits)
+      figures[f'ingest.{key}.{name}'] = median
+      figures[f'ingest.{key}_range.{name}'] = spread
+    print(
+      f'DICOM {name}: ours {figures[f"ingest.dicom_images_per_s.{name}"]} images/s, floor '
+      f'{figures[f"ingest.dicom_floor_images_per_s.{name}"]}: '
+      f'{figures[f"ingest.dicom_vs_floor.{name}"]}x (median of {rounds}, range '
+      f'{figures[f"ingest.dicom_vs_floor_range.{name}"]})',
+      flush=True,
+    )
+  return figures
+
+
+def run(quick: bool = False, part: str = '') -> dict:
+  if part == 'dicom':
+    with tempfile.TemporaryDirectory(prefix='bench_ingest_') as tmp:
+      return _dicom(tmp, quick)
   cores = os.cpu_count()
   n = 240 if quick else 4000
   with tempfile.TemporaryDirectory(prefix='bench_ingest_') as tmp:
@@ -204,6 +301,7 @@ def run(quick: bool = False) -> dict:
       flush=True,
     )
     many_files = _many_files(tmp, 2000 if quick else 32000)
+    dicom_figures = _dicom(tmp, quick)
   return {
     'ingest.images_per_s': round(rate, 1),
     'ingest.decode_floor_images_per_s': round(floor_rate, 1),
@@ -215,6 +313,7 @@ def run(quick: bool = False) -> dict:
     'ingest.n_large': n_large,
     'ingest.cores': cores,
     **many_files,
+    **dicom_figures,
   }
 
 

@@ -60,9 +60,14 @@ def _dataset(root: pathlib.Path):
   return images
 
 
-def test_a_folder_of_dicom_files_is_ingested_as_16_bit_pngs(tmp_path):
+def test_a_folder_of_dicom_files_is_ingested_as_16_bit_pngs(tmp_path, monkeypatch):
   root, out = tmp_path / 'data', tmp_path / 'out'
   images = _dataset(root)
+  converted = []  # the in-process runner: every conversion is seen here
+  convert = dicom.convert
+  monkeypatch.setattr(
+    dicom, 'convert', lambda data, max_pixels: converted.append(data) or convert(data, max_pixels)
+  )
   result = ingest(
     str(root),
     str(out / 'examples'),
@@ -79,6 +84,7 @@ def test_a_folder_of_dicom_files_is_ingested_as_16_bit_pngs(tmp_path):
     'VIRAL PNEUMONIA/ct.dcm': dicom.OUTSIDE_INTENDED_USE,
   }
   assert 'Modality is CT' in manifest['VIRAL PNEUMONIA/ct.dcm']['detail']
+  assert len(converted) == len(set(converted)) == len(images) + len(quarantined)  # once each
   ingested = {p: r for p, r in manifest.items() if r['status'] == 'ingested'}
   assert sorted(ingested) == sorted(images)  # the extensionless one too
   assert result.summary['status']['ingested'] == len(images)

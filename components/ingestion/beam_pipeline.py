@@ -2,15 +2,16 @@
 examples.
 
 Stage 1 (parallel, a chunk of candidates at a time) reads each candidate once: sha256 + one full
-validation -> a small record per file, written to a file per chunk. Stage 2 (once) loads those
-records into a FileTable (SQLite on local disk): dedup, splits and the report, then writes the
-list of each shard's files. Stage 3 (parallel, one shard at a time) reads each kept file again
-(from the page cache locally), checks its size is unchanged, and writes the tf.Examples
-(split_writer). Between stages only file names travel (records); no image bytes are held beyond
-the one being processed and no stage holds per-file objects, so memory does not grow with the
-number of images. DoFns keep no state besides constructor arguments, so the graph runs unchanged
-on the DirectRunner, Dataflow, Flink or Spark. Workers do not import TensorFlow (see
-example_encoding).
+validation -> a small record per file, written to a file per chunk. A DICOM file's validation is
+its conversion: the 16-bit PNG it makes is kept in the working folder, named by the sha256. Stage 2
+(once) loads those records into a FileTable (SQLite on local disk): dedup, splits and the report,
+then writes the list of each shard's files. Stage 3 (parallel, one shard at a time) reads each kept
+file again (from the page cache locally), checks its size is unchanged, and writes the tf.Examples
+(split_writer), with stage 1's PNG for a DICOM file, so each file is converted once. Between stages
+only file names travel (records); no image bytes are held beyond the one being processed and no
+stage holds per-file objects, so memory does not grow with the number of images. DoFns keep no
+state besides constructor arguments, so the graph runs unchanged on the DirectRunner, Dataflow,
+Flink or Spark. Workers do not import TensorFlow (see example_encoding).
 """
 
 import dataclasses
@@ -103,13 +104,14 @@ def to_example(item: inspection.Inspected, image: bytes) -> bytes:
 class _InspectChunk(beam.DoFn):
   """Stage 1: hashes and validates a chunk's candidates; yields the file of their records."""
 
-  def __init__(self, max_image_pixels: int, folder: str):
+  def __init__(self, max_image_pixels: int, folder: str, stored_folder: str):
     self._max_image_pixels = max_image_pixels
     self._folder = folder
+    self._stored_folder = stored_folder
     self._done = 0
 
   def _inspect(self, row: list) -> list:
-    item = inspection.inspect_file(FileEntry(*row), self._max_image_pixels)
+    item = inspection.inspect_file(FileEntry(*row), self._max_image_pixels, self._stored_folder)
     beam.metrics.Metrics.counter('ingestion', 'quarantined' if item.reason else 'valid').inc()
     self._done += 1
     if self._done % _LOG_EVERY == 0:
@@ -169,10 +171,12 @@ def _plan_and_report(
 
 
 class _EncodeExample:
-  """Stage 3: the serialized tf.Example of one kept file, read again and checked unchanged."""
+  """Stage 3: the serialized tf.Example of one kept file, read again and checked unchanged; the
+  bytes stage 1 kept for it when its check made them."""
 
-  def __init__(self, max_image_pixels: int):
+  def __init__(self, max_image_pixels: int, stored_folder: str):
     self._max_image_pixels = max_image_pixels
+    self._stored_folder = stored_folder
     self._done = 0
 
   def __call__(self, row: list) -> bytes:
@@ -185,7 +189,11 @@ class _EncodeExample:
     self._done += 1
     if self._done % _LOG_EVERY == 0:
       logging.info('Worker %d: wrote %d examples', os.getpid(), self._done)
-    return to_example(item, image_check.stored_bytes(data, item.info, self._max_image_pixels))
+    if image_check.made_by_check(item.info):
+      image = inspection.read_bytes(inspection.stored_uri(self._stored_folder, item.sha256))
+    else:
+      image = image_check.stored_bytes(data, item.info, self._max_image_pixels)
+    return to_example(item, image)
 
 
 def build(
@@ -198,15 +206,20 @@ def build(
 ):
   """Adds ingestion to `pipeline`: Split-{train,eval,test} under examples_uri, the report under
   report_uri."""
+  stored_folder = FileSystems.join(staged.workdir, 'stored')
   _ = (
     pipeline
     | 'CandidateChunks' >> beam.Create(staged.candidate_chunks)
     | 'Inspect'
     >> beam.ParDo(
-      _InspectChunk(options.max_image_pixels, FileSystems.join(staged.workdir, 'inspected'))
+      _InspectChunk(
+        options.max_image_pixels, FileSystems.join(staged.workdir, 'inspected'), stored_folder
+      )
     )
     | 'CollectInspected' >> beam.combiners.ToList()
     | 'PlanAndReport' >> beam.FlatMap(_plan_and_report, staged, input_base, report_uri, options)
     | 'WriteSplits'
-    >> split_writer.WriteSplits(examples_uri, SPLITS, _EncodeExample(options.max_image_pixels))
+    >> split_writer.WriteSplits(
+      examples_uri, SPLITS, _EncodeExample(options.max_image_pixels, stored_folder)
+    )
   )

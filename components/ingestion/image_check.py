@@ -3,7 +3,8 @@
 PNG and JPEG (grayscale or RGB) are stored as the original bytes; other formats that Pillow reads
 (BMP, TIFF, GIF, WebP, PNM, CMYK JPEG, ...) are transcoded to lossless PNG, 16-bit kept 16-bit.
 DICOM is converted to a 16-bit greyscale PNG by components.dicom (which also refuses what is not a
-chest radiograph).
+chest radiograph); the conversion is its check, so `check` returns the PNG it made, for ingestion
+to store without converting the file a second time.
 The pixel count is checked from the header, before anything is decoded (image_header).
 PNGs are validated by png_check (every check a decoder makes, without building pixels), other
 formats by a full Pillow decode.
@@ -11,6 +12,7 @@ formats by a full Pillow decode.
 
 import dataclasses
 import io
+from typing import Optional, Tuple
 
 from PIL import Image
 
@@ -88,26 +90,39 @@ def _channels(image: Image.Image, mode: str) -> int:
   return _CHANNELS[mode]
 
 
-def inspect(data: bytes, max_pixels: int) -> ImageInfo:
-  """Validates `data` with one full check; raises BadImage with the reason."""
+def check(data: bytes, max_pixels: int) -> Tuple[ImageInfo, Optional[bytes]]:
+  """Validates `data` with one full check; returns its ImageInfo and the bytes to store when the
+  check made them (DICOM's PNG), else None. Raises BadImage with the reason."""
   if not data:
     raise BadImage(EMPTY_FILE, 'the file is empty (0 bytes)')
   if dicom.is_dicom(data):
     converted = dicom.convert(data, max_pixels)
-    return ImageInfo(dicom.FORMAT, 'PNG', converted.height, converted.width, channels=1)
+    info = ImageInfo(dicom.FORMAT, 'PNG', converted.height, converted.width, channels=1)
+    return info, converted.png
   image = _decode(data, max_pixels)
   kept_modes = STORED_AS_IS.get(image.format, set())
   if image.format in STORED_AS_IS and (kept_modes is None or image.mode in kept_modes):
     stored_format, mode = image.format, image.mode
   else:
     stored_format, mode = 'PNG', _stored_mode(image)
-  return ImageInfo(
+  info = ImageInfo(
     format=image.format,
     stored_format=stored_format,
     height=image.height,
     width=image.width,
     channels=_channels(image, mode),
   )
+  return info, None
+
+
+def inspect(data: bytes, max_pixels: int) -> ImageInfo:
+  """Validates `data` with one full check; raises BadImage with the reason."""
+  return check(data, max_pixels)[0]
+
+
+def made_by_check(info: ImageInfo) -> bool:
+  """Whether `check` returned the bytes to store of an image with this info (for DICOM)."""
+  return info.format == dicom.FORMAT
 
 
 def stored_bytes(data: bytes, info: ImageInfo, max_pixels: int) -> bytes:

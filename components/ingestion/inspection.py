@@ -1,8 +1,14 @@
-"""Reads one candidate file once: content hash and validation, as a small record."""
+"""Reads one candidate file once: content hash and validation, as a small record.
+
+A file whose validation already made the bytes to store (DICOM: its 16-bit PNG) can have them kept
+under a folder, named by the file's sha256 (`stored_uri`), for the writing stage to use instead of
+converting the file again.
+"""
 
 import dataclasses
 import hashlib
 from typing import Optional
+import uuid
 
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
@@ -52,8 +58,27 @@ def read_bytes(uri: str) -> bytes:
     return f.read()
 
 
-def inspect_file(entry: FileEntry, max_image_pixels: int) -> Inspected:
-  """One read, one sha256, one validating decode. Never raises for bad input."""
+def stored_uri(folder: str, sha256: str) -> str:
+  """Where inspect_file keeps the bytes to store that the check made, under `folder`."""
+  return FileSystems.join(folder, sha256)
+
+
+def _keep(folder: str, sha256: str, stored: bytes) -> None:
+  """Writes `stored` to stored_uri: to a name of its own, then renamed, so that two attempts, or
+  two copies of one file, never leave a partial file."""
+  uri = stored_uri(folder, sha256)
+  temporary = f'{uri}-{uuid.uuid4().hex}'
+  with FileSystems.create(temporary, compression_type=CompressionTypes.UNCOMPRESSED) as f:
+    f.write(stored)
+  FileSystems.rename([temporary], [uri])
+
+
+def inspect_file(
+  entry: FileEntry, max_image_pixels: int, stored_folder: Optional[str] = None
+) -> Inspected:
+  """One read, one sha256, one validating decode. Never raises for bad input. With stored_folder,
+  the bytes to store that the check made (image_check.made_by_check) are kept there
+  (stored_uri)."""
   if entry.kind:
     reason, detail = KIND_FATES[entry.kind]
     return Inspected(entry, reason=reason, detail=detail)
@@ -67,9 +92,12 @@ def inspect_file(entry: FileEntry, max_image_pixels: int) -> Inspected:
     return Inspected(entry, reason=UNREADABLE, detail=f'{type(e).__name__}: {e}')
   sha256 = hashlib.sha256(data).hexdigest()
   try:
-    return Inspected(entry, sha256=sha256, info=image_check.inspect(data, max_image_pixels))
+    info, stored = image_check.check(data, max_image_pixels)
   except image_header.BadImage as bad:
     return Inspected(entry, sha256=sha256, reason=bad.reason, detail=bad.detail)
+  if stored is not None and stored_folder:
+    _keep(stored_folder, sha256, stored)
+  return Inspected(entry, sha256=sha256, info=info)
 
 
 def to_row(item: Inspected) -> list:
