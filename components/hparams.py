@@ -14,6 +14,7 @@ from components import image_spec
 
 MIXED_PRECISION_MODES = ('auto', 'on', 'off')
 LR_SCHEDULES = ('constant', 'plateau', 'cosine')
+CLASS_WEIGHTS = ('balanced', 'none')
 DEFAULT_PRESET = 'recommended'
 
 PRESETS: Dict[str, Dict[str, Any]] = {
@@ -63,6 +64,10 @@ class HParams:
   plateau_patience: int = 2
   epochs: int = _DEFAULTS['epochs']
   batch_size: int = _DEFAULTS['batch_size']  # per replica; global batch: batch_size x replicas
+  # 'balanced': each class's training loss weighted n_samples / (n_classes * count), counted on
+  # the train split (components.class_weights); 'none': every example weighs 1. val_loss is
+  # unweighted either way.
+  class_weight: str = 'balanced'
   # Epochs without val_loss improvement before training stops; 0 disables.
   early_stopping_patience: int = _DEFAULTS['early_stopping_patience']
   train_steps: Optional[int] = None  # batches per epoch; None or 0: the whole train split
@@ -136,6 +141,10 @@ def _validate(hp: HParams) -> None:
     (hp.lr_schedule in LR_SCHEDULES, f'lr_schedule must be one of {LR_SCHEDULES}'),
     (0.0 < hp.plateau_factor < 1.0, 'plateau_factor must be in (0, 1)'),
     (hp.plateau_patience >= 1, 'plateau_patience must be >= 1'),
+    (
+      hp.class_weight in CLASS_WEIGHTS,
+      f'class_weight must be one of {CLASS_WEIGHTS}, got {hp.class_weight!r}',
+    ),
     (hp.epochs >= 1, 'epochs must be >= 1'),
     (hp.batch_size >= 1, 'batch_size must be >= 1'),
     (hp.early_stopping_patience >= 0, 'early_stopping_patience must be >= 0 (0 disables)'),

@@ -3,10 +3,11 @@
 The image spec and the hyperparameters come from the Trainer's custom_config
 (components.image_spec, components.hparams). One GPU or the CPU
 runs under OneDeviceStrategy, several GPUs under MirroredStrategy; mixed precision and XLA are
-options. The weights of the epoch with the lowest val_loss are the ones exported, with one
-temperature, fitted on the eval split, folded into the output layer (components.calibration), and
-the COVID operating point chosen on the eval split's calibrated probabilities
-(components.operating_point), and the out-of-distribution score and threshold fitted on the train
+options. The training loss is weighted by class against imbalance (components.class_weights).
+The weights of the epoch with the lowest val_loss are the ones exported, with one temperature,
+fitted on the eval split, folded into the output layer (components.calibration), and the COVID
+operating point chosen on the eval split's calibrated probabilities (components.operating_point),
+and the out-of-distribution score and threshold fitted on the train
 and eval splits (components.ood) served beside the class.
 """
 
@@ -19,7 +20,7 @@ import math
 import os
 import tempfile
 import time
-from typing import Any, Dict, Iterable, Iterator, List, Sequence, Tuple
+from typing import Any, Dict, Iterable, Iterator, List, Optional, Tuple
 
 import numpy as np
 from scipy import special
@@ -30,6 +31,7 @@ from tfx import v1 as tfx
 
 from components import audit
 from components import calibration
+from components import class_weights
 from components import hparams as hparams_lib
 from components import image_spec
 from components import input_pipeline
@@ -236,8 +238,12 @@ def fit_best(
   hp: hparams_lib.HParams,
   steps_per_epoch: int,
   log_dir: str = '',
+  class_weight: Optional[Dict[int, float]] = None,
 ) -> Tuple[Dict[str, List[float]], int]:
   """Fits, then restores the weights of the epoch with the lowest val_loss.
+
+  `class_weight` ({label: weight}) weighs the training loss and metrics only: val_loss, which
+  picks the epoch, stays unweighted.
 
   Returns the history and that epoch (1-based; 0 when no epoch had a finite val_loss, in which
   case the last weights stay).
@@ -249,6 +255,7 @@ def fit_best(
       validation_data=eval_data,
       epochs=hp.epochs,
       steps_per_epoch=steps_per_epoch,
+      class_weight=class_weight,
       verbose=0,
       callbacks=make_callbacks(hp, best_weights_path, log_dir),
     ).history
@@ -263,15 +270,6 @@ def fit_best(
       'Restored the weights of epoch %d/%d (val_loss %.4f)', best_epoch, len(val_losses), best_loss
     )
   return history, best_epoch
-
-
-def count_examples(file_patterns: Sequence[str]) -> int:
-  """Records in the gzip TFRecord files matching `file_patterns`."""
-  files = [f for pattern in file_patterns for f in tf.io.gfile.glob(pattern)]
-  if not files:
-    return 0
-  dataset = tf.data.TFRecordDataset(files, compression_type='GZIP')
-  return int(dataset.reduce(tf.constant(0, tf.int64), lambda n, _: n + 1))
 
 
 def choose_operating_point(
@@ -402,16 +400,22 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
   )
 
   tf_transform_output = tft.TFTransformOutput(fn_args.transform_graph_path)
-  train_count = count_examples(fn_args.train_files)
+  train_counts = class_weights.count_labels(fn_args.train_files)
+  train_count = int(train_counts.sum())
   if not train_count:
     raise ValueError(f'No training examples in {fn_args.train_files}')
+  class_weight = class_weights.compute(hp.class_weight, train_counts)
   steps_per_epoch = hp.train_steps or fn_args.train_steps or math.ceil(train_count / global_batch)
   eval_steps = hp.eval_steps or fn_args.eval_steps
   logging.info(
-    '%d training examples, %d steps per epoch; eval steps: %s',
+    '%d training examples (%s), %d steps per epoch; eval steps: %s; class weights: %s',
     train_count,
+    ', '.join(f'{n} {c}' for n, c in zip(labels.CLASS_NAMES, train_counts)),
     steps_per_epoch,
     eval_steps or 'whole split',
+    ', '.join(f'{labels.CLASS_NAMES[c]} {w:.4g}' for c, w in class_weight.items())
+    if class_weight
+    else 'none',
   )
   data_args = dict(tf_transform_output=tf_transform_output, batch_size=global_batch, image=image)
   train_data = input_pipeline.make_dataset(
@@ -430,7 +434,13 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
       image.size, hp, warm_start_from=warm_start_from, weights='none' if warm_start_from else None
     )
   history, best_epoch = fit_best(
-    model, train_data, eval_data, hp, steps_per_epoch, log_dir=fn_args.model_run_dir
+    model,
+    train_data,
+    eval_data,
+    hp,
+    steps_per_epoch,
+    log_dir=fn_args.model_run_dir,
+    class_weight=class_weight,
   )
 
   exported = serving_copy(model, image, hp)
@@ -478,6 +488,7 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     best_epoch=best_epoch,
     hparams=settings,
     train_examples=train_count,
+    **class_weights.record(train_counts, class_weight),
     keras=keras_version(),
     operating_point=point.to_json(),
   )

@@ -35,9 +35,14 @@ _HPARAM_FLAGS = (  # flag, hparams key, type
   ('--train-steps', 'train_steps', int),
   ('--eval-steps', 'eval_steps', int),
   ('--mixed-precision', 'mixed_precision', str),
+  ('--class-weight', 'class_weight', str),
   ('--seed', 'seed', int),
   ('--covid-target-sensitivity', 'covid_target_sensitivity', float),
 )
+_HPARAM_CHOICES = {
+  'mixed_precision': hparams.MIXED_PRECISION_MODES,
+  'class_weight': hparams.CLASS_WEIGHTS,
+}
 
 
 def _add_metadata_mysql_argument(p, help_text: str) -> None:
@@ -139,7 +144,7 @@ def _add_pipeline_arguments(p):
       dest=key,
       type=kind,
       default=None,
-      choices=hparams.MIXED_PRECISION_MODES if key == 'mixed_precision' else None,
+      choices=_HPARAM_CHOICES.get(key),
       help=(
         f"default: the preset's ({default} in {_HPARAMS.preset})"
         if key in hparams.PRESETS[_HPARAMS.preset]

@@ -85,6 +85,16 @@ def test_covid_target_sensitivity_flag_reaches_the_trainer():
     _options('--covid-target-sensitivity', '1.5')
 
 
+def test_class_weight_flag_defaults_to_balanced_and_reaches_the_trainer(capsys):
+  assert hparams.from_custom_config(_options().trainer_config()).class_weight == 'balanced'
+  options = _options('--class-weight', 'none')
+  assert options.hparam_overrides == {'class_weight': 'none'}
+  assert hparams.from_custom_config(options.trainer_config()).class_weight == 'none'
+  with pytest.raises(SystemExit):
+    _options('--class-weight', 'inverse')
+  assert "choose from 'balanced', 'none'" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize(
   'argv, message',
   [

@@ -103,6 +103,11 @@ def test_weights_file_must_exist(tmp_path):
     ('seed', {'learning_rate': 0}, 'learning_rate must be > 0'),
     ('seed', {'mixed_precision': 'yes'}, r"mixed_precision must be one of \('auto', 'on', 'off'\)"),
     ('seed', {'lr_schedule': 'linear'}, 'lr_schedule must be one of'),
+    (
+      'seed',
+      {'class_weight': 'inverse'},
+      r"class_weight must be one of \('balanced', 'none'\), got 'inverse'",
+    ),
     ('seed', {'weights': 'resnet.ckpt'}, "weights must be 'imagenet', 'none' or a path to a .h5"),
     ('seed', {'dense_units': []}, 'dense_units must be a non-empty list'),
     ('seed', {'dropout': 1.0}, r'dropout must be in \[0, 1\)'),

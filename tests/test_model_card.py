@@ -17,6 +17,7 @@ from tfx.types import standard_artifacts
 from tfx.utils import proto_utils
 
 from components import calibration
+from components import class_weights
 from components import hparams as hparams_lib
 from components import image_spec
 from components import labels
@@ -70,6 +71,8 @@ OTHER_SPLITS = [
   ('eval', 'NORMAL', 'A', 3),
   ('eval', 'VIRAL PNEUMONIA', HOSTILE, 3),
 ]
+# The Trainer's record of OTHER_SPLITS' train split (27 COVID, 25 NORMAL, 24 VIRAL PNEUMONIA).
+TRAIN_CLASSES = class_weights.record((27, 25, 24), class_weights.compute('balanced', (27, 25, 24)))
 HPARAMS = dict(
   image_spec.ImageSpec(size=64).to_config(),
   **hparams_lib.to_dict(hparams_lib.HParams(weights='none', dense_units=(32, 16))),
@@ -109,7 +112,13 @@ def _ingest_report(uri):
 
 def _model_run(uri, calibration_record):
   training_report.write_report(
-    str(uri), {}, best_epoch=7, hparams=HPARAMS, train_examples=76, keras='tf_keras 2.16.0'
+    str(uri),
+    {},
+    best_epoch=7,
+    hparams=HPARAMS,
+    train_examples=76,
+    **TRAIN_CLASSES,
+    keras='tf_keras 2.16.0',
   )
   training_report.write_calibration(str(uri), calibration_record, b'png')
   ood.write(OOD_RECORD, os.path.join(str(uri), ood.FILE))
@@ -291,8 +300,13 @@ def test_card_holds_training_data_calibration_and_operating_point(pushed):
   assert parameters['training'] == {
     'best_epoch': 7,
     'train_examples': 76,
+    'train_class_counts': {'COVID': 27, 'NORMAL': 25, 'VIRAL PNEUMONIA': 24},
+    'class_weights': pytest.approx(
+      {'COVID': 76 / 81, 'NORMAL': 76 / 75, 'VIRAL PNEUMONIA': 76 / 72}
+    ),
     'keras': 'tf_keras 2.16.0',
   }
+  assert parameters['hyperparameters']['class_weight'] == 'balanced'
   assert 'its first 300 layers frozen' in parameters['model_architecture']
   assert 'Dense(32, ReLU)' in parameters['model_architecture']
   assert (
@@ -350,6 +364,11 @@ def _rendered(card_md):
 
 
 def test_markdown_says_what_the_json_says(pushed):
+  assert (
+    '- Training examples by class: COVID 27, NORMAL 25, VIRAL PNEUMONIA 24; class weights of the '
+    'training loss: COVID 0.9383, NORMAL 1.0133, VIRAL PNEUMONIA 1.0556'
+  ) in pushed['card_md']
+  assert '| class_weight | "balanced" |' in pushed['card_md']
   rows = {tuple(row[:2]): row for row in _rendered(pushed['card_md']).rows if len(row) == 6}
   for metric in pushed['card']['quantitative_analysis']['performance_metrics']:
     row = rows[(metric['type'], metric['slice'])]

@@ -219,6 +219,8 @@ def output_dir(tmp_path_factory):
     },
     preset='recommended',
     epochs=2,
+    train_class_counts={'COVID': 200, 'NORMAL': 40, 'VIRAL PNEUMONIA': 15},
+    class_weights={'COVID': 0.425, 'NORMAL': 2.125, 'VIRAL PNEUMONIA': 5.6667},
   )
   training_report.write_calibration(
     model_run_uri,
@@ -431,6 +433,11 @@ def test_report_of_the_latest_evaluated_run(output_dir):
   assert '![Reliability diagram, eval split](reliability.png)' in calibrated
   training = _section(text, 'Training')
   assert '- preset: `"recommended"`' in training and '![Model accuracy](accuracy.png)' in training
+  assert (
+    '- Training examples by class: COVID 200, NORMAL 40, VIRAL PNEUMONIA 15; class weights of the '
+    'training loss: COVID 0.4250, NORMAL 2.1250, VIRAL PNEUMONIA 5.6667'
+  ) in training
+  assert 'class_weights' not in training and 'train_class_counts' not in training
   data = _section(text, 'Data')
   assert '66 files found = 12 ingested + 52 quarantined + 1 duplicates + 1 ignored.' in data
   assert '| test | 4 | 4 | 4 | 12 |' in data and '| train | 0 | 0 | 0 | 0 |' in data

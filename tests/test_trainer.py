@@ -67,7 +67,8 @@ def _learnable_images(count, seed=0):
 
 
 def test_gpu_code_path_runs_on_cpu():
-  """MirroredStrategy (several GPUs) and mixed_float16 forced on, a few steps of the head."""
+  """MirroredStrategy (several GPUs) and mixed_float16 forced on, a few class-weighted steps of
+  the head."""
   tf.keras.utils.set_random_seed(0)
   hp = hparams.resolve(
     'recommended', {'weights': 'none', 'freeze_layers': 1000, 'learning_rate': 1e-3}
@@ -86,7 +87,11 @@ def test_gpu_code_path_runs_on_cpu():
   head_before, base_before = head.numpy(), base.numpy()
   x, y = _learnable_images(8)
   history = model.fit(
-    tf.data.Dataset.from_tensors((x, y)).repeat(), steps_per_epoch=4, epochs=1, verbose=0
+    tf.data.Dataset.from_tensors((x, y)).repeat(),
+    steps_per_epoch=4,
+    epochs=1,
+    class_weight={0: 0.5, 1: 1.0, 2: 4.0},  # the Trainer's class weights, through both paths
+    verbose=0,
   ).history
   assert np.isfinite(history['loss'][0])
   assert not np.array_equal(head.numpy(), head_before)
@@ -379,6 +384,10 @@ def test_history_plots_and_tensorboard_logs_are_written(trained):
   assert set(report['history']) == {'loss', 'accuracy', 'val_loss', 'val_accuracy', 'lr'}
   assert all(len(values) == 2 for values in report['history'].values())
   assert report['hparams']['epochs'] == 2 and report['train_examples'] == 24
+  # The default class_weight 'balanced', on a balanced train split: every weight is 1.
+  assert report['hparams']['class_weight'] == 'balanced'
+  assert report['train_class_counts'] == dict.fromkeys(labels.CLASS_NAMES, 8)
+  assert report['class_weights'] == dict.fromkeys(labels.CLASS_NAMES, 1.0)
   for name in training_report.PLOTS:
     with open(os.path.join(fn_args.model_run_dir, name), 'rb') as f:
       assert f.read(8) == b'\x89PNG\r\n\x1a\n'
@@ -390,7 +399,11 @@ def test_log_has_versions_a_line_per_epoch_and_the_report(trained):
   fn_args, _, messages, _ = trained
   assert any('tf_keras 2.' in m for m in messages)
   assert any('OneDeviceStrategy with 1 replica(s), global batch 8' in m for m in messages)
-  assert any('24 training examples, 3 steps per epoch' in m for m in messages)
+  assert any(
+    '24 training examples (COVID 8, NORMAL 8, VIRAL PNEUMONIA 8), 3 steps per epoch; '
+    'eval steps: whole split; class weights: COVID 1, NORMAL 1, VIRAL PNEUMONIA 1' in m
+    for m in messages
+  )
   for epoch in (1, 2):
     line = next(m for m in messages if m.startswith(f'Epoch {epoch}/2'))
     assert all(f'{key}=' in line for key in ('loss', 'accuracy', 'val_loss', 'val_accuracy', 'lr'))

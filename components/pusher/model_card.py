@@ -285,7 +285,10 @@ def model_parameters(facts: _Facts) -> Dict[str, Any]:
     'signatures': facts.signatures,
     'weights': _weights(hparams),
     'hyperparameters': hparams,
-    'training': {key: history.get(key) for key in ('best_epoch', 'train_examples', 'keras')}
+    'training': {
+      key: history.get(key)
+      for key in ('best_epoch', 'train_examples', 'train_class_counts', 'class_weights', 'keras')
+    }
     if history
     else None,
   }

@@ -28,6 +28,13 @@ def _interval(ci: Optional[Mapping[str, float]]) -> str:
   return 'n/a' if not ci else f'{ci["lower_bound"]:.3f}–{ci["upper_bound"]:.3f}'
 
 
+def _by_class(values: Optional[Mapping[str, float]]) -> str:
+  """'COVID 27, NORMAL 25, VIRAL PNEUMONIA 24' (values by class name, label order); 'none'."""
+  if not values:
+    return 'none'
+  return ', '.join(f'{name} {_fmt(values[name])}' for name in labels.CLASS_NAMES)
+
+
 def _number(value: Optional[float]) -> str:
   """A count or threshold as written ('' when there is none)."""
   return '' if value is None else f'{value:g}'
@@ -58,6 +65,10 @@ _TEMPLATE = """\
 {% if parameters.training %}
 - Training: best epoch {{ parameters.training.best_epoch }}, \
 {{ parameters.training.train_examples }} training examples, {{ parameters.training.keras }}
+{% if parameters.training.train_class_counts %}
+- Training examples by class: {{ parameters.training.train_class_counts | by_class }}; class \
+weights of the training loss: {{ parameters.training.class_weights | by_class }}
+{% endif %}
 {% endif %}
 - Input: {{ parameters.input_format }}
 - Output: {{ parameters.output_format }}
@@ -254,6 +265,7 @@ _ENVIRONMENT = jinja2.Environment(
 )
 _ENVIRONMENT.filters.update(
   fmt=_fmt,
+  by_class=_by_class,
   interval=_interval,
   number=_number,
   tojson_text=lambda value: json.dumps(value, ensure_ascii=False),
