@@ -11,6 +11,10 @@ HEIGHT_KEY = 'height'  # int64
 WIDTH_KEY = 'width'  # int64
 CHANNELS_KEY = 'channels'  # int64
 FORMAT_KEY = 'format'  # bytes, 'PNG' or 'JPEG'
+# The stored pixels (image_check.PixelSummary), compared between spans by the drift check.
+BIT_DEPTH_KEY = 'bit_depth'  # int64: 16, 8 or 1
+INTENSITY_MEAN_KEY = 'intensity_mean'  # float: mean of the pixels scaled to [0, 1]
+INTENSITY_STD_KEY = 'intensity_std'  # float: their standard deviation
 
 # Transform output.
 PIXELS_XF = 'pixels_xf'  # bytes: PNG of the resized uint8 image, image_size x image_size x channels

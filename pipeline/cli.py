@@ -14,6 +14,7 @@ import sys
 from components import audit
 from components import hparams
 from components import image_spec
+from components.drift import options as drift_options
 from components.evaluation import gate as gate_lib
 from components.ingestion import options as ingest_options
 from pipeline import configs
@@ -22,6 +23,7 @@ from pipeline import run_lock
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')  # read when TensorFlow loads, later
 _INGEST = ingest_options.IngestOptions()
+_DRIFT = drift_options.DriftOptions()
 _IMAGE = image_spec.ImageSpec()
 _HPARAMS = hparams.HParams()
 _GATE = gate_lib.Gate()
@@ -113,6 +115,13 @@ def _add_pipeline_arguments(p):
     action='store_true',
     help='go on (with a warning in the report) when a test class comes only from sources '
     'holding no other test class; refused by default',
+  )
+  g.add_argument(
+    '--allow-drift',
+    action='store_true',
+    help="train on a span whose train split drifted from the previous span's beyond the "
+    "schema's drift thresholds (image sizes, bit depth, intensity, format, source, label mix); "
+    'stopped before the Transform by default; the drift is reported either way',
   )
   g = p.add_argument_group('model')
   g.add_argument(
@@ -279,6 +288,7 @@ def run_options_from_args(args):
       metadata_csv=_local_path(args.metadata_csv),
       allow_confounded_sources=args.allow_confounded_sources,
     ),
+    drift=dataclasses.replace(_DRIFT, allow_drift=args.allow_drift),
     image=image_spec.ImageSpec(image_size, args.image_channels, args.normalization),
     preset=args.preset,
     hparam_overrides=overrides,

@@ -1,17 +1,17 @@
 """`cxr history`: every run of an output folder, oldest first, read back from ML Metadata.
 
 Per run: when it started, the span it ingested, which components ran and which reused cached
-results, the test accuracy and COVID recall of the run's model, the baseline it was judged
-against, whether it was blessed, the version pushed to serving, and the steps that failed or
-were interrupted. A killed run leaves its running step RUNNING (or NEW) in ML Metadata forever;
-such a step is shown as interrupted unless a run holds the output folder's lock and it belongs
-to the newest run (then it is still running).
+results, the test accuracy and COVID recall of the run's model, the baseline it was judged against,
+whether it was blessed, the version pushed to serving, the drift check's verdict on the span
+(components/drift), and the steps that failed or were interrupted. A killed run leaves its running
+step RUNNING (or NEW) in ML Metadata forever; such a step is shown as interrupted unless a run holds
+the output folder's lock and it belongs to the newest run (then it is still running).
 """
 
 import dataclasses
 import datetime
 import json
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 from ml_metadata.metadata_store import metadata_store
 from ml_metadata.proto import metadata_store_pb2
@@ -22,6 +22,7 @@ from components.evaluation import results
 from pipeline import metadata_queries
 from pipeline import run_lock
 from pipeline.output_layout import layout
+from pipeline.pipeline import DRIFT_CHECK
 from pipeline.pipeline import EVALUATOR
 from pipeline.pipeline import INGESTION
 from pipeline.pipeline import PUSHER
@@ -55,6 +56,10 @@ class RunRecord:
   covid_recall: Optional[float]
   blessed: Optional[bool]
   pushed_version: Optional[str]
+  # The drift check: 'first' (nothing to compare), 'none', or 'allowed:' / 'stopped:' and the
+  # drifted features; drift_summary is its one line (distances and thresholds).
+  drift: Optional[str] = None
+  drift_summary: Optional[str] = None
 
 
 def _metrics(evaluation_uri: str) -> Dict[str, Optional[float]]:
@@ -67,6 +72,19 @@ def _metrics(evaluation_uri: str) -> Dict[str, Optional[float]]:
       results.MetricId(eval_config_lib.ARGMAX_RECALL, class_id=labels.COVID, model_name=candidate)
     ),
   )
+
+
+def _drift(report: metadata_store_pb2.Artifact) -> Tuple[str, str]:
+  """(verdict, summary) of a DriftReport artifact."""
+  drifted = metadata_queries.custom_property(report, 'drifted')
+  if metadata_queries.custom_property(report, 'previous_span') == -1:
+    verdict = 'first'
+  elif not drifted:
+    verdict = 'none'
+  else:
+    allowed = metadata_queries.custom_property(report, 'accepted') == 1
+    verdict = f'{"allowed" if allowed else "stopped"}:{drifted}'
+  return verdict, metadata_queries.custom_property(report, 'summary')
 
 
 def _record(store: metadata_store.MetadataStore, run_id: str, running: bool) -> RunRecord:
@@ -99,6 +117,10 @@ def _record(store: metadata_store.MetadataStore, run_id: str, running: bool) -> 
     examples = _artifact(store, latest[INGESTION].id, 'examples')
     record.span = examples.properties['span'].int_value if examples else None
     record.span_selection = metadata_queries.custom_property(latest[INGESTION], 'span')
+  if DRIFT_CHECK in latest:
+    report = _artifact(store, latest[DRIFT_CHECK].id, 'report')
+    if report is not None:
+      record.drift, record.drift_summary = _drift(report)
   if TRAINER in latest:
     model = _artifact(store, latest[TRAINER].id, 'model')
     record.model_id = model.id if model else None
@@ -155,6 +177,7 @@ def format_table(records: List[RunRecord]) -> str:
     'covid_recall',
     'blessed',
     'pushed',
+    'drift',
     'failed',
     'interrupted',
   ]
@@ -171,6 +194,7 @@ def format_table(records: List[RunRecord]) -> str:
       _cell(r.covid_recall),
       _cell(r.blessed),
       _cell(r.pushed_version),
+      _cell(r.drift),
       ', '.join(r.failed) or '-',
       ', '.join(r.interrupted) or '-',
     ]

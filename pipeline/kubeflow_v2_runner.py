@@ -64,6 +64,7 @@ def build(
     input_fingerprint=RUNTIME_FINGERPRINT,
     schema_path=os.path.join(project_dir, 'schemas', 'schema.pbtxt'),
     serving_model_dir=serving_dir,
+    drift_reference_dir=paths.drift_reference_dir,
     beam_pipeline_args=beam_args.validate(
       options.beam_pipeline_args or configs.BEAM_PIPELINE_ARGS,
       options.data_root,

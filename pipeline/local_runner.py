@@ -22,7 +22,8 @@ def build(options: RunOptions, metadata_connection_config=None) -> tfx.dsl.Pipel
   """The pipeline for `options`, with its paths under options.output_dir.
 
   Data and artifacts (options.pipeline_root) may be remote (gs://, for Dataflow workers); the
-  metadata store, the served models and the run lock stay in the local output folder.
+  metadata store, the served models, the drift references and the run lock stay in the local
+  output folder.
   """
   paths = layout(options.output_dir)
   pipeline_root = options.pipeline_root or paths.pipeline_root
@@ -44,6 +45,7 @@ def build(options: RunOptions, metadata_connection_config=None) -> tfx.dsl.Pipel
     input_fingerprint=fingerprint(data_root, options.ingest.span, options.ingest.metadata_csv),
     schema_path=os.path.join(configs.SCHEMA_DIR, 'schema.pbtxt'),
     serving_model_dir=paths.serving_dir,
+    drift_reference_dir=paths.drift_reference_dir,
     metadata_connection_config=metadata_connection_config,
     beam_pipeline_args=beam_args.validate(
       options.beam_pipeline_args or configs.BEAM_PIPELINE_ARGS, data_root, pipeline_root

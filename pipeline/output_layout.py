@@ -29,6 +29,11 @@ class OutputLayout:
     return os.path.join(self.root, 'serving')
 
   @property
+  def drift_reference_dir(self) -> str:
+    """The accepted spans' statistics the drift check compares with: drift_reference/span-N/."""
+    return os.path.join(self.root, 'drift_reference')
+
+  @property
   def reports_dir(self) -> str:
     return os.path.join(self.root, 'reports')
 

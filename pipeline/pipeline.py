@@ -1,4 +1,5 @@
-"""The component graph: ingest -> validate -> Transform -> Trainer -> Evaluator -> Pusher.
+"""The component graph: ingest -> validate, drift gate -> Transform -> Trainer -> Evaluator ->
+Pusher.
 
 Built from arguments only; paths, metadata and the orchestrator belong to the runner modules.
 """
@@ -9,6 +10,8 @@ import tensorflow_model_analysis as tfma
 from tfx import v1 as tfx
 from tfx.proto import transform_pb2
 
+from components.drift.component import DriftCheck
+from components.drift.component import DriftGate
 from components.ingestion.component import ImageFolderExampleGen
 from components.ingestion.options import EVAL
 from components.ingestion.options import TEST
@@ -19,6 +22,7 @@ from components.pusher.component import AtomicPusher
 INGESTION = 'ImageFolderExampleGen'
 TRAINER, EVALUATOR, PUSHER = 'Trainer', 'Evaluator', 'AtomicPusher'
 RESOLVER = 'latest_blessed_model_resolver'
+DRIFT_CHECK, DRIFT_GATE = 'DriftCheck', 'DriftGate'
 
 
 def create_pipeline(
@@ -34,6 +38,8 @@ def create_pipeline(
   trainer_config: Dict[str, Any],
   eval_config: tfma.EvalConfig,
   serving_model_dir: str,
+  drift_config: Dict[str, Any],
+  drift_reference_dir: str,
   warm_start: bool = False,
   enable_cache: bool = True,
   metadata_connection_config: Optional[Any] = None,
@@ -45,6 +51,9 @@ def create_pipeline(
     ingest_config: parameters of ImageFolderExampleGen (IngestOptions.to_config()).
     transform_config: `custom_config` of the Transform (the ImageSpec's image_size, image_channels).
     trainer_config: `custom_config` of the Trainer (ImageSpec keys, preset, overrides).
+    drift_config: parameters of DriftCheck (DriftOptions.to_config()).
+    drift_reference_dir: the accepted spans' statistics the drift check compares with
+      (components.drift.reference).
     warm_start: start training from the last blessed model's weights.
   """
   example_gen = ImageFolderExampleGen(
@@ -60,6 +69,14 @@ def create_pipeline(
     statistics=statistics_gen.outputs['statistics'], schema=schema_gen.outputs['schema']
   )
 
+  drift_check = DriftCheck(
+    statistics=statistics_gen.outputs['statistics'],
+    schema=schema_gen.outputs['schema'],
+    reference_dir=drift_reference_dir,
+    **drift_config,
+  ).with_id(DRIFT_CHECK)
+  drift_gate = DriftGate(report=drift_check.outputs['report']).with_id(DRIFT_GATE)
+
   transform = tfx.components.Transform(
     examples=examples,
     schema=schema_gen.outputs['schema'],
@@ -67,6 +84,7 @@ def create_pipeline(
     splits_config=transform_pb2.SplitsConfig(analyze=[TRAIN], transform=[TRAIN, EVAL]),
     custom_config=transform_config,
   )
+  transform.add_upstream_node(drift_gate)  # a drifted span stops before Transform and Trainer
 
   model_resolver = tfx.dsl.Resolver(
     strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
@@ -114,6 +132,8 @@ def create_pipeline(
       statistics_gen,
       schema_gen,
       example_validator,
+      drift_check,
+      drift_gate,
       transform,
       model_resolver,
       trainer,

@@ -1,36 +1,37 @@
 """`cxr report`: the report of one pipeline run, read back from ML Metadata, as Markdown and HTML.
 
-OUTPUT/reports/<run id>/report.md holds the blessing decision and the gate's checks with their
-95% intervals, the test-split classification report (argmax, the gate's own computation: per
-class precision, recall, specificity, NPV with Wilson intervals, F1, support), ROC AUC, the
-confusion matrix (also as a PNG heatmap), the COVID operating point (the threshold stored with
-the evaluated model, components.operating_point) with the test sensitivity and specificity at it
-and the COVID ROC and precision-recall curves, the masking audit (accuracy and COVID recall with
-the lung fields, then the border band, hidden; whether a shortcut is suspected), the comparison
-with the blessed baseline, metrics by source, the class x source association of the ingested data
-(Cramér's V per split, the test classes confounded with their source), the calibration (the
-Trainer's temperature and eval-split figures before and after it, the test split's ECE and Brier
-score from the Evaluator, a reliability diagram), the training curves (PNGs written by the Trainer
-into its model_run artifact) and the data accounting (the ingest report: images per split and
-class, each quarantined, duplicate and ignored file, the bad fraction). report.html beside it is
-the same Markdown rendered as one self-contained page (images embedded, no script). Every string
-that comes from the data (file paths, source folders, slice names, the run id) goes through
-markdown_text.escape, so a folder named '<img src=x onerror=alert(1)>' or 'a|b' shows as text and
-keeps the tables whole.
+OUTPUT/reports/<run id>/report.md holds the blessing decision and the gate's checks with their 95%
+intervals, the test-split classification report (argmax, the gate's own computation: per class
+precision, recall, specificity, NPV with Wilson intervals, F1, support), ROC AUC, the confusion
+matrix (also as a PNG heatmap), the COVID operating point (the threshold stored with the evaluated
+model, components.operating_point) with the test sensitivity and specificity at it and the COVID ROC
+and precision-recall curves, the masking audit (accuracy and COVID recall with the lung fields, then
+the border band, hidden; whether a shortcut is suspected), the comparison with the blessed baseline,
+metrics by source, the class x source association of the ingested data (Cramér's V per split, the
+test classes confounded with their source), the drift check of the span against the previous
+accepted span (each feature's distance and threshold), the calibration (the Trainer's temperature
+and eval-split figures before and after it, the test split's ECE and Brier score from the Evaluator,
+a reliability diagram), the training curves (PNGs written by the Trainer into its model_run
+artifact) and the data accounting (the ingest report: images per split and class, each quarantined,
+duplicate and ignored file, the bad fraction). report.html beside it is the same Markdown rendered
+as one self-contained page (images embedded, no script). Every string that comes from the data (file
+paths, source folders, slice names, the run id) goes through markdown_text.escape, so a folder named
+'<img src=x onerror=alert(1)>' or 'a|b' shows as text and keeps the tables whole.
 
 `report_json` gives the same figures as one JSON-ready dict (`cxr report --json`): its
 `confounding` is the ingestion summary's entry (components/ingestion/confounding.py; None for runs
 ingested before it existed), `operating_point` is None for a model stored without one,
 `calibration` None for a model trained without it, `audit` None for an evaluation that predates
 the masking audit, `ood` (the Trainer's abstention record) None for a model trained before it,
-and `data` (report_data.data_json: counts and every quarantined, duplicate and
-ignored file) None for a run whose examples have no ingest report.
+`data` (report_data.data_json: counts and every quarantined, duplicate and
+ignored file) None for a run whose examples have no ingest report, and `drift` (the drift check's
+result and summary) None for a run from before the drift check.
 
 This module assembles the report; its parts live in pipeline/report_*.py: report_run (the run's
 artifacts in ML Metadata, the evaluation read back), report_gate, report_metrics,
-report_operating_point, report_audit, report_sources, report_calibration, report_training,
-report_data (the sections), report_format (names, formats, tables and escaping they share) and
-report_html (the HTML page).
+report_operating_point, report_audit, report_sources, report_drift, report_calibration,
+report_training, report_data (the sections), report_format (names, formats, tables and escaping
+they share) and report_html (the HTML page).
 """
 
 import datetime
@@ -52,6 +53,7 @@ from components.evaluation import results
 from pipeline import report_audit
 from pipeline import report_calibration
 from pipeline import report_data
+from pipeline import report_drift
 from pipeline import report_explain
 from pipeline import report_format
 from pipeline import report_gate
@@ -144,6 +146,7 @@ def _markdown(run: report_run.RunArtifacts, output_root: str, report_dir: str) -
   lines += report_ood.ood_section(ood.read(run.model_run.uri if run.model_run else None))
   lines += report_metrics.slices_section(evaluation.metrics, candidate)
   lines += report_sources.sources_section(run.confounding())
+  lines += report_drift.drift_section(run.drift())
   model_run_uri = run.model_run.uri if run.model_run else None
   lines += report_calibration.calibration_section(
     report_calibration.calibration_json(
@@ -242,6 +245,7 @@ def report_json(
     'audit': _audit(run, evaluation)[0],
     'ood': ood.read(run.model_run.uri if run.model_run else None),
     'data': report_data.data_json(_ingest_report_uri(run)),
+    'drift': report_drift.drift_json(run.drift()),
   }
 
 

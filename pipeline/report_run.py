@@ -6,6 +6,8 @@ from typing import Any, Dict, Optional
 
 from ml_metadata.proto import metadata_store_pb2
 
+from components.drift import result as drift_result
+from components.drift.component import DriftReport
 from components.ingestion import manifest
 from pipeline import metadata_queries
 from pipeline.output_layout import layout
@@ -38,6 +40,7 @@ class RunArtifacts:
   pushed_model: Optional[metadata_store_pb2.Artifact]
   examples: Optional[metadata_store_pb2.Artifact]  # the raw examples the Evaluator read
   ingest_report: Optional[metadata_store_pb2.Artifact]  # of those examples
+  drift_report: Optional[metadata_store_pb2.Artifact] = None  # the run's drift check
 
   def blessed(self) -> Optional[bool]:
     """The Evaluator's verdict (None: no blessing recorded)."""
@@ -50,6 +53,10 @@ class RunArtifacts:
     if self.pushed_model and metadata_queries.custom_property(self.pushed_model, 'pushed'):
       return metadata_queries.custom_property(self.pushed_model, 'pushed_destination')
     return None
+
+  def drift(self) -> Optional[drift_result.DriftResult]:
+    """The run's drift check, or None (a run from before it)."""
+    return drift_result.read(self.drift_report.uri) if self.drift_report else None
 
   def confounding(self) -> Optional[Dict[str, Any]]:
     """The ingestion summary's `confounding` entry, or None."""
@@ -98,4 +105,5 @@ def find_run_artifacts(
       pushed_model=metadata_queries.latest_artifact(store, run_id, 'PushedModel'),
       examples=examples,
       ingest_report=_artifact(store, _producer(store, examples), 'report') if examples else None,
+      drift_report=metadata_queries.latest_artifact(store, run_id, DriftReport.TYPE_NAME),
     )

@@ -7,6 +7,7 @@ from tfx import v1 as tfx
 
 from components import audit
 from components import hparams
+from components.drift.options import DriftOptions
 from components.evaluation.eval_config import make_eval_config
 from components.evaluation.gate import Gate
 from components.image_spec import ImageSpec
@@ -25,6 +26,7 @@ class RunOptions:
   data_root: str
   output_dir: str
   ingest: IngestOptions = dataclasses.field(default_factory=IngestOptions)
+  drift: DriftOptions = dataclasses.field(default_factory=DriftOptions)
   image: ImageSpec = dataclasses.field(default_factory=ImageSpec)
   # Trainer: a preset plus overrides of its hyperparameters (components.hparams).
   preset: str = hparams.DEFAULT_PRESET
@@ -55,10 +57,11 @@ class RunOptions:
 def build_pipeline(options: RunOptions, **placement: Any) -> tfx.dsl.Pipeline:
   """The pipeline with the components `options` choose; `placement` is the runner's part:
   pipeline_root, data_root, input_fingerprint, schema_path, serving_model_dir,
-  beam_pipeline_args and optionally metadata_connection_config."""
+  drift_reference_dir, beam_pipeline_args and optionally metadata_connection_config."""
   return pipeline_lib.create_pipeline(
     pipeline_name=configs.PIPELINE_NAME,
     ingest_config=options.ingest.to_config(),
+    drift_config=options.drift.to_config(),
     preprocessing_fn=configs.PREPROCESSING_FN,
     transform_config=options.transform_config(),
     run_fn=configs.RUN_FN,

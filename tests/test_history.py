@@ -30,6 +30,7 @@ COMPLETE, CACHED, FAILED = (
   metadata_store_pb2.Execution.FAILED,
 )
 RUNNING, NEW = metadata_store_pb2.Execution.RUNNING, metadata_store_pb2.Execution.NEW
+DRIFT_SUMMARY = 'span 2 vs span 1 (train split): drifted, allowed: format L-infinity 1.000 > 0.1'
 
 
 def _expected(table):
@@ -152,10 +153,18 @@ def output_dir(tmp_path_factory):
   )
   examples_2 = s.artifact('Examples', span=2)
   model_3 = s.artifact('Model', worse.uri)
+  drift_2 = s.artifact(
+    'cxr.DriftReport',
+    previous_span=1,
+    drifted='format,width',
+    accepted=1,
+    summary=DRIFT_SUMMARY,
+  )
   s.run(
     'run-3',
     [
       ('ImageFolderExampleGen', COMPLETE, {'examples': [examples_2]}, {}, {'span': '2'}),
+      ('DriftCheck', COMPLETE, {'report': [drift_2]}, {}, {}),
       ('Transform', COMPLETE, {}, {'examples': [examples_2]}, {}),
       ('Trainer', COMPLETE, {'model': [model_3]}, {'base_model': [model_1]}, {}),
       (
@@ -214,6 +223,8 @@ def test_runs_are_listed_oldest_first_with_their_outcome(output_dir):
   assert (worse.model_id, worse.baseline_model_id) == (model_3, model_1)
   assert (worse.accuracy, worse.covid_recall) == pytest.approx(_expected(WORSE))  # the candidate's
   assert worse.blessed is False and worse.pushed_version is None
+  assert (worse.drift, worse.drift_summary) == ('allowed:format,width', DRIFT_SUMMARY)
+  assert first.drift is None  # a run from before the drift check
 
   assert failed.cached == ['ImageFolderExampleGen', 'Transform'] and failed.failed == ['Trainer']
   assert failed.model_id is None and failed.accuracy is None and failed.blessed is None
@@ -246,12 +257,14 @@ def test_table_has_one_line_per_run(output_dir):
     'covid_recall',
     'blessed',
     'pushed',
+    'drift',
     'failed',
     'interrupted',
   ]
   worse = lines[3].split()
-  assert worse[0] == 'run-3' and worse[2:7] == ['2', '5', '0', str(model_3), str(model_1)]
-  assert worse[7] == f'{_expected(WORSE)[0]:.3f}' and worse[9:] == ['no', '-', '-', '-']
+  assert worse[0] == 'run-3' and worse[2:7] == ['2', '6', '0', str(model_3), str(model_1)]
+  assert worse[7] == f'{_expected(WORSE)[0]:.3f}'
+  assert worse[9:] == ['no', '-', 'allowed:format,width', '-', '-']
   assert lines[4].split()[-2:] == ['Trainer', '-']
   assert lines[5].split()[0] == 'run-5' and lines[5].split()[-3:] == ['-', 'Trainer,', 'Evaluator']
 

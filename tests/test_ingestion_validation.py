@@ -157,16 +157,19 @@ def test_example_encoding_matches_tensorflow():
     'big': 2**40 + 7,
     'name': 'VIRAL PNEUMONIA'.encode(),
     'empty': b'',
+    'mean': 0.1234567,
+    'std': 0.0,
   }
+
+  def feature(v):
+    if isinstance(v, bytes):
+      return tf.train.Feature(bytes_list=tf.train.BytesList(value=[v]))
+    if isinstance(v, float):
+      return tf.train.Feature(float_list=tf.train.FloatList(value=[v]))
+    return tf.train.Feature(int64_list=tf.train.Int64List(value=[v]))
+
   expected = tf.train.Example(
-    features=tf.train.Features(
-      feature={
-        key: tf.train.Feature(bytes_list=tf.train.BytesList(value=[v]))
-        if isinstance(v, bytes)
-        else tf.train.Feature(int64_list=tf.train.Int64List(value=[v]))
-        for key, v in values.items()
-      }
-    )
+    features=tf.train.Features(feature={key: feature(v) for key, v in values.items()})
   )
   assert tf.train.Example.FromString(example_encoding.serialize(values)) == expected
   assert example_encoding.serialize(values) == expected.SerializeToString(deterministic=True)
@@ -176,7 +179,9 @@ def test_example_encoding_matches_tensorflow():
       'label': tf.io.FixedLenFeature([1], tf.int64),
       'negative': tf.io.FixedLenFeature([1], tf.int64),
       'image': tf.io.FixedLenFeature([1], tf.string),
+      'mean': tf.io.FixedLenFeature([1], tf.float32),
     },
   )
+  assert parsed['mean'].numpy()[0] == pytest.approx(0.1234567)
   assert parsed['label'].numpy().tolist() == [2] and parsed['negative'].numpy().tolist() == [-5]
   assert parsed['image'].numpy()[0] == values['image']

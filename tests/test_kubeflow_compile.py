@@ -64,7 +64,7 @@ def test_every_container_runs_the_given_image_with_the_beam_arguments(compiled):
   job, _ = compiled
   executors = job['pipelineSpec']['deploymentSpec']['executors']
   containers = {name: e['container'] for name, e in executors.items() if 'container' in e}
-  assert len(containers) == 8  # all nodes but the two resolver queries
+  assert len(containers) == 10  # all nodes but the two resolver queries
   for name, container in containers.items():
     assert container['image'] == IMAGE, name
     assert (
@@ -82,6 +82,13 @@ def test_paths_point_into_the_bucket_and_the_image(compiled):
   assert _parameter(job, 'ImportSchemaGen', 'schema_file') == '/pipeline/schemas/schema.pbtxt'
   destination = json.loads(_parameter(job, 'AtomicPusher', 'push_destination'))
   assert destination['filesystem']['base_directory'] == '/gcs/my-bucket/cxr/serving'
+
+
+def test_the_drift_gate_comes_before_the_transform(compiled):
+  job, _ = compiled
+  assert _parameter(job, 'DriftCheck', 'reference_dir') == 'gs://my-bucket/cxr/drift_reference'
+  assert _tasks(job)['DriftGate']['dependentTasks'] == ['DriftCheck']
+  assert 'DriftGate' in _tasks(job)['Transform']['dependentTasks']
 
 
 def test_the_pusher_gets_what_the_model_card_is_written_from(compiled):
@@ -211,7 +218,7 @@ def test_cli_compiles_with_the_run_flags(tmp_path, capsys):
     )
     == 0
   )
-  assert f'Wrote {path}: 10 steps' in capsys.readouterr().out
+  assert f'Wrote {path}: 12 steps' in capsys.readouterr().out
   with open(path, encoding='utf-8') as f:
     job = json.load(f)
   assert json.loads(_parameter(job, 'Trainer', 'custom_config'))['epochs'] == 3

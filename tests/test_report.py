@@ -22,9 +22,11 @@ from tfx import v1 as tfx
 from components import audit
 from components import calibration
 from components import labels
+from components import markdown_text
 from components import ood
 from components import operating_point
 from components import training_report
+from components.drift import result as drift_result
 from components.ingestion import confounding
 from components.ingestion import manifest
 import fake_cxr_model
@@ -32,6 +34,7 @@ import html_page
 from pipeline import report
 from pipeline import report_calibration
 from pipeline import report_data
+from pipeline import report_drift
 from pipeline import report_sources
 from pipeline.output_layout import layout
 
@@ -68,6 +71,15 @@ OOD_RECORD = ood.OodRecord(
   300,
   200,
   64,
+)
+DRIFT = drift_result.DriftResult(  # span 2 drifted in width, trained on with --allow-drift
+  span=2,
+  previous_span=1,
+  distances=(
+    drift_result.Distance('width', 'Jensen-Shannon', 0.8125, 0.5, True),
+    drift_result.Distance('format', 'L-infinity', 0.0, 0.1, False),
+  ),
+  allowed=True,
 )
 RUN_ID = '20260101-120000.000001'
 SOURCE_TABLE = [[2, 4, 2], [2, 0, 2]]  # TEST_SPLIT's images: rows A, B; columns the classes
@@ -251,6 +263,13 @@ def output_dir(tmp_path_factory):
       'examples': examples_id,
       'report': _put_artifact(store, 'cxr.IngestReport', ingest_report_uri),
     },
+  )
+  drift_uri = str(root / 'drift')
+  os.makedirs(drift_uri)
+  with open(os.path.join(drift_uri, drift_result.RESULT_FILE), 'w') as f:
+    f.write(DRIFT.to_json())
+  _put_execution(
+    store, run, 'DriftCheck', {}, {'report': _put_artifact(store, 'cxr.DriftReport', drift_uri)}
   )
   baseline_id = _put_artifact(store, 'Model', baseline.uri)
   _put_execution(store, old_run, 'Trainer', {}, {'model': baseline_id})
@@ -438,6 +457,7 @@ def test_report_of_the_latest_evaluated_run(output_dir):
     'training loss: COVID 0.4250, NORMAL 2.1250, VIRAL PNEUMONIA 5.6667'
   ) in training
   assert 'class_weights' not in training and 'train_class_counts' not in training
+  assert markdown_text.escape(DRIFT.summary()) in _section(text, 'Drift between spans')
   data = _section(text, 'Data')
   assert '66 files found = 12 ingested + 52 quarantined + 1 duplicates + 1 ignored.' in data
   assert '| test | 4 | 4 | 4 | 12 |' in data and '| train | 0 | 0 | 0 | 0 |' in data
@@ -505,7 +525,18 @@ def test_cxr_report_json(output_dir, capsys):
     'audit',
     'data',
     'ood',
+    'drift',
   } <= set(result)
+  assert result['drift']['summary'] == (
+    'span 2 vs span 1 (train split): drifted, allowed: width Jensen-Shannon 0.812 > 0.5'
+  )
+  assert result['drift']['distances'][0] == {
+    'feature': 'width',
+    'measure': 'Jensen-Shannon',
+    'distance': 0.8125,
+    'threshold': 0.5,
+    'drifted': True,
+  }
   assert result['ood'] == OOD_RECORD.to_json()
   assert (result['ood']['threshold'], result['ood']['eval_accept_rate']) == (12.5, 0.99)
   assert result['run_id'] == RUN_ID and result['blessed'] is True
@@ -638,6 +669,14 @@ def test_calibration_section_says_why_no_temperature_was_fitted(tmp_path):
     'falling as T -> 0 and has no minimum: T = 1 kept (a fitted T would claim certainty).'
   ) in text
   assert 'fitted on the eval split' not in text
+
+
+def test_drift_section_gives_the_verdict_and_every_distance():
+  drift = '\n'.join(report_drift.drift_section(DRIFT))
+  assert markdown_text.escape(DRIFT.summary()) in drift
+  assert '| width | Jensen-Shannon | 0.812 | 0.5 | yes |' in drift
+  assert '| format | L-infinity | 0.000 | 0.1 | no |' in drift
+  assert 'No drift check recorded' in '\n'.join(report_drift.drift_section(None))
 
 
 def test_sources_section_shows_the_confounding_warning():

@@ -1,6 +1,7 @@
-"""End to end, retraining over spans: splits, caching, warm start, the baseline, gate and push.
+"""End to end, retraining over spans: splits, caching, warm start, the baseline, gate, push and
+the drift gate.
 
-One output folder, four runs (a module fixture; the tests read what each run left behind):
+One output folder, five runs (a module fixture; the tests read what each run left behind):
   1. span-1 (LocalDagRunner): split, trained, blessed, pushed as the first version, which
      serves raw PNG bytes;
   2. span-1 again: no step before the Evaluator re-runs (no retraining); the Evaluator does,
@@ -10,7 +11,9 @@ One output folder, four runs (a module fixture; the tests read what each run lef
      against run 1's model and fails the gate: not pushed, the served version stays;
   4. span-2 again under a loose rule (any accuracy, any drop): only the Evaluator and the pusher
      re-run (the candidate is run 3's, from the cache), the baseline is still run 1's model
-     (run 3's was not blessed), the candidate passes: a new version is pushed.
+     (run 3's was not blessed), the candidate passes: a new version is pushed;
+  5. span-3 added, rescanned (twice the size, brighter, JPEG and 16-bit PNG): the drift gate
+     stops the run before the Transform, naming the drifted features; nothing is pushed.
 
 Why the gate decides deterministically: tiny ResNet152V2 models trained from scratch for one
 epoch never get usable BatchNorm statistics, so at inference they predict (nearly) one class:
@@ -32,6 +35,7 @@ import tensorflow as tf
 from components import demo_data
 from components import labels
 from components import trainer
+from components.drift.component import SpanDrifted
 from components.evaluation import eval_config as eval_config_lib
 from components.evaluation import results
 from components.evaluation.gate import Gate
@@ -43,6 +47,7 @@ from pipeline import local_runner
 from pipeline import metadata_queries
 from pipeline.output_layout import layout
 from pipeline.run_options import RunOptions
+import rescanned
 
 pytestmark = pytest.mark.e2e
 
@@ -63,7 +68,7 @@ def _options(data_root, output_dir, warm_start, gate):
   )
 
 
-def _add_span(data_root, number, permute_train_labels=False):
+def _add_span(data_root, number, permute_train_labels=False, rescan=False):
   span = os.path.join(data_root, f'span-{number}')
   demo_data.generate(
     span,
@@ -73,6 +78,8 @@ def _add_span(data_root, number, permute_train_labels=False):
     min_size=48,
     max_size=64,
   )
+  if rescan:
+    rescanned.rescan(span)
   if permute_train_labels:  # COVID images become NORMAL, NORMAL become VIRAL PNEUMONIA, ...
     train = os.path.join(span, 'Train')
     for name in labels.CLASS_NAMES:
@@ -135,16 +142,23 @@ def runs(tmp_path_factory):
       STRICT,
     ),
     ('looser_gate', lambda: None, local_runner, True, LOOSE),
+    ('drifted', lambda: _add_span(data_root, 3, rescan=True), local_runner, True, LOOSE),
   ]
   found = {}
   for name, prepare, runner, warm_start, gate in plan:
     prepare()
-    runner.run(_options(data_root, output_dir, warm_start, gate))
+    options = _options(data_root, output_dir, warm_start, gate)
+    if name == 'drifted':
+      with pytest.raises(SpanDrifted) as stopped:
+        runner.run(options)
+      found['drift_error'] = str(stopped.value)
+    else:
+      runner.run(options)
     record = history.read_history(output_dir)[-1]
     found[name] = (
       record,
       [str(v) for v in versioned_dir.versions(serving_dir)],
-      _evaluator_details(output_dir, record.run_id),
+      None if name == 'drifted' else _evaluator_details(output_dir, record.run_id),
     )
   found['history'] = history.read_history(output_dir)
   found['paths'] = data_root, output_dir
@@ -256,10 +270,25 @@ def test_passing_the_gate_pushes_a_new_version(runs):
 def test_history_lists_every_run_in_order(runs):
   records = runs['history']
   assert [r.run_id for r in records] == [
-    runs[name][0].run_id for name in ('first', 'same_span', 'mislabelled', 'looser_gate')
+    runs[name][0].run_id for name in ('first', 'same_span', 'mislabelled', 'looser_gate', 'drifted')
   ]
-  assert [r.blessed for r in records] == [True, True, False, True]
-  assert [r.span for r in records] == [1, 1, 2, 2]
+  assert [r.blessed for r in records] == [True, True, False, True, None]
+  assert [r.span for r in records] == [1, 1, 2, 2, 3]
+  assert [r.drift.split(':')[0] for r in records] == ['first', 'first', 'none', 'none', 'stopped']
   table = history.format_table(records).splitlines()
   assert len(table) == 1 + len(records)
   assert table[3].split()[0] == records[2].run_id and ' no ' in table[3]
+
+
+def test_a_drifted_span_stops_before_the_transform_and_pushes_nothing(runs):
+  record, versions, _ = runs['drifted']
+  assert record.span == 3 and record.failed == ['DriftGate']
+  assert not {'Transform', 'Trainer', 'Evaluator', 'AtomicPusher'} & set(record.ran)
+  assert versions == runs['looser_gate'][1]  # nothing pushed
+  message = runs['drift_error']
+  assert message.startswith('Span 3 drifted from span 2 (train split): ')
+  drifted = set(record.drift.removeprefix('stopped:').split(','))
+  assert {'format', 'width', 'height', 'bit_depth', 'intensity_mean'} <= drifted
+  for feature in drifted:
+    assert f'{feature} ' in message
+  assert record.drift_summary == message

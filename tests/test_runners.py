@@ -327,6 +327,8 @@ def test_beam_runner_hands_the_whole_pipeline_to_beam_dag_runner_under_the_lock(
     'StatisticsGen',
     'ImportSchemaGen',
     'ExampleValidator',
+    'DriftCheck',
+    'DriftGate',
     'Transform',
     'latest_blessed_model_resolver',
     'Trainer',

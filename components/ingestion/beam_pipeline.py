@@ -6,8 +6,9 @@ validation -> a small record per file, written to a file per chunk. A DICOM file
 its conversion: the 16-bit PNG it makes is kept in the working folder, named by the sha256. Stage 2
 (once) loads those records into a FileTable (SQLite on local disk): dedup, splits and the report,
 then writes the list of each shard's files. Stage 3 (parallel, one shard at a time) reads each kept
-file again (from the page cache locally), checks its size is unchanged, and writes the tf.Examples
-(split_writer), with stage 1's PNG for a DICOM file, so each file is converted once. Between stages
+file again (from the page cache locally), checks its size is unchanged, decodes the stored image
+once for its pixel summary (bit depth, intensity) and writes the tf.Examples (split_writer), with
+stage 1's PNG for a DICOM file, so each file is converted once. Between stages
 only file names travel (records); no image bytes are held beyond the one being processed and no
 stage holds per-file objects, so memory does not grow with the number of images. DoFns keep no
 state besides constructor arguments, so the graph runs unchanged on the DirectRunner, Dataflow,
@@ -85,6 +86,7 @@ def stage_inputs(discovery: Discovery, workdir: str) -> StagedInputs:
 def to_example(item: inspection.Inspected, image: bytes) -> bytes:
   """The serialized raw tf.Example of one ingested image (schemas/schema.pbtxt)."""
   entry, info = item.entry, item.info
+  pixels = image_check.pixel_summary(image)
   return example_encoding.serialize(
     {
       features.IMAGE_KEY: image,
@@ -97,6 +99,9 @@ def to_example(item: inspection.Inspected, image: bytes) -> bytes:
       features.HEIGHT_KEY: info.height,
       features.WIDTH_KEY: info.width,
       features.CHANNELS_KEY: info.channels,
+      features.BIT_DEPTH_KEY: pixels.bit_depth,
+      features.INTENSITY_MEAN_KEY: pixels.intensity_mean,
+      features.INTENSITY_STD_KEY: pixels.intensity_std,
     }
   )
 

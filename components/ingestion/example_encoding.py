@@ -1,11 +1,12 @@
 """Serializes tf.Examples without importing TensorFlow.
 
 Beam workers that import TensorFlow start about 3 s later and hold about 400 MB more each; the
-raw Example has only bytes and int64 features, whose protobuf encoding is short to write:
+raw Example has only bytes, float and int64 features, whose protobuf encoding is short to write:
   Example  { Features features = 1; }
   Features { map<string, Feature> feature = 1; }   entry { string key = 1; Feature value = 2; }
-  Feature  { BytesList bytes_list = 1; Int64List int64_list = 3; }  (oneof)
-  BytesList { repeated bytes value = 1; }   Int64List { repeated int64 value = 1 [packed]; }
+  Feature  { BytesList bytes_list = 1; FloatList float_list = 2; Int64List int64_list = 3; }
+  BytesList { repeated bytes value = 1; }   FloatList { repeated float value = 1 [packed]; }
+  Int64List { repeated int64 value = 1 [packed]; }
 (tensorflow/core/example/{example,feature}.proto). Features are written in key order, as
 TensorFlow's deterministic serialization does (tests/test_ingestion_validation.py compares the
 bytes), so the same images give the same TFRecords on every run.
@@ -16,6 +17,7 @@ tfx-bsl 1.16: 4 processes, 4 different byte strings for the same 9-feature examp
 ingested TFRecords would differ from run to run although they parse the same.
 """
 
+import struct
 from typing import Dict, Union
 
 
@@ -49,14 +51,17 @@ class _Message:
     return self
 
 
-def _feature(value: Union[bytes, int]) -> _Message:
+def _feature(value: Union[bytes, float, int]) -> _Message:
   if isinstance(value, bytes):
     return _Message().field(1, _Message().field(1, _Message().add(value)))
+  if isinstance(value, float):
+    return _Message().field(2, _Message().field(1, _Message().add(struct.pack('<f', value))))
   return _Message().field(3, _Message().field(1, _Message().add(_varint(value))))
 
 
-def serialize(features: Dict[str, Union[bytes, int]]) -> bytes:
-  """A serialized tf.Example with one value per feature: bytes -> bytes_list, int -> int64_list."""
+def serialize(features: Dict[str, Union[bytes, float, int]]) -> bytes:
+  """A serialized tf.Example with one value per feature: bytes -> bytes_list, float -> float_list
+  (float32), int -> int64_list."""
   entries = _Message()
   for key, value in sorted(features.items()):
     entries.field(1, _Message().field(1, _Message().add(key.encode())).field(2, _feature(value)))

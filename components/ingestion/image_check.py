@@ -8,12 +8,14 @@ to store without converting the file a second time.
 The pixel count is checked from the header, before anything is decoded (image_header).
 PNGs are validated by png_check (every check a decoder makes, without building pixels), other
 formats by a full Pillow decode.
+`pixel_summary` describes the stored pixels (bit depth, intensity) for the drift check.
 """
 
 import dataclasses
 import io
 from typing import Optional, Tuple
 
+import numpy as np
 from PIL import Image
 
 from components import dicom
@@ -139,3 +141,31 @@ def stored_bytes(data: bytes, info: ImageInfo, max_pixels: int) -> bytes:
   out = io.BytesIO()
   image.save(out, format='PNG')
   return out.getvalue()
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class PixelSummary:
+  """The stored pixels in three numbers, features the drift check compares between spans."""
+
+  bit_depth: int  # 16 for 16-bit greyscale, 1 for bilevel, else 8
+  intensity_mean: float  # of the pixels scaled to [0, 1] (greyscale; colour as luminance)
+  intensity_std: float
+
+
+def pixel_summary(stored: bytes) -> PixelSummary:
+  """Decodes the stored bytes (already validated) once and summarizes their pixels."""
+  image = Image.open(io.BytesIO(stored))
+  if image.mode.startswith('I'):  # 16-bit greyscale ('I;16', or 'I' from older Pillow)
+    bit_depth, scale = 16, 65535.0
+  elif image.mode == '1':
+    bit_depth, scale = 1, 1.0
+  else:
+    bit_depth, scale = 8, 255.0
+    if image.mode != 'L':
+      image = image.convert('L')
+  pixels = np.asarray(image)
+  return PixelSummary(
+    bit_depth,
+    float(pixels.mean(dtype=np.float64) / scale),
+    float(pixels.std(dtype=np.float64) / scale),
+  )
