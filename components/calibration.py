@@ -19,7 +19,7 @@ from scipy import special
 
 ECE_BINS = 15
 # Temperatures searched, as log T: 0.01 to 100 covers any useful rescaling of the logits.
-_LOG_T_BOUNDS = (np.log(0.01), np.log(100.0))
+LOG_T_BOUNDS = (np.log(0.01), np.log(100.0))
 
 
 def nll(logits: np.ndarray, labels: np.ndarray, temperature: float = 1.0) -> float:
@@ -58,7 +58,7 @@ def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
     return 1.0
   result = optimize.minimize_scalar(
     lambda log_t: nll(logits, labels, np.exp(log_t)),
-    bounds=_LOG_T_BOUNDS,
+    bounds=LOG_T_BOUNDS,
     method='bounded',
     options={'xatol': 1e-6},
   )
