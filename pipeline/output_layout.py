@@ -29,6 +29,11 @@ class OutputLayout:
     return os.path.join(self.root, 'serving')
 
   @property
+  def patient_salt(self) -> str:
+    """The secret salt of the patient hashes (ingestion creates it): outside every artifact."""
+    return os.path.join(self.root, 'patient_salt')
+
+  @property
   def reports_dir(self) -> str:
     return os.path.join(self.root, 'reports')
 

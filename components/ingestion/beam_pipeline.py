@@ -83,9 +83,17 @@ def stage_inputs(discovery: Discovery, workdir: str) -> StagedInputs:
 
 def to_example(item: inspection.Inspected, image: bytes) -> bytes:
   """The serialized raw tf.Example of one ingested image (schemas/schema.pbtxt)."""
-  entry, info = item.entry, item.info
+  entry, info, subject = item.entry, item.info, item.subject
+  optional = (
+    {features.PATIENT_HASH_KEY: subject.patient_hash.encode()} if subject.patient_hash else {}
+  )
   return example_encoding.serialize(
     {
+      **optional,
+      features.VIEW_POSITION_KEY: subject.view_position.encode(),
+      features.SEX_KEY: subject.sex.encode(),
+      features.AGE_BAND_KEY: subject.age_band.encode(),
+      features.MANUFACTURER_KEY: subject.manufacturer.encode(),
       features.IMAGE_KEY: image,
       features.LABEL_KEY: entry.label,
       features.LABEL_NAME_KEY: labels.CLASS_NAMES[entry.label].encode(),
@@ -103,13 +111,14 @@ def to_example(item: inspection.Inspected, image: bytes) -> bytes:
 class _InspectChunk(beam.DoFn):
   """Stage 1: hashes and validates a chunk's candidates; yields the file of their records."""
 
-  def __init__(self, max_image_pixels: int, folder: str):
+  def __init__(self, max_image_pixels: int, folder: str, salt: bytes):
     self._max_image_pixels = max_image_pixels
     self._folder = folder
+    self._salt = salt
     self._done = 0
 
   def _inspect(self, row: list) -> list:
-    item = inspection.inspect_file(FileEntry(*row), self._max_image_pixels)
+    item = inspection.inspect_file(FileEntry(*row), self._max_image_pixels, self._salt)
     beam.metrics.Metrics.counter('ingestion', 'quarantined' if item.reason else 'valid').inc()
     self._done += 1
     if self._done % _LOG_EVERY == 0:
@@ -195,15 +204,16 @@ def build(
   examples_uri: str,
   report_uri: str,
   options: IngestOptions,
+  salt: bytes,
 ):
   """Adds ingestion to `pipeline`: Split-{train,eval,test} under examples_uri, the report under
-  report_uri."""
+  report_uri; `salt` hashes the patient ids (subjects.py)."""
   _ = (
     pipeline
     | 'CandidateChunks' >> beam.Create(staged.candidate_chunks)
     | 'Inspect'
     >> beam.ParDo(
-      _InspectChunk(options.max_image_pixels, FileSystems.join(staged.workdir, 'inspected'))
+      _InspectChunk(options.max_image_pixels, FileSystems.join(staged.workdir, 'inspected'), salt)
     )
     | 'CollectInspected' >> beam.combiners.ToList()
     | 'PlanAndReport' >> beam.FlatMap(_plan_and_report, staged, input_base, report_uri, options)
