@@ -255,6 +255,15 @@ def _local_path(path):
   return os.path.abspath(path) if path and '://' not in path else path
 
 
+def _patient_salt_file(args):
+  """--patient-salt-file, else the output folder's (gs://... too: the components read it)."""
+  if args.patient_salt_file:
+    return _local_path(args.patient_salt_file)
+  if '://' in args.output:
+    return f'{args.output.rstrip("/")}/{output_layout.PATIENT_SALT}'
+  return output_layout.layout(args.output).patient_salt
+
+
 def run_options_from_args(args):
   """RunOptions from parsed `cxr run` arguments."""
   from pipeline.run_options import RunOptions
@@ -280,8 +289,7 @@ def run_options_from_args(args):
       max_bad_fraction=args.max_bad_fraction,
       metadata_csv=_local_path(args.metadata_csv),
       allow_confounded_sources=args.allow_confounded_sources,
-      patient_salt_file=_local_path(args.patient_salt_file)
-      or output_layout.layout(args.output).patient_salt,
+      patient_salt_file=_patient_salt_file(args),
     ),
     image=image_spec.ImageSpec(image_size, args.image_channels, args.normalization),
     preset=args.preset,

@@ -4,6 +4,8 @@ models."""
 import dataclasses
 import os
 
+PATIENT_SALT = 'patient_salt'
+
 
 class OutputFolderUnusable(Exception):
   """The output folder cannot be created or written to."""
@@ -31,7 +33,7 @@ class OutputLayout:
   @property
   def patient_salt(self) -> str:
     """The secret salt of the patient hashes (ingestion creates it): outside every artifact."""
-    return os.path.join(self.root, 'patient_salt')
+    return os.path.join(self.root, PATIENT_SALT)
 
   @property
   def reports_dir(self) -> str:
