@@ -11,14 +11,18 @@ or DX (it is mandatory in their IODs: a file without it is refused too), and Bod
 when present and not empty, must be CHEST. Anything else raises image_header.BadImage with a
 reason: ingestion quarantines the file with it, `cxr predict` prints it as the file's error.
 
-Only the elements named here and the ones pydicom's LUT functions read are accessed, and none of
-them is written anywhere: no patient, study or institution element reaches an artifact or a log.
+Only the elements named here and the ones pydicom's LUT functions read are accessed. None of them
+is written anywhere, except the SUBJECT_ELEMENTS that `subject_elements` reads for ingestion,
+which keeps the patient id only as a salted hash and the age only as a band
+(components/ingestion/subjects.py): no name, date, study or institution element reaches an
+artifact or a log.
 Compressed pixel data (JPEG, JPEG-LS, JPEG 2000) is decoded by the pylibjpeg plugins, RLE by
 pydicom itself.
 """
 
 import dataclasses
 import io
+from typing import Dict
 import warnings
 
 import numpy as np
@@ -39,6 +43,8 @@ MODALITIES = ('CR', 'DX')  # computed and digital radiography
 BODY_PART = 'CHEST'
 GREYSCALE = ('MONOCHROME1', 'MONOCHROME2')
 OUTPUT_MAX = 65535
+# The patient and acquisition elements ingestion keeps (hashed or banded): an allow-list.
+SUBJECT_ELEMENTS = ('PatientID', 'ViewPosition', 'PatientSex', 'PatientAge', 'Manufacturer')
 
 # Quarantine reasons, besides image_header's.
 NO_PIXEL_DATA = 'dicom_without_image'
@@ -164,3 +170,13 @@ def convert(data: bytes, max_pixels: int) -> Converted:
   out = io.BytesIO()
   Image.fromarray(grey).save(out, format='PNG')
   return Converted(out.getvalue(), height=grey.shape[0], width=grey.shape[1])
+
+
+def subject_elements(data: bytes) -> Dict[str, str]:
+  """The SUBJECT_ELEMENTS of a DICOM file ('' when absent), and no other element."""
+  with warnings.catch_warnings():
+    warnings.simplefilter('ignore')
+    ds = pydicom.dcmread(
+      io.BytesIO(data), stop_before_pixels=True, specific_tags=list(SUBJECT_ELEMENTS)
+    )
+  return {keyword: str(ds.get(keyword, '') or '') for keyword in SUBJECT_ELEMENTS}

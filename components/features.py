@@ -15,6 +15,13 @@ FORMAT_KEY = 'format'  # bytes, 'PNG' or 'JPEG'
 BIT_DEPTH_KEY = 'bit_depth'  # int64: 16, 8 or 1
 INTENSITY_MEAN_KEY = 'intensity_mean'  # float: mean of the pixels scaled to [0, 1]
 INTENSITY_STD_KEY = 'intensity_std'  # float: their standard deviation
+# Optional (components/ingestion/subjects.py): from DICOM elements or the metadata CSV.
+PATIENT_HASH_KEY = 'patient_hash'  # bytes, salted hash of the patient id; absent when unknown
+VIEW_POSITION_KEY = 'view_position'  # bytes, e.g. 'PA', 'AP', 'LL'; 'unknown' when missing
+SEX_KEY = 'sex'  # bytes, 'M', 'F', 'O' or 'unknown'
+AGE_BAND_KEY = 'age_band'  # bytes, '0-9', '10-19', ..., '90+' or 'unknown'
+MANUFACTURER_KEY = 'manufacturer'  # bytes, the equipment's manufacturer or 'unknown'
+SUBGROUP_KEYS = (VIEW_POSITION_KEY, SEX_KEY, AGE_BAND_KEY, MANUFACTURER_KEY)  # reported slices
 
 # Transform output.
 PIXELS_XF = 'pixels_xf'  # bytes: PNG of the resized uint8 image, image_size x image_size x channels

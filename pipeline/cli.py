@@ -107,8 +107,15 @@ def _add_pipeline_arguments(p):
     '--metadata-csv',
     default=_INGEST.metadata_csv,
     metavar='PATH',
-    help="CSV naming each image's source: columns path (relative to --data) or file (a unique "
-    'file name), and source; a listed source replaces the folder one',
+    help='CSV of per-image metadata: columns path (relative to --data) or file (a unique file '
+    'name), and any of source, view, sex, age, manufacturer, patient_id; a listed value replaces '
+    "the folder's or the DICOM file's",
+  )
+  g.add_argument(
+    '--patient-salt-file',
+    metavar='PATH',
+    help='the secret salt of the patient hashes (made on first use; default OUTPUT/patient_salt, '
+    'outside the artifacts): keep it to compare patients across output folders',
   )
   g.add_argument(
     '--allow-confounded-sources',
@@ -262,6 +269,15 @@ def _local_path(path):
   return os.path.abspath(path) if path and '://' not in path else path
 
 
+def _patient_salt_file(args):
+  """--patient-salt-file, else the output folder's (gs://... too: the components read it)."""
+  if args.patient_salt_file:
+    return _local_path(args.patient_salt_file)
+  if '://' in args.output:
+    return f'{args.output.rstrip("/")}/{output_layout.PATIENT_SALT}'
+  return output_layout.layout(args.output).patient_salt
+
+
 def run_options_from_args(args):
   """RunOptions from parsed `cxr run` arguments."""
   from pipeline.run_options import RunOptions
@@ -287,6 +303,7 @@ def run_options_from_args(args):
       max_bad_fraction=args.max_bad_fraction,
       metadata_csv=_local_path(args.metadata_csv),
       allow_confounded_sources=args.allow_confounded_sources,
+      patient_salt_file=_patient_salt_file(args),
     ),
     drift=dataclasses.replace(_DRIFT, allow_drift=args.allow_drift),
     image=image_spec.ImageSpec(image_size, args.image_channels, args.normalization),

@@ -4,6 +4,8 @@ models."""
 import dataclasses
 import os
 
+PATIENT_SALT = 'patient_salt'
+
 
 class OutputFolderUnusable(Exception):
   """The output folder cannot be created or written to."""
@@ -32,6 +34,11 @@ class OutputLayout:
   def drift_reference_dir(self) -> str:
     """The accepted spans' statistics the drift check compares with: drift_reference/span-N/."""
     return os.path.join(self.root, 'drift_reference')
+
+  @property
+  def patient_salt(self) -> str:
+    """The secret salt of the patient hashes (ingestion creates it): outside every artifact."""
+    return os.path.join(self.root, PATIENT_SALT)
 
   @property
   def reports_dir(self) -> str:

@@ -7,16 +7,17 @@ matrix (also as a PNG heatmap), the COVID operating point (the threshold stored 
 model, components.operating_point) with the test sensitivity and specificity at it and the COVID ROC
 and precision-recall curves, the masking audit (accuracy and COVID recall with the lung fields, then
 the border band, hidden; whether a shortcut is suspected), the comparison with the blessed baseline,
-metrics by source, the class x source association of the ingested data (Cramér's V per split, the
-test classes confounded with their source), the drift check of the span against the previous
-accepted span (each feature's distance and threshold), the calibration (the Trainer's temperature
-and eval-split figures before and after it, the test split's ECE and Brier score from the Evaluator,
-a reliability diagram), the training curves (PNGs written by the Trainer into its model_run
-artifact) and the data accounting (the ingest report: images per split and class, each quarantined,
-duplicate and ignored file, the bad fraction). report.html beside it is the same Markdown rendered
-as one self-contained page (images embedded, no script). Every string that comes from the data (file
-paths, source folders, slice names, the run id) goes through markdown_text.escape, so a folder named
-'<img src=x onerror=alert(1)>' or 'a|b' shows as text and keeps the tables whole.
+metrics by source and subgroup, the class x source association of the ingested data (Cramér's V
+per split, the test classes confounded with their source), the drift check of the span against the
+previous accepted span (each feature's distance and threshold), the calibration (the Trainer's
+temperature and eval-split figures before and after it, the test split's ECE and Brier score from
+the Evaluator, a reliability diagram), the training curves (PNGs written by the Trainer into its
+model_run artifact) and the data accounting (the ingest report: images per split and class, each
+quarantined, duplicate and ignored file, the bad fraction, the patients). report.html beside it is
+the same Markdown rendered as one self-contained page (images embedded, no script). Every string
+that comes from the data (file paths, source folders, slice names, the run id) goes through
+markdown_text.escape, so a folder named '<img src=x onerror=alert(1)>' or 'a|b' shows as text and
+keeps the tables whole.
 
 `report_json` gives the same figures as one JSON-ready dict (`cxr report --json`): its
 `confounding` is the ingestion summary's entry (components/ingestion/confounding.py; None for runs

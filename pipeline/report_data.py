@@ -41,7 +41,8 @@ _LISTS = (
 def data_json(report_uri: Optional[str]) -> Optional[Dict[str, Any]]:
   """The accounting of the ingest report at `report_uri` (None without one): `splits` ({split:
   {class: images}}), `bad_fraction`, `quarantined` ([{path, reason, detail}]), `duplicates`
-  ([{path, duplicate_of, reason}]), `ignored` ([{path, reason}]) and the summary's totals."""
+  ([{path, duplicate_of, reason}]), `ignored` ([{path, reason}]), `patients` (`images`,
+  `patients`, `in_train_and_test`, `train_images_in_test`) and the summary's totals."""
   if report_uri is None:
     return None
   summary = manifest.read_summary(report_uri)
@@ -61,6 +62,7 @@ def data_json(report_uri: Optional[str]) -> Optional[Dict[str, Any]]:
     'max_bad_fraction': summary['max_bad_fraction'],
     'reasons': summary['reasons'],
     'unknown_class_folders': summary['unknown_class_folders'],
+    'patients': summary.get('patients'),  # None in a report written before patient hashes
   }
   for key, status, fields, _ in _LISTS:
     data[key] = [{field: row[field] for field in fields} for row in rows if row['status'] == status]
@@ -121,6 +123,15 @@ def data_section(data: Optional[Dict[str, Any]]) -> List[str]:
     f'{data["max_bad_fraction"]:.1%}).',
     '',
   ]
+  known = data['patients']
+  if known and known['images']:
+    lines += [
+      f'Patients: {known["images"]} images of {known["patients"]} patients (DICOM PatientID or the '
+      f'metadata CSV, kept only as a salted hash), each patient in one split; '
+      f'{known["in_train_and_test"]} patients with images in both Train/ and Test/ are kept in '
+      f'test, with their {known["train_images_in_test"]} Train/ images.',
+      '',
+    ]
   if data['unknown_class_folders']:
     lines += [
       'Folders naming no known class, skipped: '

@@ -1,5 +1,5 @@
 """The report's test-split metric sections: the classification report table, the confusion
-matrix heatmap, the comparison with the blessed baseline and the metrics by source."""
+matrix heatmap, the comparison with the blessed baseline and the metrics by source and subgroup."""
 
 from typing import Dict, List
 
@@ -117,7 +117,8 @@ def baseline_section(
 
 
 def slices_section(metrics: Dict[str, Dict[results.MetricId, float]], model: str) -> List[str]:
-  """Accuracy and COVID recall with their intervals, and macro F1, per source slice."""
+  """Accuracy and COVID recall with their intervals, and macro F1, per slice: by source and by
+  subgroup (view position, sex, age band, manufacturer)."""
   with_ci = [
     results.MetricId(eval_config_lib.ACCURACY, model_name=model),
     results.MetricId(eval_config_lib.ARGMAX_RECALL, class_id=labels.COVID, model_name=model),
@@ -136,7 +137,13 @@ def slices_section(metrics: Dict[str, Dict[results.MetricId, float]], model: str
       cells.append(f'{report_format.fmt(values.get(metric))} ({report_format.interval(ci, 3)})')
     rows.append(cells + [report_format.fmt(values.get(f1))])
   return (
-    ['## By source', '', 'Reported, not gated (a source may be small or hold one class).', '']
+    [
+      '## By source and subgroup',
+      '',
+      'Reported, not gated (a slice may be small or hold one class); `unknown`: the DICOM file '
+      'or the metadata CSV did not say.',
+      '',
+    ]
     + report_format.table(
       ['slice', 'examples']
       + [f'{report_format.metric_name(m)} (95% CI)' for m in with_ci]

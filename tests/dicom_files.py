@@ -1,8 +1,8 @@
 """Test helpers: DICOM files written by pydicom from the real CT and MR slices it ships, and the
 display values pydicom's own pipeline gives them (the reference components.dicom is held to).
 
-Every file carries a patient name and id (PATIENT_STRINGS) so tests can check that none of them is
-written anywhere.
+Every chest file carries identifying values in many elements (IDENTIFYING) so tests can check that
+none of them is written anywhere (PATIENT_STRINGS).
 """
 
 import copy
@@ -22,7 +22,25 @@ from pydicom.pixels import apply_voi_lut
 
 PATIENT_NAME = 'Testpatient^Zelda'
 PATIENT_ID = 'PID-7731-XQ'
-PATIENT_STRINGS = (PATIENT_NAME, PATIENT_ID, 'Zelda', '7731-XQ')
+PATIENT_AGE = '067Y'  # written only as its band, '60-69'
+IDENTIFYING = {  # element -> a value found nowhere else
+  'PatientBirthDate': '19580314',
+  'PatientAddress': 'Quellweg 12, Nordwald',
+  'OtherPatientIDs': 'OPID-4417-KV',
+  'AccessionNumber': 'ACC-55210-ZQ',
+  'InstitutionName': 'Nordwald Klinikum Quelle',
+  'InstitutionAddress': 'Klinikstrasse 3, Nordwald',
+  'ReferringPhysicianName': 'Referrer^Yvonne',
+  'PerformingPhysicianName': 'Performer^Ulrich',
+  'OperatorsName': 'Operator^Quentin',
+  'StationName': 'XRAY-ROOM-QX9',
+  'StudyID': 'STUDY-88412',
+  'StudyDescription': 'Thorax follow-up Zelda',
+  'StudyDate': '20200417',
+}
+PATIENT_STRINGS = (PATIENT_NAME, PATIENT_ID, 'Zelda', '7731-XQ', PATIENT_AGE, 'Nordwald') + tuple(
+  IDENTIFYING.values()
+)
 
 
 def read(name: str) -> Dataset:
@@ -30,13 +48,17 @@ def read(name: str) -> Dataset:
   return pydicom.dcmread(get_testdata_file(name))
 
 
-def chest(ds: Dataset, modality: str = 'DX') -> Dataset:
-  """A copy of `ds` as a chest radiograph of the test patient (pixel data untouched)."""
+def chest(ds: Dataset, modality: str = 'DX', patient_id: str = PATIENT_ID) -> Dataset:
+  """A copy of `ds` as a chest radiograph of the test patient (pixel data untouched), with the
+  IDENTIFYING elements."""
   ds = copy.deepcopy(ds)
   ds.Modality = modality
   ds.BodyPartExamined = 'CHEST'
   ds.PatientName = PATIENT_NAME
-  ds.PatientID = PATIENT_ID
+  ds.PatientID = patient_id
+  ds.PatientAge = PATIENT_AGE
+  for keyword, value in IDENTIFYING.items():
+    setattr(ds, keyword, value)
   return ds
 
 

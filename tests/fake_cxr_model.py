@@ -164,13 +164,16 @@ def save_model(
   return export_dir
 
 
-def serialized_example(row: int, label: int, source: str = 'Test') -> bytes:
-  """A raw tf.Example (image, label, source) whose image maps to table row `row`."""
+def serialized_example(row: int, label: int, source: str = 'Test', **subgroups: str) -> bytes:
+  """A raw tf.Example (image, label, source, and any `subgroups` features, e.g.
+  view_position='PA') whose image maps to table row `row`."""
   feature = {
     features.IMAGE_KEY: tf.train.Feature(bytes_list=tf.train.BytesList(value=[png_for_row(row)])),
     features.LABEL_KEY: tf.train.Feature(int64_list=tf.train.Int64List(value=[label])),
     features.SOURCE_KEY: tf.train.Feature(bytes_list=tf.train.BytesList(value=[source.encode()])),
   }
+  for key, value in subgroups.items():
+    feature[key] = tf.train.Feature(bytes_list=tf.train.BytesList(value=[value.encode()]))
   return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
 
 

@@ -24,7 +24,8 @@ def _options(*argv):
 def test_defaults_are_the_components_defaults():
   options = _options()
   assert options.image == ImageSpec() and options.image.size == 224
-  assert options.ingest == IngestOptions()
+  # The patient salt lives in the output folder, outside the artifacts.
+  assert options.ingest == IngestOptions(patient_salt_file=os.path.abspath('o/patient_salt'))
   assert options.hparam_overrides == {}
   assert hparams.from_custom_config(options.trainer_config()) == hparams.HParams()
 
@@ -49,6 +50,8 @@ def test_flags_fill_the_component_settings():
     '--metadata-csv',
     'meta.csv',
     '--allow-confounded-sources',
+    '--patient-salt-file',
+    'salt',
   )
   assert options.ingest == IngestOptions(
     span='2-3',
@@ -57,6 +60,7 @@ def test_flags_fill_the_component_settings():
     max_bad_fraction=0.5,
     metadata_csv=os.path.abspath('meta.csv'),
     allow_confounded_sources=True,
+    patient_salt_file=os.path.abspath('salt'),
   )
   assert options.image == ImageSpec(64, 3, 'resnet_v2')
   assert options.transform_config() == {'image_size': 64, 'image_channels': 3}

@@ -73,7 +73,7 @@ def _statistics(root, source):
   for path in sorted(glob.glob(os.path.join(root, 'Train', '*', '*'))):
     label = labels.CLASS_NAMES.index(os.path.basename(os.path.dirname(path)))
     entry = FileEntry(os.path.relpath(path, root), path, os.path.getsize(path), source, label)
-    item = inspection.inspect_file(entry, MAX_PIXELS)
+    item = inspection.inspect_file(entry, MAX_PIXELS, salt=b'salt')
     stored = image_check.stored_bytes(inspection.read_bytes(path), item.info, MAX_PIXELS)
     examples.append(beam_pipeline.to_example(item, stored))
   batch = example_coder.ExamplesToRecordBatchDecoder().DecodeBatch(examples)

@@ -56,6 +56,8 @@ TEST_SPLIT = (
   + [(2, VIRAL, 'A')] * 5
   + [(4, VIRAL, 'A')]
 )
+# The view_position of each TEST_SPLIT example (its age_band is 'unknown'): subgroup slices.
+VIEWS = ['AP' if i % 3 == 0 else 'PA' for i in range(len(TEST_SPLIT))]
 # Every image right, but only 5 COVID images: COVID recall 5/5, 95% CI 0.566-1.
 SMALL_COVID_SPLIT = [(0, COVID, 'A')] * 5 + [(1, NORMAL, 'A')] * 30 + [(2, VIRAL, 'A')] * 30
 
@@ -83,16 +85,28 @@ def _brier(probabilities, y_true):
   return np.mean(np.sum((probabilities - np.eye(3)[y_true]) ** 2, axis=1))
 
 
-def _examples(uri, split):
+def _examples(uri, split, **subgroups):
+  """`split` as an Examples artifact; `subgroups`: a list of values per feature key."""
   return fake_cxr_model.examples_artifact(
-    uri, [fake_cxr_model.serialized_example(row, label, source) for row, label, source in split]
+    uri,
+    [
+      fake_cxr_model.serialized_example(
+        row, label, source, **{key: values[i] for key, values in subgroups.items()}
+      )
+      for i, (row, label, source) in enumerate(split)
+    ],
   )
 
 
 @pytest.fixture(scope='module')
 def workspace(tmp_path_factory):
   root = tmp_path_factory.mktemp('evaluation')
-  examples = _examples(str(root / 'examples'), TEST_SPLIT)
+  examples = _examples(
+    str(root / 'examples'),
+    TEST_SPLIT,
+    view_position=VIEWS,
+    age_band=['unknown'] * len(TEST_SPLIT),
+  )
   models = {
     name: fake_cxr_model.model_artifact(str(root / f'model_{name}'), table, point)
     for name, table, point in (('good', GOOD_TABLE, GOOD_POINT), ('bad', BAD_TABLE, None))
@@ -324,6 +338,20 @@ def test_gate_metrics_equal_sklearn_and_a_good_model_is_blessed(workspace):
   assert source_b[results.MetricId('brier')] == pytest.approx(
     _brier(probabilities[in_b], y_true[in_b]), abs=1e-6
   )
+  # The subgroup slices, reported the same way; a missing value is the 'unknown' slice.
+  y_pred = np.array(_argmax_predictions(GOOD_TABLE))
+  metrics = results.load_metrics(evaluation_uri)
+  for view in ('AP', 'PA'):
+    in_view = np.array(VIEWS) == view
+    sliced = metrics[f'view_position:{view}']
+    assert sliced[results.MetricId('example_count')] == in_view.sum()
+    assert sliced[results.MetricId('argmax_accuracy')] == pytest.approx(
+      np.mean(y_pred[in_view] == y_true[in_view])
+    )
+  assert metrics['age_band:unknown'][results.MetricId('argmax_accuracy')] == pytest.approx(
+    np.mean(y_pred == y_true)
+  )
+  assert not [name for name in metrics if name.startswith(('sex:', 'manufacturer:'))]
 
 
 def test_perfect_recall_on_5_covid_images_is_not_blessed_by_default(workspace):

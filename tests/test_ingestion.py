@@ -296,7 +296,7 @@ def test_file_that_vanished_or_cannot_be_read_is_unreadable(tmp_path):
   entry = discovery.FileEntry(
     path='COVID/gone.png', uri=str(tmp_path / 'gone.png'), size=10, source='x', label=0, role='any'
   )
-  item = inspect_file(entry, max_image_pixels=10_000)
+  item = inspect_file(entry, max_image_pixels=10_000, salt=b'salt')
   assert item.reason == 'unreadable' and 'gone.png' in item.detail
 
 

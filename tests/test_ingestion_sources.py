@@ -2,9 +2,11 @@
 
 import collections
 import hashlib
+import hmac
 import json
 import logging
 import os
+import pathlib
 
 import numpy as np
 import pandas as pd
@@ -306,6 +308,62 @@ def test_metadata_csv_sets_sources_and_counts_rows_naming_no_file(tmp_path):
   assert {p: written[p] for p in listed} == listed
 
 
+def test_metadata_csv_feeds_patients_and_subgroups(tmp_path):
+  root, out = tmp_path / 'data', tmp_path / 'out'
+  _train_test(root)
+  patient = 'PAT-CSV-0042'  # two Train/ COVID images and one Test/ COVID image
+  csv_path = tmp_path / 'meta.csv'
+  csv_path.write_text(
+    'path,view,Sex,AGE,manufacturer,Patient ID\n'
+    f'Train/COVID/COVID_1.png,PA,female,45,Acme  Imaging,{patient}\n'
+    f'Train/COVID/COVID_2.png,ap,M,006M,,{patient}\n'
+    f'Test/COVID/COVID_2.png,PA,F,93,Acme Imaging,{patient}\n'
+    'Train/NORMAL/NORMA_1.png,,x,abc,,\n'  # not understood: unknown, not an error
+  )
+  salt_file = out / 'patient_salt'
+  result, manifest = _ingest(
+    root, out, metadata_csv=str(csv_path), patient_salt_file=str(salt_file)
+  )
+  rows = manifest.set_index('path')
+  columns = ['split', 'patient_hash', 'view_position', 'sex', 'age_band', 'manufacturer']
+  digest = hmac.new(salt_file.read_bytes(), patient.encode(), 'sha256').hexdigest()
+  assert rows.loc[
+    ['Train/COVID/COVID_1.png', 'Train/COVID/COVID_2.png', 'Test/COVID/COVID_2.png'], columns
+  ].values.tolist() == [
+    ['test', digest, 'PA', 'F', '40-49', 'Acme Imaging'],
+    ['test', digest, 'AP', 'M', '0-9', 'unknown'],
+    ['test', digest, 'PA', 'F', '90+', 'Acme Imaging'],
+  ]
+  unknown = ['', 'unknown', 'unknown', 'unknown', 'unknown']
+  assert rows.loc['Train/NORMAL/NORMA_1.png', columns[1:]].tolist() == unknown
+  assert rows.loc['Train/NORMAL/NORMA_2.png', columns[1:]].tolist() == unknown
+  assert result.summary['patients'] == {
+    'images': 3,
+    'patients': 1,
+    'in_train_and_test': 1,
+    'train_images_in_test': 2,
+  }
+  assert result.summary['metadata_csv']['files_listed'] == 4
+  examples = {}
+  for record in tf.data.TFRecordDataset(tf.io.gfile.glob(str(out / 'examples' / 'Split-*' / '*'))):
+    feature = tf.train.Example.FromString(record.numpy()).features.feature
+    examples[feature[features.PATH_KEY].bytes_list.value[0].decode()] = feature
+  listed = examples['Train/COVID/COVID_2.png']
+  assert [
+    listed[k].bytes_list.value[0] for k in (features.PATIENT_HASH_KEY,) + features.SUBGROUP_KEYS
+  ] == [
+    digest.encode(),
+    b'AP',
+    b'M',
+    b'0-9',
+    b'unknown',
+  ]
+  assert features.PATIENT_HASH_KEY not in examples['Train/NORMAL/NORMA_2.png']
+  for folder, _, names in os.walk(out):
+    for name in names:
+      assert patient.encode() not in (pathlib.Path(folder) / name).read_bytes(), name
+
+
 def test_unusable_metadata_csv_is_one_clear_line(tmp_path):
   _train_test(tmp_path / 'data')
   with pytest.raises(ValueError) as error:
@@ -317,8 +375,9 @@ def test_unusable_metadata_csv_is_one_clear_line(tmp_path):
   with pytest.raises(ValueError) as error:
     fingerprint(str(tmp_path / 'data'), 'latest', str(tmp_path / 'bad.csv'))
   assert str(error.value) == (
-    f"metadata_csv '{tmp_path / 'bad.csv'}' needs a file column (path or file or filename) and a "
-    "'source' column, found columns ['name', 'origin']; rename its header"
+    f"metadata_csv '{tmp_path / 'bad.csv'}' needs a file column (path or file or filename) and at "
+    'least one of the columns source, view, sex, age, manufacturer, patient_id, found columns '
+    "['name', 'origin']; rename its header"
   )
 
 

@@ -61,6 +61,7 @@ TEST_SPLIT = (
   + [(2, VIRAL, 'A')] * 5
   + [(3, VIRAL, HOSTILE)]
 )
+AGE_BANDS = ['0-9' if i % 2 else '60-69' for i in range(len(TEST_SPLIT))]  # a subgroup slice
 # Ingested images of the other splits: (split, class, source, images).
 OTHER_SPLITS = [
   ('train', 'COVID', 'A', 20),
@@ -147,7 +148,10 @@ def pushed(tmp_path_factory):
   root = tmp_path_factory.mktemp('model_card')
   examples = fake_cxr_model.examples_artifact(
     str(root / 'examples'),
-    [fake_cxr_model.serialized_example(row, label, source) for row, label, source in TEST_SPLIT],
+    [
+      fake_cxr_model.serialized_example(row, label, source, age_band=AGE_BANDS[i])
+      for i, (row, label, source) in enumerate(TEST_SPLIT)
+    ],
   )
   examples.id, examples.span = 3, 2
   model = fake_cxr_model.model_artifact(str(root / 'model'), TABLE, POINT)
@@ -279,6 +283,14 @@ def test_card_figures_are_the_evaluation_figures(pushed):
       metrics[('recall (COVID)', f'source:{source}')],
       np.sum(covid & (y_pred == COVID)),
       covid.sum(),
+    )
+  # Per subgroup, the same figures.
+  for band in ('0-9', '60-69'):
+    in_band = np.array(AGE_BANDS) == band
+    _check_proportion(
+      metrics[('accuracy', f'age_band:{band}')],
+      np.sum((y_true == y_pred) & in_band),
+      np.sum(in_band),
     )
   gate = {(c['metric'], c['class']): c for c in pushed['card']['quantitative_analysis']['gate']}
   recall_check = gate[('argmax_recall_lower95', 'COVID')]

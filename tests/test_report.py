@@ -61,6 +61,7 @@ TEST_SPLIT = [
   (2, 2, B),
   (1, 2, B),
 ]
+SEXES = ['F'] * 6 + ['M'] * 6  # a subgroup: the candidate gets 6 of 6 F and 4 of 6 M right
 OOD_RECORD = ood.OodRecord(
   'mahalanobis',
   12.5,
@@ -157,7 +158,8 @@ def _write_ingest_report(uri):
     pa.Table.from_pylist(rows, schema=manifest.SCHEMA), os.path.join(uri, manifest.MANIFEST_FILE)
   )
   with open(os.path.join(uri, manifest.SUMMARY_FILE), 'w') as f:
-    json.dump(manifest.summarize(rows, 'data', [], 0.1), f)
+    patients = dict(images=9, patients=5, in_train_and_test=1, train_images_in_test=2)
+    json.dump(dict(manifest.summarize(rows, 'data', [], 0.1), patients=patients), f)
 
 
 def _put_artifact(store, type_name, uri, **properties):
@@ -207,7 +209,10 @@ def output_dir(tmp_path_factory):
   os.makedirs(paths.root)
   examples = fake_cxr_model.examples_artifact(
     str(root / 'examples'),
-    [fake_cxr_model.serialized_example(row, label, source) for row, label, source in TEST_SPLIT],
+    [
+      fake_cxr_model.serialized_example(row, label, source, sex=SEXES[i])
+      for i, (row, label, source) in enumerate(TEST_SPLIT)
+    ],
   )
   candidate = fake_cxr_model.model_artifact(str(root / 'candidate'), CANDIDATE, POINT, explain=True)
   baseline = fake_cxr_model.model_artifact(str(root / 'baseline'), BASELINE)
@@ -433,6 +438,12 @@ def test_report_of_the_latest_evaluated_run(output_dir):
   assert f'| source:{B_MD} | 4 | 0.7500 (0.301–0.954) | 1.0000 (0.342–1.000) |' in _section(
     text, 'By source'
   )
+  # The subgroup slices are shown the same way (M: 4 of 6 right, no COVID image).
+  low, high = stats.binomtest(4, 6).proportion_ci(method='wilson')
+  assert f'| sex:M | 6 | 0.6667 ({low:.3f}–{high:.3f}) |' in _section(
+    text, 'By source and subgroup'
+  )
+  assert '| sex:F | 6 | 1.0000 (' in _section(text, 'By source and subgroup')
   sources = _section(text, 'Sources and confounding')
   v = stats.contingency.association(SOURCE_TABLE, method='cramer')
   assert f"test: Cramér's V {v:.3f}" in sources and 'WARNING' not in sources
@@ -462,6 +473,11 @@ def test_report_of_the_latest_evaluated_run(output_dir):
   assert '66 files found = 12 ingested + 52 quarantined + 1 duplicates + 1 ignored.' in data
   assert '| test | 4 | 4 | 4 | 12 |' in data and '| train | 0 | 0 | 0 | 0 |' in data
   assert 'Bad fraction: 52 of 65 image files quarantined (80.0%;' in data
+  assert (
+    'Patients: 9 images of 5 patients (DICOM PatientID or the metadata CSV, kept only as a salted '
+    'hash), each patient in one split; 1 patients with images in both Train/ and Test/ are kept '
+    'in test, with their 2 Train/ images.'
+  ) in data
   # The first MAX_LISTED quarantined files by path, each a row of three cells, then a count.
   rows = [line for line in data.splitlines() if line.startswith(f'| {A_MD}/COVID/broken')]
   assert rows == [

@@ -99,7 +99,9 @@ def test_dicom_images_are_the_ingestions_16_bit_pngs_read_as_8_bits(tmp_path):
   for name in labels.CLASS_NAMES:
     (root / name).mkdir(parents=True)
     for i in range(4):
-      ds = dicom_files.chest(dicom_files.read('MR_small_RLE.dcm'))
+      # Each image its own patient: a patient's images share a split, as in ingestion.
+      patient = f'{dicom_files.PATIENT_ID}-{name}{i}'
+      ds = dicom_files.chest(dicom_files.read('MR_small_RLE.dcm'), patient_id=patient)
       ds.SOPInstanceUID = uid.generate_uid()
       images[f'{name}/{i}.dcm'] = ds
       (root / name / f'{i}.dcm').write_bytes(dicom_files.to_bytes(ds))

@@ -1,7 +1,7 @@
 """The Evaluator's EvalConfig: metrics on the raw test split and the gate that blesses a model.
 
-The gate (a components.evaluation.gate.Gate) judges the overall slice (the `source` slices are
-reported, not gated: they can be small or hold a single class):
+The gate (a components.evaluation.gate.Gate) judges the overall slice (the SLICE_FEATURES slices,
+by source and by subgroup, are reported, not gated: they can be small or hold a single class):
   - accuracy >= min_accuracy;
   - COVID recall (argmax, components.evaluation.argmax_metrics) >= min_covid_recall;
   - accuracy >= the blessed baseline's accuracy - max_accuracy_drop (TFX ignores this change
@@ -39,6 +39,7 @@ from components.evaluation.gate import Gate
 # Serialized raw tf.Examples -> probabilities as served, and with the audit's regions hidden.
 SIGNATURE_NAME = signatures.EVALUATION_SIGNATURE
 PREDICTION_KEY = 'probabilities'
+SLICE_FEATURES = (features.SOURCE_KEY,) + features.SUBGROUP_KEYS  # reported, not gated
 ARGMAX_METRICS_MODULE = 'components.evaluation.argmax_metrics'
 CALIBRATION_METRICS_MODULE = 'components.evaluation.calibration_metrics'
 
@@ -98,7 +99,7 @@ def _at_least(value: float) -> tfma.GenericValueThreshold:
 
 
 def make_eval_config(
-  gate: Gate = Gate(), slice_features: Sequence[str] = (features.SOURCE_KEY,)
+  gate: Gate = Gate(), slice_features: Sequence[str] = SLICE_FEATURES
 ) -> tfma.EvalConfig:
   """EvalConfig for TFX's Evaluator on the raw examples (SIGNATURE_NAME).
 

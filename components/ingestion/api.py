@@ -11,14 +11,20 @@ from apache_beam.io.filesystems import FileSystems
 from components.ingestion import beam_pipeline
 from components.ingestion import manifest
 from components.ingestion import metadata_csv
+from components.ingestion import subjects
 from components.ingestion.discovery import discover
 from components.ingestion.options import IngestOptions
 from components.ingestion.options import SPLITS
 
 
-def _stage(input_base: str, options: IngestOptions, workdir: str) -> beam_pipeline.StagedInputs:
-  """The files to ingest, listed (and the metadata CSV copied) into the working folder."""
-  csv_copy = metadata_csv.stage(options.metadata_csv, workdir) if options.metadata_csv else None
+def _stage(
+  input_base: str, options: IngestOptions, workdir: str, salt: bytes
+) -> beam_pipeline.StagedInputs:
+  """The files to ingest, listed (and the metadata CSV copied, patient ids hashed) into the
+  working folder."""
+  csv_copy = None
+  if options.metadata_csv:
+    csv_copy = metadata_csv.stage(options.metadata_csv, workdir, salt)
   discovery = discover(input_base, options)
   staged = dataclasses.replace(
     beam_pipeline.stage_inputs(discovery, workdir), metadata_csv=csv_copy
@@ -65,13 +71,15 @@ def ingest(
   for refused data.
   `pipeline` defaults to Beam's in-process runner (FnApiRunner, the DirectRunner's engine); pass
   one built with the pipeline's Beam args to run in parallel or on a cluster. The stages hand each
-  other record files in examples_uri/.ingest-*/, removed at the end.
+  other record files in examples_uri/.ingest-*/, removed at the end. Patient ids are hashed with
+  the salt of options.patient_salt_file before anything is written (subjects.py).
   """
+  salt = subjects.salt(options.patient_salt_file)
   workdir = FileSystems.join(examples_uri, f'.ingest-{uuid.uuid4().hex}')
   try:
-    staged = _stage(input_base, options, workdir)
+    staged = _stage(input_base, options, workdir, salt)
     with pipeline or beam.Pipeline(runner='FnApiRunner') as p:
-      beam_pipeline.build(p, staged, input_base, examples_uri, report_uri, options)
+      beam_pipeline.build(p, staged, input_base, examples_uri, report_uri, options, salt)
   finally:
     if FileSystems.exists(workdir):
       FileSystems.delete([workdir])

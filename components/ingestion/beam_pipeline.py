@@ -85,10 +85,18 @@ def stage_inputs(discovery: Discovery, workdir: str) -> StagedInputs:
 
 def to_example(item: inspection.Inspected, image: bytes) -> bytes:
   """The serialized raw tf.Example of one ingested image (schemas/schema.pbtxt)."""
-  entry, info = item.entry, item.info
+  entry, info, subject = item.entry, item.info, item.subject
   pixels = image_check.pixel_summary(image)
+  optional = (
+    {features.PATIENT_HASH_KEY: subject.patient_hash.encode()} if subject.patient_hash else {}
+  )
   return example_encoding.serialize(
     {
+      **optional,
+      features.VIEW_POSITION_KEY: subject.view_position.encode(),
+      features.SEX_KEY: subject.sex.encode(),
+      features.AGE_BAND_KEY: subject.age_band.encode(),
+      features.MANUFACTURER_KEY: subject.manufacturer.encode(),
       features.IMAGE_KEY: image,
       features.LABEL_KEY: entry.label,
       features.LABEL_NAME_KEY: labels.CLASS_NAMES[entry.label].encode(),
@@ -109,14 +117,17 @@ def to_example(item: inspection.Inspected, image: bytes) -> bytes:
 class _InspectChunk(beam.DoFn):
   """Stage 1: hashes and validates a chunk's candidates; yields the file of their records."""
 
-  def __init__(self, max_image_pixels: int, folder: str, stored_folder: str):
+  def __init__(self, max_image_pixels: int, folder: str, salt: bytes, stored_folder: str):
     self._max_image_pixels = max_image_pixels
     self._folder = folder
+    self._salt = salt
     self._stored_folder = stored_folder
     self._done = 0
 
   def _inspect(self, row: list) -> list:
-    item = inspection.inspect_file(FileEntry(*row), self._max_image_pixels, self._stored_folder)
+    item = inspection.inspect_file(
+      FileEntry(*row), self._max_image_pixels, self._salt, self._stored_folder
+    )
     beam.metrics.Metrics.counter('ingestion', 'quarantined' if item.reason else 'valid').inc()
     self._done += 1
     if self._done % _LOG_EVERY == 0:
@@ -208,9 +219,10 @@ def build(
   examples_uri: str,
   report_uri: str,
   options: IngestOptions,
+  salt: bytes,
 ):
   """Adds ingestion to `pipeline`: Split-{train,eval,test} under examples_uri, the report under
-  report_uri."""
+  report_uri; `salt` hashes the patient ids (subjects.py)."""
   stored_folder = FileSystems.join(staged.workdir, 'stored')
   _ = (
     pipeline
@@ -218,7 +230,10 @@ def build(
     | 'Inspect'
     >> beam.ParDo(
       _InspectChunk(
-        options.max_image_pixels, FileSystems.join(staged.workdir, 'inspected'), stored_folder
+        options.max_image_pixels,
+        FileSystems.join(staged.workdir, 'inspected'),
+        salt,
+        stored_folder,
       )
     )
     | 'CollectInspected' >> beam.combiners.ToList()

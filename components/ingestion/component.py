@@ -42,6 +42,7 @@ def ImageFolderExampleGen(
   allow_confounded_sources: tfx.dsl.components.Parameter[bool] = _DEFAULTS[
     'allow_confounded_sources'
   ],
+  patient_salt_file: tfx.dsl.components.Parameter[str] = _DEFAULTS['patient_salt_file'],
   beam_pipeline: tfx.dsl.components.BeamComponentParameter[beam.Pipeline] = None,
 ) -> None:
   """Ingests chest X-ray class folders under `input_base` into Split-{train,eval,test} TFRecords.
@@ -62,6 +63,7 @@ def ImageFolderExampleGen(
       split_seed=split_seed,
       metadata_csv=metadata_csv,
       allow_confounded_sources=allow_confounded_sources,
+      patient_salt_file=patient_salt_file,
     )
   )
   result = api.ingest(input_base, examples.uri, report.uri, options, beam_pipeline)

@@ -12,6 +12,7 @@ import tempfile
 from typing import Iterable, Iterator
 
 from components.ingestion import image_check
+from components.ingestion import subjects
 from components.ingestion.discovery import FileEntry
 from components.ingestion.inspection import Inspected
 
@@ -22,18 +23,25 @@ _ENTRY = tuple(
   f.name for f in dataclasses.fields(FileEntry)
 )  # path, uri, size, source, label, role, group, ...
 _INFO = tuple(f.name for f in dataclasses.fields(image_check.ImageInfo))
+_SUBJECT = tuple(f.name for f in dataclasses.fields(subjects.Subject))
 _SCHEMA = """
 CREATE TABLE files (
   {entry},  -- the FileEntry
   sha256 TEXT NOT NULL DEFAULT '', {info},  -- inspection; NULL info for a bad file
   reason TEXT NOT NULL DEFAULT '', detail TEXT NOT NULL DEFAULT '',
+  {subject},  -- a DICOM's or the metadata CSV's
   component TEXT,  -- splitting: the set of files linked by content or group
   status TEXT, split TEXT NOT NULL DEFAULT '', fate_reason TEXT NOT NULL DEFAULT '',  -- the fate
   fate_detail TEXT NOT NULL DEFAULT '', duplicate_of TEXT NOT NULL DEFAULT '',
   PRIMARY KEY (path)
 );
 """.format(
-  entry=', '.join(f'"{name}"' for name in _ENTRY), info=', '.join(f'"{name}"' for name in _INFO)
+  entry=', '.join(f'"{name}"' for name in _ENTRY),
+  info=', '.join(f'"{name}"' for name in _INFO),
+  subject=', '.join(
+    f'"{f.name}" TEXT NOT NULL DEFAULT \'{f.default}\''
+    for f in dataclasses.fields(subjects.Subject)
+  ),
 )
 
 
@@ -64,13 +72,14 @@ class FileTable:
     self._insert(columns, (dataclasses.astuple(e) + (IGNORED, e.ignored_reason) for e in entries))
 
   def add_inspected(self, items: Iterable[Inspected]) -> None:
-    columns = _ENTRY + _INFO + ('sha256', 'reason', 'detail')
+    columns = _ENTRY + _INFO + _SUBJECT + ('sha256', 'reason', 'detail')
     none = (None,) * len(_INFO)
     self._insert(
       columns,
       (
         dataclasses.astuple(i.entry)
         + (dataclasses.astuple(i.info) if i.info else none)
+        + dataclasses.astuple(i.subject)
         + (i.sha256, i.reason, i.detail)
         for i in items
       ),
@@ -100,5 +109,10 @@ class FileTable:
 def to_inspected(row: sqlite3.Row) -> Inspected:
   info = image_check.ImageInfo(*(row[n] for n in _INFO)) if row['format'] is not None else None
   return Inspected(
-    FileEntry(*(row[n] for n in _ENTRY)), row['sha256'], info, row['reason'], row['detail']
+    FileEntry(*(row[n] for n in _ENTRY)),
+    row['sha256'],
+    info,
+    row['reason'],
+    row['detail'],
+    subjects.Subject(*(row[n] for n in _SUBJECT)),
   )

@@ -13,9 +13,11 @@ import uuid
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
+from components import dicom
 from components import image_header
 from components.ingestion import discovery
 from components.ingestion import image_check
+from components.ingestion import subjects
 from components.ingestion.discovery import FileEntry
 
 UNREADABLE = 'unreadable'
@@ -51,6 +53,7 @@ class Inspected:
   info: Optional[image_check.ImageInfo] = None
   reason: str = ''  # quarantine reason; '' for a valid image
   detail: str = ''
+  subject: subjects.Subject = subjects.Subject()  # a DICOM's; the metadata CSV's are added later
 
 
 def read_bytes(uri: str) -> bytes:
@@ -73,12 +76,29 @@ def _keep(folder: str, sha256: str, stored: bytes) -> None:
   FileSystems.rename([temporary], [uri])
 
 
+_SUBGROUP_ELEMENTS = {  # Subject field -> the DICOM element it comes from
+  'view_position': 'ViewPosition',
+  'sex': 'PatientSex',
+  'age_band': 'PatientAge',
+  'manufacturer': 'Manufacturer',
+}
+
+
+def _subject(data: bytes, salt: bytes) -> subjects.Subject:
+  """A DICOM's Subject: its PatientID hashed with `salt`, its subgroup elements normalized."""
+  elements = dicom.subject_elements(data)
+  return subjects.Subject(
+    patient_hash=subjects.patient_hash(elements['PatientID'], salt),
+    **{f: subjects.normalized(f, elements[k]) for f, k in _SUBGROUP_ELEMENTS.items()},
+  )
+
+
 def inspect_file(
-  entry: FileEntry, max_image_pixels: int, stored_folder: Optional[str] = None
+  entry: FileEntry, max_image_pixels: int, salt: bytes, stored_folder: Optional[str] = None
 ) -> Inspected:
-  """One read, one sha256, one validating decode. Never raises for bad input. With stored_folder,
-  the bytes to store that the check made (image_check.made_by_check) are kept there
-  (stored_uri)."""
+  """One read, one sha256, one validating decode; a valid DICOM's Subject, its patient id hashed
+  with `salt`. Never raises for bad input. With stored_folder, the bytes to store that the check
+  made (image_check.made_by_check) are kept there (stored_uri)."""
   if entry.kind:
     reason, detail = KIND_FATES[entry.kind]
     return Inspected(entry, reason=reason, detail=detail)
@@ -97,17 +117,25 @@ def inspect_file(
     return Inspected(entry, sha256=sha256, reason=bad.reason, detail=bad.detail)
   if stored is not None and stored_folder:
     _keep(stored_folder, sha256, stored)
-  return Inspected(entry, sha256=sha256, info=info)
+  if info.format != dicom.FORMAT:
+    return Inspected(entry, sha256=sha256, info=info)
+  return Inspected(entry, sha256=sha256, info=info, subject=_subject(data, salt))
 
 
 def to_row(item: Inspected) -> list:
   """An Inspected as a flat JSON-able row (see records)."""
   info = dataclasses.astuple(item.info) if item.info else None
-  return [dataclasses.astuple(item.entry), item.sha256, info, item.reason, item.detail]
+  subject = dataclasses.astuple(item.subject)
+  return [dataclasses.astuple(item.entry), item.sha256, info, item.reason, item.detail, subject]
 
 
 def from_row(row: list) -> Inspected:
-  entry, sha256, info, reason, detail = row
+  entry, sha256, info, reason, detail, subject = row
   return Inspected(
-    FileEntry(*entry), sha256, image_check.ImageInfo(*info) if info else None, reason, detail
+    FileEntry(*entry),
+    sha256,
+    image_check.ImageInfo(*info) if info else None,
+    reason,
+    detail,
+    subjects.Subject(*subject),
   )

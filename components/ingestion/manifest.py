@@ -1,6 +1,7 @@
 """The ingestion report: one manifest row per file found, counts that reconcile, and the checks."""
 
 import collections
+import dataclasses
 import itertools
 import json
 from typing import Dict, Iterable, Iterator, List, Optional, Sequence
@@ -13,6 +14,7 @@ import pyarrow.parquet as pq
 from components import labels
 from components.ingestion import confounding
 from components.ingestion import file_table
+from components.ingestion import subjects
 from components.ingestion.file_table import DUPLICATE
 from components.ingestion.file_table import FileTable
 from components.ingestion.file_table import IGNORED
@@ -46,6 +48,7 @@ SCHEMA = pa.schema(
     ('group', pa.string()),
     ('duplicate_of', pa.string()),
   ]
+  + [(f.name, pa.string()) for f in dataclasses.fields(subjects.Subject)]
 )
 
 
@@ -72,6 +75,7 @@ def _manifest_row(row) -> Dict:
     source=row['source'],
     group=row['group'],
     duplicate_of=row['duplicate_of'],
+    **{f.name: row[f.name] for f in dataclasses.fields(subjects.Subject)},
   )
 
 
@@ -125,9 +129,33 @@ def summarize(
   }
 
 
+def patients(table: FileTable) -> Dict[str, int]:
+  """The summary's `patients`: ingested images with a known patient and their patients; patients
+  with images in both Train/ and Test/ folders (all kept in the test split, as duplicates are)
+  and their Train/ images ingested into the test split."""
+  count = lambda sql, *params: table.db.execute(sql, params).fetchone()[0]
+  ingested = f"FROM files WHERE patient_hash != '' AND status = '{INGESTED}'"
+  both = (
+    "SELECT patient_hash FROM files WHERE patient_hash != '' AND status IN (?, ?) "
+    "GROUP BY patient_hash HAVING SUM(role = 'train') > 0 AND SUM(role = 'test') > 0"
+  )
+  return dict(
+    images=count(f'SELECT COUNT(*) {ingested}'),
+    patients=count(f'SELECT COUNT(DISTINCT patient_hash) {ingested}'),
+    in_train_and_test=count(f'SELECT COUNT(*) FROM ({both})', INGESTED, DUPLICATE),
+    train_images_in_test=count(
+      f"SELECT COUNT(*) {ingested} AND role = 'train' AND split = 'test' "
+      f'AND patient_hash IN ({both})',
+      INGESTED,
+      DUPLICATE,
+    ),
+  )
+
+
 def write_report(table: FileTable, report_uri: str, *summary_args) -> Dict:
   """Writes report_uri/manifest.parquet (the table's rows, a row group per ROWS_PER_GROUP rows) and
-  report_uri/summary.json (summarize(rows, *summary_args)); returns the summary."""
+  report_uri/summary.json (summarize(rows, *summary_args), with `patients`); returns the
+  summary."""
   manifest_rows = rows(table)
   with (
     FileSystems.create(FileSystems.join(report_uri, MANIFEST_FILE)) as f,
@@ -135,7 +163,7 @@ def write_report(table: FileTable, report_uri: str, *summary_args) -> Dict:
   ):
     for batch in iter(lambda: list(itertools.islice(manifest_rows, ROWS_PER_GROUP)), []):
       writer.write_batch(pa.RecordBatch.from_pylist(batch, schema=SCHEMA))
-  summary = summarize(rows(table), *summary_args)
+  summary = dict(summarize(rows(table), *summary_args), patients=patients(table))
   with FileSystems.create(FileSystems.join(report_uri, SUMMARY_FILE)) as f:
     f.write(json.dumps(summary, indent=1).encode())
   return summary
@@ -177,12 +205,19 @@ def format_summary(summary: Dict) -> str:
     )
   for status, reasons in summary['reasons'].items():
     lines.append(f'  {status}: ' + ', '.join(f'{r} {n}' for r, n in reasons.items()))
+  known = summary.get('patients')
+  if known and known['images']:
+    lines.append(
+      f'  patients: {known["images"]} images of {known["patients"]} patients; '
+      f'{known["in_train_and_test"]} patients with images in Train/ and Test/ kept in test '
+      f'({known["train_images_in_test"]} Train/ images moved to the test split)'
+    )
   if summary['unknown_class_folders']:
     lines.append(f'  unknown class folders skipped: {summary["unknown_class_folders"]}')
   csv_counts = summary['metadata_csv']
   if csv_counts:
     lines.append(
-      f'  metadata CSV {csv_counts["path"]}: sources of {csv_counts["files_listed"]} files, '
+      f'  metadata CSV {csv_counts["path"]}: metadata of {csv_counts["files_listed"]} files, '
       f'{csv_counts["files_not_listed"]} image files not listed (folder source kept), '
       f'{csv_counts["unknown_rows"]} rows naming no image file {csv_counts["unknown_examples"]}, '
       f'{csv_counts["ambiguous_rows"]} ambiguous names {csv_counts["ambiguous_examples"]}'

@@ -39,8 +39,11 @@ class IngestOptions:
   max_bad_fraction: the run fails when more than this share of image files is quarantined.
   max_image_pixels: images with more pixels are refused from their header, before decoding.
   split_seed: salt of the hash that orders files for the split assignment.
-  metadata_csv: a CSV naming each image's source (columns `path` or `file`, and `source`; see
-    metadata_csv.py); a listed source replaces the folder's.
+  metadata_csv: a CSV of per-image metadata (columns `path` or `file`, and any of `source`,
+    `view`, `sex`, `age`, `manufacturer`, `patient_id`; see metadata_csv.py); a listed value
+    replaces the folder's or the DICOM file's.
+  patient_salt_file: the file holding the secret salt of the patient hashes (created with a random
+    salt when missing); keep it outside the artifacts. None: a random salt for this run only.
   allow_confounded_sources: go on (with a warning in the report) when a test class comes only
     from sources holding no other test class; by default ingestion refuses such data.
   """
@@ -55,6 +58,7 @@ class IngestOptions:
   split_seed: str = 'cxr-split-v1'
   metadata_csv: Optional[str] = None
   allow_confounded_sources: bool = False
+  patient_salt_file: Optional[str] = None
 
   def __post_init__(self):
     if not re.fullmatch(r'latest|all|\d+|\d+-\d+', self.span):
@@ -76,6 +80,8 @@ class IngestOptions:
       raise ValueError(f'max_bad_fraction must be in [0, 1], got {self.max_bad_fraction}')
     if self.metadata_csv is not None and not self.metadata_csv.strip():
       raise ValueError('metadata_csv must name a CSV file, got an empty string')
+    if self.patient_salt_file is not None and not self.patient_salt_file.strip():
+      raise ValueError('patient_salt_file must name a file, got an empty string')
     if self.max_image_pixels <= 0:
       raise ValueError(f'max_image_pixels must be positive, got {self.max_image_pixels}')
     try:
@@ -90,6 +96,7 @@ class IngestOptions:
     config = dataclasses.asdict(self)
     config['split_ratios'] = _format_split_ratios(self.split_ratios)
     config['metadata_csv'] = self.metadata_csv or ''  # a component parameter cannot be None
+    config['patient_salt_file'] = self.patient_salt_file or ''
     return config
 
   @classmethod
@@ -99,4 +106,5 @@ class IngestOptions:
     if isinstance(config.get('split_ratios'), str):
       config['split_ratios'] = _parse_split_ratios(config['split_ratios'])
     config['metadata_csv'] = config.get('metadata_csv') or None
+    config['patient_salt_file'] = config.get('patient_salt_file') or None
     return cls(**config)

@@ -1,8 +1,9 @@
 """Deduplication and the deterministic, stratified, leakage-free split assignment.
 
 1. Identical content (sha256) with different class folders: every copy is quarantined.
-2. Files are linked when they share content or a group_regex match; each linked set (a
-   "component") goes to one split, so neither duplicates nor a patient's images straddle splits.
+2. Files are linked when they share content, a group_regex match or a patient (the salted hash
+   of a DICOM PatientID or of the metadata CSV's patient_id); each linked set (a "component") goes
+   to one split, so neither duplicates nor a patient's images straddle splits.
 3. A component's pool follows its files' folders: Test/ wins over a single root, which wins over
    Train/ (test > eval > train for the kept copy). Inside a component one copy of each content is
    kept, the other copies are reported as duplicates of it.
@@ -94,14 +95,20 @@ def _quarantine_conflicts(db) -> None:
 
 
 def _link_components(db) -> None:
-  """Each file's component: the smallest key ('group:<g>' < 'sha:<hash>') linked to it, by
-  propagating minima through shared contents and groups until nothing changes."""
+  """Each file's component: the smallest key ('group:<g>' < 'patient:<hash>' < 'sha:<hash>')
+  linked to it, by propagating minima through shared contents, groups and patients until nothing
+  changes."""
   db.execute(f"""UPDATE files SET component = CASE WHEN "group" != '' THEN 'group:' || "group"
+                 WHEN patient_hash != '' THEN 'patient:' || patient_hash
                  ELSE 'sha:' || sha256 END WHERE {_OPEN}""")
   changed = True
   while changed:
     changed = False
-    for key, linked in (('sha256', "sha256 != ''"), ('"group"', '"group" != \'\'')):
+    for key, linked in (
+      ('sha256', "sha256 != ''"),
+      ('"group"', '"group" != \'\''),
+      ('patient_hash', "patient_hash != ''"),
+    ):
       changed |= (
         db.execute(
           f"""
@@ -164,6 +171,7 @@ def assign(table: FileTable, options: IngestOptions) -> None:
   db.create_function('split_order', 1, order, deterministic=True)
   db.executescript(
     'CREATE INDEX files_sha256 ON files (sha256); CREATE INDEX files_group ON files ("group");'
+    'CREATE INDEX files_patient ON files (patient_hash);'
   )
   db.execute(
     f'UPDATE files SET status = ?, fate_reason = reason, fate_detail = detail '

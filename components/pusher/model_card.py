@@ -324,7 +324,8 @@ def _overall_metrics(evaluation: results.Evaluation) -> List[Dict[str, Any]]:
 
 
 def _source_metrics(evaluation: results.Evaluation) -> List[Dict[str, Any]]:
-  """Accuracy and COVID recall, with their intervals and images, per `source` slice."""
+  """Accuracy and COVID recall, with their intervals and images, per slice (`source` and the
+  subgroups: view position, sex, age band, manufacturer)."""
   model = evaluation.candidate
   accuracy = results.MetricId(eval_config_lib.ACCURACY, model_name=model)
   recall = results.MetricId(eval_config_lib.ARGMAX_RECALL, class_id=labels.COVID, model_name=model)
@@ -390,8 +391,8 @@ def _gate(evaluation: results.Evaluation) -> List[Dict[str, Any]]:
 
 
 def quantitative_analysis(facts: _Facts) -> Dict[str, Any]:
-  """Every test figure (overall, at the operating point, per source); the gate's checks; the
-  Trainer's calibration record (eval split) and operating point; the masking audit; the
+  """Every test figure (overall, at the operating point, per source and subgroup slice); the gate's
+  checks; the Trainer's calibration record (eval split) and operating point; the masking audit; the
   out-of-distribution abstention record."""
   point = facts.operating_point
   return {

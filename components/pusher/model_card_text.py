@@ -66,9 +66,10 @@ ETHICAL_CONSIDERATIONS = (
   (
     'Shortcut learning: the model may classify by hospital, age, text markers or patient '
     'position instead of the lungs.',
-    'This card gives the figures per source; ingestion refuses a test split whose classes are '
-    'confounded with their sources (unless --allow-confounded-sources), keeps exact duplicates '
-    "out of training and, with --group-regex, a patient's images in one split.",
+    'This card gives the figures per source, view position, sex, age band and manufacturer; '
+    'ingestion refuses a test split whose classes are confounded with their sources (unless '
+    "--allow-confounded-sources), keeps exact duplicates out of training and a patient's images "
+    "(DICOM PatientID, the metadata CSV's patient_id or --group-regex) in one split.",
   ),
   (
     'Missed COVID cases (false negatives).',

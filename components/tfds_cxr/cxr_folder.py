@@ -15,6 +15,7 @@ Options (span, ratios, group_regex, ...) go through
 import dataclasses
 import hashlib
 import logging
+import tempfile
 
 import tensorflow_datasets as tfds
 
@@ -24,6 +25,7 @@ from components.ingestion import inspection
 from components.ingestion import manifest
 from components.ingestion import metadata_csv
 from components.ingestion import splitting
+from components.ingestion import subjects
 from components.ingestion.discovery import discover
 from components.ingestion.file_table import FileTable
 from components.ingestion.options import IngestOptions
@@ -32,9 +34,9 @@ from components.ingestion.options import SPLITS
 _LOG_EVERY = 500
 
 
-def _inspect(candidates, max_image_pixels: int):
+def _inspect(candidates, max_image_pixels: int, salt: bytes):
   for i, entry in enumerate(candidates, 1):
-    yield inspection.inspect_file(entry, max_image_pixels)
+    yield inspection.inspect_file(entry, max_image_pixels, salt)
     if i % _LOG_EVERY == 0:
       logging.info('Inspected %d files', i)
 
@@ -80,14 +82,14 @@ class CxrFolder(tfds.core.GeneratorBasedBuilder):
     options = self.builder_config.options
     input_base = str(dl_manager.manual_dir)
     found = discover(input_base, options)
-    with FileTable() as table:
+    salt = subjects.salt(options.patient_salt_file)  # the ingestion's, so its patient splits
+    with FileTable() as table, tempfile.TemporaryDirectory() as staging:
       table.add_ignored(e for e in found.entries() if not e.is_candidate)
-      table.add_inspected(_inspect(found.candidates(), options.max_image_pixels))
+      table.add_inspected(_inspect(found.candidates(), options.max_image_pixels, salt))
       csv_counts = None
       if options.metadata_csv:
-        csv_counts = dict(
-          path=options.metadata_csv, **metadata_csv.apply(table.db, options.metadata_csv)
-        )
+        staged = metadata_csv.stage(options.metadata_csv, staging, salt)
+        csv_counts = dict(path=options.metadata_csv, **metadata_csv.apply(table.db, staged))
       splitting.assign(table, options)
       logging.info(
         manifest.format_summary(
