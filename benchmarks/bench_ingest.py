@@ -97,14 +97,19 @@ def _decode(path: str) -> int:
     return image.width
 
 
-def _decode_floor(root: str) -> tuple:
-  """(images/s, seconds) of reading and decoding every candidate with PIL on all cores."""
+def _floor(root: str, work, chunksize: int) -> tuple:
+  """(images/s, seconds) of `work` on every candidate's path, on all cores."""
   paths = [e.uri for e in discovery.discover(root).candidates()]
   start = time.perf_counter()
   with multiprocessing.get_context('fork').Pool(os.cpu_count()) as pool:
-    pool.map(_decode, paths, chunksize=8)
+    pool.map(work, paths, chunksize=chunksize)
   seconds = time.perf_counter() - start
   return len(paths) / seconds, seconds
+
+
+def _decode_floor(root: str) -> tuple:
+  """(images/s, seconds) of reading and decoding every candidate with PIL on all cores."""
+  return _floor(root, _decode, chunksize=8)
 
 
 def _dicom_to_png(path: str) -> int:
@@ -124,12 +129,7 @@ def _dicom_to_png(path: str) -> int:
 
 def _convert_floor(root: str) -> tuple:
   """(images/s, seconds) of converting every DICOM candidate to a 16-bit PNG on all cores."""
-  paths = [e.uri for e in discovery.discover(root).candidates()]
-  start = time.perf_counter()
-  with multiprocessing.get_context('fork').Pool(os.cpu_count()) as pool:
-    pool.map(_dicom_to_png, paths, chunksize=4)
-  seconds = time.perf_counter() - start
-  return len(paths) / seconds, seconds
+  return _floor(root, _dicom_to_png, chunksize=4)
 
 
 def _ingest_here(root: str, out: str) -> tuple:

@@ -7,7 +7,6 @@ none of them is written anywhere (PATIENT_STRINGS).
 
 import copy
 import io
-import struct
 
 import numpy as np
 from PIL import Image
@@ -19,6 +18,8 @@ from pydicom.dataset import FileMetaDataset
 from pydicom.encaps import encapsulate
 from pydicom.pixels import apply_modality_lut
 from pydicom.pixels import apply_voi_lut
+
+from benchmarks import dicom_data
 
 PATIENT_NAME = 'Testpatient^Zelda'
 PATIENT_ID = 'PID-7731-XQ'
@@ -123,46 +124,10 @@ def jpeg_baseline() -> Dataset:
   return _encapsulated(ds, encoded.getvalue(), uid.JPEGBaseline8Bit)
 
 
-def _jpeg_lossless_frame(pixels: np.ndarray, precision: int) -> bytes:
-  """A lossless JPEG (process 14, selection value 1: the left neighbour predicts, the one above at
-  the start of a row), one component; its Huffman table codes each difference category in 5
-  bits."""
-  x = pixels.astype(np.int64)
-  prediction = np.empty_like(x)
-  prediction[:, 1:] = x[:, :-1]
-  prediction[1:, 0] = x[:-1, 0]
-  prediction[0, 0] = 1 << (precision - 1)
-  codes = []
-  for d in (x - prediction).ravel().tolist():
-    size = abs(d).bit_length()
-    codes.append(format(size, '05b'))
-    if size:
-      codes.append(format(d if d > 0 else d + (1 << size) - 1, f'0{size}b'))
-  bits = ''.join(codes)
-  bits += '1' * (-len(bits) % 8)
-  scan = int(bits, 2).to_bytes(len(bits) // 8, 'big').replace(b'\xff', b'\xff\x00')
-
-  def segment(marker: int, body: bytes) -> bytes:
-    return bytes([0xFF, marker]) + struct.pack('>H', len(body) + 2) + body
-
-  height, width = pixels.shape
-  frame = struct.pack('>BHHB', precision, height, width, 1) + bytes([1, 0x11, 0])
-  huffman = bytes([0x00, 0, 0, 0, 0, 17] + [0] * 11) + bytes(range(17))
-  start_of_scan = bytes([1, 1, 0x00, 1, 0, 0])
-  return (
-    b'\xff\xd8'
-    + segment(0xC3, frame)
-    + segment(0xC4, huffman)
-    + segment(0xDA, start_of_scan)
-    + scan
-    + b'\xff\xd9'
-  )
-
-
 def jpeg_lossless() -> Dataset:
   """MR_small's pixels as unsigned 12 bits with its window, JPEG lossless (process 14, SV1)."""
   ds = _unsigned12(read('MR_small.dcm'))
-  frame = _jpeg_lossless_frame(ds.pixel_array, precision=12)
+  frame = dicom_data.jpeg_lossless_frame(ds.pixel_array, precision=12)
   return _encapsulated(ds, frame, uid.JPEGLosslessSV1)
 
 
