@@ -8,8 +8,8 @@ resolves the inputs, checks the cache and runs the executor; it returns the exec
 a subclass in the module for the `with` block. The alternative, a logging filter on the runners'
 'Component %s is running.' / 'node %s is running.' records, would hang on the wording of each
 runner's log lines and would still need ML Metadata to tell a cached step from one that ran.
-A step that prints nothing for QUIET_SECONDS (the Transform, the Evaluator; the ingestion and the
-Trainer have progress lines of their own) gets a line saying it is still running.
+A step that prints nothing for a while (QUIET_SECONDS, or longer than its own progress lines keep
+it quiet: the Trainer's epochs) gets a line saying it is still running.
 """
 
 import contextlib
@@ -27,20 +27,27 @@ from pipeline import history
 from pipeline import step_figures
 
 QUIET_SECONDS = 60
+_RUNNING = '%s: running for %s'
 
 
 @contextlib.contextmanager
 def _still_running_lines(label: str) -> Iterator[None]:
-  """Logs that the step is still running whenever no progress line came for QUIET_SECONDS."""
-  last_line = [time.monotonic()]
+  """Logs that the step is still running when it printed nothing for QUIET_SECONDS, or for one and
+  a half times the longest wait between its own progress lines (the epochs), if longer."""
+  last_line, last_own_line, longest_wait = time.monotonic(), None, 0.0
 
   def note(record: logging.LogRecord) -> bool:
-    last_line[0] = time.monotonic()
+    nonlocal last_line, last_own_line, longest_wait
+    last_line = time.monotonic()
+    if record.msg != _RUNNING:
+      if last_own_line is not None:  # the first one's wait includes the step's set-up
+        longest_wait = max(longest_wait, last_line - last_own_line)
+      last_own_line = last_line
     return True
 
   def check(seconds: float) -> None:
-    if time.monotonic() - last_line[0] >= QUIET_SECONDS:
-      progress.logger.info('%s: running for %s', label, progress.duration(seconds))
+    if time.monotonic() - last_line >= max(QUIET_SECONDS, 1.5 * longest_wait):
+      progress.logger.info(_RUNNING, label, progress.duration(seconds))
 
   progress.logger.addFilter(note)
   try:
@@ -76,10 +83,11 @@ def _end_line(
     if figure.images and state == 'ran':
       line += f'; {figure.images / seconds:.1f} images/s'
   progress.logger.info(line)
-  for detail in figure.details if figure else ():
-    progress.logger.info('%s', detail)
-  for warning in figure.warnings if figure else ():
-    logging.warning('%s', warning)
+  if figure:
+    for detail in figure.details:
+      progress.logger.info('%s', detail)
+    for warning in figure.warnings:
+      logging.warning('%s', warning)
 
 
 @contextlib.contextmanager

@@ -8,6 +8,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 
 from components import labels
 from components import progress
@@ -71,3 +72,25 @@ def test_a_failing_step_prints_its_line_the_error_and_the_log_path(tmp_path, cap
   with open(log, encoding='utf-8') as f:
     text = f.read()
   assert 'Traceback (most recent call last)' in text and error[len('cxr run: error: ') :] in text
+
+
+def test_a_quiet_step_says_it_still_runs_unless_its_own_lines_come_as_often(monkeypatch, caplog):
+  """Scaled down: QUIET_SECONDS 0.5 s. Own lines 1 s apart (epochs) allow 1.5 s of quiet."""
+  monkeypatch.setattr(step_lines, 'QUIET_SECONDS', 0.5)
+  label = '[ 9/11] Trainer'
+
+  def lines():
+    return [r.getMessage() for r in caplog.records if r.getMessage().startswith(label)]
+
+  with caplog.at_level('INFO', logger=progress.logger.name):
+    with step_lines._still_running_lines(label):
+      time.sleep(1.2)  # building the model: nothing of its own yet
+      assert re.fullmatch(rf'{re.escape(label)}: running for \d s', lines()[0]), lines()
+      for _ in range(2):
+        progress.logger.info('  epoch ...')
+        time.sleep(1.0)
+      caplog.clear()
+      time.sleep(0.3)  # 1.3 s after the last epoch: as quiet as between epochs
+      assert lines() == []
+      time.sleep(1.2)  # 2.5 s
+      assert len(lines()) == 1
