@@ -88,8 +88,7 @@ class Console:
     self.print(f'Log: {path}')
 
   def write_log(self, text: str) -> None:
-    self._file.write(text.encode())
-    self._file.flush()
+    os.write(self.log_fd(), text.encode())  # at the end, as descriptors 1 and 2 write
 
   def log_fd(self) -> int:
     return self._file.fileno()
