@@ -176,9 +176,9 @@ def calibrate(
 
 
 class EpochLogger(tf.keras.callbacks.Callback):
-  """One progress line per epoch (components.progress): duration, metrics, learning rate and the
-  time the remaining epochs take (early stopping may cut it), at the mean pace of the epochs after
-  the first, which also traces the graphs."""
+  """One progress line per epoch (components.progress): duration, metrics, learning rate and,
+  from the second epoch on, the time the remaining epochs take at the mean pace of the epochs after
+  the first (which also traces the graphs); early stopping may cut it."""
 
   def __init__(self, epochs: int):
     super().__init__()
@@ -190,12 +190,11 @@ class EpochLogger(tf.keras.callbacks.Callback):
 
   def on_epoch_end(self, epoch, logs=None):
     now = time.time()
+    left = self._epochs - epoch - 1
     if not epoch:
       self._first_end = now
-    pace = (now - self._first_end) / epoch if epoch else now - self._start
     metrics = ' '.join(f'{k}={v:.4f}' for k, v in sorted((logs or {}).items()) if k != 'lr')
     lr = float(tf.keras.backend.get_value(self.model.optimizer.learning_rate))
-    left = self._epochs - epoch - 1
     progress.logger.info(
       '  epoch %d/%d (%s): %s lr=%.3g%s',
       epoch + 1,
@@ -203,7 +202,9 @@ class EpochLogger(tf.keras.callbacks.Callback):
       progress.duration(now - self._start),
       metrics,
       lr,
-      f'; about {progress.duration(pace * left)} left' if left else '',
+      f'; about {progress.duration((now - self._first_end) / epoch * left)} left'
+      if epoch and left
+      else '',
     )
 
 
