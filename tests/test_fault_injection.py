@@ -157,6 +157,14 @@ def _assert_console_of_a_run_with_cached_steps(console, run, output_dir):
     'cached; 42 files found = 42 ingested + 0 quarantined + 0 duplicates + 0 ignored '
     '(not images); train 27, eval 3, test 12'
   )
+  assert figures['ExampleValidator'] == 'cached; anomalies: none'
+  assert figures['DriftCheck'] == (
+    'cached; span 0: no earlier span accepted: nothing to compare (first span)'
+  )
+  assert re.fullmatch(
+    r'cached; 30 images \(train \+ eval\), learned mean 0\.\d{4}', figures['Transform']
+  )
+  assert figures['latest_blessed_model_resolver'] == f'ran; baseline model {run.baseline_model_id}'
   assert re.fullmatch(
     r'cached; best epoch 1/1 \(val_loss [\d.]+, val_accuracy [\d.]+\)', figures['Trainer']
   )
