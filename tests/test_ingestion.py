@@ -535,6 +535,20 @@ def test_staged_inputs_list_candidates_in_chunks_and_the_other_files_apart(tmp_p
   ]
 
 
+def test_dicom_candidates_weigh_more_in_chunks(tmp_path):
+  """A DICOM file, by its extension or its magic, counts as DICOM_CHUNK_WEIGHT candidates: chunks
+  of 4 where PNGs make chunks of 32, so a few files still spread over the workers."""
+  root = tmp_path / 'data'
+  for name in labels.CLASS_NAMES:
+    (root / name).mkdir(parents=True)
+    for i in range(6):
+      (root / name / f'{i}.dcm').write_bytes(b'')  # staging reads no content but the magic
+    (root / name / '1.2.840.1').write_bytes(bytes(128) + b'DICM')
+  staged = beam_pipeline.stage_inputs(discovery.discover(str(root)), str(tmp_path / 'work'))
+  assert beam_pipeline.CANDIDATES_PER_CHUNK // beam_pipeline.DICOM_CHUNK_WEIGHT == 4
+  assert [len(list(records.read(uri))) for uri in staged.candidate_chunks] == [4, 4, 4, 4, 4, 1]
+
+
 def _without_group(item):
   return dataclasses.replace(item, entry=dataclasses.replace(item.entry, group=''))
 

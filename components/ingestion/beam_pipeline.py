@@ -1,9 +1,10 @@
 """The Beam graph of ingestion: inspect every candidate, plan the splits, write the report and
 examples.
 
-Stage 1 (parallel, a chunk of candidates at a time) reads each candidate once: sha256 + one full
-validation -> a small record per file, written to a file per chunk. A DICOM file's validation is
-its conversion: the 16-bit PNG it makes is kept in the working folder, named by the sha256. Stage 2
+Stage 1 (parallel, a chunk of candidates at a time; a DICOM file weighs DICOM_CHUNK_WEIGHT) reads
+each candidate once: sha256 + one full validation -> a small record per file, written to a file per
+chunk. A DICOM file's validation is its conversion: the 16-bit PNG it makes is kept in the working
+folder, named by the sha256. Stage 2
 (once) loads those records into a FileTable (SQLite on local disk): dedup, splits and the report,
 then writes the list of each shard's files. Stage 3 (parallel, one shard at a time) reads each kept
 file again (from the page cache locally), checks its size is unchanged, decodes the stored image
