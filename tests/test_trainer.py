@@ -83,7 +83,7 @@ def test_gpu_code_path_runs_on_cpu():
   assert isinstance(model.optimizer, tf.keras.mixed_precision.LossScaleOptimizer)
   head, base = (
     model.get_layer('dense_1').kernel,
-    model.get_layer(model_lib.BASE_NAME).get_layer('conv5_block3_3_conv').kernel,
+    model.get_layer('resnet152v2').get_layer('conv5_block3_3_conv').kernel,
   )
   head_before, base_before = head.numpy(), base.numpy()
   x, y = _learnable_images(8)
