@@ -7,8 +7,9 @@ its conversion: the 16-bit PNG it makes is kept in the working folder, named by 
 (once) loads those records into a FileTable (SQLite on local disk): dedup, splits and the report,
 then writes the list of each shard's files. Stage 3 (parallel, one shard at a time) reads each kept
 file again (from the page cache locally), checks its size is unchanged, decodes the stored image
-once for its pixel summary (bit depth, intensity) and writes the tf.Examples (split_writer), with
-stage 1's PNG for a DICOM file, so each file is converted once. Between stages
+once for its pixel summary (bit depth, intensity) and writes the tf.Examples (split_writer). A
+DICOM file is not read again: stage 3 stores stage 1's PNG with the pixel summary stage 1 took
+from the converted pixels, so each file is read, parsed, converted and encoded once. Between stages
 only file names travel (records); no image bytes are held beyond the one being processed and no
 stage holds per-file objects, so memory does not grow with the number of images. DoFns keep no
 state besides constructor arguments, so the graph runs unchanged on the DirectRunner, Dataflow,
@@ -37,6 +38,7 @@ from components.ingestion import split_writer
 from components.ingestion import splitting
 from components.ingestion.discovery import Discovery
 from components.ingestion.discovery import FileEntry
+from components.ingestion.discovery import named_like_dicom
 from components.ingestion.file_table import FileTable
 from components.ingestion.file_table import INGESTED
 from components.ingestion.options import IngestOptions
@@ -45,6 +47,12 @@ from components.ingestion.options import SPLITS
 CANDIDATES_PER_CHUNK = (
   32  # stage 1's unit of work: small enough to keep every worker busy to the end
 )
+# A DICOM candidate counts as this many in a chunk (chunks of 4 DICOM files): its conversion (a
+# decode, the LUTs and a 16-bit PNG encoding, ~0.35 s at 1024 px) costs ~50x a PNG's check, and
+# the DirectRunner deals a stage's chunks to its workers round-robin before it starts, so with 32
+# DICOM files a chunk one core could idle for 32 conversions (150 files: 86 on one worker, 64 on
+# the other).
+DICOM_CHUNK_WEIGHT = 8
 _LOG_EVERY = 500
 
 
@@ -70,7 +78,12 @@ def stage_inputs(discovery: Discovery, workdir: str) -> StagedInputs:
   chunks = records.ChunkWriter(FileSystems.join(workdir, 'candidates'), CANDIDATES_PER_CHUNK)
   with records.Writer(FileSystems.join(workdir, 'ignored')) as others, chunks:
     for entry in discovery.entries():
-      (chunks if entry.is_candidate else others).add(dataclasses.astuple(entry))
+      if not entry.is_candidate:
+        others.add(dataclasses.astuple(entry))
+      elif named_like_dicom(entry.path):
+        chunks.add(dataclasses.astuple(entry), DICOM_CHUNK_WEIGHT)
+      else:
+        chunks.add(dataclasses.astuple(entry))
   return StagedInputs(
     workdir,
     chunks.uris,
@@ -86,7 +99,7 @@ def stage_inputs(discovery: Discovery, workdir: str) -> StagedInputs:
 def to_example(item: inspection.Inspected, image: bytes) -> bytes:
   """The serialized raw tf.Example of one ingested image (schemas/schema.pbtxt)."""
   entry, info, subject = item.entry, item.info, item.subject
-  pixels = image_check.pixel_summary(image)
+  pixels = item.pixels or image_check.pixel_summary(image)
   optional = (
     {features.PATIENT_HASH_KEY: subject.patient_hash.encode()} if subject.patient_hash else {}
   )
@@ -187,8 +200,9 @@ def _plan_and_report(
 
 
 class _EncodeExample:
-  """Stage 3: the serialized tf.Example of one kept file, read again and checked unchanged; the
-  bytes stage 1 kept for it when its check made them."""
+  """Stage 3: the serialized tf.Example of one kept file: the bytes stage 1 kept for it when its
+  check made them (the file itself is not read again), else the file read again and checked
+  unchanged."""
 
   def __init__(self, max_image_pixels: int, stored_folder: str):
     self._max_image_pixels = max_image_pixels
@@ -197,19 +211,18 @@ class _EncodeExample:
 
   def __call__(self, row: list) -> bytes:
     item = inspection.from_row(row)
-    data = inspection.read_bytes(item.entry.uri)
-    if len(data) != item.entry.size:
-      raise RuntimeError(
-        f'{item.entry.uri} changed while it was being ingested; run the ingestion again'
-      )
     self._done += 1
     if self._done % _LOG_EVERY == 0:
       logging.info('Worker %d: wrote %d examples', os.getpid(), self._done)
     if image_check.made_by_check(item.info):
       image = inspection.read_bytes(inspection.stored_uri(self._stored_folder, item.sha256))
-    else:
-      image = image_check.stored_bytes(data, item.info, self._max_image_pixels)
-    return to_example(item, image)
+      return to_example(item, image)
+    data = inspection.read_bytes(item.entry.uri)
+    if len(data) != item.entry.size:
+      raise RuntimeError(
+        f'{item.entry.uri} changed while it was being ingested; run the ingestion again'
+      )
+    return to_example(item, image_check.stored_bytes(data, item.info, self._max_image_pixels))
 
 
 def build(
