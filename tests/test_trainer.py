@@ -5,6 +5,7 @@ import json
 import logging
 import math
 import os
+import re
 
 import numpy as np
 import pytest
@@ -411,8 +412,10 @@ def test_log_has_versions_a_line_per_epoch_and_the_report(trained):
     for m in messages
   )
   for epoch in (1, 2):
-    line = next(m for m in messages if m.startswith(f'Epoch {epoch}/2'))
+    line = next(m for m in messages if m.startswith(f'  epoch {epoch}/2 ('))
     assert all(f'{key}=' in line for key in ('loss', 'accuracy', 'val_loss', 'val_accuracy', 'lr'))
+    # The time the remaining epochs take, from the mean epoch so far: none after the last one.
+    assert bool(re.search(r'; about (\d+ (h|min|s) ?)+ left$', line)) == (epoch == 1)
   report_line = next(m for m in messages if m.startswith('Training report:'))
   assert all(
     os.path.join(fn_args.model_run_dir, name) in report_line for name in training_report.PLOTS
