@@ -40,6 +40,7 @@ from components import model as model_lib
 from components import ood
 from components import ood_images
 from components import operating_point
+from components import progress
 from components import signatures
 from components import training_report
 
@@ -175,26 +176,34 @@ def calibrate(
 
 
 class EpochLogger(tf.keras.callbacks.Callback):
-  """One absl log line per epoch (metrics, learning rate, duration), for the pipeline log."""
+  """One progress line per epoch (components.progress): duration, metrics, learning rate and the
+  time the remaining epochs take (early stopping may cut it), at the mean pace of the epochs after
+  the first, which also traces the graphs."""
 
   def __init__(self, epochs: int):
     super().__init__()
     self._epochs = epochs
-    self._start = 0.0
+    self._start = self._first_end = 0.0
 
   def on_epoch_begin(self, epoch, logs=None):
     self._start = time.time()
 
   def on_epoch_end(self, epoch, logs=None):
+    now = time.time()
+    if not epoch:
+      self._first_end = now
+    pace = (now - self._first_end) / epoch if epoch else now - self._start
     metrics = ' '.join(f'{k}={v:.4f}' for k, v in sorted((logs or {}).items()) if k != 'lr')
     lr = float(tf.keras.backend.get_value(self.model.optimizer.learning_rate))
-    logging.info(
-      'Epoch %d/%d (%.0f s): %s lr=%.3g',
+    left = self._epochs - epoch - 1
+    progress.logger.info(
+      '  epoch %d/%d (%s): %s lr=%.3g%s',
       epoch + 1,
       self._epochs,
-      time.time() - self._start,
+      progress.duration(now - self._start),
       metrics,
       lr,
+      f'; about {progress.duration(pace * left)} left' if left else '',
     )
 
 

@@ -7,34 +7,18 @@ Evaluator) still runs on the engine chosen by the Beam arguments (DirectRunner, 
 Flink, Spark). `cxr run --runner beam` uses it.
 """
 
-import logging
-import os
+from typing import Optional
 
 from tfx.orchestration.beam.beam_dag_runner import BeamDagRunner
 
-from pipeline import configs
 from pipeline import local_runner
-from pipeline import log_redaction
-from pipeline import run_lock
-from pipeline import run_temp_dir
+from pipeline import run_console
 from pipeline.run_options import RunOptions
 
 
-def run(options: RunOptions) -> None:
+def run(options: RunOptions, console: Optional[run_console.Console] = None) -> None:
   """Runs the whole pipeline to completion under BeamDagRunner (raises if a component fails).
 
-  Checks and password masking as in local_runner.run.
+  Checks, password masking, log and step lines as in local_runner.execute.
   """
-  logging.info(
-    'Running pipeline %s with BeamDagRunner on %s -> %s',
-    configs.PIPELINE_NAME,
-    options.data_root,
-    os.path.abspath(options.output_dir),
-  )
-  pipeline = local_runner.build(options)
-  with (
-    run_lock.hold(options.output_dir, options.lock_wait),
-    run_temp_dir.hold(options.output_dir),
-    log_redaction.redacting(pipeline.metadata_connection_config.mysql.password),
-  ):
-    BeamDagRunner().run(pipeline)
+  local_runner.execute(options, BeamDagRunner(), console)

@@ -10,8 +10,10 @@ import json
 import logging
 import os
 import sys
+import warnings
 
 from components import audit
+from components import backbones
 from components import hparams
 from components import image_spec
 from components.drift import options as drift_options
@@ -19,9 +21,9 @@ from components.evaluation import gate as gate_lib
 from components.ingestion import options as ingest_options
 from pipeline import configs
 from pipeline import output_layout
+from pipeline import run_console
 from pipeline import run_lock
 
-os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')  # read when TensorFlow loads, later
 _INGEST = ingest_options.IngestOptions()
 _DRIFT = drift_options.DriftOptions()
 _IMAGE = image_spec.ImageSpec()
@@ -32,6 +34,7 @@ _HPARAM_FLAGS = (  # flag, hparams key, type
   ('--epochs', 'epochs', int),
   ('--batch-size', 'batch_size', int),
   ('--learning-rate', 'learning_rate', float),
+  ('--backbone', 'backbone', str),
   ('--freeze-layers', 'freeze_layers', int),
   ('--weights', 'weights', str),
   ('--train-steps', 'train_steps', int),
@@ -42,6 +45,7 @@ _HPARAM_FLAGS = (  # flag, hparams key, type
   ('--covid-target-sensitivity', 'covid_target_sensitivity', float),
 )
 _HPARAM_CHOICES = {
+  'backbone': tuple(backbones.BACKBONES),
   'mixed_precision': hparams.MIXED_PRECISION_MODES,
   'class_weight': hparams.CLASS_WEIGHTS,
 }
@@ -336,20 +340,25 @@ def _beam_pipeline_args(args):
 
 
 def _run(args) -> int:
-  from pipeline import run_summary
+  """The pipeline, a line per step and the summary on the console, the rest in the run's log
+  (pipeline/run_console.py); TFX and TensorFlow are imported once the log catches their noise."""
+  with run_console.routed(args.verbose) as console:
+    from pipeline import run_summary
 
-  options = dataclasses.replace(
-    run_options_from_args(args),
-    metadata_mysql=args.metadata_mysql,
-    pipeline_root=args.pipeline_root,
-    lock_wait=args.lock_wait,
-  )
-  if args.runner == 'beam':
-    from pipeline import beam_runner as runner
-  else:
-    from pipeline import local_runner as runner
-  runner.run(options)
-  print(run_summary.summarize(options.output_dir, _read_store_config(args)))
+    options = dataclasses.replace(
+      run_options_from_args(args),
+      metadata_mysql=args.metadata_mysql,
+      pipeline_root=args.pipeline_root,
+      lock_wait=args.lock_wait,
+    )
+
+    if args.runner == 'beam':
+      from pipeline import beam_runner as runner
+    else:
+      from pipeline import local_runner as runner
+    runner.run(options, console)
+    console.print(run_summary.summarize(options.output_dir, _read_store_config(args)))
+    console.print(f'Log: {console.log_path}')
   return 0
 
 
@@ -502,7 +511,12 @@ def _compile_kfp(args) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
   parser = argparse.ArgumentParser(prog='cxr', description=__doc__)
-  parser.add_argument('-v', '--verbose', action='store_true', help='debug logging')
+  parser.add_argument(
+    '-v',
+    '--verbose',
+    action='store_true',
+    help="debug logging; with run, every log record on the console too, not only in the run's log",
+  )
   subparsers = parser.add_subparsers(dest='command', required=True)
   _add_run_parser(subparsers)
   _add_demo_data_parser(subparsers)
@@ -513,14 +527,40 @@ def build_parser() -> argparse.ArgumentParser:
   return parser
 
 
+def _configure_logging(args) -> None:
+  """Keeps the libraries' noise (TensorFlow's start-up, deprecations) off the console.
+
+  `cxr run` sends it to its log with the INFO records (pipeline/run_console.py). The other
+  commands print their results and errors only: of the log records, this project's warnings and
+  everyone's errors, and no C++ log (TF_CPP_MIN_LOG_LEVEL 3, whatever the environment says:
+  TensorFlow's C++ errors reach Python as exceptions). --verbose shows every record, and the C++
+  logs that TF_CPP_MIN_LOG_LEVEL lets through (default 2: errors).
+  """
+  quiet = args.command != 'run' and not args.verbose
+  if 'tensorflow' not in sys.modules:  # TensorFlow reads it when it loads
+    if quiet:
+      os.environ['TF_CPP_MIN_LOG_LEVEL'] = '3'
+    else:
+      os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+  # google.api_core's notice that it no longer supports Python 3.10, which TFX 1.16 requires.
+  warnings.filterwarnings(
+    'ignore', message='You are using a non-supported Python version', category=FutureWarning
+  )
+  handler = logging.StreamHandler()
+  if quiet:
+    handler.addFilter(lambda r: r.levelno >= logging.ERROR or run_console.from_own_code(r))
+  logging.basicConfig(
+    level=logging.DEBUG if args.verbose else logging.WARNING if quiet else logging.INFO,
+    format='%(levelname)s: %(message)s' if quiet else run_console.VERBOSE_FORMAT,
+    handlers=[handler],
+  )
+
+
 def main(argv=None) -> int:
   args = build_parser().parse_args(argv)
   if argv is None:
     del sys.argv[1:]  # TFX's Beam executors parse sys.argv as absl flags, where -v is --verbosity
-  logging.basicConfig(
-    level=logging.DEBUG if args.verbose else logging.INFO,
-    format='%(asctime)s %(levelname)s %(name)s: %(message)s',
-  )
+  _configure_logging(args)
   try:
     return args.func(args)
   except (

@@ -29,7 +29,7 @@ from pipeline.pipeline import PUSHER
 from pipeline.pipeline import TRAINER
 
 _artifact = metadata_queries.execution_artifact
-_STATES = {
+STATES = {
   metadata_store_pb2.Execution.COMPLETE: 'ran',
   metadata_store_pb2.Execution.CACHED: 'cached',
   metadata_store_pb2.Execution.FAILED: 'failed',
@@ -91,9 +91,9 @@ def _record(store: metadata_store.MetadataStore, run_id: str, running: bool) -> 
   """The run's record; `running`: the run is still going (its unfinished steps are running)."""
   executions = metadata_queries.node_executions(store, run_id)
   latest = {node: execution for node, execution in executions}  # the last attempt of each node
-  by_state: Dict[str, List[str]] = {state: [] for state in _STATES.values()}
+  by_state: Dict[str, List[str]] = {state: [] for state in STATES.values()}
   for node, execution in latest.items():
-    state = _STATES.get(execution.last_known_state)
+    state = STATES.get(execution.last_known_state)
     if state:
       by_state[state].append(node)
   started = min((e.create_time_since_epoch for _, e in executions), default=0)

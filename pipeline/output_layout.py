@@ -3,6 +3,7 @@ models."""
 
 import dataclasses
 import os
+import re
 
 PATIENT_SALT = 'patient_salt'
 
@@ -43,6 +44,19 @@ class OutputLayout:
   @property
   def reports_dir(self) -> str:
     return os.path.join(self.root, 'reports')
+
+  def report_dir(self, run_id: str) -> str:
+    """A run's report: reports/<run id>/."""
+    return os.path.join(self.reports_dir, _file_name(run_id))
+
+  def log_path(self, run_id: str) -> str:
+    """What a `cxr run` process printed and logged besides its console lines: logs/<run id>.log."""
+    return os.path.join(self.root, 'logs', f'{_file_name(run_id)}.log')
+
+
+def _file_name(run_id: str) -> str:
+  """A run id as a file name (':' of the time stamps and any other odd character as '_')."""
+  return re.sub(r'[^A-Za-z0-9._-]', '_', run_id)
 
 
 def layout(output_dir: str) -> OutputLayout:

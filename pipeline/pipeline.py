@@ -23,6 +23,7 @@ INGESTION = 'ImageFolderExampleGen'
 TRAINER, EVALUATOR, PUSHER = 'Trainer', 'Evaluator', 'AtomicPusher'
 RESOLVER = 'latest_blessed_model_resolver'
 DRIFT_CHECK, DRIFT_GATE = 'DriftCheck', 'DriftGate'
+VALIDATOR, TRANSFORM = 'ExampleValidator', 'Transform'
 
 
 def create_pipeline(
@@ -67,7 +68,7 @@ def create_pipeline(
   schema_gen = tfx.components.ImportSchemaGen(schema_file=schema_path)
   example_validator = tfx.components.ExampleValidator(
     statistics=statistics_gen.outputs['statistics'], schema=schema_gen.outputs['schema']
-  )
+  ).with_id(VALIDATOR)
 
   drift_check = DriftCheck(
     statistics=statistics_gen.outputs['statistics'],
@@ -83,7 +84,7 @@ def create_pipeline(
     preprocessing_fn=preprocessing_fn,
     splits_config=transform_pb2.SplitsConfig(analyze=[TRAIN], transform=[TRAIN, EVAL]),
     custom_config=transform_config,
-  )
+  ).with_id(TRANSFORM)
   transform.add_upstream_node(drift_gate)  # a drifted span stops before Transform and Trainer
 
   model_resolver = tfx.dsl.Resolver(

@@ -38,7 +38,6 @@ they share) and report_html (the HTML page).
 import datetime
 import logging
 import os
-import re
 from typing import Any, Dict, List, NamedTuple, Optional, Tuple
 
 from ml_metadata.proto import metadata_store_pb2
@@ -75,10 +74,6 @@ class ReportFiles(NamedTuple):
 
   markdown: str
   html: str
-
-
-def _run_dir_name(run_id: str) -> str:
-  return re.sub(r'[^A-Za-z0-9._-]', '_', run_id)
 
 
 def _markdown(run: report_run.RunArtifacts, output_root: str, report_dir: str) -> List[str]:
@@ -260,7 +255,7 @@ def render_report(
   OUTPUT/metadata.sqlite."""
   run = report_run.find_run_artifacts(output_dir, run_id, connection_config)
   paths = layout(output_dir)
-  report_dir = os.path.join(paths.reports_dir, _run_dir_name(run.run_id))
+  report_dir = paths.report_dir(run.run_id)
   os.makedirs(report_dir, exist_ok=True)
   logging.info('Writing the report of run %s to %s', run.run_id, report_dir)
   text = '\n'.join(_markdown(run, paths.root, report_dir))

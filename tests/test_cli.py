@@ -145,7 +145,7 @@ def test_confounded_test_sources_are_one_line_and_exit_2(
   monkeypatch.setattr(
     local_runner,
     'run',
-    lambda options: ingest(
+    lambda options, console: ingest(
       options.data_root, str(tmp_path / 'examples'), str(tmp_path / 'report'), options.ingest
     ),
   )

@@ -12,6 +12,7 @@ folder that must stay empty: nothing of a run, killed or not, may be left in the
 import glob
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -91,6 +92,8 @@ class _Runner:
           '--output',
           self.output,
           '--demo',
+          '--backbone',
+          'resnet50v2',
           '--epochs',
           '1',
           '--image-size',
@@ -115,9 +118,13 @@ class _Runner:
         os.killpg(process.pid, signal.SIGKILL)
         process.wait()
 
-  def log(self):
+  def printed(self):
+    """What the last run printed (stdout and stderr)."""
     with open(os.path.join(self.logs, f'run{self.count}.log')) as f:
-      return f.read()[-3000:]
+      return f.read()
+
+  def log(self):
+    return self.printed()[-3000:]
 
 
 def _wait_for(predicate, process, timeout=RUN_TIMEOUT):
@@ -130,6 +137,41 @@ def _wait_for(predicate, process, timeout=RUN_TIMEOUT):
 
 def _temp_dirs(serving_dir):
   return sorted(glob.glob(os.path.join(serving_dir, versioned_dir.TEMP_PREFIX + '*')))
+
+
+def _assert_console_of_a_run_with_cached_steps(console, run, output_dir):
+  """A start and an end line per step of `run` (its history.RunRecord: ML Metadata's steps),
+  with the key figures of what the earlier runs made, the summary and the log's path: at most 100
+  lines besides epoch lines; TFX's detail in the log."""
+  lines = console.splitlines()
+  epochs = [line for line in lines if re.match(r'  epoch \d+/\d+ \(', line)]
+  assert len(lines) - len(epochs) <= 100, console
+  log_path = layout(output_dir).log_path(run.run_id)
+  assert lines[0] == lines[-1] == f'Log: {log_path}'
+  figures = {}  # step: its end line without the step and the seconds
+  steps = run.ran + run.cached
+  assert len(steps) == 11
+  for step in steps:
+    assert f'{step}: started' in [line.split('] ', 1)[-1] for line in lines], console
+    [end] = [line for line in lines if re.match(rf'\[\s*\d+/11\] {step}: (ran|cached), ', line)]
+    figures[step] = re.sub(r', \d+ s', '', end.split(': ', 1)[1], count=1)
+  assert figures['ImageFolderExampleGen'] == (
+    'cached; 42 files found = 42 ingested + 0 quarantined + 0 duplicates + 0 ignored '
+    '(not images); train 27, eval 3, test 12'
+  )
+  assert re.fullmatch(
+    r'cached; best epoch 1/1 \(val_loss [\d.]+, val_accuracy [\d.]+\)', figures['Trainer']
+  )
+  assert figures['Evaluator'] == 'cached; BLESSED'
+  [version] = versioned_dir.versions(layout(output_dir).serving_dir)
+  assert (
+    figures['AtomicPusher']
+    == f'ran; version {version} at {layout(output_dir).serving_dir}/{version}'
+  )
+  with open(log_path, encoding='utf-8') as f:
+    log = f.read()
+  for detail in ('Using deployment config', 'Component AtomicPusher is finished.'):
+    assert detail in log and detail not in console
 
 
 def test_killed_runs_recover_on_rerun_with_one_push_and_nothing_in_tmp(tmp_path, capsys):
@@ -180,6 +222,8 @@ def test_killed_runs_recover_on_rerun_with_one_push_and_nothing_in_tmp(tmp_path,
   with open(sorted(glob.glob(os.path.join(runner.data, 'Test', 'COVID', '*.png')))[0], 'rb') as f:
     outputs = model.signatures['serving_default'](image_bytes=tf.constant([f.read()]))
   assert outputs['probabilities'].shape == (1, labels.NUM_CLASSES)
+
+  _assert_console_of_a_run_with_cached_steps(runner.printed(), finished, runner.output)
 
   # `cxr history` marks the interrupted runs.
   table = history.format_table(history.read_history(runner.output)).splitlines()

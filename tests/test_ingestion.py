@@ -684,3 +684,28 @@ def test_clear_errors_for_unusable_input(tmp_path):
     IngestOptions(split_ratios=(0.5, 0.2, 0.2))
   with pytest.raises(ValueError, match='span must be'):
     IngestOptions(span='newest')
+
+
+def test_progress_counts_the_chunks_the_workers_took_up(tmp_path, caplog):
+  """Stage 1's record files (one per chunk of CANDIDATES_PER_CHUNK) are the progress the runner
+  sees; a line per call of api._log_progress (every PROGRESS_SECONDS during a run)."""
+  from components import progress
+  from components.ingestion import api
+
+  staged = beam_pipeline.StagedInputs(str(tmp_path), [], 100, '', 0, (), 0, ())
+  inspected = tmp_path / 'inspected'
+  inspected.mkdir()
+  lines = []
+  for files, seconds in ((0, 5.0), (2, 10.0), (4, 20.0)):
+    for i in range(files):
+      (inspected / f'chunk-{i:05d}-attempt').touch()
+    with caplog.at_level('INFO', logger=progress.logger.name):
+      caplog.clear()
+      api._log_progress(staged, seconds)
+      lines.append([r.getMessage() for r in caplog.records])
+  assert beam_pipeline.CANDIDATES_PER_CHUNK == 32
+  assert lines == [
+    [],  # the workers are starting
+    ['  ~64 of 100 image files inspected (6.4 images/s)'],
+    ['  100 image files inspected; writing the examples'],
+  ]

@@ -181,6 +181,27 @@ def test_cxr_predict_command(output_dir, images, capsys):
   assert 'cxr predict: error: No model in' in capsys.readouterr().err
 
 
+def test_cxr_predict_json_prints_a_line_per_image_and_nothing_else(output_dir, images):
+  """A fresh process: no TensorFlow start-up line, FutureWarning or INFO record on either stream."""
+  paths = [str(images / name) for name in ('b.PNG', 'd.png', 'sub/c.png')]
+  result = subprocess.run(
+    [sys.executable, '-m', 'pipeline.cli', 'predict', '--model', output_dir, '--json', *paths],
+    env=dict(os.environ, PYTHONPATH=REPO),
+    cwd=REPO,
+    capture_output=True,
+    text=True,
+    timeout=300,
+    check=False,
+  )
+  assert result.returncode == 0, result.stderr
+  assert [json.loads(line)['class_name'] for line in result.stdout.splitlines()] == [
+    'COVID',
+    'NORMAL',
+    'VIRAL PNEUMONIA',
+  ]
+  assert result.stderr == ''
+
+
 def test_dicom_is_classified_as_ingestion_stores_it_and_a_ct_is_refused(
   output_dir, tmp_path, capsys
 ):

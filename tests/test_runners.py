@@ -1,5 +1,6 @@
 """Orchestration pieces: Beam argument sets, metadata connection, run lock, BeamDagRunner wiring."""
 
+import datetime
 import logging
 import os
 import subprocess
@@ -15,6 +16,7 @@ from pipeline import beam_args
 from pipeline import log_redaction
 from pipeline import metadata_config
 from pipeline import run_lock
+from pipeline.output_layout import layout
 
 DATAFLOW_OK = [
   '--project=my-project',
@@ -300,13 +302,15 @@ def test_build_validates_beam_arguments_and_the_metadata_server(
 def test_beam_runner_hands_the_whole_pipeline_to_beam_dag_runner_under_the_lock(
   tmp_path, tiny_dataset, monkeypatch
 ):
-  """BeamDagRunner gets the compiled pipeline (IR) of local_runner.build, with the run lock held.
+  """BeamDagRunner gets the compiled pipeline (IR) of local_runner.build, with the run lock held
+  and the run id set, which names the run's log.
 
   The e2e retraining test runs it for real; here only its input is checked.
   """
   from tfx.orchestration.beam import beam_dag_runner
 
   from pipeline import beam_runner
+  from pipeline import run_console
 
   output_dir = tmp_path / 'output'
   seen = {}
@@ -314,13 +318,14 @@ def test_beam_runner_hands_the_whole_pipeline_to_beam_dag_runner_under_the_lock(
   def record(self, pipeline_ir, run_options=None):
     del self, run_options
     seen['nodes'] = [node.pipeline_node.node_info.id for node in pipeline_ir.nodes]
-    root = pipeline_ir.runtime_spec.pipeline_root
-    seen['root'] = root.runtime_parameter.default_value.string_value
+    seen['root'] = pipeline_ir.runtime_spec.pipeline_root.field_value.string_value
+    seen['run_id'] = pipeline_ir.runtime_spec.pipeline_run_id.field_value.string_value
     with open(output_dir / run_lock.LOCK_FILE, encoding='utf-8') as f:
       seen['lock'] = f.read()
 
   monkeypatch.setattr(beam_dag_runner.BeamDagRunner, 'run_with_ir', record)
-  beam_runner.run(_run_options(tiny_dataset, str(output_dir)))
+  with run_console.routed() as console:
+    beam_runner.run(_run_options(tiny_dataset, str(output_dir)), console)
   assert seen['nodes'][0] == 'ImageFolderExampleGen'
   assert set(seen['nodes']) == {
     'ImageFolderExampleGen',
@@ -336,6 +341,9 @@ def test_beam_runner_hands_the_whole_pipeline_to_beam_dag_runner_under_the_lock(
     'AtomicPusher',
   }
   assert seen['root'] == str(output_dir / 'pipeline_root')
+  assert datetime.datetime.fromisoformat(seen['run_id'])  # as LocalDagRunner's own run ids
+  assert console.log_path == layout(str(output_dir)).log_path(seen['run_id'])
+  assert os.path.isfile(console.log_path)
   assert f'pid {os.getpid()}' in seen['lock']
   with open(output_dir / run_lock.LOCK_FILE, encoding='utf-8') as f:
     assert f.read() == ''  # released

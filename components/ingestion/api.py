@@ -1,6 +1,7 @@
 """Plain-Python entry point of ingestion (the TFX component is a thin wrapper over `ingest`)."""
 
 import dataclasses
+import functools
 import logging
 from typing import Dict, Optional
 import uuid
@@ -8,6 +9,7 @@ import uuid
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 
+from components import progress
 from components.ingestion import beam_pipeline
 from components.ingestion import manifest
 from components.ingestion import metadata_csv
@@ -15,6 +17,8 @@ from components.ingestion import subjects
 from components.ingestion.discovery import discover
 from components.ingestion.options import IngestOptions
 from components.ingestion.options import SPLITS
+
+PROGRESS_SECONDS = 20  # how often a running ingestion logs how far it got
 
 
 def _stage(
@@ -44,6 +48,18 @@ def _stage(
   return staged
 
 
+def _log_progress(staged: beam_pipeline.StagedInputs, seconds: float) -> None:
+  done = beam_pipeline.inspected_so_far(staged)
+  if not done:  # the workers are starting
+    return
+  if done < staged.candidates:
+    progress.logger.info(
+      '  ~%d of %d image files inspected (%.1f images/s)', done, staged.candidates, done / seconds
+    )
+  else:
+    progress.logger.info('  %d image files inspected; writing the examples', done)
+
+
 @dataclasses.dataclass(frozen=True)
 class IngestResult:
   summary: Dict  # the content of summary.json
@@ -71,15 +87,17 @@ def ingest(
   for refused data.
   `pipeline` defaults to Beam's in-process runner (FnApiRunner, the DirectRunner's engine); pass
   one built with the pipeline's Beam args to run in parallel or on a cluster. The stages hand each
-  other record files in examples_uri/.ingest-*/, removed at the end. Patient ids are hashed with
+  other record files in examples_uri/.ingest-*/, removed at the end; every PROGRESS_SECONDS the
+  share of files inspected so far is logged (components.progress). Patient ids are hashed with
   the salt of options.patient_salt_file before anything is written (subjects.py).
   """
   salt = subjects.salt(options.patient_salt_file)
   workdir = FileSystems.join(examples_uri, f'.ingest-{uuid.uuid4().hex}')
   try:
     staged = _stage(input_base, options, workdir, salt)
-    with pipeline or beam.Pipeline(runner='FnApiRunner') as p:
-      beam_pipeline.build(p, staged, input_base, examples_uri, report_uri, options, salt)
+    with progress.every(PROGRESS_SECONDS, functools.partial(_log_progress, staged)):
+      with pipeline or beam.Pipeline(runner='FnApiRunner') as p:
+        beam_pipeline.build(p, staged, input_base, examples_uri, report_uri, options, salt)
   finally:
     if FileSystems.exists(workdir):
       FileSystems.delete([workdir])

@@ -55,6 +55,7 @@ CANDIDATES_PER_CHUNK = (
 # the other).
 DICOM_CHUNK_WEIGHT = 8
 _LOG_EVERY = 500
+_INSPECTED = 'inspected'  # stage 1's folder of record files, one per chunk attempt
 
 
 @dataclasses.dataclass(frozen=True)
@@ -95,6 +96,15 @@ def stage_inputs(discovery: Discovery, workdir: str) -> StagedInputs:
     discovery.span,
     discovery.unknown_folders,
   )
+
+
+def inspected_so_far(staged: StagedInputs) -> int:
+  """About how many candidates stage 1 has taken up: its record files (one per chunk, created
+  when the chunk starts) times the chunk size, at most every candidate. Workers may run in other
+  processes or machines: their files are what the runner sees of their progress."""
+  pattern = FileSystems.join(staged.workdir, _INSPECTED, '*')
+  started = len(FileSystems.match([pattern])[0].metadata_list)
+  return min(staged.candidates, started * CANDIDATES_PER_CHUNK)
 
 
 def to_example(item: inspection.Inspected, image: bytes) -> bytes:
@@ -245,7 +255,7 @@ def build(
     >> beam.ParDo(
       _InspectChunk(
         options.max_image_pixels,
-        FileSystems.join(staged.workdir, 'inspected'),
+        FileSystems.join(staged.workdir, _INSPECTED),
         salt,
         stored_folder,
       )

@@ -184,14 +184,21 @@ def read_rows(report_uri: str, statuses: Sequence[str], columns: Sequence[str]) 
   return table.to_pylist()
 
 
+def accounting(summary: Dict) -> str:
+  """Where every file found went, in one line."""
+  s = summary['status']
+  return (
+    f'{summary["files_found"]} files found = {s[INGESTED]} ingested + {s[QUARANTINED]} '
+    f'quarantined + {s[DUPLICATE]} duplicates + {s[IGNORED]} ignored (not images)'
+  )
+
+
 def format_summary(summary: Dict) -> str:
   """A readable multi-line account of the run for the log."""
-  s = summary['status']
   lines = [
     f'Ingestion of {summary["input_base"]}'
     + (f' spans {summary["spans"]}' if summary['spans'] else '')
-    + f': {summary["files_found"]} files found = {s[INGESTED]} ingested + '
-    f'{s[QUARANTINED]} quarantined + {s[DUPLICATE]} duplicates + {s[IGNORED]} ignored (not images)'
+    + f': {accounting(summary)}'
   ]
   width = max(len(c) for c in labels.CLASS_NAMES)
   lines.append(
