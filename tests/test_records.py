@@ -38,7 +38,7 @@ def test_chunk_writer_counts_each_rows_weight(tmp_path):
       chunks.add([i], weight=8)
     for i in range(10, 30):
       chunks.add([i])
-  assert chunks.count == 30
+  assert (chunks.count, chunks.sizes) == (30, [4, 4, 18, 4])
   assert [[row[0] for row in records.read(uri)] for uri in chunks.uris] == [
     [0, 1, 2, 3],
     [4, 5, 6, 7],

@@ -65,6 +65,7 @@ class StagedInputs:
 
   workdir: str
   candidate_chunks: List[str]  # record files of the candidates' FileEntry rows
+  chunk_sizes: List[int]  # the candidates in each
   candidates: int
   ignored: str  # record file of the other files' FileEntry rows
   ignored_count: int
@@ -89,6 +90,7 @@ def stage_inputs(discovery: Discovery, workdir: str) -> StagedInputs:
   return StagedInputs(
     workdir,
     chunks.uris,
+    chunks.sizes,
     chunks.count,
     others.uri,
     others.count,
@@ -98,13 +100,25 @@ def stage_inputs(discovery: Discovery, workdir: str) -> StagedInputs:
   )
 
 
+def _record_file(chunk: str) -> str:
+  """The name of a stage 1 attempt's record file for `chunk`: one of its own per attempt."""
+  return f'{posixpath.basename(chunk)}-{uuid.uuid4().hex}'
+
+
 def inspected_so_far(staged: StagedInputs) -> int:
-  """About how many candidates stage 1 has taken up: its record files (one per chunk, created
-  when the chunk starts) times the chunk size, at most every candidate. Workers may run in other
+  """About how many candidates stage 1 has taken up: those of the chunks with a record file (one
+  per attempt, created when it starts; a chunk retried counts once). Workers may run in other
   processes or machines: their files are what the runner sees of their progress."""
   pattern = FileSystems.join(staged.workdir, _INSPECTED, '*')
-  started = len(FileSystems.match([pattern])[0].metadata_list)
-  return min(staged.candidates, started * CANDIDATES_PER_CHUNK)
+  started = {
+    posixpath.basename(m.path).rpartition('-')[0]
+    for m in FileSystems.match([pattern])[0].metadata_list
+  }
+  return sum(
+    n
+    for chunk, n in zip(staged.candidate_chunks, staged.chunk_sizes)
+    if posixpath.basename(chunk) in started
+  )
 
 
 def to_example(item: inspection.Inspected, image: bytes) -> bytes:
@@ -160,7 +174,7 @@ class _InspectChunk(beam.DoFn):
 
   def process(self, chunk: str):
     # A name of its own per attempt: the plan reads only the files of the attempts that succeeded.
-    out = FileSystems.join(self._folder, f'{posixpath.basename(chunk)}-{uuid.uuid4().hex}')
+    out = FileSystems.join(self._folder, _record_file(chunk))
     records.write(out, map(self._inspect, records.read(chunk)))
     yield out
 

@@ -46,6 +46,7 @@ class ChunkWriter:
 
   def __init__(self, folder: str, rows_per_chunk: int):
     self.uris: List[str] = []
+    self.sizes: List[int] = []  # rows per chunk
     self.count = 0
     self._folder = folder
     self._rows_per_chunk = rows_per_chunk
@@ -57,9 +58,11 @@ class ChunkWriter:
       self.close()
       self._writer = Writer(FileSystems.join(self._folder, f'chunk-{len(self.uris):05d}'))
       self.uris.append(self._writer.uri)
+      self.sizes.append(0)
       self._load = 0
     self._writer.add(row)
     self._load += weight
+    self.sizes[-1] += 1
     self.count += 1
 
   def close(self) -> None:
