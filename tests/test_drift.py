@@ -257,7 +257,7 @@ def test_cxr_run_stops_a_drifted_span_before_training_and_allow_drift_trains(
   marker = os.path.join(root, 'trained')
   plan = iter([('span-1', 1), ('drifted', 3), ('drifted', 3), ('drifted', 4)])
 
-  def run(options):
+  def run(options, console):
     name, span = next(plan)
     _run(root, uris[name], span, options.drift, marker)
 
