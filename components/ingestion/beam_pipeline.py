@@ -4,17 +4,16 @@ examples.
 Stage 1 (parallel, a chunk of candidates at a time; a DICOM file weighs DICOM_CHUNK_WEIGHT) reads
 each candidate once: sha256 + one full validation -> a small record per file, written to a file per
 chunk. A DICOM file's validation is its conversion: the 16-bit PNG it makes is kept in the working
-folder, named by the sha256. Stage 2
-(once) loads those records into a FileTable (SQLite on local disk): dedup, splits and the report,
-then writes the list of each shard's files. Stage 3 (parallel, one shard at a time) reads each kept
-file again (from the page cache locally), checks its size is unchanged, decodes the stored image
-once for its pixel summary (bit depth, intensity) and writes the tf.Examples (split_writer). A
-DICOM file is not read again: stage 3 stores stage 1's PNG with the pixel summary stage 1 took
-from the converted pixels, so each file is read, parsed, converted and encoded once. Between stages
-only file names travel (records); no image bytes are held beyond the one being processed and no
-stage holds per-file objects, so memory does not grow with the number of images. DoFns keep no
-state besides constructor arguments, so the graph runs unchanged on the DirectRunner, Dataflow,
-Flink or Spark. Workers do not import TensorFlow (see example_encoding).
+folder, named by the sha256. Stage 2 (once) loads those records into a FileTable (SQLite on local
+disk): dedup, splits and the report, then writes the list of each shard's files. Stage 3 (parallel,
+one shard at a time) reads each kept file again (from the page cache locally), checks its size is
+unchanged, decodes the stored image once for its pixel summary (bit depth, intensity) and writes the
+tf.Examples (split_writer). A DICOM file is not read again: stage 3 stores stage 1's PNG with the
+pixel summary stage 1 took from the converted pixels, so each file is read, parsed, converted and
+encoded once. Between stages only file names travel (records); no image bytes are held beyond the
+one being processed and no stage holds per-file objects, so memory does not grow with the number of
+images. DoFns keep no state besides constructor arguments, so the graph runs unchanged on the
+DirectRunner, Dataflow, Flink or Spark. Workers do not import TensorFlow (see example_encoding).
 """
 
 import dataclasses
