@@ -21,9 +21,13 @@ uncompressed and JPEG lossless. On each set, in rounds that alternate which runs
 - floor: a multiprocessing Pool (fork) on every core does the conversion ingestion stores, in plain
   Python: read, pydicom decode (pylibjpeg-libjpeg for JPEG lossless), modality LUT, VOI LUT or
   window, scaled to 16 bits, Pillow's 16-bit PNG encoding;
-- ours: components.ingestion.ingest as above (start-up included).
+- ours: components.ingestion.ingest as above (start-up included), without the memory sampler
+  (psutil every 20 ms costs about a tenth of a core, which the floor does not pay).
 Reported per set: the median and the range over the rounds of each rate and of the per-round ratio
-ours / floor (each round's two runs are adjacent, so load from other processes hits both).
+ours / floor (each round's two runs are adjacent, so load from other processes hits both), and the
+median CPU seconds (user + system) of each side's processes: on a shared machine the rates move with
+the other jobs, the CPU time much less, and ours minus the floor's is what the pipeline adds (Beam's
+worker start-up and shutdown, the plan and report, hashing, the pixel summary).
 """
 
 import os
@@ -31,13 +35,16 @@ import os
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
 import concurrent.futures
+import contextlib
 import io
 import logging
 import multiprocessing
+import resource
 import statistics
 import tempfile
 import threading
 import time
+from typing import NamedTuple, Optional
 
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
@@ -97,18 +104,31 @@ def _decode(path: str) -> int:
     return image.width
 
 
-def _floor(root: str, work, chunksize: int) -> tuple:
-  """(images/s, seconds) of `work` on every candidate's path, on all cores."""
+class Run(NamedTuple):
+  images_per_s: float
+  seconds: float
+  cpu_s: float  # user + system time of every process of the run (its workers included)
+  peak_rss_mb: Optional[float] = None
+
+
+def _cpu_s(who: int) -> float:
+  usage = resource.getrusage(who)
+  return usage.ru_utime + usage.ru_stime
+
+
+def _floor(root: str, work, chunksize: int) -> Run:
+  """`work` on every candidate's path, on all cores."""
   paths = [e.uri for e in discovery.discover(root).candidates()]
+  cpu = _cpu_s(resource.RUSAGE_CHILDREN)
   start = time.perf_counter()
   with multiprocessing.get_context('fork').Pool(os.cpu_count()) as pool:
     pool.map(work, paths, chunksize=chunksize)
-  seconds = time.perf_counter() - start
-  return len(paths) / seconds, seconds
+  seconds = time.perf_counter() - start  # the pool's processes are joined, so counted below
+  return Run(len(paths) / seconds, seconds, _cpu_s(resource.RUSAGE_CHILDREN) - cpu)
 
 
-def _decode_floor(root: str) -> tuple:
-  """(images/s, seconds) of reading and decoding every candidate with PIL on all cores."""
+def _decode_floor(root: str) -> Run:
+  """Reading and decoding every candidate with PIL on all cores."""
   return _floor(root, _decode, chunksize=8)
 
 
@@ -127,13 +147,14 @@ def _dicom_to_png(path: str) -> int:
   return out.tell()
 
 
-def _convert_floor(root: str) -> tuple:
-  """(images/s, seconds) of converting every DICOM candidate to a 16-bit PNG on all cores."""
+def _convert_floor(root: str) -> Run:
+  """Converting every DICOM candidate to a 16-bit PNG on all cores."""
   return _floor(root, _dicom_to_png, chunksize=4)
 
 
-def _ingest_here(root: str, out: str) -> tuple:
-  with PeakRss() as rss:
+def _ingest_here(root: str, out: str, sample_rss: bool) -> Run:
+  with PeakRss() if sample_rss else contextlib.nullcontext() as rss:
+    cpu = _cpu_s(resource.RUSAGE_SELF) + _cpu_s(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     options = PipelineOptions(list(DEFAULT_ARGS))
     result = ingest(
@@ -143,20 +164,24 @@ def _ingest_here(root: str, out: str) -> tuple:
       pipeline=beam.Pipeline(options=options),
     )
     seconds = time.perf_counter() - start
-  return result.summary['image_files'] / seconds, seconds, rss.peak_mb
+    # The Beam workers have exited (the runner waits for them), so they are counted.
+    cpu = _cpu_s(resource.RUSAGE_SELF) + _cpu_s(resource.RUSAGE_CHILDREN) - cpu
+  rate = result.summary['image_files'] / seconds
+  return Run(rate, seconds, cpu, rss.peak_mb if rss else None)
 
 
-def _ingest(root: str, out: str) -> tuple:
-  """(images/s, seconds, peak RSS MB) of our ingestion of `root` with a default run's Beam
-  arguments.
+def _ingest(root: str, out: str, sample_rss: bool = True) -> Run:
+  """Our ingestion of `root` with a default run's Beam arguments.
 
   Each ingestion runs in a new process, so every size starts from the same memory state (and
-  imports are not timed).
+  imports are not timed). Without sample_rss the peak RSS is None and not sampled: the sampler
+  takes about a tenth of a core (psutil every 20 ms), which a speed comparison should not charge
+  to ingestion.
   """
   with concurrent.futures.ProcessPoolExecutor(
     1, mp_context=multiprocessing.get_context('spawn')
   ) as executor:
-    return executor.submit(_ingest_here, root, out).result()
+    return executor.submit(_ingest_here, root, out, sample_rss).result()
 
 
 def _dataset(root: str, n: int, size: int = IMAGE_SIZE) -> int:
@@ -195,8 +220,8 @@ def _many_files(tmp: str, n: int) -> dict:
   many, few = os.path.join(tmp, 'many'), os.path.join(tmp, 'few')
   n_many = _dataset(many, n, size=16)
   n_few = _subset(many, few, 1 / 8)
-  _, _, few_rss = _ingest(few, os.path.join(tmp, 'out_few'))
-  _, _, many_rss = _ingest(many, os.path.join(tmp, 'out_many'))
+  few_rss = _ingest(few, os.path.join(tmp, 'out_few')).peak_rss_mb
+  many_rss = _ingest(many, os.path.join(tmp, 'out_many')).peak_rss_mb
   print(
     f'many small files: peak RSS {few_rss:.0f} MB at {n_few} files, {many_rss:.0f} MB at {n_many}',
     flush=True,
@@ -232,21 +257,24 @@ def _dicom(tmp: str, quick: bool) -> dict:
     for round_ in range(rounds):
       out = os.path.join(tmp, f'out_dicom_{name}_{round_}')
       if round_ % 2:  # alternate which runs first
-        ours.append(_ingest(root, out)[0])
-        floor.append(_convert_floor(root)[0])
+        ours.append(_ingest(root, out, sample_rss=False))
+        floor.append(_convert_floor(root))
       else:
-        floor.append(_convert_floor(root)[0])
-        ours.append(_ingest(root, out)[0])
+        floor.append(_convert_floor(root))
+        ours.append(_ingest(root, out, sample_rss=False))
       print(
-        f'DICOM {name}, round {round_ + 1}/{rounds}: ours {ours[-1]:.1f} images/s, floor '
-        f'{floor[-1]:.1f} images/s = {ours[-1] / floor[-1]:.2f}x',
+        f'DICOM {name}, round {round_ + 1}/{rounds}: ours {ours[-1].images_per_s:.1f} images/s '
+        f'({ours[-1].cpu_s:.1f} CPU s), floor {floor[-1].images_per_s:.1f} images/s '
+        f'({floor[-1].cpu_s:.1f} CPU s) = {ours[-1].images_per_s / floor[-1].images_per_s:.2f}x',
         flush=True,
       )
-    ratios = [o / f for o, f in zip(ours, floor)]
+    ratios = [o.images_per_s / f.images_per_s for o, f in zip(ours, floor)]
     for key, values, digits in (
-      ('dicom_images_per_s', ours, 1),
-      ('dicom_floor_images_per_s', floor, 1),
+      ('dicom_images_per_s', [o.images_per_s for o in ours], 1),
+      ('dicom_floor_images_per_s', [f.images_per_s for f in floor], 1),
       ('dicom_vs_floor', ratios, 2),
+      ('dicom_cpu_s', [o.cpu_s for o in ours], 1),
+      ('dicom_floor_cpu_s', [f.cpu_s for f in floor], 1),
     ):
       median, spread = _median_and_range(values, digits)
       figures[f'ingest.{key}.{name}'] = median
@@ -278,22 +306,22 @@ def run(quick: bool = False, part: str = '') -> dict:
     small = os.path.join(tmp, 'small')
     n_small = _subset(large, small, 0.5)
 
-    floor_rate, floor_s = _decode_floor(large)
+    floor_rate, floor_s, _, _ = _decode_floor(large)
     print(
       f'decode floor (PIL, {cores} processes): {n_large} images in {floor_s:.1f} s = '
       f'{floor_rate:.1f} images/s',
       flush=True,
     )
-    _, small_s, small_rss = _ingest(small, os.path.join(tmp, 'out_small'))
+    _, small_s, _, small_rss = _ingest(small, os.path.join(tmp, 'out_small'))
     print(f'ingestion of {n_small}: {small_s:.1f} s, peak RSS {small_rss:.0f} MB', flush=True)
-    rate, large_s, large_rss = _ingest(large, os.path.join(tmp, 'out_large'))
+    rate, large_s, _, large_rss = _ingest(large, os.path.join(tmp, 'out_large'))
     marginal = (n_large - n_small) / (large_s - small_s)
     print(
       f'ingestion of {n_large}: {large_s:.1f} s = {rate:.1f} images/s, '
       f'peak RSS {large_rss:.0f} MB; per extra image (start-up excluded): {marginal:.1f} images/s',
       flush=True,
     )
-    floor_rate_after, _ = _decode_floor(large)
+    floor_rate_after = _decode_floor(large).images_per_s
     floor_rate = max(floor_rate, floor_rate_after)
     print(
       f'decode floor again: {floor_rate_after:.1f} images/s; '

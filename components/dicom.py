@@ -12,8 +12,8 @@ when present and not empty, must be CHEST. Anything else raises image_header.Bad
 reason: ingestion quarantines the file with it, `cxr predict` prints it as the file's error.
 
 Only the elements named here and the ones pydicom's LUT functions read are accessed. None of them
-is written anywhere, except the SUBJECT_ELEMENTS that `subject_elements` reads for ingestion,
-which keeps the patient id only as a salted hash and the age only as a band
+is written anywhere, except the SUBJECT_ELEMENTS that `convert` also returns (from the same parse)
+for ingestion, which keeps the patient id only as a salted hash and the age only as a band
 (components/ingestion/subjects.py): no name, date, study or institution element reaches an
 artifact or a log.
 Compressed pixel data (JPEG, JPEG-LS, JPEG 2000) is decoded by the pylibjpeg plugins, RLE by
@@ -56,8 +56,16 @@ OUTSIDE_INTENDED_USE = 'outside_intended_use'
 @dataclasses.dataclass(frozen=True, slots=True)
 class Converted:
   png: bytes  # 16-bit greyscale PNG
-  height: int
-  width: int
+  grey: np.ndarray  # its pixels (uint16, rows x columns): summaries need not decode the PNG
+  subject: Dict[str, str]  # the SUBJECT_ELEMENTS ('' when absent), and no other element
+
+  @property
+  def height(self) -> int:
+    return self.grey.shape[0]
+
+  @property
+  def width(self) -> int:
+    return self.grey.shape[1]
 
 
 def is_dicom(data: bytes) -> bool:
@@ -160,23 +168,15 @@ def _display_values(ds: pydicom.Dataset, stored: np.ndarray) -> np.ndarray:
 
 
 def convert(data: bytes, max_pixels: int) -> Converted:
-  """A DICOM file's bytes -> its 16-bit PNG; raises BadImage with the reason it is refused."""
+  """A DICOM file's bytes -> its 16-bit PNG and SUBJECT_ELEMENTS, from one parse; raises
+  BadImage with the reason it is refused."""
   with warnings.catch_warnings():
     warnings.simplefilter('ignore')  # pydicom's warnings about other elements' values
     ds = _read(data)
     _check_image(ds, max_pixels)
     _check_intended_use(ds)
     grey = _display_values(ds, _pixels(ds))
+    subject = {keyword: str(ds.get(keyword, '') or '') for keyword in SUBJECT_ELEMENTS}
   out = io.BytesIO()
   Image.fromarray(grey).save(out, format='PNG')
-  return Converted(out.getvalue(), height=grey.shape[0], width=grey.shape[1])
-
-
-def subject_elements(data: bytes) -> Dict[str, str]:
-  """The SUBJECT_ELEMENTS of a DICOM file ('' when absent), and no other element."""
-  with warnings.catch_warnings():
-    warnings.simplefilter('ignore')
-    ds = pydicom.dcmread(
-      io.BytesIO(data), stop_before_pixels=True, specific_tags=list(SUBJECT_ELEMENTS)
-    )
-  return {keyword: str(ds.get(keyword, '') or '') for keyword in SUBJECT_ELEMENTS}
+  return Converted(out.getvalue(), grey, subject)

@@ -9,6 +9,7 @@ import os
 from typing import Any, Dict, Mapping, Optional, Tuple
 
 from components import audit
+from components import backbones
 from components import coercion
 from components import image_spec
 
@@ -48,8 +49,9 @@ class HParams:
   # Input augmentation (the image itself is the Transform's ImageSpec).
   zoom_range: float = 0.07  # random zoom of training images, as the seed's generator
   # Model.
-  weights: str = 'imagenet'  # 'imagenet', 'none' or a path to a ResNet152V2 notop .h5 file
-  freeze_layers: int = 300  # the first N layers of the ResNet152V2 base are frozen
+  backbone: str = 'resnet152v2'  # a key of components.backbones.BACKBONES
+  weights: str = 'imagenet'  # 'imagenet', 'none' or a path to the backbone's notop .h5 file
+  freeze_layers: int = 300  # the first N layers of the backbone are frozen
   dense_units: Tuple[int, ...] = (512, 256, 64)
   dropout: float = 0.3
   # Momentum of every trainable BatchNormalization's moving statistics (Keras default 0.99).
@@ -141,6 +143,10 @@ def _validate(hp: HParams) -> None:
     (hp.lr_schedule in LR_SCHEDULES, f'lr_schedule must be one of {LR_SCHEDULES}'),
     (0.0 < hp.plateau_factor < 1.0, 'plateau_factor must be in (0, 1)'),
     (hp.plateau_patience >= 1, 'plateau_patience must be >= 1'),
+    (
+      hp.backbone in backbones.BACKBONES,
+      f'backbone must be one of {tuple(backbones.BACKBONES)}, got {hp.backbone!r}',
+    ),
     (
       hp.class_weight in CLASS_WEIGHTS,
       f'class_weight must be one of {CLASS_WEIGHTS}, got {hp.class_weight!r}',

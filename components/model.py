@@ -1,7 +1,8 @@
-"""ResNet152V2 transfer model with the seed's head.
+"""ResNet V2 transfer model with the seed's head.
 
-ResNet152V2 (no top) -> GlobalAveragePooling2D -> [Dense(u, relu) -> Dropout -> BatchNormalization]
-for u in dense_units -> Dense(3, softmax). The first `freeze_layers` layers of the base are frozen.
+Backbone (components.backbones; ResNet152V2 by default; no top) -> GlobalAveragePooling2D ->
+[Dense(u, relu) -> Dropout -> BatchNormalization] for u in dense_units -> Dense(3, softmax). The
+first `freeze_layers` layers of the backbone are frozen.
 """
 
 import logging
@@ -10,38 +11,33 @@ from typing import Optional
 
 import tensorflow as tf
 
+from components import backbones
 from components import hparams as hparams_lib
 from components import labels
 
 INPUT_NAME = 'image'  # float32 [batch, size, size, 3], components.image_ops.model_input
 OUTPUT_NAME = 'probabilities'
-BASE_NAME = 'resnet152v2'
-
-IMAGENET_WEIGHTS_FILE = 'resnet152v2_weights_tf_dim_ordering_tf_kernels_notop.h5'
-_IMAGENET_WEIGHTS_URL = (
-  'https://storage.googleapis.com/tensorflow/keras-applications/resnet/' + IMAGENET_WEIGHTS_FILE
-)
-_IMAGENET_WEIGHTS_MD5 = 'ed17cf2e0169df9d443503ef94b23b33'  # tf_keras applications/resnet.py
 
 
 class WeightsError(ValueError):
-  """The requested backbone weights cannot be obtained or do not fit ResNet152V2."""
+  """The requested backbone weights cannot be obtained or do not fit the backbone."""
 
 
-def imagenet_weights_path() -> str:
-  """The ImageNet notop weights file, downloaded once into ~/.keras/models (Keras' cache)."""
+def imagenet_weights_path(backbone: backbones.Backbone) -> str:
+  """The backbone's ImageNet notop weights file, downloaded once into ~/.keras/models (Keras'
+  cache)."""
   try:
     return tf.keras.utils.get_file(
-      IMAGENET_WEIGHTS_FILE,
-      _IMAGENET_WEIGHTS_URL,
+      backbone.weights_file,
+      backbone.weights_url,
       cache_subdir='models',
-      file_hash=_IMAGENET_WEIGHTS_MD5,
+      file_hash=backbone.notop_md5,
     )
   except Exception as e:  # get_file raises a bare Exception on network errors.
     raise WeightsError(
-      f'Cannot get the ImageNet weights of ResNet152V2 ({e}). Without internet access, download '
-      f'{IMAGENET_WEIGHTS_FILE} from {_IMAGENET_WEIGHTS_URL} on another machine, then either pass '
-      f'its path (`--weights /path/to/{IMAGENET_WEIGHTS_FILE}`) or copy it into '
+      f'Cannot get the ImageNet weights of {backbone.application} ({e}). Without internet access, '
+      f'download {backbone.weights_file} from {backbone.weights_url} on another machine, then '
+      f'either pass its path (`--weights /path/to/{backbone.weights_file}`) or copy it into '
       f'{os.path.join("~", ".keras", "models")}/. Use `--weights none` to train from scratch.'
     ) from e
 
@@ -51,15 +47,15 @@ def _check_exists(path: str) -> None:
     raise WeightsError(f'Weights file not found: {path}')
 
 
-def load_base_weights(base: tf.keras.Model, path: str) -> None:
-  """Loads a ResNet152V2 notop .h5 weights file into `base`, layer by layer (by_name=False)."""
+def load_base_weights(base: tf.keras.Model, backbone: backbones.Backbone, path: str) -> None:
+  """Loads the backbone's notop .h5 weights file into `base`, layer by layer (by_name=False)."""
   _check_exists(path)
   try:
     base.load_weights(path)
   except (ValueError, OSError, KeyError) as e:
     raise WeightsError(
-      f'{path} does not hold ResNet152V2 notop weights ({e}). Expected a file like '
-      f'{IMAGENET_WEIGHTS_FILE} with the weights of {len(base.layers)} layers.'
+      f'{path} does not hold {backbone.application} notop weights ({e}). Expected a file like '
+      f'{backbone.weights_file} with the weights of {len(base.layers)} layers.'
     ) from e
 
 
@@ -86,9 +82,10 @@ def build_model(
   """The compiled transfer model (Adam, sparse categorical cross-entropy, accuracy).
 
   Args:
-    hp: weights, freeze_layers (the first N layers of the base are not trained), dense_units,
-      dropout, bn_momentum (of every BatchNormalization, base and head), learning_rate, xla.
-    weights: replaces hp.weights: 'imagenet', 'none' (random init) or the path to a ResNet152V2
+    hp: backbone, weights, freeze_layers (the first N layers of the base are not trained),
+      dense_units, dropout, bn_momentum (of every BatchNormalization, base and head),
+      learning_rate, xla.
+    weights: replaces hp.weights: 'imagenet', 'none' (random init) or the path to the backbone's
       notop .h5 file.
     warm_start_from: a SavedModel exported from a model of the same architecture, whose weights
       replace the initial ones (pass weights='none' to skip loading the backbone's).
@@ -97,23 +94,25 @@ def build_model(
   the output layer always computes in float32.
   """
   weights = weights or hp.weights
+  backbone = backbones.BACKBONES[hp.backbone]
   # Weights are found before the slow build, to fail fast.
   if weights == 'imagenet':
-    weights_path = imagenet_weights_path()
+    weights_path = imagenet_weights_path(backbone)
   elif weights == 'none':
     weights_path = None
   else:
     weights_path = weights
     _check_exists(weights_path)
-  base = tf.keras.applications.ResNet152V2(
+  base = getattr(tf.keras.applications, backbone.application)(
     include_top=False, weights=None, input_shape=(image_size, image_size, 3)
   )
   if weights_path:
-    load_base_weights(base, weights_path)
+    load_base_weights(base, backbone, weights_path)
   for i, layer in enumerate(base.layers):
     layer.trainable = i >= hp.freeze_layers
   logging.info(
-    'ResNet152V2 base: %d layers, weights=%s, first %d frozen',
+    '%s base: %d layers, weights=%s, first %d frozen',
+    backbone.application,
     len(base.layers),
     weights,
     min(hp.freeze_layers, len(base.layers)),
@@ -129,7 +128,7 @@ def build_model(
   outputs = tf.keras.layers.Dense(
     num_classes, activation='softmax', dtype='float32', name=OUTPUT_NAME
   )(x)
-  model = tf.keras.Model(inputs, outputs, name='resnet152v2_cxr')
+  model = tf.keras.Model(inputs, outputs, name=f'{backbone.name}_cxr')
   for layer in base.layers + model.layers:
     if isinstance(layer, tf.keras.layers.BatchNormalization):
       layer.momentum = hp.bn_momentum
@@ -143,7 +142,7 @@ def build_model(
     jit_compile=hp.xla,
   )
   # TF 2.16's autograph skips the `keras` package but not `tf_keras`: converting every layer call
-  # makes tracing ResNet152V2 several times slower, and Keras' own steps need no conversion.
+  # makes tracing a ResNet several times slower, and Keras' own steps need no conversion.
   for step in ('train_step', 'test_step', 'predict_step'):
     setattr(model, step, tf.autograph.experimental.do_not_convert(getattr(model, step)))
   return model

@@ -13,6 +13,7 @@ import sys
 import warnings
 
 from components import audit
+from components import backbones
 from components import hparams
 from components import image_spec
 from components.drift import options as drift_options
@@ -33,6 +34,7 @@ _HPARAM_FLAGS = (  # flag, hparams key, type
   ('--epochs', 'epochs', int),
   ('--batch-size', 'batch_size', int),
   ('--learning-rate', 'learning_rate', float),
+  ('--backbone', 'backbone', str),
   ('--freeze-layers', 'freeze_layers', int),
   ('--weights', 'weights', str),
   ('--train-steps', 'train_steps', int),
@@ -43,6 +45,7 @@ _HPARAM_FLAGS = (  # flag, hparams key, type
   ('--covid-target-sensitivity', 'covid_target_sensitivity', float),
 )
 _HPARAM_CHOICES = {
+  'backbone': tuple(backbones.BACKBONES),
   'mixed_precision': hparams.MIXED_PRECISION_MODES,
   'class_weight': hparams.CLASS_WEIGHTS,
 }

@@ -29,9 +29,12 @@ from components.drift.component import DriftCheck
 from components.drift.component import DriftGate
 from components.drift.options import DriftOptions
 from components.ingestion import beam_pipeline
+from components.ingestion import file_table
 from components.ingestion import image_check
 from components.ingestion import inspection
+from components.ingestion import metadata_csv
 from components.ingestion.discovery import FileEntry
+from components.ingestion.file_table import FileTable
 from pipeline import cli
 from pipeline import configs
 from pipeline import local_runner
@@ -67,28 +70,57 @@ def _write_span(root, seed, drifted=False):
   return root
 
 
-def _statistics(root, source):
-  """Statistics of the tf.Examples ingestion writes for the span's Train/ images."""
-  examples = []
-  for path in sorted(glob.glob(os.path.join(root, 'Train', '*', '*'))):
+def _statistics(root, source, views=None):
+  """Statistics of the tf.Examples ingestion writes for the span's Train/ images; `views`: the
+  metadata CSV's `view` cell of the i-th image (sorted by path), applied as stage 2 applies it."""
+  items = []
+  paths = sorted(glob.glob(os.path.join(root, 'Train', '*', '*')))
+  for path in paths:
     label = labels.CLASS_NAMES.index(os.path.basename(os.path.dirname(path)))
     entry = FileEntry(os.path.relpath(path, root), path, os.path.getsize(path), source, label)
-    item = inspection.inspect_file(entry, MAX_PIXELS, salt=b'salt')
-    stored = image_check.stored_bytes(inspection.read_bytes(path), item.info, MAX_PIXELS)
+    items.append(inspection.inspect_file(entry, MAX_PIXELS, salt=b'salt'))
+  if views:
+    csv_path = os.path.join(root, 'metadata.csv')
+    with open(csv_path, 'w') as f:
+      f.write(
+        'path,view\n'
+        + ''.join(f'{os.path.relpath(p, root)},{views(i)}\n' for i, p in enumerate(paths))
+      )
+    with FileTable() as table:
+      table.add_inspected(items)
+      metadata_csv.apply(table.db, csv_path)
+      items = [file_table.to_inspected(row) for row in table.rows()]
+  examples = []
+  for item in items:
+    stored = image_check.stored_bytes(inspection.read_bytes(item.entry.uri), item.info, MAX_PIXELS)
     examples.append(beam_pipeline.to_example(item, stored))
   batch = example_coder.ExamplesToRecordBatchDecoder().DecodeBatch(examples)
   return stats_impl.generate_statistics_in_memory(batch, tfdv.StatsOptions())
 
 
+def _without(feature, statistics):
+  """A copy of `statistics` without `feature`, as data ingested before it existed."""
+  copy = type(statistics)()
+  copy.CopyFrom(statistics)
+  kept = [f for f in copy.datasets[0].features if list(f.path.step) != [feature]]
+  del copy.datasets[0].features[:]
+  copy.datasets[0].features.extend(kept)
+  return copy
+
+
 @pytest.fixture(scope='module')
 def spans(tmp_path_factory):
   """{name: statistics}: span 1, span 2 (same recipe, other seed) and a drifted span 3 from a
-  new source."""
+  new source, all without view positions (every view 'unknown'); span 1's images from siteA with
+  the metadata CSV's views, all PA, then every other one AP."""
   root = tmp_path_factory.mktemp('spans')
+  span_1 = _write_span(str(root / 'span-1'), seed=1)
   return {
-    'span-1': _statistics(_write_span(str(root / 'span-1'), seed=1), 'span-1'),
+    'span-1': _statistics(span_1, 'span-1'),
     'span-2': _statistics(_write_span(str(root / 'span-2'), seed=2), 'span-2'),
     'drifted': _statistics(_write_span(str(root / 'span-3'), 3, drifted=True), 'scannerB'),
+    'PA': _statistics(span_1, 'siteA', views=lambda i: 'PA'),
+    'half AP': _statistics(span_1, 'siteA', views=lambda i: 'ap' if i % 2 else 'PA'),
   }
 
 
@@ -121,7 +153,9 @@ def test_a_span_like_the_last_passes_and_span_folder_sources_are_not_compared(sp
   schema = tfdv.load_schema_text(SCHEMA_PATH)
   result = check.compare(spans['span-2'], spans['span-1'], schema, 2, 1)
   assert result.drifted == [] and result.accepted
-  assert {d.feature for d in result.distances} == EVERY_FEATURE - {'source'}
+  assert {d.feature for d in result.distances} == EVERY_FEATURE - {'source'} | {'view_position'}
+  by_feature = {d.feature: d for d in result.distances}
+  assert by_feature['view_position'].distance == 0  # every view unknown in both spans
   assert result.summary() == (
     'span 2 vs span 1 (train split): no drift; '
     'source not compared: both spans name their span folder as the source'
@@ -129,6 +163,30 @@ def test_a_span_like_the_last_passes_and_span_folder_sources_are_not_compared(sp
   # TFDV alone flags the source: each span's images are all 'span-N'.
   tfdv_says = tfdv.validate_statistics(spans['span-2'], schema, previous_statistics=spans['span-1'])
   assert set(tfdv_says.anomaly_info) == {'source'}
+
+
+def test_a_change_of_view_mix_is_drift_and_spans_without_views_are_not(spans):
+  schema = tfdv.load_schema_text(SCHEMA_PATH)
+  result = check.compare(spans['half AP'], spans['PA'], schema, 2, 1)
+  [drifted] = result.drifted  # the same images, only their views changed
+  assert (drifted.feature, drifted.measure, drifted.distance) == (
+    'view_position',
+    'L-infinity',
+    0.5,
+  )
+  assert not result.accepted
+  assert result.summary().startswith(
+    'Span 2 drifted from span 1 (train split): view_position L-infinity 0.500 > 0.1; '
+  )
+  # Statistics without the feature (ingested before it existed): nothing to compare on it.
+  for current, previous in (
+    (_without('view_position', spans['span-2']), _without('view_position', spans['span-1'])),
+    (spans['span-2'], _without('view_position', spans['span-1'])),
+  ):
+    result = check.compare(current, previous, schema, 2, 1)
+    assert result.accepted
+    assert 'view_position' not in {d.feature for d in result.distances}
+    assert {d.feature for d in result.distances} == EVERY_FEATURE - {'source'}
 
 
 @tfx.dsl.components.component
@@ -199,7 +257,7 @@ def test_cxr_run_stops_a_drifted_span_before_training_and_allow_drift_trains(
   marker = os.path.join(root, 'trained')
   plan = iter([('span-1', 1), ('drifted', 3), ('drifted', 3), ('drifted', 4)])
 
-  def run(options):
+  def run(options, console):
     name, span = next(plan)
     _run(root, uris[name], span, options.drift, marker)
 

@@ -92,6 +92,8 @@ class _Runner:
           '--output',
           self.output,
           '--demo',
+          '--backbone',
+          'resnet50v2',
           '--epochs',
           '1',
           '--image-size',

@@ -91,7 +91,11 @@ def test_weights_file_must_exist(tmp_path):
   'preset, overrides, message',
   [
     ('fast', {}, r"Unknown preset 'fast'; choose one of \['recommended', 'seed'\]"),
-    ('seed', {'epoch': 3}, r"Unknown hyperparameter\(s\) \['epoch'\]; known: \['batch_size'"),
+    (
+      'seed',
+      {'epoch': 3},
+      r"Unknown hyperparameter\(s\) \['epoch'\]; known: \['backbone', 'batch_size'",
+    ),
     ('seed', {'preset': 'seed'}, r"Unknown hyperparameter\(s\) \['preset'\]"),
     ('seed', {'epochs': 2.5}, "'epochs' must be an integer, got 2.5"),
     ('seed', {'epochs': True}, "'epochs' must be an integer, got True"),
@@ -107,6 +111,11 @@ def test_weights_file_must_exist(tmp_path):
       'seed',
       {'class_weight': 'inverse'},
       r"class_weight must be one of \('balanced', 'none'\), got 'inverse'",
+    ),
+    (
+      'seed',
+      {'backbone': 'resnet18'},
+      r"backbone must be one of \('resnet50v2', 'resnet101v2', 'resnet152v2'\), got 'resnet18'",
     ),
     ('seed', {'weights': 'resnet.ckpt'}, "weights must be 'imagenet', 'none' or a path to a .h5"),
     ('seed', {'dense_units': []}, 'dense_units must be a non-empty list'),

@@ -535,6 +535,20 @@ def test_staged_inputs_list_candidates_in_chunks_and_the_other_files_apart(tmp_p
   ]
 
 
+def test_dicom_candidates_weigh_more_in_chunks(tmp_path):
+  """A DICOM file, by its extension or its magic, counts as DICOM_CHUNK_WEIGHT candidates: chunks
+  of 4 where PNGs make chunks of 32, so a few files still spread over the workers."""
+  root = tmp_path / 'data'
+  for name in labels.CLASS_NAMES:
+    (root / name).mkdir(parents=True)
+    for i in range(6):
+      (root / name / f'{i}.dcm').write_bytes(b'')  # staging reads no content but the magic
+    (root / name / '1.2.840.1').write_bytes(bytes(128) + b'DICM')
+  staged = beam_pipeline.stage_inputs(discovery.discover(str(root)), str(tmp_path / 'work'))
+  assert beam_pipeline.CANDIDATES_PER_CHUNK // beam_pipeline.DICOM_CHUNK_WEIGHT == 4
+  assert [len(list(records.read(uri))) for uri in staged.candidate_chunks] == [4, 4, 4, 4, 4, 1]
+
+
 def _without_group(item):
   return dataclasses.replace(item, entry=dataclasses.replace(item.entry, group=''))
 
@@ -673,25 +687,28 @@ def test_clear_errors_for_unusable_input(tmp_path):
 
 
 def test_progress_counts_the_chunks_the_workers_took_up(tmp_path, caplog):
-  """Stage 1's record files (one per chunk of CANDIDATES_PER_CHUNK) are the progress the runner
-  sees; a line per call of api._log_progress (every PROGRESS_SECONDS during a run)."""
+  """Stage 1's record files (one per attempt at a chunk) are the progress the runner sees, each
+  chunk counted with its candidates (4 DICOM files, or 32 others) and once however often it was
+  tried; a line per call of api._log_progress (every PROGRESS_SECONDS during a run)."""
   from components import progress
   from components.ingestion import api
 
-  staged = beam_pipeline.StagedInputs(str(tmp_path), [], 100, '', 0, (), 0, ())
+  chunks = [str(tmp_path / 'candidates' / f'chunk-{i:05d}') for i in range(5)]
+  staged = beam_pipeline.StagedInputs(
+    str(tmp_path), chunks, [4, 4, 32, 32, 28], 100, '', 0, (), 0, ()
+  )
   inspected = tmp_path / 'inspected'
   inspected.mkdir()
   lines = []
-  for files, seconds in ((0, 5.0), (2, 10.0), (4, 20.0)):
-    for i in range(files):
-      (inspected / f'chunk-{i:05d}-attempt').touch()
+  for started, seconds in (((), 5.0), ((0, 1, 1, 2), 10.0), ((3, 4), 20.0)):
+    for i in started:  # chunk 1 twice: a retried attempt
+      (inspected / beam_pipeline._record_file(chunks[i])).touch()
     with caplog.at_level('INFO', logger=progress.logger.name):
       caplog.clear()
       api._log_progress(staged, seconds)
       lines.append([r.getMessage() for r in caplog.records])
-  assert beam_pipeline.CANDIDATES_PER_CHUNK == 32
   assert lines == [
     [],  # the workers are starting
-    ['  ~64 of 100 image files inspected (6.4 images/s)'],
+    ['  ~40 of 100 image files inspected (4.0 images/s)'],
     ['  100 image files inspected; writing the examples'],
   ]

@@ -17,6 +17,7 @@ from components import features
 from components import labels
 from components.image_header import TRUNCATED
 from components.ingestion import discovery
+from components.ingestion import image_check
 from components.ingestion import ingest
 from components.ingestion import IngestOptions
 from components.ingestion.manifest import TRANSCODED_TO_PNG
@@ -112,9 +113,16 @@ def test_a_folder_of_dicom_files_is_ingested_as_16_bit_pngs(tmp_path, monkeypatc
     example = tf.train.Example.FromString(record.numpy())
     feature = example.features.feature
     assert feature[features.FORMAT_KEY].bytes_list.value[0] == b'PNG'
-    stored[feature[features.PATH_KEY].bytes_list.value[0].decode()] = feature[
-      features.IMAGE_KEY
-    ].bytes_list.value[0]
+    png = feature[features.IMAGE_KEY].bytes_list.value[0]
+    stored[feature[features.PATH_KEY].bytes_list.value[0].decode()] = png
+    # Taken from the converted pixels at inspection: what decoding the stored PNG gives.
+    pixels = image_check.pixel_summary(png)
+    assert feature[features.BIT_DEPTH_KEY].int64_list.value[0] == pixels.bit_depth == 16
+    for key, value in (
+      (features.INTENSITY_MEAN_KEY, pixels.intensity_mean),
+      (features.INTENSITY_STD_KEY, pixels.intensity_std),
+    ):
+      assert feature[key].float_list.value[0] == np.float32(value)
   assert sorted(stored) == sorted(images)
   for path, png in stored.items():
     np.testing.assert_allclose(

@@ -1,6 +1,7 @@
-"""The ResNet152V2 transfer model: architecture, frozen layers, output, weights options,
-learning."""
+"""The ResNet V2 transfer model (ResNet152V2 unless said): architecture, frozen layers, output,
+weights options, learning."""
 
+import dataclasses
 import hashlib
 import urllib.error
 
@@ -9,6 +10,7 @@ import pytest
 import tensorflow as tf
 from tf_keras.src.utils import data_utils
 
+from components import backbones
 from components import gradcam
 from components import hparams
 from components import labels
@@ -18,10 +20,11 @@ pytestmark = pytest.mark.xdist_group('model')  # one worker builds the module's 
 
 SIZE = 32
 BASE_LAYERS = 564  # ResNet152V2(include_top=False): the input layer and 563 others
+RESNET152V2 = backbones.BACKBONES['resnet152v2']
 
 
-def _base(model):
-  return model.get_layer(model_lib.BASE_NAME)
+def _base(model, backbone=RESNET152V2):
+  return model.get_layer(backbone.name)
 
 
 @pytest.fixture(scope='module')
@@ -33,7 +36,7 @@ def model():
 def weights_file(tmp_path_factory):
   """A ResNet152V2 notop weights file (random init, saved at 48 px: weights have no size)."""
   base = tf.keras.applications.ResNet152V2(include_top=False, weights=None, input_shape=(48, 48, 3))
-  path = str(tmp_path_factory.mktemp('weights') / model_lib.IMAGENET_WEIGHTS_FILE)
+  path = str(tmp_path_factory.mktemp('weights') / RESNET152V2.weights_file)
   base.save_weights(path)
   return path, base.get_weights()
 
@@ -130,9 +133,12 @@ def test_imagenet_weights_come_from_the_keras_cache(weights_file, tmp_path, monk
   path, expected = weights_file
   cache = tmp_path / '.keras' / 'models'
   cache.mkdir(parents=True)
-  (cache / model_lib.IMAGENET_WEIGHTS_FILE).symlink_to(path)
+  (cache / RESNET152V2.weights_file).symlink_to(path)
   with open(path, 'rb') as f:
-    monkeypatch.setattr(model_lib, '_IMAGENET_WEIGHTS_MD5', hashlib.md5(f.read()).hexdigest())
+    md5 = hashlib.md5(f.read()).hexdigest()
+  monkeypatch.setitem(
+    backbones.BACKBONES, RESNET152V2.name, dataclasses.replace(RESNET152V2, notop_md5=md5)
+  )
   monkeypatch.setenv('HOME', str(tmp_path))
   monkeypatch.setattr(data_utils, 'urlretrieve', _no_network)
   net = model_lib.build_model(SIZE, weights='imagenet')
@@ -147,7 +153,7 @@ def test_imagenet_offline_fails_fast_and_says_how_to_supply_the_file(tmp_path, m
     model_lib.build_model(SIZE, weights='imagenet')
   message = str(error.value)
   assert 'no network in tests' in message
-  assert f'--weights /path/to/{model_lib.IMAGENET_WEIGHTS_FILE}' in message
+  assert f'--weights /path/to/{RESNET152V2.weights_file}' in message
   assert '~/.keras/models' in message and '--weights none' in message
 
 
@@ -180,8 +186,27 @@ def test_a_file_for_another_model_is_rejected(model, tmp_path, write, cause):
   with pytest.raises(
     model_lib.WeightsError, match='does not hold ResNet152V2 notop weights'
   ) as error:
-    model_lib.load_base_weights(_base(model), path)
+    model_lib.load_base_weights(_base(model), RESNET152V2, path)
   assert cause in str(error.value) and f'{BASE_LAYERS} layers' in str(error.value)
+
+
+def test_a_smaller_backbone_with_its_own_weights_file(model, tmp_path):
+  """ResNet50V2 (190 base layers) loads ResNet50V2 weights under the same head; the default
+  backbone refuses that file, naming itself."""
+  resnet50v2 = backbones.BACKBONES['resnet50v2']
+  saved = tf.keras.applications.ResNet50V2(
+    include_top=False, weights=None, input_shape=(SIZE, SIZE, 3)
+  )
+  path = str(tmp_path / resnet50v2.weights_file)
+  saved.save_weights(path)
+  net = model_lib.build_model(SIZE, hparams.HParams(backbone='resnet50v2', freeze_layers=10), path)
+  base = _base(net, resnet50v2)
+  assert len(base.layers) == 190 and net.name == 'resnet50v2_cxr'
+  assert [layer.trainable for layer in base.layers] == [False] * 10 + [True] * 180
+  _assert_same_weights(base.get_weights(), saved.get_weights())
+  assert [layer.name for layer in net.layers[2:]] == [layer.name for layer in model.layers[2:]]
+  with pytest.raises(model_lib.WeightsError, match='does not hold ResNet152V2 notop weights'):
+    model_lib.load_base_weights(_base(model), RESNET152V2, path)
 
 
 def test_a_missing_weights_file_is_named(tmp_path):

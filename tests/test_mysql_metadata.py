@@ -4,6 +4,7 @@ The server comes from scripts/install_test_services.sh (mariadb-server); the tes
 that hint only when no server binary is installed.
 """
 
+import json
 import os
 import shutil
 import socket
@@ -216,16 +217,41 @@ def _database_text(address):
   return '\n'.join(rows)
 
 
+def _add_dicom_images(data_root):
+  """One DICOM chest image of the identified test patient per class of Train/ (pydicom's CT, MR
+  and a JPEG-lossless slice)."""
+  from pydicom import uid
+
+  from components import labels
+  import dicom_files
+
+  sources = (
+    lambda: dicom_files.read('CT_small.dcm'),
+    lambda: dicom_files.read('MR_small.dcm'),
+    dicom_files.jpeg_lossless,
+  )
+  for name, source in zip(labels.CLASS_NAMES, sources):
+    ds = dicom_files.chest(source())
+    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = uid.generate_uid()
+    (data_root / 'Train' / name / 'patient.dcm').write_bytes(dicom_files.to_bytes(ds))
+
+
 @pytest.mark.e2e
-def test_password_reaches_no_log_metadata_report_or_artifact_of_a_real_run(mysql_address, tmp_path):
-  """`cxr -v run` against the server, to the pushed model: the password is in none of the console
-  log (TFX logs its deployment config), the metadata database, and the files of the output folder
-  (artifacts, pipeline IR, report)."""
+def test_no_secret_or_identifier_reaches_a_log_metadata_report_or_artifact_of_a_real_run(
+  mysql_address, tmp_path
+):
+  """`cxr -v run` against the server, to the pushed model, on demo PNGs plus DICOM files of an
+  identified patient: neither the password nor any identifying DICOM value (name, id, birth date,
+  accession number, institution, physicians, ...) is in the console log (TFX logs its deployment
+  config), the metadata database, or the files of the output folder (artifacts, pipeline IR,
+  report, model card)."""
   from components import demo_data
+  import dicom_files
   from pipeline import log_redaction
 
   data_root, output_dir = tmp_path / 'data', tmp_path / 'output'
   demo_data.generate(str(data_root), train_per_class=4, test_per_class=2, min_size=32, max_size=48)
+  _add_dicom_images(data_root)
   address = mysql_address + '_run'  # a database of its own: the other tests count its runs
   env = dict(
     os.environ,
@@ -246,6 +272,8 @@ def test_password_reaches_no_log_metadata_report_or_artifact_of_a_real_run(mysql
       '--metadata-mysql',
       address,
       '--demo',
+      '--backbone',
+      'resnet50v2',
       '--epochs',
       '1',
       '--image-size',
@@ -269,7 +297,11 @@ def test_password_reaches_no_log_metadata_report_or_artifact_of_a_real_run(mysql
   database = _database_text(address)
   files = {path: path.read_bytes() for path in output_dir.rglob('*') if path.is_file()}
   assert any(path.suffix == '.md' for path in files)  # the run's report
-  for form in PASSWORD_FORMS:
-    assert form not in log
-    assert form not in database
-    assert [path for path, content in files.items() if form.encode() in content] == []
+  [summary] = [
+    json.loads(content) for path, content in files.items() if path.name == 'summary.json'
+  ]
+  assert summary['patients']['images'] == 3 and summary['patients']['patients'] == 1  # DICOM in
+  for secret in PASSWORD_FORMS + dicom_files.PATIENT_STRINGS:
+    assert secret not in log
+    assert secret not in database
+    assert [path for path, content in files.items() if secret.encode() in content] == []

@@ -1,18 +1,19 @@
 """The Beam graph of ingestion: inspect every candidate, plan the splits, write the report and
 examples.
 
-Stage 1 (parallel, a chunk of candidates at a time) reads each candidate once: sha256 + one full
-validation -> a small record per file, written to a file per chunk. A DICOM file's validation is
-its conversion: the 16-bit PNG it makes is kept in the working folder, named by the sha256. Stage 2
-(once) loads those records into a FileTable (SQLite on local disk): dedup, splits and the report,
-then writes the list of each shard's files. Stage 3 (parallel, one shard at a time) reads each kept
-file again (from the page cache locally), checks its size is unchanged, decodes the stored image
-once for its pixel summary (bit depth, intensity) and writes the tf.Examples (split_writer), with
-stage 1's PNG for a DICOM file, so each file is converted once. Between stages
-only file names travel (records); no image bytes are held beyond the one being processed and no
-stage holds per-file objects, so memory does not grow with the number of images. DoFns keep no
-state besides constructor arguments, so the graph runs unchanged on the DirectRunner, Dataflow,
-Flink or Spark. Workers do not import TensorFlow (see example_encoding).
+Stage 1 (parallel, a chunk of candidates at a time; a DICOM file weighs DICOM_CHUNK_WEIGHT) reads
+each candidate once: sha256 + one full validation -> a small record per file, written to a file per
+chunk. A DICOM file's validation is its conversion: the 16-bit PNG it makes is kept in the working
+folder, named by the sha256. Stage 2 (once) loads those records into a FileTable (SQLite on local
+disk): dedup, splits and the report, then writes the list of each shard's files. Stage 3 (parallel,
+one shard at a time) reads each kept file again (from the page cache locally), checks its size is
+unchanged, decodes the stored image once for its pixel summary (bit depth, intensity) and writes the
+tf.Examples (split_writer). A DICOM file is not read again: stage 3 stores stage 1's PNG with the
+pixel summary stage 1 took from the converted pixels, so each file is read, parsed, converted and
+encoded once. Between stages only file names travel (records); no image bytes are held beyond the
+one being processed and no stage holds per-file objects, so memory does not grow with the number of
+images. DoFns keep no state besides constructor arguments, so the graph runs unchanged on the
+DirectRunner, Dataflow, Flink or Spark. Workers do not import TensorFlow (see example_encoding).
 """
 
 import dataclasses
@@ -37,6 +38,7 @@ from components.ingestion import split_writer
 from components.ingestion import splitting
 from components.ingestion.discovery import Discovery
 from components.ingestion.discovery import FileEntry
+from components.ingestion.discovery import named_like_dicom
 from components.ingestion.file_table import FileTable
 from components.ingestion.file_table import INGESTED
 from components.ingestion.options import IngestOptions
@@ -45,6 +47,12 @@ from components.ingestion.options import SPLITS
 CANDIDATES_PER_CHUNK = (
   32  # stage 1's unit of work: small enough to keep every worker busy to the end
 )
+# A DICOM candidate counts as this many in a chunk (chunks of 4 DICOM files): its conversion (a
+# decode, the LUTs and a 16-bit PNG encoding, ~0.35 s at 1024 px) costs ~50x a PNG's check, and
+# the DirectRunner deals a stage's chunks to its workers round-robin before it starts, so with 32
+# DICOM files a chunk one core could idle for 32 conversions (150 files: 86 on one worker, 64 on
+# the other).
+DICOM_CHUNK_WEIGHT = 8
 _LOG_EVERY = 500
 _INSPECTED = 'inspected'  # stage 1's folder of record files, one per chunk attempt
 
@@ -56,6 +64,7 @@ class StagedInputs:
 
   workdir: str
   candidate_chunks: List[str]  # record files of the candidates' FileEntry rows
+  chunk_sizes: List[int]  # the candidates in each
   candidates: int
   ignored: str  # record file of the other files' FileEntry rows
   ignored_count: int
@@ -71,10 +80,16 @@ def stage_inputs(discovery: Discovery, workdir: str) -> StagedInputs:
   chunks = records.ChunkWriter(FileSystems.join(workdir, 'candidates'), CANDIDATES_PER_CHUNK)
   with records.Writer(FileSystems.join(workdir, 'ignored')) as others, chunks:
     for entry in discovery.entries():
-      (chunks if entry.is_candidate else others).add(dataclasses.astuple(entry))
+      if not entry.is_candidate:
+        others.add(dataclasses.astuple(entry))
+      elif named_like_dicom(entry.path):
+        chunks.add(dataclasses.astuple(entry), DICOM_CHUNK_WEIGHT)
+      else:
+        chunks.add(dataclasses.astuple(entry))
   return StagedInputs(
     workdir,
     chunks.uris,
+    chunks.sizes,
     chunks.count,
     others.uri,
     others.count,
@@ -84,19 +99,31 @@ def stage_inputs(discovery: Discovery, workdir: str) -> StagedInputs:
   )
 
 
+def _record_file(chunk: str) -> str:
+  """The name of a stage 1 attempt's record file for `chunk`: one of its own per attempt."""
+  return f'{posixpath.basename(chunk)}-{uuid.uuid4().hex}'
+
+
 def inspected_so_far(staged: StagedInputs) -> int:
-  """About how many candidates stage 1 has taken up: its record files (one per chunk, created
-  when the chunk starts) times the chunk size, at most every candidate. Workers may run in other
+  """About how many candidates stage 1 has taken up: those of the chunks with a record file (one
+  per attempt, created when it starts; a chunk retried counts once). Workers may run in other
   processes or machines: their files are what the runner sees of their progress."""
   pattern = FileSystems.join(staged.workdir, _INSPECTED, '*')
-  started = len(FileSystems.match([pattern])[0].metadata_list)
-  return min(staged.candidates, started * CANDIDATES_PER_CHUNK)
+  started = {
+    posixpath.basename(m.path).rpartition('-')[0]
+    for m in FileSystems.match([pattern])[0].metadata_list
+  }
+  return sum(
+    n
+    for chunk, n in zip(staged.candidate_chunks, staged.chunk_sizes)
+    if posixpath.basename(chunk) in started
+  )
 
 
 def to_example(item: inspection.Inspected, image: bytes) -> bytes:
   """The serialized raw tf.Example of one ingested image (schemas/schema.pbtxt)."""
   entry, info, subject = item.entry, item.info, item.subject
-  pixels = image_check.pixel_summary(image)
+  pixels = item.pixels or image_check.pixel_summary(image)
   optional = (
     {features.PATIENT_HASH_KEY: subject.patient_hash.encode()} if subject.patient_hash else {}
   )
@@ -146,7 +173,7 @@ class _InspectChunk(beam.DoFn):
 
   def process(self, chunk: str):
     # A name of its own per attempt: the plan reads only the files of the attempts that succeeded.
-    out = FileSystems.join(self._folder, f'{posixpath.basename(chunk)}-{uuid.uuid4().hex}')
+    out = FileSystems.join(self._folder, _record_file(chunk))
     records.write(out, map(self._inspect, records.read(chunk)))
     yield out
 
@@ -197,8 +224,9 @@ def _plan_and_report(
 
 
 class _EncodeExample:
-  """Stage 3: the serialized tf.Example of one kept file, read again and checked unchanged; the
-  bytes stage 1 kept for it when its check made them."""
+  """Stage 3: the serialized tf.Example of one kept file: the bytes stage 1 kept for it when its
+  check made them (the file itself is not read again), else the file read again and checked
+  unchanged."""
 
   def __init__(self, max_image_pixels: int, stored_folder: str):
     self._max_image_pixels = max_image_pixels
@@ -207,19 +235,18 @@ class _EncodeExample:
 
   def __call__(self, row: list) -> bytes:
     item = inspection.from_row(row)
-    data = inspection.read_bytes(item.entry.uri)
-    if len(data) != item.entry.size:
-      raise RuntimeError(
-        f'{item.entry.uri} changed while it was being ingested; run the ingestion again'
-      )
     self._done += 1
     if self._done % _LOG_EVERY == 0:
       logging.info('Worker %d: wrote %d examples', os.getpid(), self._done)
     if image_check.made_by_check(item.info):
       image = inspection.read_bytes(inspection.stored_uri(self._stored_folder, item.sha256))
-    else:
-      image = image_check.stored_bytes(data, item.info, self._max_image_pixels)
-    return to_example(item, image)
+      return to_example(item, image)
+    data = inspection.read_bytes(item.entry.uri)
+    if len(data) != item.entry.size:
+      raise RuntimeError(
+        f'{item.entry.uri} changed while it was being ingested; run the ingestion again'
+      )
+    return to_example(item, image_check.stored_bytes(data, item.info, self._max_image_pixels))
 
 
 def build(

@@ -115,6 +115,13 @@ def _absolute(input_base: str) -> str:
   return input_base if '://' in input_base else os.path.abspath(input_base)
 
 
+def named_like_dicom(path: str) -> bool:
+  """Whether an image candidate is DICOM by its name: '.dcm', or no image extension (it was taken
+  for an image by its DICOM magic)."""
+  extension = posixpath.splitext(path)[1].lower()
+  return extension == '.dcm' or extension not in IMAGE_EXTENSIONS
+
+
 def _is_hidden(name: str) -> bool:
   return name.startswith('.') or name.lower() in SYSTEM_NAMES
 

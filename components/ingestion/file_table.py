@@ -24,12 +24,14 @@ _ENTRY = tuple(
 )  # path, uri, size, source, label, role, group, ...
 _INFO = tuple(f.name for f in dataclasses.fields(image_check.ImageInfo))
 _SUBJECT = tuple(f.name for f in dataclasses.fields(subjects.Subject))
+_PIXELS = tuple(f.name for f in dataclasses.fields(image_check.PixelSummary))
 _SCHEMA = """
 CREATE TABLE files (
   {entry},  -- the FileEntry
   sha256 TEXT NOT NULL DEFAULT '', {info},  -- inspection; NULL info for a bad file
   reason TEXT NOT NULL DEFAULT '', detail TEXT NOT NULL DEFAULT '',
   {subject},  -- a DICOM's or the metadata CSV's
+  {pixels},  -- the stored pixels' summary made by inspection (DICOM), else NULL
   component TEXT,  -- splitting: the set of files linked by content or group
   status TEXT, split TEXT NOT NULL DEFAULT '', fate_reason TEXT NOT NULL DEFAULT '',  -- the fate
   fate_detail TEXT NOT NULL DEFAULT '', duplicate_of TEXT NOT NULL DEFAULT '',
@@ -38,6 +40,7 @@ CREATE TABLE files (
 """.format(
   entry=', '.join(f'"{name}"' for name in _ENTRY),
   info=', '.join(f'"{name}"' for name in _INFO),
+  pixels=', '.join(f'"{name}"' for name in _PIXELS),
   subject=', '.join(
     f'"{f.name}" TEXT NOT NULL DEFAULT \'{f.default}\''
     for f in dataclasses.fields(subjects.Subject)
@@ -72,14 +75,15 @@ class FileTable:
     self._insert(columns, (dataclasses.astuple(e) + (IGNORED, e.ignored_reason) for e in entries))
 
   def add_inspected(self, items: Iterable[Inspected]) -> None:
-    columns = _ENTRY + _INFO + _SUBJECT + ('sha256', 'reason', 'detail')
-    none = (None,) * len(_INFO)
+    columns = _ENTRY + _INFO + _SUBJECT + _PIXELS + ('sha256', 'reason', 'detail')
+    no_info, no_pixels = (None,) * len(_INFO), (None,) * len(_PIXELS)
     self._insert(
       columns,
       (
         dataclasses.astuple(i.entry)
-        + (dataclasses.astuple(i.info) if i.info else none)
+        + (dataclasses.astuple(i.info) if i.info else no_info)
         + dataclasses.astuple(i.subject)
+        + (dataclasses.astuple(i.pixels) if i.pixels else no_pixels)
         + (i.sha256, i.reason, i.detail)
         for i in items
       ),
@@ -108,6 +112,7 @@ class FileTable:
 
 def to_inspected(row: sqlite3.Row) -> Inspected:
   info = image_check.ImageInfo(*(row[n] for n in _INFO)) if row['format'] is not None else None
+  pixels = row[_PIXELS[0]] is not None
   return Inspected(
     FileEntry(*(row[n] for n in _ENTRY)),
     row['sha256'],
@@ -115,4 +120,5 @@ def to_inspected(row: sqlite3.Row) -> Inspected:
     row['reason'],
     row['detail'],
     subjects.Subject(*(row[n] for n in _SUBJECT)),
+    image_check.PixelSummary(*(row[n] for n in _PIXELS)) if pixels else None,
   )

@@ -3,12 +3,13 @@
 PNG and JPEG (grayscale or RGB) are stored as the original bytes; other formats that Pillow reads
 (BMP, TIFF, GIF, WebP, PNM, CMYK JPEG, ...) are transcoded to lossless PNG, 16-bit kept 16-bit.
 DICOM is converted to a 16-bit greyscale PNG by components.dicom (which also refuses what is not a
-chest radiograph); the conversion is its check, so `check` returns the PNG it made, for ingestion
-to store without converting the file a second time.
+chest radiograph); the conversion is its check, so `check` returns the conversion (the PNG, its
+pixels and the subject elements), for ingestion to store without converting the file a second time.
 The pixel count is checked from the header, before anything is decoded (image_header).
 PNGs are validated by png_check (every check a decoder makes, without building pixels), other
 formats by a full Pillow decode.
-`pixel_summary` describes the stored pixels (bit depth, intensity) for the drift check.
+`pixel_summary` describes the stored pixels (bit depth, intensity) for the drift check;
+`grey16_summary` the same from a DICOM conversion's pixels, without decoding its PNG again.
 """
 
 import dataclasses
@@ -92,15 +93,16 @@ def _channels(image: Image.Image, mode: str) -> int:
   return _CHANNELS[mode]
 
 
-def check(data: bytes, max_pixels: int) -> Tuple[ImageInfo, Optional[bytes]]:
-  """Validates `data` with one full check; returns its ImageInfo and the bytes to store when the
-  check made them (DICOM's PNG), else None. Raises BadImage with the reason."""
+def check(data: bytes, max_pixels: int) -> Tuple[ImageInfo, Optional[dicom.Converted]]:
+  """Validates `data` with one full check; returns its ImageInfo and, when the check was a DICOM
+  conversion, that conversion (its PNG is the bytes to store), else None. Raises BadImage with the
+  reason."""
   if not data:
     raise BadImage(EMPTY_FILE, 'the file is empty (0 bytes)')
   if dicom.is_dicom(data):
     converted = dicom.convert(data, max_pixels)
     info = ImageInfo(dicom.FORMAT, 'PNG', converted.height, converted.width, channels=1)
-    return info, converted.png
+    return info, converted
   image = _decode(data, max_pixels)
   kept_modes = STORED_AS_IS.get(image.format, set())
   if image.format in STORED_AS_IS and (kept_modes is None or image.mode in kept_modes):
@@ -152,20 +154,27 @@ class PixelSummary:
   intensity_std: float
 
 
-def pixel_summary(stored: bytes) -> PixelSummary:
-  """Decodes the stored bytes (already validated) once and summarizes their pixels."""
-  image = Image.open(io.BytesIO(stored))
-  if image.mode.startswith('I'):  # 16-bit greyscale ('I;16', or 'I' from older Pillow)
-    bit_depth, scale = 16, 65535.0
-  elif image.mode == '1':
-    bit_depth, scale = 1, 1.0
-  else:
-    bit_depth, scale = 8, 255.0
-    if image.mode != 'L':
-      image = image.convert('L')
-  pixels = np.asarray(image)
+def _summary(pixels: np.ndarray, bit_depth: int, scale: float) -> PixelSummary:
   return PixelSummary(
     bit_depth,
     float(pixels.mean(dtype=np.float64) / scale),
     float(pixels.std(dtype=np.float64) / scale),
   )
+
+
+def pixel_summary(stored: bytes) -> PixelSummary:
+  """Decodes the stored bytes (already validated) once and summarizes their pixels."""
+  image = Image.open(io.BytesIO(stored))
+  if image.mode.startswith('I'):  # 16-bit greyscale ('I;16', or 'I' from older Pillow)
+    return grey16_summary(np.asarray(image))
+  if image.mode == '1':
+    return _summary(np.asarray(image), 1, 1.0)
+  if image.mode != 'L':
+    image = image.convert('L')
+  return _summary(np.asarray(image), 8, 255.0)
+
+
+def grey16_summary(pixels: np.ndarray) -> PixelSummary:
+  """The summary of 16-bit greyscale pixels (a DICOM conversion's), as pixel_summary gives for
+  their PNG."""
+  return _summary(pixels, 16, 65535.0)

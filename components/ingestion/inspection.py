@@ -2,18 +2,19 @@
 
 A file whose validation already made the bytes to store (DICOM: its 16-bit PNG) can have them kept
 under a folder, named by the file's sha256 (`stored_uri`), for the writing stage to use instead of
-converting the file again.
+converting the file again; its record then also holds their pixel summary (from the converted
+pixels) and its subject elements (from the same parse), so neither the file nor the PNG is read
+or decoded again for them.
 """
 
 import dataclasses
 import hashlib
-from typing import Optional
+from typing import Dict, Optional
 import uuid
 
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
-from components import dicom
 from components import image_header
 from components.ingestion import discovery
 from components.ingestion import image_check
@@ -54,6 +55,9 @@ class Inspected:
   reason: str = ''  # quarantine reason; '' for a valid image
   detail: str = ''
   subject: subjects.Subject = subjects.Subject()  # a DICOM's; the metadata CSV's are added later
+  # The stored pixels' summary when the check made the bytes to store (DICOM), else None: the
+  # writing stage computes it from the bytes it stores.
+  pixels: Optional[image_check.PixelSummary] = None
 
 
 def read_bytes(uri: str) -> bytes:
@@ -84,9 +88,9 @@ _SUBGROUP_ELEMENTS = {  # Subject field -> the DICOM element it comes from
 }
 
 
-def _subject(data: bytes, salt: bytes) -> subjects.Subject:
-  """A DICOM's Subject: its PatientID hashed with `salt`, its subgroup elements normalized."""
-  elements = dicom.subject_elements(data)
+def _subject(elements: Dict[str, str], salt: bytes) -> subjects.Subject:
+  """A DICOM's Subject from its subject elements: its PatientID hashed with `salt`, its subgroup
+  elements normalized."""
   return subjects.Subject(
     patient_hash=subjects.patient_hash(elements['PatientID'], salt),
     **{f: subjects.normalized(f, elements[k]) for f, k in _SUBGROUP_ELEMENTS.items()},
@@ -97,8 +101,8 @@ def inspect_file(
   entry: FileEntry, max_image_pixels: int, salt: bytes, stored_folder: Optional[str] = None
 ) -> Inspected:
   """One read, one sha256, one validating decode; a valid DICOM's Subject, its patient id hashed
-  with `salt`. Never raises for bad input. With stored_folder, the bytes to store that the check
-  made (image_check.made_by_check) are kept there (stored_uri)."""
+  with `salt`, and its pixel summary. Never raises for bad input. With stored_folder, the bytes to
+  store that the check made (image_check.made_by_check) are kept there (stored_uri)."""
   if entry.kind:
     reason, detail = KIND_FATES[entry.kind]
     return Inspected(entry, reason=reason, detail=detail)
@@ -112,25 +116,40 @@ def inspect_file(
     return Inspected(entry, reason=UNREADABLE, detail=f'{type(e).__name__}: {e}')
   sha256 = hashlib.sha256(data).hexdigest()
   try:
-    info, stored = image_check.check(data, max_image_pixels)
+    info, converted = image_check.check(data, max_image_pixels)
   except image_header.BadImage as bad:
     return Inspected(entry, sha256=sha256, reason=bad.reason, detail=bad.detail)
-  if stored is not None and stored_folder:
-    _keep(stored_folder, sha256, stored)
-  if info.format != dicom.FORMAT:
+  if converted is None:
     return Inspected(entry, sha256=sha256, info=info)
-  return Inspected(entry, sha256=sha256, info=info, subject=_subject(data, salt))
+  if stored_folder:
+    _keep(stored_folder, sha256, converted.png)
+  return Inspected(
+    entry,
+    sha256=sha256,
+    info=info,
+    subject=_subject(converted.subject, salt),
+    pixels=image_check.grey16_summary(converted.grey),
+  )
 
 
 def to_row(item: Inspected) -> list:
   """An Inspected as a flat JSON-able row (see records)."""
   info = dataclasses.astuple(item.info) if item.info else None
   subject = dataclasses.astuple(item.subject)
-  return [dataclasses.astuple(item.entry), item.sha256, info, item.reason, item.detail, subject]
+  pixels = dataclasses.astuple(item.pixels) if item.pixels else None
+  return [
+    dataclasses.astuple(item.entry),
+    item.sha256,
+    info,
+    item.reason,
+    item.detail,
+    subject,
+    pixels,
+  ]
 
 
 def from_row(row: list) -> Inspected:
-  entry, sha256, info, reason, detail, subject = row
+  entry, sha256, info, reason, detail, subject, pixels = row
   return Inspected(
     FileEntry(*entry),
     sha256,
@@ -138,4 +157,5 @@ def from_row(row: list) -> Inspected:
     reason,
     detail,
     subjects.Subject(*subject),
+    image_check.PixelSummary(*pixels) if pixels else None,
   )

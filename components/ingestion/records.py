@@ -42,21 +42,27 @@ class Writer:
 
 class ChunkWriter:
   """Writes rows to folder/chunk-00000, folder/chunk-00001, ... of at most rows_per_chunk rows
-  each."""
+  each, a row added with a weight counting as that many rows."""
 
   def __init__(self, folder: str, rows_per_chunk: int):
     self.uris: List[str] = []
+    self.sizes: List[int] = []  # rows per chunk
     self.count = 0
     self._folder = folder
     self._rows_per_chunk = rows_per_chunk
     self._writer: Optional[Writer] = None
+    self._load = 0  # the weight of the current chunk's rows
 
-  def add(self, row: Row) -> None:
-    if self.count % self._rows_per_chunk == 0:
+  def add(self, row: Row, weight: int = 1) -> None:
+    if not self._writer or self._load + weight > self._rows_per_chunk:
       self.close()
       self._writer = Writer(FileSystems.join(self._folder, f'chunk-{len(self.uris):05d}'))
       self.uris.append(self._writer.uri)
+      self.sizes.append(0)
+      self._load = 0
     self._writer.add(row)
+    self._load += weight
+    self.sizes[-1] += 1
     self.count += 1
 
   def close(self) -> None:

@@ -1,8 +1,8 @@
 """Who and how an image was taken: the patient as a salted hash, and the subgroups results are
 reported by (view position, sex, age band, manufacturer).
 
-The values come from a DICOM file's own elements (components.dicom.subject_elements) or from the
-metadata CSV (metadata_csv.py), normalized here. The patient id is kept only as
+The values come from a DICOM file's own elements (components.dicom.convert returns them) or from
+the metadata CSV (metadata_csv.py), normalized here. The patient id is kept only as
 HMAC-SHA256(salt, id): the salt is a random secret of the output folder (load_salt), never written
 into an artifact, so the hash cannot be reversed by hashing candidate ids. No other patient
 element is kept: the age only as its 10-year band, never a date.

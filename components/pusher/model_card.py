@@ -31,6 +31,8 @@ from tensorflow.core.protobuf import saved_model_pb2
 from tfx import types
 from tfx.utils import path_utils
 
+from components import backbones
+from components import hparams as hparams_lib
 from components import labels
 from components import ood
 from components import training_report
@@ -49,7 +51,6 @@ SCHEMA_VERSION = '0.0.2'  # Model Card Toolkit's schema whose field names the ca
 CARD_JSON = 'model_card.json'
 CARD_MARKDOWN = 'model_card.md'
 PROPORTIONS = ('precision', 'recall', 'specificity', 'npv')  # ClassFigures with an interval
-_WEIGHTS = {'imagenet': 'ImageNet (Keras ResNet152V2 notop weights)', 'none': 'random'}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -205,9 +206,14 @@ def model_details(facts: _Facts) -> Dict[str, Any]:
   }
 
 
+def _backbone(hparams: Mapping[str, Any]) -> str:
+  """The backbone's Keras name (models trained before the choice existed have the default)."""
+  return backbones.BACKBONES[hparams.get('backbone', hparams_lib.HParams.backbone)].application
+
+
 def _architecture(hparams: Optional[Mapping[str, Any]]) -> str:
   if hparams is None:
-    return 'ResNet152V2 with a dense head (hyperparameters not recorded: no model_run given).'
+    return 'A ResNet V2 with a dense head (hyperparameters not recorded: no model_run given).'
   frozen = (
     f'its first {hparams["freeze_layers"]} layers frozen'
     if hparams['freeze_layers']
@@ -218,7 +224,7 @@ def _architecture(hparams: Optional[Mapping[str, Any]]) -> str:
     for units in hparams['dense_units']
   )
   return (
-    f'ResNet152V2 without its top ({frozen}) -> '
+    f'{_backbone(hparams)} without its top ({frozen}) -> '
     f'GlobalAveragePooling2D -> {head} -> Dense({labels.NUM_CLASSES}, softmax) with the '
     f'calibration temperature folded in. Input: {hparams["image_size"]} px, '
     f'{hparams["image_channels"]} channel(s), {hparams["normalization"]} normalization.'
@@ -229,9 +235,13 @@ def _weights(hparams: Optional[Mapping[str, Any]]) -> Optional[Dict[str, Any]]:
   if hparams is None:
     return None
   weights = hparams['weights']
+  descriptions = {
+    'imagenet': f'ImageNet (Keras {_backbone(hparams)} notop weights)',
+    'none': 'random',
+  }
   return {
     'backbone': weights,
-    'description': _WEIGHTS.get(weights, f'weights file {os.path.basename(weights)}'),
+    'description': descriptions.get(weights, f'weights file {os.path.basename(weights)}'),
     'warm_start_requested': hparams['warm_start'],  # from the last blessed model, if any
   }
 

@@ -4,7 +4,7 @@ limitations (docs/domain.md, "What it cannot fix") and ethical considerations.
 components.pusher.model_card adds what each run's data and figures say to them.
 """
 
-NAME = 'COVID-19 chest X-ray classifier (ResNet152V2)'
+NAME = 'COVID-19 chest X-ray classifier'
 OVERVIEW = (
   'Classifies a chest X-ray as COVID, NORMAL or VIRAL PNEUMONIA. Research use only: not a '
   'medical device, not for diagnosis.'
