@@ -1,17 +1,19 @@
 """Ingestion throughput and memory: our Beam ingestion vs the floor of decoding the files with PIL.
 
-Same generated ~1024 px grayscale PNGs (seed layout) for both, in one run:
-- floor: a multiprocessing Pool (fork) on every core reads and fully decodes each file with PIL,
-  measured before and after our runs; the faster of the two is the figure (the harder target);
+Same generated ~1024 px grayscale PNGs (seed layout) for both, in one run, in interleaved rounds
+(benchmarks/rounds.py: median, min and max of each rate and of the per-round ratio):
+- floor: a multiprocessing Pool (fork) on every core reads and fully decodes each file with PIL;
 - ours: components.ingestion.ingest with the Beam arguments of a default local run
   (pipeline/configs.py: multi_processing, one worker per core): listing, read, sha256, full
   validation, dedup, splits, TFRecords and the report, worker start-up (~3 s) included.
-The large set has 3,999 images so that the start-up is not most of the run; the small one half.
+The large set has 3,999 images so that the start-up is not most of the run; the small one half
+(ingested once, after the rounds).
 Each ingestion runs in a fresh process; its peak RSS is that of the process plus its children
 (psutil, sampled in a thread), at two dataset sizes to show how it depends on the number of images:
 the images are streamed, and the per-file records (path, hash, image facts, fate) go through files
 and an SQLite table on disk, not memory.
-The marginal rate, (n_large - n_small) / (t_large - t_small), leaves out the fixed cost of a run
+The marginal rate, (n_large - n_small) / (t_large - t_small) with the median t_large of the rounds,
+leaves out the fixed cost of a run
 (Beam start-up, stage scheduling, report) to show the per-image cost. A last pair of runs, on
 32,000 and 4,000 images of 16 px, shows the per-file memory at 8x the files, cheaply.
 
@@ -22,8 +24,7 @@ uncompressed and JPEG lossless. On each set, in rounds that alternate which runs
   Python: read, pydicom decode (pylibjpeg-libjpeg for JPEG lossless), modality LUT, VOI LUT or
   window, scaled to 16 bits, Pillow's 16-bit PNG encoding;
 - ours: components.ingestion.ingest as above (start-up included).
-Reported per set: the median and the range over the rounds of each rate and of the per-round ratio
-ours / floor (each round's two runs are adjacent, so load from other processes hits both).
+Reported per set as above: the median, min and max over the rounds.
 """
 
 import os
@@ -31,9 +32,11 @@ import os
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
 import concurrent.futures
+import functools
 import io
 import logging
 import multiprocessing
+import shutil
 import statistics
 import tempfile
 import threading
@@ -49,6 +52,8 @@ from pydicom.pixels import apply_modality_lut
 from pydicom.pixels import apply_voi_lut
 
 from benchmarks import dicom_data
+from benchmarks import floors
+from benchmarks import rounds
 from components import demo_data
 from components.ingestion import discovery
 from components.ingestion import ingest
@@ -89,27 +94,15 @@ class PeakRss:
     self._thread.join()
 
 
-def _decode(path: str) -> int:
-  with open(path, 'rb') as f:
-    data = f.read()
-  with Image.open(io.BytesIO(data)) as image:
-    image.load()
-    return image.width
-
-
-def _floor(root: str, work, chunksize: int) -> tuple:
-  """(images/s, seconds) of `work` on every candidate's path, on all cores."""
+def _floor(root: str, work, chunksize: int) -> float:
+  """Images/s of `work` on every candidate's path, on all cores."""
   paths = [e.uri for e in discovery.discover(root).candidates()]
-  start = time.perf_counter()
-  with multiprocessing.get_context('fork').Pool(os.cpu_count()) as pool:
-    pool.map(work, paths, chunksize=chunksize)
-  seconds = time.perf_counter() - start
-  return len(paths) / seconds, seconds
+  return floors.pool_rate(work, paths, chunksize)
 
 
-def _decode_floor(root: str) -> tuple:
-  """(images/s, seconds) of reading and decoding every candidate with PIL on all cores."""
-  return _floor(root, _decode, chunksize=8)
+def _decode_floor(root: str) -> float:
+  """Images/s of reading and decoding every candidate with PIL on all cores."""
+  return _floor(root, floors.pil_decode, chunksize=8)
 
 
 def _dicom_to_png(path: str) -> int:
@@ -127,8 +120,8 @@ def _dicom_to_png(path: str) -> int:
   return out.tell()
 
 
-def _convert_floor(root: str) -> tuple:
-  """(images/s, seconds) of converting every DICOM candidate to a 16-bit PNG on all cores."""
+def _convert_floor(root: str) -> float:
+  """Images/s of converting every DICOM candidate to a 16-bit PNG on all cores."""
   return _floor(root, _dicom_to_png, chunksize=4)
 
 
@@ -157,6 +150,11 @@ def _ingest(root: str, out: str) -> tuple:
     1, mp_context=multiprocessing.get_context('spawn')
   ) as executor:
     return executor.submit(_ingest_here, root, out).result()
+
+
+def _ingest_rate(root: str, tmp: str) -> float:
+  """Images/s of our ingestion of `root` into a new folder under `tmp`."""
+  return _ingest(root, tempfile.mkdtemp(dir=tmp))[0]
 
 
 def _dataset(root: str, n: int, size: int = IMAGE_SIZE) -> int:
@@ -209,16 +207,9 @@ def _many_files(tmp: str, n: int) -> dict:
   }
 
 
-def _median_and_range(values: list, digits: int) -> tuple:
-  return round(statistics.median(values), digits), [
-    round(min(values), digits),
-    round(max(values), digits),
-  ]
-
-
 def _dicom(tmp: str, quick: bool) -> dict:
   """Ours vs the conversion floor on uncompressed and JPEG-lossless DICOM, in interleaved rounds."""
-  n, size, rounds = (60, 512, 2) if quick else (150, dicom_data.SIZE, 3)
+  n, size, n_rounds = (60, 512, 2) if quick else (150, dicom_data.SIZE, rounds.ROUNDS)
   start = time.perf_counter()
   sets = dicom_data.generate(os.path.join(tmp, 'dicom'), n, size, processes=os.cpu_count())
   print(
@@ -226,36 +217,27 @@ def _dicom(tmp: str, quick: bool) -> dict:
     f'{time.perf_counter() - start:.0f} s',
     flush=True,
   )
-  figures = {'ingest.dicom.n': n, 'ingest.dicom.size': size, 'ingest.dicom.rounds': rounds}
+  figures = {'ingest.dicom.n': n, 'ingest.dicom.size': size, 'ingest.dicom.rounds': n_rounds}
   for name, (root, _) in sets.items():
-    ours, floor = [], []
-    for round_ in range(rounds):
-      out = os.path.join(tmp, f'out_dicom_{name}_{round_}')
-      if round_ % 2:  # alternate which runs first
-        ours.append(_ingest(root, out)[0])
-        floor.append(_convert_floor(root)[0])
-      else:
-        floor.append(_convert_floor(root)[0])
-        ours.append(_ingest(root, out)[0])
-      print(
-        f'DICOM {name}, round {round_ + 1}/{rounds}: ours {ours[-1]:.1f} images/s, floor '
-        f'{floor[-1]:.1f} images/s = {ours[-1] / floor[-1]:.2f}x',
-        flush=True,
+    ours, floor = rounds.interleaved(
+      functools.partial(_ingest_rate, root, tmp),
+      functools.partial(_convert_floor, root),
+      n_rounds,
+      f'DICOM {name}',
+    )
+    figures.update(
+      rounds.figures(
+        f'ingest.dicom_images_per_s.{name}',
+        f'ingest.dicom_floor_images_per_s.{name}',
+        f'ingest.dicom_vs_floor.{name}',
+        ours,
+        floor,
       )
-    ratios = [o / f for o, f in zip(ours, floor)]
-    for key, values, digits in (
-      ('dicom_images_per_s', ours, 1),
-      ('dicom_floor_images_per_s', floor, 1),
-      ('dicom_vs_floor', ratios, 2),
-    ):
-      median, spread = _median_and_range(values, digits)
-      figures[f'ingest.{key}.{name}'] = median
-      figures[f'ingest.{key}_range.{name}'] = spread
+    )
     print(
-      f'DICOM {name}: ours {figures[f"ingest.dicom_images_per_s.{name}"]} images/s, floor '
-      f'{figures[f"ingest.dicom_floor_images_per_s.{name}"]}: '
-      f'{figures[f"ingest.dicom_vs_floor.{name}"]}x (median of {rounds}, range '
-      f'{figures[f"ingest.dicom_vs_floor_range.{name}"]})',
+      f'DICOM {name}: ours {rounds.summary(figures, f"ingest.dicom_images_per_s.{name}")} '
+      f'images/s, floor {rounds.summary(figures, f"ingest.dicom_floor_images_per_s.{name}")}: '
+      f'{rounds.summary(figures, f"ingest.dicom_vs_floor.{name}")}x (median of {n_rounds})',
       flush=True,
     )
   return figures
@@ -278,34 +260,41 @@ def run(quick: bool = False, part: str = '') -> dict:
     small = os.path.join(tmp, 'small')
     n_small = _subset(large, small, 0.5)
 
-    floor_rate, floor_s = _decode_floor(large)
-    print(
-      f'decode floor (PIL, {cores} processes): {n_large} images in {floor_s:.1f} s = '
-      f'{floor_rate:.1f} images/s',
-      flush=True,
+    large_runs = []  # (images/s, seconds, peak RSS MB) of each round's ingestion
+
+    def ingest_large() -> float:
+      out = os.path.join(tmp, 'out_large')
+      large_runs.append(_ingest(large, out))
+      shutil.rmtree(out)  # 2.7 GB
+      return large_runs[-1][0]
+
+    ours, floor = rounds.interleaved(
+      ingest_large,
+      lambda: _decode_floor(large),
+      rounds.ROUNDS,
+      f'ingestion of {n_large} vs the decode floor (PIL, {cores} processes)',
     )
     _, small_s, small_rss = _ingest(small, os.path.join(tmp, 'out_small'))
-    print(f'ingestion of {n_small}: {small_s:.1f} s, peak RSS {small_rss:.0f} MB', flush=True)
-    rate, large_s, large_rss = _ingest(large, os.path.join(tmp, 'out_large'))
+    large_s = statistics.median(seconds for _, seconds, _ in large_runs)
+    large_rss = max(rss for _, _, rss in large_runs)
     marginal = (n_large - n_small) / (large_s - small_s)
     print(
-      f'ingestion of {n_large}: {large_s:.1f} s = {rate:.1f} images/s, '
-      f'peak RSS {large_rss:.0f} MB; per extra image (start-up excluded): {marginal:.1f} images/s',
-      flush=True,
-    )
-    floor_rate_after, _ = _decode_floor(large)
-    floor_rate = max(floor_rate, floor_rate_after)
-    print(
-      f'decode floor again: {floor_rate_after:.1f} images/s; '
-      f'ingestion = {rate / floor_rate:.2f}x the faster floor',
+      f'ingestion of {n_small}: {small_s:.1f} s, peak RSS {small_rss:.0f} MB; of {n_large}: '
+      f'{large_s:.1f} s (median), peak RSS {large_rss:.0f} MB (largest); per extra image '
+      f'(start-up excluded): {marginal:.1f} images/s',
       flush=True,
     )
     many_files = _many_files(tmp, 2000 if quick else 32000)
     dicom_figures = _dicom(tmp, quick)
   return {
-    'ingest.images_per_s': round(rate, 1),
-    'ingest.decode_floor_images_per_s': round(floor_rate, 1),
-    'ingest.vs_decode_floor': round(rate / floor_rate, 2),
+    **rounds.figures(
+      'ingest.images_per_s',
+      'ingest.decode_floor_images_per_s',
+      'ingest.vs_decode_floor',
+      ours,
+      floor,
+    ),
+    'ingest.rounds': rounds.ROUNDS,
     'ingest.marginal_images_per_s': round(marginal, 1),
     'ingest.peak_rss_mb_small': round(small_rss),
     'ingest.peak_rss_mb_large': round(large_rss),
