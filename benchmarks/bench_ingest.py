@@ -18,8 +18,10 @@ leaves out the fixed cost of a run
 32,000 and 4,000 images of 16 px, shows the per-file memory at 8x the files, cheaply.
 
 DICOM (part `dicom`, alone: `python -m benchmarks.run_all ingest.dicom`): two sets of the same
-12-bit 1024 px chest-X-ray-like pixels written with pydicom (benchmarks/dicom_data.py),
-uncompressed and JPEG lossless. On each set, in rounds that alternate which runs first:
+600 12-bit 1024 px chest-X-ray-like images written with pydicom (benchmarks/dicom_data.py),
+uncompressed and JPEG lossless; 600 so that the run's fixed cost (a Beam pipeline that does
+nothing takes about 8 CPU s on 2 cores, for its two SDK worker processes) is not most of it.
+On each set, in rounds that alternate which runs first:
 - floor: a multiprocessing Pool (fork) on every core does the conversion ingestion stores, in plain
   Python: read, pydicom decode (pylibjpeg-libjpeg for JPEG lossless), modality LUT, VOI LUT or
   window, scaled to 16 bits, Pillow's 16-bit PNG encoding;
@@ -213,7 +215,7 @@ def _many_files(tmp: str, n: int) -> dict:
 
 def _dicom(tmp: str, quick: bool) -> dict:
   """Ours vs the conversion floor on uncompressed and JPEG-lossless DICOM, in interleaved rounds."""
-  n, size, n_rounds = (60, 512, 2) if quick else (150, dicom_data.SIZE, rounds.ROUNDS)
+  n, size, n_rounds = (60, 512, 2) if quick else (600, dicom_data.SIZE, rounds.ROUNDS)
   start = time.perf_counter()
   sets = dicom_data.generate(os.path.join(tmp, 'dicom'), n, size, processes=os.cpu_count())
   print(

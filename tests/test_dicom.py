@@ -6,6 +6,7 @@ import io
 import numpy as np
 import pydicom
 from pydicom import uid
+from pydicom.dataset import Dataset
 import pytest
 import tensorflow as tf
 
@@ -64,6 +65,36 @@ def test_12_bit_rescale_and_window_match_pydicoms_pipeline():
   expected = dicom_files.reference(pydicom.dcmread(io.BytesIO(dicom_files.to_bytes(ds))))
   np.testing.assert_allclose(got, expected, atol=1)
   assert got.min() == 0 and got.max() == 65535  # the window clips both ends of this slice
+
+
+def _lut(values) -> Dataset:
+  """A LUT sequence item for stored values 0-4095: LUTDescriptor and 16-bit LUTData."""
+  item = Dataset()
+  item.LUTDescriptor = [4096, 0, 16]
+  item.add_new('LUTData', 'OW', np.asarray(values, '<u2').tobytes())
+  return item
+
+
+def test_lut_sequences_match_pydicoms_pipeline():
+  """A Modality LUT and a VOI LUT; then a Modality LUT that is not monotonic and no VOI LUT, so
+  the min-max window depends on which values occur: pixel by pixel as pydicom's pipeline."""
+  ds = dicom_files.chest(dicom_files.rescaled_12_bit())
+  del ds.RescaleSlope, ds.RescaleIntercept, ds.WindowCenter, ds.WindowWidth
+  stored = np.arange(4096)
+  for modality, voi in (
+    (np.round((stored / 4095) ** 2 * 4095), np.round(np.sqrt(stored / 4095) * 65535)),
+    ((stored * 7919) % 4096, None),
+  ):
+    ds.ModalityLUTSequence = [_lut(modality)]
+    ds.ModalityLUTSequence[0].ModalityLUTType = 'US'
+    if voi is None:
+      del ds.VOILUTSequence
+    else:
+      ds.VOILUTSequence = [_lut(voi)]
+    got = _converted(ds)
+    expected = dicom_files.reference(pydicom.dcmread(io.BytesIO(dicom_files.to_bytes(ds))))
+    np.testing.assert_allclose(got, expected, atol=0.5)
+  assert got.min() == 0 and got.max() == 65535  # min-max
 
 
 @pytest.mark.parametrize('name', COMPRESSED)
