@@ -7,10 +7,27 @@ import os
 import pathlib
 from typing import Any, Dict, Mapping, Sequence
 
+import numpy as np
 import tensorflow as tf
 from tfx import v1 as tfx
 
 from benchmarks import tfx_transform
+from components import features
+
+
+def raw_example(label: int, rng: np.random.Generator) -> bytes:
+  """A serialized raw tf.Example: a 40 px grayscale PNG whose brightness gives away `label`."""
+  image = np.clip(rng.normal(60 + 70 * label, 20, (40, 40, 1)), 0, 255).astype(np.uint8)
+  return tf.train.Example(
+    features=tf.train.Features(
+      feature={
+        features.IMAGE_KEY: tf.train.Feature(
+          bytes_list=tf.train.BytesList(value=[tf.io.encode_png(image).numpy()])
+        ),
+        features.LABEL_KEY: tf.train.Feature(int64_list=tf.train.Int64List(value=[label])),
+      }
+    )
+  ).SerializeToString()
 
 
 def transformed_fn_args(
