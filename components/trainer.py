@@ -71,13 +71,11 @@ def configure_gpus() -> int:
   return len(gpus)
 
 
-def make_strategy(
-  gpu_count: int, cluster: Optional[tf.distribute.cluster_resolver.ClusterResolver] = None
-) -> tf.distribute.Strategy:
-  """MultiWorkerMirroredStrategy when the cluster (by default TF_CONFIG's) has several workers
-  (chief included), over each one's GPUs or CPU; else MirroredStrategy over all GPUs when there
-  are several, else the one GPU or the CPU."""
-  cluster = cluster or tf.distribute.cluster_resolver.TFConfigClusterResolver()
+def make_strategy(gpu_count: int) -> tf.distribute.Strategy:
+  """MultiWorkerMirroredStrategy when TF_CONFIG's cluster has several workers (chief included),
+  over each one's GPUs or CPU; else MirroredStrategy over all GPUs when there are several, else
+  the one GPU or the CPU."""
+  cluster = tf.distribute.cluster_resolver.TFConfigClusterResolver()
   jobs = cluster.cluster_spec().as_dict()
   if len(jobs.get('chief', [])) + len(jobs.get('worker', [])) > 1:
     return tf.distribute.MultiWorkerMirroredStrategy(cluster_resolver=cluster)
@@ -112,6 +110,15 @@ def worker_dir(path: str, strategy: tf.distribute.Strategy) -> Iterator[str]:
     yield distributed_file_utils.write_dirpath(path, strategy)
   finally:
     distributed_file_utils.remove_temp_dirpath(path, strategy)
+
+
+def wait_for_all_workers(strategy: tf.distribute.Strategy) -> None:
+  """Returns once every worker of the cluster got here (an all-reduce; at once on one machine).
+  Called after the outputs are written, it keeps any worker from finishing before the chief's
+  export is complete and every worker's temporary folders are gone (worker_dir): TFX's Trainer
+  executor checks `serving_model_dir` on each worker as it finishes."""
+  one = tf.function(lambda: tf.constant(1.0))
+  strategy.reduce(tf.distribute.ReduceOp.SUM, strategy.run(one), axis=None)
 
 
 def use_mixed_precision(mode: str, gpu_count: int) -> bool:
@@ -567,3 +574,4 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
       operating_point=point.to_json(),
     )
     logging.info('Training report: %s', ', '.join(sorted(paths.values())))
+  wait_for_all_workers(strategy)

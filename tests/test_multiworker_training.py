@@ -133,9 +133,14 @@ def test_both_workers_train_one_model_under_multi_worker_mirrored_strategy(train
 
 def test_only_the_chief_export_and_report_remain(trained):
   fn_args, _, _, logs, _ = trained
-  for folder in (fn_args.serving_model_dir, fn_args.model_run_dir):
-    assert not [name for name in os.listdir(folder) if name.startswith('workertemp')], folder
-  assert os.path.exists(os.path.join(fn_args.serving_model_dir, 'saved_model.pb'))
+  assert sorted(os.listdir(fn_args.serving_model_dir)) == [
+    'assets',
+    'assets.extra',
+    'fingerprint.pb',
+    'saved_model.pb',
+    'variables',
+  ]
+  assert not [name for name in os.listdir(fn_args.model_run_dir) if name.startswith('workertemp')]
   with open(os.path.join(fn_args.model_run_dir, training_report.HISTORY_FILE)) as f:
     assert json.load(f)['train_examples'] == 12
   assert f'Exported the model of epoch 1 to {fn_args.serving_model_dir}\n' in logs[0]
