@@ -254,32 +254,19 @@ def test_dataflow_arguments_are_validated_with_container_paths(tmp_path):
   assert '--runner=DataflowRunner' in args and '--setup_file=/pipeline/setup.py' in args
 
 
-def test_cli_compiles_with_the_run_flags(tmp_path, capsys):
+def _compile_kfp(path, *flags, data='gs://my-bucket/data'):
+  """`cxr compile-kfp` of gs://my-bucket/data into `path` with more `flags`; the exit code."""
   from pipeline import cli
 
-  path = tmp_path / 'spec.json'
-  assert (
-    cli.main(
-      [
-        'compile-kfp',
-        '--data',
-        'gs://my-bucket/data',
-        '--output',
-        'gs://my-bucket/cxr',
-        '--image',
-        IMAGE,
-        '--file',
-        str(path),
-        '--min-accuracy',
-        '0.9',
-        '--epochs',
-        '3',
-        '--serving-dir',
-        '/mnt/models/cxr',
-      ]
-    )
-    == 0
+  return cli.main(
+    ['compile-kfp', '--data', data, '--output', 'gs://my-bucket/cxr', '--file', str(path), *flags]
   )
+
+
+def test_cli_compiles_with_the_run_flags(tmp_path, capsys):
+  path = tmp_path / 'spec.json'
+  flags = ['--image', IMAGE, '--min-accuracy', '0.9', '--epochs', '3']
+  assert _compile_kfp(path, *flags, '--serving-dir', '/mnt/models/cxr') == 0
   assert f'Wrote {path}: 12 steps' in capsys.readouterr().out
   with open(path, encoding='utf-8') as f:
     job = json.load(f)
@@ -287,60 +274,20 @@ def test_cli_compiles_with_the_run_flags(tmp_path, capsys):
   assert '0.9' in _parameter(job, 'Evaluator', 'eval_config')
   destination = json.loads(_parameter(job, 'AtomicPusher', 'push_destination'))
   assert destination['filesystem']['base_directory'] == '/mnt/models/cxr'
-  assert (
-    cli.main(
-      [
-        'compile-kfp',
-        '--data',
-        '/local/data',
-        '--output',
-        'gs://my-bucket/cxr',
-        '--file',
-        str(path),
-      ]
-    )
-    == 2
-  )
+  assert _compile_kfp(path, data='/local/data') == 2
   assert "cannot read the local data folder '/local/data'" in capsys.readouterr().err
-  assert (
-    cli.main(
-      [
-        'compile-kfp',
-        '--data',
-        'gs://my-bucket/data',
-        '--output',
-        'gs://my-bucket/cxr',
-        '--file',
-        str(path),
-        '--training-replicas',
-        '4',
-        '--vertex-project',
-        'my-project',
-        '--vertex-region',
-        'europe-west4',
-      ]
-    )
-    == 0
-  )
+
+
+def test_cli_compiles_the_trainer_on_several_machines(tmp_path, capsys):
+  path = tmp_path / 'spec.json'
+  vertex = ['--vertex-project', 'my-project', '--vertex-region', 'europe-west4']
+  assert _compile_kfp(path, '--training-replicas', '4', *vertex) == 0
   with open(path, encoding='utf-8') as f:
     config = json.loads(_parameter(json.load(f), 'Trainer', 'custom_config'))
   pools = config[vertex_ai.TRAINING_ARGS_KEY]['job_spec']['worker_pool_specs']
   assert [pool['replica_count'] for pool in pools] == [1, 3]
   capsys.readouterr()
-  assert (
-    cli.main(
-      [
-        'compile-kfp',
-        '--data',
-        'gs://my-bucket/data',
-        '--output',
-        'gs://my-bucket/cxr',
-        '--training-replicas',
-        '-1',
-      ]
-    )
-    == 2
-  )
+  assert _compile_kfp(path, '--training-replicas', '-1') == 2
   assert capsys.readouterr().err == (
     'cxr compile-kfp: error: --training-replicas must be a whole number >= 1, got -1\n'
   )

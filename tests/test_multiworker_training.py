@@ -80,22 +80,8 @@ def trained(tmp_path_factory):
   ResNet50V2 from scratch, 4 images per replica): fn_args, raw examples, exit codes, logs and
   the wall time of the workers."""
   root = tmp_path_factory.mktemp('multiworker')
-  rng = np.random.default_rng(0)
-  raw = {
-    'train': [trainer_inputs.raw_example(i % 3, rng) for i in range(12)],
-    'eval': [trainer_inputs.raw_example(i % 3, rng) for i in range(6)],
-  }
-  custom_config = {
-    'preset': 'recommended',
-    'image_size': 32,
-    'image_channels': 1,
-    'normalization': 'featurewise_center',
-    'warm_start': False,
-    'backbone': 'resnet50v2',
-    'weights': 'none',
-    'epochs': 1,
-    'batch_size': 4,
-  }
+  raw = trainer_inputs.raw_splits(train=12, eval_=6)
+  custom_config = dict(trainer_inputs.TINY_CONFIG, epochs=1, batch_size=4)
   fn_args = trainer_inputs.transformed_fn_args(root, raw, custom_config)
   fn_args_file = str(root / 'fn_args.json')
   with open(fn_args_file, 'w') as f:

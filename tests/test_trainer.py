@@ -243,23 +243,11 @@ def trained(tmp_path_factory):
   on: the unscaled model's eval logits and labels.
   """
   root = tmp_path_factory.mktemp('trainer')
-  rng = np.random.default_rng(0)
-  raw = {
-    'train': [trainer_inputs.raw_example(i % 3, rng) for i in range(24)],
-    'eval': [trainer_inputs.raw_example(i % 3, rng) for i in range(6)],
-  }
-  custom_config = {
-    'preset': 'recommended',
-    'image_size': SIZE,
-    'image_channels': 1,
-    'normalization': 'featurewise_center',
-    'warm_start': False,
-    'backbone': 'resnet50v2',  # the default's code path, ~3-4x faster to save and load
-    'weights': 'none',
-    'epochs': 2,
-    'batch_size': 8,
-    **AUDIT_REGIONS.to_config(),
-  }
+  raw = trainer_inputs.raw_splits(train=24, eval_=6)
+  custom_config = dict(
+    trainer_inputs.TINY_CONFIG, epochs=2, batch_size=8, **AUDIT_REGIONS.to_config()
+  )
+  assert custom_config['image_size'] == SIZE
   fn_args = trainer_inputs.transformed_fn_args(root, raw, custom_config)
   root, records = logging.getLogger(), _Records()
   level = root.level
