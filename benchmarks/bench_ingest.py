@@ -1,17 +1,19 @@
 """Ingestion throughput and memory: our Beam ingestion vs the floor of decoding the files with PIL.
 
-Same generated ~1024 px grayscale PNGs (seed layout) for both, in one run:
-- floor: a multiprocessing Pool (fork) on every core reads and fully decodes each file with PIL,
-  measured before and after our runs; the faster of the two is the figure (the harder target);
+Same generated ~1024 px grayscale PNGs (seed layout) for both, in one run, in interleaved rounds
+(benchmarks/rounds.py: median, min and max of each rate and of the per-round ratio):
+- floor: a multiprocessing Pool (fork) on every core reads and fully decodes each file with PIL;
 - ours: components.ingestion.ingest with the Beam arguments of a default local run
   (pipeline/configs.py: multi_processing, one worker per core): listing, read, sha256, full
   validation, dedup, splits, TFRecords and the report, worker start-up (~3 s) included.
-The large set has 3,999 images so that the start-up is not most of the run; the small one half.
+The large set has 3,999 images so that the start-up is not most of the run; the small one half
+(ingested once, after the rounds).
 Each ingestion runs in a fresh process; its peak RSS is that of the process plus its children
 (psutil, sampled in a thread), at two dataset sizes to show how it depends on the number of images:
 the images are streamed, and the per-file records (path, hash, image facts, fate) go through files
 and an SQLite table on disk, not memory.
-The marginal rate, (n_large - n_small) / (t_large - t_small), leaves out the fixed cost of a run
+The marginal rate, (n_large - n_small) / (t_large - t_small) with the median t_large of the rounds,
+leaves out the fixed cost of a run
 (Beam start-up, stage scheduling, report) to show the per-image cost. A last pair of runs, on
 32,000 and 4,000 images of 16 px, shows the per-file memory at 8x the files, cheaply.
 
@@ -23,11 +25,7 @@ uncompressed and JPEG lossless. On each set, in rounds that alternate which runs
   window, scaled to 16 bits, Pillow's 16-bit PNG encoding;
 - ours: components.ingestion.ingest as above (start-up included), without the memory sampler
   (psutil every 20 ms costs about a tenth of a core, which the floor does not pay).
-Reported per set: the median and the range over the rounds of each rate and of the per-round ratio
-ours / floor (each round's two runs are adjacent, so load from other processes hits both), and the
-median CPU seconds (user + system) of each side's processes: on a shared machine the rates move with
-the other jobs, the CPU time much less, and ours minus the floor's is what the pipeline adds (Beam's
-worker start-up and shutdown, the plan and report, hashing, the pixel summary).
+Reported per set as above: the median, min and max over the rounds.
 """
 
 import os
@@ -36,15 +34,15 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
 import concurrent.futures
 import contextlib
+import functools
 import io
 import logging
 import multiprocessing
-import resource
+import shutil
 import statistics
 import tempfile
 import threading
 import time
-from typing import NamedTuple, Optional
 
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
@@ -56,6 +54,8 @@ from pydicom.pixels import apply_modality_lut
 from pydicom.pixels import apply_voi_lut
 
 from benchmarks import dicom_data
+from benchmarks import floors
+from benchmarks import rounds
 from components import demo_data
 from components.ingestion import discovery
 from components.ingestion import ingest
@@ -96,40 +96,15 @@ class PeakRss:
     self._thread.join()
 
 
-def _decode(path: str) -> int:
-  with open(path, 'rb') as f:
-    data = f.read()
-  with Image.open(io.BytesIO(data)) as image:
-    image.load()
-    return image.width
-
-
-class Run(NamedTuple):
-  images_per_s: float
-  seconds: float
-  cpu_s: float  # user + system time of every process of the run (its workers included)
-  peak_rss_mb: Optional[float] = None
-
-
-def _cpu_s(who: int) -> float:
-  usage = resource.getrusage(who)
-  return usage.ru_utime + usage.ru_stime
-
-
-def _floor(root: str, work, chunksize: int) -> Run:
-  """`work` on every candidate's path, on all cores."""
+def _floor(root: str, work, chunksize: int) -> float:
+  """Images/s of `work` on every candidate's path, on all cores."""
   paths = [e.uri for e in discovery.discover(root).candidates()]
-  cpu = _cpu_s(resource.RUSAGE_CHILDREN)
-  start = time.perf_counter()
-  with multiprocessing.get_context('fork').Pool(os.cpu_count()) as pool:
-    pool.map(work, paths, chunksize=chunksize)
-  seconds = time.perf_counter() - start  # the pool's processes are joined, so counted below
-  return Run(len(paths) / seconds, seconds, _cpu_s(resource.RUSAGE_CHILDREN) - cpu)
+  return floors.pool_rate(work, paths, chunksize)
 
 
-def _decode_floor(root: str) -> Run:
-  """Reading and decoding every candidate with PIL on all cores."""
-  return _floor(root, _decode, chunksize=8)
+def _decode_floor(root: str) -> float:
+  """Images/s of reading and decoding every candidate with PIL on all cores."""
+  return _floor(root, floors.pil_decode, chunksize=8)
 
 
 def _dicom_to_png(path: str) -> int:
@@ -147,14 +122,13 @@ def _dicom_to_png(path: str) -> int:
   return out.tell()
 
 
-def _convert_floor(root: str) -> Run:
-  """Converting every DICOM candidate to a 16-bit PNG on all cores."""
+def _convert_floor(root: str) -> float:
+  """Images/s of converting every DICOM candidate to a 16-bit PNG on all cores."""
   return _floor(root, _dicom_to_png, chunksize=4)
 
 
-def _ingest_here(root: str, out: str, sample_rss: bool) -> Run:
+def _ingest_here(root: str, out: str, sample_rss: bool) -> tuple:
   with PeakRss() if sample_rss else contextlib.nullcontext() as rss:
-    cpu = _cpu_s(resource.RUSAGE_SELF) + _cpu_s(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     options = PipelineOptions(list(DEFAULT_ARGS))
     result = ingest(
@@ -164,14 +138,12 @@ def _ingest_here(root: str, out: str, sample_rss: bool) -> Run:
       pipeline=beam.Pipeline(options=options),
     )
     seconds = time.perf_counter() - start
-    # The Beam workers have exited (the runner waits for them), so they are counted.
-    cpu = _cpu_s(resource.RUSAGE_SELF) + _cpu_s(resource.RUSAGE_CHILDREN) - cpu
-  rate = result.summary['image_files'] / seconds
-  return Run(rate, seconds, cpu, rss.peak_mb if rss else None)
+  return result.summary['image_files'] / seconds, seconds, rss.peak_mb if rss else None
 
 
-def _ingest(root: str, out: str, sample_rss: bool = True) -> Run:
-  """Our ingestion of `root` with a default run's Beam arguments.
+def _ingest(root: str, out: str, sample_rss: bool = True) -> tuple:
+  """(images/s, seconds, peak RSS MB) of our ingestion of `root` with a default run's Beam
+  arguments.
 
   Each ingestion runs in a new process, so every size starts from the same memory state (and
   imports are not timed). Without sample_rss the peak RSS is None and not sampled: the sampler
@@ -182,6 +154,11 @@ def _ingest(root: str, out: str, sample_rss: bool = True) -> Run:
     1, mp_context=multiprocessing.get_context('spawn')
   ) as executor:
     return executor.submit(_ingest_here, root, out, sample_rss).result()
+
+
+def _ingest_rate(root: str, tmp: str) -> float:
+  """Images/s of our ingestion of `root` into a new folder under `tmp` (memory not sampled)."""
+  return _ingest(root, tempfile.mkdtemp(dir=tmp), sample_rss=False)[0]
 
 
 def _dataset(root: str, n: int, size: int = IMAGE_SIZE) -> int:
@@ -220,8 +197,8 @@ def _many_files(tmp: str, n: int) -> dict:
   many, few = os.path.join(tmp, 'many'), os.path.join(tmp, 'few')
   n_many = _dataset(many, n, size=16)
   n_few = _subset(many, few, 1 / 8)
-  few_rss = _ingest(few, os.path.join(tmp, 'out_few')).peak_rss_mb
-  many_rss = _ingest(many, os.path.join(tmp, 'out_many')).peak_rss_mb
+  _, _, few_rss = _ingest(few, os.path.join(tmp, 'out_few'))
+  _, _, many_rss = _ingest(many, os.path.join(tmp, 'out_many'))
   print(
     f'many small files: peak RSS {few_rss:.0f} MB at {n_few} files, {many_rss:.0f} MB at {n_many}',
     flush=True,
@@ -234,16 +211,9 @@ def _many_files(tmp: str, n: int) -> dict:
   }
 
 
-def _median_and_range(values: list, digits: int) -> tuple:
-  return round(statistics.median(values), digits), [
-    round(min(values), digits),
-    round(max(values), digits),
-  ]
-
-
 def _dicom(tmp: str, quick: bool) -> dict:
   """Ours vs the conversion floor on uncompressed and JPEG-lossless DICOM, in interleaved rounds."""
-  n, size, rounds = (60, 512, 2) if quick else (150, dicom_data.SIZE, 3)
+  n, size, n_rounds = (60, 512, 2) if quick else (150, dicom_data.SIZE, rounds.ROUNDS)
   start = time.perf_counter()
   sets = dicom_data.generate(os.path.join(tmp, 'dicom'), n, size, processes=os.cpu_count())
   print(
@@ -251,39 +221,27 @@ def _dicom(tmp: str, quick: bool) -> dict:
     f'{time.perf_counter() - start:.0f} s',
     flush=True,
   )
-  figures = {'ingest.dicom.n': n, 'ingest.dicom.size': size, 'ingest.dicom.rounds': rounds}
+  figures = {'ingest.dicom.n': n, 'ingest.dicom.size': size, 'ingest.dicom.rounds': n_rounds}
   for name, (root, _) in sets.items():
-    ours, floor = [], []
-    for round_ in range(rounds):
-      out = os.path.join(tmp, f'out_dicom_{name}_{round_}')
-      if round_ % 2:  # alternate which runs first
-        ours.append(_ingest(root, out, sample_rss=False))
-        floor.append(_convert_floor(root))
-      else:
-        floor.append(_convert_floor(root))
-        ours.append(_ingest(root, out, sample_rss=False))
-      print(
-        f'DICOM {name}, round {round_ + 1}/{rounds}: ours {ours[-1].images_per_s:.1f} images/s '
-        f'({ours[-1].cpu_s:.1f} CPU s), floor {floor[-1].images_per_s:.1f} images/s '
-        f'({floor[-1].cpu_s:.1f} CPU s) = {ours[-1].images_per_s / floor[-1].images_per_s:.2f}x',
-        flush=True,
+    ours, floor = rounds.interleaved(
+      functools.partial(_ingest_rate, root, tmp),
+      functools.partial(_convert_floor, root),
+      n_rounds,
+      f'DICOM {name}',
+    )
+    figures.update(
+      rounds.figures(
+        f'ingest.dicom_images_per_s.{name}',
+        f'ingest.dicom_floor_images_per_s.{name}',
+        f'ingest.dicom_vs_floor.{name}',
+        ours,
+        floor,
       )
-    ratios = [o.images_per_s / f.images_per_s for o, f in zip(ours, floor)]
-    for key, values, digits in (
-      ('dicom_images_per_s', [o.images_per_s for o in ours], 1),
-      ('dicom_floor_images_per_s', [f.images_per_s for f in floor], 1),
-      ('dicom_vs_floor', ratios, 2),
-      ('dicom_cpu_s', [o.cpu_s for o in ours], 1),
-      ('dicom_floor_cpu_s', [f.cpu_s for f in floor], 1),
-    ):
-      median, spread = _median_and_range(values, digits)
-      figures[f'ingest.{key}.{name}'] = median
-      figures[f'ingest.{key}_range.{name}'] = spread
+    )
     print(
-      f'DICOM {name}: ours {figures[f"ingest.dicom_images_per_s.{name}"]} images/s, floor '
-      f'{figures[f"ingest.dicom_floor_images_per_s.{name}"]}: '
-      f'{figures[f"ingest.dicom_vs_floor.{name}"]}x (median of {rounds}, range '
-      f'{figures[f"ingest.dicom_vs_floor_range.{name}"]})',
+      f'DICOM {name}: ours {rounds.summary(figures, f"ingest.dicom_images_per_s.{name}")} '
+      f'images/s, floor {rounds.summary(figures, f"ingest.dicom_floor_images_per_s.{name}")}: '
+      f'{rounds.summary(figures, f"ingest.dicom_vs_floor.{name}")}x (median of {n_rounds})',
       flush=True,
     )
   return figures
@@ -306,34 +264,41 @@ def run(quick: bool = False, part: str = '') -> dict:
     small = os.path.join(tmp, 'small')
     n_small = _subset(large, small, 0.5)
 
-    floor_rate, floor_s, _, _ = _decode_floor(large)
-    print(
-      f'decode floor (PIL, {cores} processes): {n_large} images in {floor_s:.1f} s = '
-      f'{floor_rate:.1f} images/s',
-      flush=True,
+    large_runs = []  # (images/s, seconds, peak RSS MB) of each round's ingestion
+
+    def ingest_large() -> float:
+      out = os.path.join(tmp, 'out_large')
+      large_runs.append(_ingest(large, out))
+      shutil.rmtree(out)  # 2.7 GB
+      return large_runs[-1][0]
+
+    ours, floor = rounds.interleaved(
+      ingest_large,
+      lambda: _decode_floor(large),
+      rounds.ROUNDS,
+      f'ingestion of {n_large} vs the decode floor (PIL, {cores} processes)',
     )
-    _, small_s, _, small_rss = _ingest(small, os.path.join(tmp, 'out_small'))
-    print(f'ingestion of {n_small}: {small_s:.1f} s, peak RSS {small_rss:.0f} MB', flush=True)
-    rate, large_s, _, large_rss = _ingest(large, os.path.join(tmp, 'out_large'))
+    _, small_s, small_rss = _ingest(small, os.path.join(tmp, 'out_small'))
+    large_s = statistics.median(seconds for _, seconds, _ in large_runs)
+    large_rss = max(rss for _, _, rss in large_runs)
     marginal = (n_large - n_small) / (large_s - small_s)
     print(
-      f'ingestion of {n_large}: {large_s:.1f} s = {rate:.1f} images/s, '
-      f'peak RSS {large_rss:.0f} MB; per extra image (start-up excluded): {marginal:.1f} images/s',
-      flush=True,
-    )
-    floor_rate_after = _decode_floor(large).images_per_s
-    floor_rate = max(floor_rate, floor_rate_after)
-    print(
-      f'decode floor again: {floor_rate_after:.1f} images/s; '
-      f'ingestion = {rate / floor_rate:.2f}x the faster floor',
+      f'ingestion of {n_small}: {small_s:.1f} s, peak RSS {small_rss:.0f} MB; of {n_large}: '
+      f'{large_s:.1f} s (median), peak RSS {large_rss:.0f} MB (largest); per extra image '
+      f'(start-up excluded): {marginal:.1f} images/s',
       flush=True,
     )
     many_files = _many_files(tmp, 2000 if quick else 32000)
     dicom_figures = _dicom(tmp, quick)
   return {
-    'ingest.images_per_s': round(rate, 1),
-    'ingest.decode_floor_images_per_s': round(floor_rate, 1),
-    'ingest.vs_decode_floor': round(rate / floor_rate, 2),
+    **rounds.figures(
+      'ingest.images_per_s',
+      'ingest.decode_floor_images_per_s',
+      'ingest.vs_decode_floor',
+      ours,
+      floor,
+    ),
+    'ingest.rounds': rounds.ROUNDS,
     'ingest.marginal_images_per_s': round(marginal, 1),
     'ingest.peak_rss_mb_small': round(small_rss),
     'ingest.peak_rss_mb_large': round(large_rss),

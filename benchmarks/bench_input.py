@@ -1,12 +1,21 @@
-"""Training input throughput: the seed notebook's ImageDataGenerator vs Transform + tf.data.
+"""Training input throughput (the seed notebook's ImageDataGenerator vs Transform + tf.data) and
+the one-time Transform against the floor of decoding the same images with PIL.
 
-Same generated 1024 px grayscale PNGs for both, in one process:
-- seed: tf_keras ImageDataGenerator(rescale=1/255, featurewise_center=True, zoom_range=0.07),
-  fitted on a sample, flow_from_directory(224 px, batch 32, class_mode='sparse'), one epoch;
-- ours: the one-time Transform (preprocessing_fn on tf.Transform/Beam, timed as the transform
-  cost), then make_dataset(training=True, batch 32) over its materialized examples, timed over
-  several epochs (one takes about a second) so that noise from other processes averages out.
-Both are timed after one warm-up batch (our tf.data graph is built and traced then).
+Same generated 1024 px grayscale PNGs for all, in one process, each pair in interleaved rounds
+(benchmarks/rounds.py: median, min and max of each rate and of the per-round ratio):
+- Transform: TFX's Transform executor (benchmarks/tfx_transform.py: the pipeline's
+  preprocessing_fn, the train split analyzed and transformed, Beam in this process, TensorFlow on
+  every core) on raw examples holding each image TRANSFORM_COPIES times, executor start-up
+  included, vs the floor: a multiprocessing Pool (fork) on every core reads and fully decodes the
+  same PNG files as often with PIL. Each round also transforms one copy of each image, so that
+  (n_large - n_small) / (t_large - t_small) gives the marginal rate, without the executor's fixed
+  cost (graph tracing, Beam set-up, SavedModels written and loaded);
+- input: the seed's tf_keras ImageDataGenerator(rescale=1/255, featurewise_center=True,
+  zoom_range=0.07), fitted on a sample, flow_from_directory(224 px, batch 32,
+  class_mode='sparse'), one epoch, vs ours: make_dataset(training=True, batch 32) over the
+  one-copy Transform's materialized examples, several epochs (one takes about a second). Each
+  round starts a new iterator of ours, so that no prefetching runs during the seed's epoch; both
+  are timed after one warm-up batch (our tf.data graph is built and traced then).
 """
 
 import os
@@ -15,35 +24,42 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
 import glob
 import logging
+import shutil
 import tempfile
 import time
 
+import tensorflow_transform as tft
+
+from benchmarks import floors
+from benchmarks import rounds
 from benchmarks import seed_generator
 from benchmarks import tfx_transform
 from components import demo_data
 from components import input_pipeline
-from components import labels
 
 IMAGE_SIZE = 224
 BATCH_SIZE = 32
+TRANSFORM_COPIES = 4  # 1,200 records: the executor's fixed cost is not most of the run
+CUSTOM_CONFIG = {'image_size': IMAGE_SIZE, 'image_channels': 1}
 
 
-def _seed_images_per_s(train_dir: str, num_images: int) -> float:
+def _transform_seconds(raw_path: str, output_dir: str) -> float:
+  """Seconds of one Transform of the raw examples into `output_dir`."""
+  start = time.perf_counter()
+  tfx_transform.run({'train': raw_path}, output_dir, CUSTOM_CONFIG)
+  return time.perf_counter() - start
+
+
+def _seed_images_per_s(flow, num_images: int) -> float:
   """One epoch of the seed notebook's generator, images/s."""
-  flow = seed_generator.seed_flow(train_dir, IMAGE_SIZE, BATCH_SIZE)
-  next(flow)  # warm-up batch
   start = time.perf_counter()
   for _ in range(len(flow)):
     next(flow)
   return num_images / (time.perf_counter() - start)
 
 
-def _our_images_per_s(pattern: str, tf_transform_output, num_images: int, epochs: int) -> float:
-  """`epochs` epochs of make_dataset(training=True), images/s."""
-  dataset = input_pipeline.make_dataset(
-    pattern, tf_transform_output, BATCH_SIZE, training=True, zoom_range=seed_generator.ZOOM_RANGE
-  )
-  steps = epochs * -(-num_images // BATCH_SIZE)
+def _our_images_per_s(dataset, steps: int) -> float:
+  """`steps` batches of a new iterator over make_dataset(training=True), images/s."""
   iterator = iter(dataset)
   next(iterator)  # warm-up batch
   start = time.perf_counter()
@@ -53,7 +69,7 @@ def _our_images_per_s(pattern: str, tf_transform_output, num_images: int, epochs
 
 
 def run(quick: bool = False) -> dict:
-  """Builds the images, measures both pipelines; returns the figures."""
+  """Builds the images, measures the Transform and both inputs; returns the figures."""
   per_class, size, epochs = (16, 512, 3) if quick else (100, 1024, 10)
   cores = os.cpu_count()
   with tempfile.TemporaryDirectory() as work_dir:
@@ -66,8 +82,9 @@ def run(quick: bool = False) -> dict:
       processes=cores,
     )
     train_dir = os.path.join(work_dir, 'Train')
-    num_images = per_class * labels.NUM_CLASSES
-    raw_bytes = sum(os.path.getsize(p) for p in glob.glob(os.path.join(train_dir, '*', '*.png')))
+    png_paths = sorted(glob.glob(os.path.join(train_dir, '*', '*.png')))
+    num_images = len(png_paths)
+    raw_bytes = sum(os.path.getsize(p) for p in png_paths)
     logging.info(
       'bench_input: %d PNGs of %d px (%.0f KB each), %d cores',
       num_images,
@@ -75,39 +92,93 @@ def run(quick: bool = False) -> dict:
       raw_bytes / num_images / 1024,
       cores,
     )
-
-    seed_rate = _seed_images_per_s(train_dir, num_images)
-
-    raw_path = os.path.join(work_dir, 'raw_examples.gz')
-    tfx_transform.write_class_folders(train_dir, raw_path)
+    raw_small, raw_large = (os.path.join(work_dir, f'raw_{n}.tfrecord') for n in ('small', 'large'))
+    n_small = tfx_transform.write_class_folders(train_dir, raw_small)
+    n_large = tfx_transform.write_class_folders(train_dir, raw_large, TRANSFORM_COPIES)
     transform_dir = os.path.join(work_dir, 'transform')
-    start = time.perf_counter()
-    tf_transform_output = tfx_transform.run(
-      {'train': raw_path},
-      transform_dir,
-      custom_config={'image_size': IMAGE_SIZE, 'image_channels': 1},
+    small_seconds, large_seconds = [], []
+
+    def transform_both() -> float:
+      """The one-copy Transform, then the TRANSFORM_COPIES one; images/s of the latter. The first
+      one-copy output stays in transform_dir for the input benchmark."""
+      small_dir = tempfile.mkdtemp(dir=work_dir) if small_seconds else transform_dir
+      small_seconds.append(_transform_seconds(raw_small, small_dir))
+      large_dir = tempfile.mkdtemp(dir=work_dir)
+      large_seconds.append(_transform_seconds(raw_large, large_dir))
+      for output_dir in {small_dir, large_dir} - {transform_dir}:
+        shutil.rmtree(output_dir)
+      return n_large / large_seconds[-1]
+
+    transform_rates, floor_rates = rounds.interleaved(
+      transform_both,
+      lambda: floors.pool_rate(floors.pil_decode, png_paths * TRANSFORM_COPIES, chunksize=8),
+      rounds.ROUNDS,
+      f'Transform of {n_large} records ({num_images} PNGs of {size} px x {TRANSFORM_COPIES}) vs '
+      f'the decode floor (PIL, {cores} processes)',
     )
-    transform_rate = num_images / (time.perf_counter() - start)
+    marginal_rates = [
+      (n_large - n_small) / (large - small) for small, large in zip(small_seconds, large_seconds)
+    ]
     pattern = os.path.join(
       transform_dir, tfx_transform.TRANSFORMED_EXAMPLES_DIR, 'Split-train', '*'
     )
     bytes_per_example = sum(os.path.getsize(p) for p in glob.glob(pattern)) / num_images
 
-    our_rate = _our_images_per_s(pattern, tf_transform_output, num_images, epochs)
+    flow = seed_generator.seed_flow(train_dir, IMAGE_SIZE, BATCH_SIZE)
+    next(flow)  # warm-up batch
+    dataset = input_pipeline.make_dataset(
+      pattern,
+      tft.TFTransformOutput(os.path.join(transform_dir, tfx_transform.TRANSFORM_GRAPH_DIR)),
+      BATCH_SIZE,
+      training=True,
+      zoom_range=seed_generator.ZOOM_RANGE,
+    )
+    steps = epochs * -(-num_images // BATCH_SIZE)
+    our_rates, seed_rates = rounds.interleaved(
+      lambda: _our_images_per_s(dataset, steps),
+      lambda: _seed_images_per_s(flow, num_images),
+      rounds.ROUNDS,
+      f'training input, {IMAGE_SIZE} px, batch {BATCH_SIZE}: ours vs the seed ImageDataGenerator',
+    )
 
   figures = {
-    'input.images_per_s': round(our_rate, 1),
-    'input.seed_generator_images_per_s': round(seed_rate, 1),
-    'input.speedup': round(our_rate / seed_rate, 2),
-    'transform.images_per_s': round(transform_rate, 1),
+    **rounds.figures(
+      'input.images_per_s',
+      'input.seed_generator_images_per_s',
+      'input.speedup',
+      our_rates,
+      seed_rates,
+    ),
+    **rounds.figures(
+      'transform.images_per_s',
+      'transform.decode_floor_images_per_s',
+      'transform.vs_decode_floor',
+      transform_rates,
+      floor_rates,
+    ),
+    **rounds.spread('transform.marginal_images_per_s', marginal_rates, 1),
+    **rounds.spread(
+      'transform.marginal_vs_decode_floor',
+      [m / f for m, f in zip(marginal_rates, floor_rates)],
+      2,
+    ),
+    'transform.n_small': n_small,
+    'transform.n_large': n_large,
     'transform.bytes_per_example': round(bytes_per_example),
+    'input.rounds': rounds.ROUNDS,
     'input.cores': cores,
   }
   print(
     f'input ({num_images} PNGs {size}x{size} gray -> {IMAGE_SIZE} px, batch {BATCH_SIZE}, '
-    f'{cores} cores): seed ImageDataGenerator {seed_rate:.1f} images/s, ours {our_rate:.1f} '
-    f'images/s per epoch ({our_rate / seed_rate:.1f}x); one-time Transform '
-    f'{transform_rate:.1f} images/s, {bytes_per_example / 1024:.1f} KB per transformed example '
+    f'{cores} cores, median (min-max) of {rounds.ROUNDS} rounds): seed ImageDataGenerator '
+    f'{rounds.summary(figures, "input.seed_generator_images_per_s")} images/s, ours '
+    f'{rounds.summary(figures, "input.images_per_s")} images/s per epoch '
+    f'({rounds.summary(figures, "input.speedup")}x); one-time Transform '
+    f'{rounds.summary(figures, "transform.images_per_s")} images/s, '
+    f'{rounds.summary(figures, "transform.vs_decode_floor")}x the decode floor (marginal '
+    f'{rounds.summary(figures, "transform.marginal_images_per_s")} images/s, '
+    f'{rounds.summary(figures, "transform.marginal_vs_decode_floor")}x), '
+    f'{bytes_per_example / 1024:.1f} KB per transformed example '
     f'(raw PNG {raw_bytes / num_images / 1024:.1f} KB)'
   )
   return figures

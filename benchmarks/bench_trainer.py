@@ -89,7 +89,7 @@ def run(quick: bool = False) -> dict:
       processes=cores,
     )
     train_dir = os.path.join(work_dir, 'Train')
-    raw_path = os.path.join(work_dir, 'raw.gz')
+    raw_path = os.path.join(work_dir, 'raw.tfrecord')
     tfx_transform.write_class_folders(train_dir, raw_path)
     transform_dir = os.path.join(work_dir, 'transform')
     tf_transform_output = tfx_transform.run(

@@ -8,7 +8,6 @@ pipeline: `{output_dir}/transform_graph` and
 import glob
 import json
 import os
-import shutil
 from typing import Any, Dict, Mapping, Optional, Sequence
 
 import tensorflow as tf
@@ -38,16 +37,24 @@ RAW_FEATURE_SPEC = {
 }
 
 
-def write_class_folders(root: str, path: str) -> None:
-  """Writes every root/<class name>/*.png as a raw tf.Example (image bytes, label) into the
-  gzip TFRecord `path`, as ingestion does."""
-  with tf.io.TFRecordWriter(path, options='GZIP') as writer:
-    for label, name in enumerate(labels.CLASS_NAMES):
-      for png_path in sorted(glob.glob(os.path.join(root, name, '*.png'))):
-        with open(png_path, 'rb') as f:
-          writer.write(
-            example_encoding.serialize({features.IMAGE_KEY: f.read(), features.LABEL_KEY: label})
-          )
+def write_class_folders(root: str, path: str, copies: int = 1) -> int:
+  """Writes every root/<class name>/*.png as a raw tf.Example (image bytes, label), `copies`
+  times over, into the uncompressed TFRecord `path` (not named .gz), as ingestion writes them;
+  returns the number of records."""
+  records = [
+    example_encoding.serialize({features.IMAGE_KEY: _read(png_path), features.LABEL_KEY: label})
+    for label, name in enumerate(labels.CLASS_NAMES)
+    for png_path in sorted(glob.glob(os.path.join(root, name, '*.png')))
+  ]
+  with tf.io.TFRecordWriter(path) as writer:
+    for record in records * copies:
+      writer.write(record)
+  return len(records) * copies
+
+
+def _read(path: str) -> bytes:
+  with open(path, 'rb') as f:
+    return f.read()
 
 
 def run(
@@ -55,15 +62,21 @@ def run(
   output_dir: str,
   custom_config: Optional[Dict[str, Any]] = None,
   analyze_splits: Sequence[str] = ('train',),
-  beam_pipeline_args: Sequence[str] = ('--direct_running_mode=in_memory',),
+  beam_pipeline_args: Sequence[str] = (
+    '--direct_running_mode=in_memory',
+    f'--setup_file={configs.PACKAGE_SETUP_FILE}',  # as in the pipeline: no TFX sdist per run
+  ),
 ) -> tft.TFTransformOutput:
   """Analyzes `analyze_splits` and transforms every split of `raw_examples` (split -> TFRecord
-  file, gzip when it ends with .gz) with the pipeline's preprocessing_fn."""
+  file, gzip when it ends with .gz, linked into the artifact's layout) with the pipeline's
+  preprocessing_fn."""
   examples = standard_artifacts.Examples()
   examples.uri = os.path.join(output_dir, 'raw_examples')
   for split, path in raw_examples.items():
     os.makedirs(os.path.join(examples.uri, f'Split-{split}'))
-    shutil.copy(path, os.path.join(examples.uri, f'Split-{split}', os.path.basename(path)))
+    os.symlink(
+      os.path.abspath(path), os.path.join(examples.uri, f'Split-{split}', os.path.basename(path))
+    )
   examples.split_names = artifact_utils.encode_split_names(list(raw_examples))
   schema = standard_artifacts.Schema()
   schema.uri = os.path.join(output_dir, 'schema')

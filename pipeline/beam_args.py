@@ -16,16 +16,11 @@ from apache_beam.options.pipeline_options_validator import PipelineOptionsValida
 
 from pipeline import configs
 
-# setup.py of this project: remote Beam workers install it to import `components`.
-PACKAGE_SETUP_FILE = os.path.join(
-  os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'setup.py'
-)
-
 ENGINES: Dict[str, Tuple[str, ...]] = {
   'direct': configs.BEAM_PIPELINE_ARGS,
   'dataflow': (
     '--runner=DataflowRunner',
-    f'--setup_file={PACKAGE_SETUP_FILE}',
+    f'--setup_file={configs.PACKAGE_SETUP_FILE}',
     # ResNet152V2 is loaded by every Evaluator worker: 15 GB machines, not 3.75 GB.
     '--machine_type=n1-standard-4',
   ),
@@ -76,7 +71,7 @@ def _dataflow_errors(
   setup_file = options.view_as(beam_options.SetupOptions).setup_file
   if not setup_file:
     errors.append(
-      f'DataflowRunner needs --setup_file={PACKAGE_SETUP_FILE} so that workers '
+      f'DataflowRunner needs --setup_file={configs.PACKAGE_SETUP_FILE} so that workers '
       'can import this project (components.*)'
     )
   elif local_files and not os.path.isfile(setup_file):

@@ -11,8 +11,10 @@ import time
 
 from absl import logging as absl_logging
 import pytest
+from tfx.utils import dependency_utils
 
 from pipeline import beam_args
+from pipeline import configs
 from pipeline import log_redaction
 from pipeline import metadata_config
 from pipeline import run_lock
@@ -30,7 +32,13 @@ DATAFLOW_OK = [
 
 def test_direct_engine_defaults_to_multi_processing_on_every_core():
   args = beam_args.compose('direct')
-  assert args == ['--direct_running_mode=multi_processing', '--direct_num_workers=0']
+  assert args == [
+    '--direct_running_mode=multi_processing',
+    '--direct_num_workers=0',
+    f'--setup_file={configs.PACKAGE_SETUP_FILE}',
+  ]
+  # TFX's Beam executors add nothing, so they skip packing TFX into an sdist before each step.
+  assert dependency_utils.make_beam_dependency_flags(args) == args
 
 
 def test_user_arguments_follow_the_preset_so_they_win():
@@ -66,8 +74,8 @@ def test_complete_dataflow_arguments_install_this_package_on_workers():
     pipeline_root='gs://my-bucket/out/pipeline_root',
   )
   assert '--runner=DataflowRunner' in args
-  assert f'--setup_file={beam_args.PACKAGE_SETUP_FILE}' in args
-  assert os.path.isfile(beam_args.PACKAGE_SETUP_FILE)
+  assert f'--setup_file={configs.PACKAGE_SETUP_FILE}' in args
+  assert os.path.isfile(configs.PACKAGE_SETUP_FILE)
   assert args[-len(DATAFLOW_OK) :] == DATAFLOW_OK
 
 
