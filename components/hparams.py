@@ -188,11 +188,20 @@ def resolve(
   return hp
 
 
+# The prefix of the keys TFX's Google Cloud extensions (Vertex AI Training) read from the same
+# custom_config, e.g. 'ai_platform_training_args'.
+TFX_PLATFORM_KEY_PREFIX = 'ai_platform_'
+
+
 def from_custom_config(custom_config: Optional[Mapping[str, Any]]) -> HParams:
   """HParams from a Trainer custom_config: {'preset': name, **overrides, **ImageSpec keys,
-  **audit.Regions keys}."""
+  **audit.Regions keys, **TFX extension keys}."""
   foreign = image_spec.CONFIG_KEYS | audit.CONFIG_KEYS
-  config = {k: v for k, v in (custom_config or {}).items() if k not in foreign}
+  config = {
+    k: v
+    for k, v in (custom_config or {}).items()
+    if k not in foreign and not k.startswith(TFX_PLATFORM_KEY_PREFIX)
+  }
   return resolve(config.pop('preset', DEFAULT_PRESET), config)
 
 

@@ -28,6 +28,7 @@ def make_dataset(
   deterministic: bool = False,
   shuffle_buffer: int = 2048,
   cache: bool = False,
+  input_context: Optional[tf.distribute.InputContext] = None,
 ) -> tf.data.Dataset:
   """Batches of (image float32 [B, S, S, 3], label int64 [B]) from transformed gzip TFRecords.
 
@@ -43,14 +44,28 @@ def make_dataset(
       cost in throughput.
     cache: keep the serialized examples in memory after the first pass (about 22 KB per
       224 px grayscale example) instead of re-reading the files.
+    input_context: keep only this worker's share (MultiWorkerMirroredStrategy): whole files
+      when there are at least as many as workers, else every n-th record, read in one fixed
+      order so that the shards partition the split. Sharded here rather than by tf.data's
+      auto-sharding, whose fallback with fewer files than workers (the Transform may write one
+      file per split) shards the finished batches: every worker would decode every image.
+      `batch_size` stays the global batch, which the strategy splits across the replicas.
   """
   patterns = [file_pattern] if isinstance(file_pattern, str) else list(file_pattern)
-  files = [path for pattern in patterns for path in tf.io.gfile.glob(pattern)]
+  files = sorted(path for pattern in patterns for path in tf.io.gfile.glob(pattern))
   if not files:
     raise FileNotFoundError(f'No transformed examples match {patterns}')
   if deterministic and seed is None:
     seed = 0
-  ordered = deterministic or not training
+  shards, shard = (
+    (input_context.num_input_pipelines, input_context.input_pipeline_id)
+    if input_context
+    else (1, 0)
+  )
+  by_file = len(files) >= shards
+  if by_file:
+    files = files[shard::shards]
+  ordered = deterministic or not training or not by_file
   spec = tf_transform_output.transformed_feature_spec()
 
   def decode(serialized):
@@ -58,14 +73,16 @@ def make_dataset(
     pixels = image_ops.decode_pixels(example[features.PIXELS_XF], image.channels)
     return pixels, example[features.PIXEL_MEAN_XF], example[features.LABEL_XF]
 
-  dataset = tf.data.Dataset.from_tensor_slices(sorted(files))
-  if training:
+  dataset = tf.data.Dataset.from_tensor_slices(files)
+  if training and by_file:
     dataset = dataset.shuffle(len(files), seed=seed)
   dataset = dataset.interleave(
     lambda path: tf.data.TFRecordDataset(path, compression_type='GZIP'),
     num_parallel_calls=AUTOTUNE,
     deterministic=ordered,
   )
+  if not by_file:
+    dataset = dataset.shard(shards, shard)
   if cache:
     dataset = dataset.cache()
   if training:
@@ -87,6 +104,10 @@ def make_dataset(
     num_parallel_calls=AUTOTUNE,
     deterministic=ordered,
   )
+  if shards > 1:
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
+    dataset = dataset.with_options(options)
   return dataset.prefetch(AUTOTUNE)
 
 

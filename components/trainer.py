@@ -1,9 +1,11 @@
 """TFX Trainer `run_fn`: trains the ResNet152V2 transfer model and exports it with its signatures.
 
 The image spec and the hyperparameters come from the Trainer's custom_config
-(components.image_spec, components.hparams). One GPU or the CPU
-runs under OneDeviceStrategy, several GPUs under MirroredStrategy; mixed precision and XLA are
-options. The training loss is weighted by class against imbalance (components.class_weights).
+(components.image_spec, components.hparams). One GPU or the CPU runs under OneDeviceStrategy,
+several GPUs under MirroredStrategy, several machines (TF_CONFIG listing several workers) under
+MultiWorkerMirroredStrategy, each worker reading its shard of the data and only the chief's
+outputs kept; mixed precision and XLA are options. The training loss is weighted by class
+against imbalance (components.class_weights).
 The weights of the epoch with the lowest val_loss are the ones exported, with one temperature,
 fitted on the eval split, folded into the output layer (components.calibration), and the COVID
 operating point chosen on the eval split's calibrated probabilities (components.operating_point),
@@ -18,14 +20,15 @@ import json
 import logging
 import math
 import os
-import tempfile
 import time
 from typing import Any, Dict, Iterable, Iterator, List, Optional, Tuple
 
 import numpy as np
 from scipy import special
 import tensorflow as tf
+from tensorflow.python.distribute import multi_worker_util
 import tensorflow_transform as tft
+from tf_keras.src.distribute import distributed_file_utils
 from tf_keras.src.saving.legacy.saved_model import utils as keras_saved_model_utils
 from tfx import v1 as tfx
 
@@ -44,7 +47,6 @@ from components import progress
 from components import signatures
 from components import training_report
 
-BEST_WEIGHTS_FILE = 'best.weights.h5'
 CALIBRATION_ASSET = os.path.join('assets.extra', training_report.CALIBRATION_FILE)
 
 
@@ -70,10 +72,53 @@ def configure_gpus() -> int:
 
 
 def make_strategy(gpu_count: int) -> tf.distribute.Strategy:
-  """MirroredStrategy over all GPUs when there are several, else the one GPU or the CPU."""
+  """MultiWorkerMirroredStrategy when TF_CONFIG's cluster has several workers (chief included),
+  over each one's GPUs or CPU; else MirroredStrategy over all GPUs when there are several, else
+  the one GPU or the CPU."""
+  cluster = tf.distribute.cluster_resolver.TFConfigClusterResolver()
+  jobs = cluster.cluster_spec().as_dict()
+  if len(jobs.get('chief', [])) + len(jobs.get('worker', [])) > 1:
+    return tf.distribute.MultiWorkerMirroredStrategy(cluster_resolver=cluster)
   if gpu_count > 1:
     return tf.distribute.MirroredStrategy()
   return tf.distribute.OneDeviceStrategy('/gpu:0' if gpu_count else '/cpu:0')
+
+
+def input_context(strategy: tf.distribute.Strategy) -> Optional[tf.distribute.InputContext]:
+  """This worker's share of the input (input_pipeline.make_dataset) under
+  MultiWorkerMirroredStrategy, numbered as TensorFlow numbers the workers (chief first); None
+  under the single-machine strategies."""
+  if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+    return None
+  resolver = strategy.cluster_resolver
+  spec = resolver.cluster_spec()
+  return tf.distribute.InputContext(
+    num_input_pipelines=multi_worker_util.worker_count(spec, resolver.task_type),
+    input_pipeline_id=multi_worker_util.id_in_cluster(spec, resolver.task_type, resolver.task_id),
+    num_replicas_in_sync=strategy.num_replicas_in_sync,
+  )
+
+
+@contextlib.contextmanager
+def worker_dir(path: str, strategy: tf.distribute.Strategy) -> Iterator[str]:
+  """The folder to write `path`'s outputs to: `path` itself on the chief (or on one machine);
+  on the other workers of a cluster a temporary folder inside it, deleted on the way out (the
+  Keras pattern, distributed_file_utils), so that only the chief's outputs remain. Every worker
+  runs the same steps after training, as TFX's Trainer expects (its executor fails when
+  `serving_model_dir` does not exist)."""
+  try:
+    yield distributed_file_utils.write_dirpath(path, strategy)
+  finally:
+    distributed_file_utils.remove_temp_dirpath(path, strategy)
+
+
+def wait_for_all_workers(strategy: tf.distribute.Strategy) -> None:
+  """Returns once every worker of the cluster got here (an all-reduce; at once on one machine).
+  Called after the outputs are written, it keeps any worker from finishing before the chief's
+  export is complete and every worker's temporary folders are gone (worker_dir): TFX's Trainer
+  executor checks `serving_model_dir` on each worker as it finishes."""
+  one = tf.function(lambda: tf.constant(1.0))
+  strategy.reduce(tf.distribute.ReduceOp.SUM, strategy.run(one), axis=None)
 
 
 def use_mixed_precision(mode: str, gpu_count: int) -> bool:
@@ -208,15 +253,27 @@ class EpochLogger(tf.keras.callbacks.Callback):
     )
 
 
+class BestWeights(tf.keras.callbacks.Callback):
+  """Keeps, in memory, the weights of the epoch with the lowest finite val_loss (the first of
+  equals). Not ModelCheckpoint: under MultiWorkerMirroredStrategy it keeps its file on the chief
+  only, while every worker must restore them (reading the model's weights afterwards is a
+  collective over all workers); val_loss and the weights are the same on every worker."""
+
+  def __init__(self):
+    super().__init__()
+    self.loss, self.epoch, self.weights = math.inf, 0, None
+
+  def on_epoch_end(self, epoch, logs=None):
+    loss = (logs or {}).get('val_loss')
+    if loss is not None and math.isfinite(loss) and loss < self.loss:
+      self.loss, self.epoch, self.weights = loss, epoch + 1, self.model.get_weights()
+
+
 def make_callbacks(
-  hp: hparams_lib.HParams, best_weights_path: str, log_dir: str
+  hp: hparams_lib.HParams, best: BestWeights, log_dir: str
 ) -> List[tf.keras.callbacks.Callback]:
-  """Best-val_loss checkpoint, the lr schedule, optional early stopping, TensorBoard, log lines."""
-  callbacks = [
-    tf.keras.callbacks.ModelCheckpoint(
-      best_weights_path, monitor='val_loss', save_best_only=True, save_weights_only=True
-    )
-  ]
+  """The best weights, the lr schedule, optional early stopping, TensorBoard, log lines."""
+  callbacks = [best]
   if hp.lr_schedule == 'cosine':
     decay = tf.keras.optimizers.schedules.CosineDecay(hp.learning_rate, decay_steps=hp.epochs)
     callbacks.append(tf.keras.callbacks.LearningRateScheduler(lambda epoch: float(decay(epoch))))
@@ -258,28 +315,25 @@ def fit_best(
   Returns the history and that epoch (1-based; 0 when no epoch had a finite val_loss, in which
   case the last weights stay).
   """
-  with tempfile.TemporaryDirectory() as temp_dir:
-    best_weights_path = os.path.join(temp_dir, BEST_WEIGHTS_FILE)
-    history = model.fit(
-      train_data,
-      validation_data=eval_data,
-      epochs=hp.epochs,
-      steps_per_epoch=steps_per_epoch,
-      class_weight=class_weight,
-      verbose=0,
-      callbacks=make_callbacks(hp, best_weights_path, log_dir),
-    ).history
-    val_losses = history.get('val_loss', [])
-    finite = [(loss, epoch) for epoch, loss in enumerate(val_losses, 1) if math.isfinite(loss)]
-    if not os.path.exists(best_weights_path) or not finite:
-      logging.warning('No epoch had a finite val_loss (%s): exporting the last weights', val_losses)
-      return history, 0
-    best_loss, best_epoch = min(finite)
-    model.load_weights(best_weights_path)
-    logging.info(
-      'Restored the weights of epoch %d/%d (val_loss %.4f)', best_epoch, len(val_losses), best_loss
-    )
-  return history, best_epoch
+  best = BestWeights()
+  history = model.fit(
+    train_data,
+    validation_data=eval_data,
+    epochs=hp.epochs,
+    steps_per_epoch=steps_per_epoch,
+    class_weight=class_weight,
+    verbose=0,
+    callbacks=make_callbacks(hp, best, log_dir),
+  ).history
+  val_losses = history.get('val_loss', [])
+  if best.weights is None:
+    logging.warning('No epoch had a finite val_loss (%s): exporting the last weights', val_losses)
+    return history, 0
+  model.set_weights(best.weights)
+  logging.info(
+    'Restored the weights of epoch %d/%d (val_loss %.4f)', best.epoch, len(val_losses), best.loss
+  )
+  return history, best.epoch
 
 
 def choose_operating_point(
@@ -399,11 +453,16 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
   mixed = use_mixed_precision(hp.mixed_precision, gpu_count)
   replicas = strategy.num_replicas_in_sync
   global_batch = hp.batch_size * replicas
+  shard = input_context(strategy)
   logging.info(
-    '%d GPU(s), %s with %d replica(s), global batch %d, mixed precision %s, XLA %s',
+    '%d GPU(s), %s with %d replica(s)%s, global batch %d, mixed precision %s, XLA %s',
     gpu_count,
-    type(strategy).__name__,
+    'MultiWorkerMirroredStrategy' if shard else type(strategy).__name__,
     replicas,
+    f' on {shard.num_input_pipelines} workers, this one worker {shard.input_pipeline_id}'
+    f' ({"the chief" if strategy.extended.should_checkpoint else "not the chief"})'
+    if shard
+    else '',
     global_batch,
     mixed,
     hp.xla,
@@ -429,9 +488,16 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
   )
   data_args = dict(tf_transform_output=tf_transform_output, batch_size=global_batch, image=image)
   train_data = input_pipeline.make_dataset(
-    fn_args.train_files, training=True, zoom_range=hp.zoom_range, seed=hp.seed, **data_args
+    fn_args.train_files,
+    training=True,
+    zoom_range=hp.zoom_range,
+    seed=hp.seed,
+    input_context=shard,
+    **data_args,
   )
-  eval_data = input_pipeline.make_dataset(fn_args.eval_files, training=False, **data_args)
+  eval_data = input_pipeline.make_dataset(
+    fn_args.eval_files, training=False, input_context=shard, **data_args
+  )
   if eval_steps:
     eval_data = eval_data.take(eval_steps)
 
@@ -453,53 +519,59 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     class_weight=class_weight,
   )
 
-  exported = serving_copy(model, image, hp)
-  eval_split = observe(
-    exported, input_pipeline.make_dataset(fn_args.eval_files, training=False, **data_args)
-  )
-  record = calibrate(exported, eval_split.logits, eval_split.labels, fn_args.model_run_dir)
-  point = choose_operating_point(
-    special.softmax(eval_split.logits / record['temperature'], axis=-1), eval_split.labels, hp
-  )
-  logging.info(
-    'COVID operating point: P(COVID) > %g reaches sensitivity %.4f (%d/%d, target %g), '
-    'specificity %.4f (%d/%d) on the eval split',
-    point.threshold,
-    point.sensitivity.value,
-    point.sensitivity.successes,
-    point.sensitivity.trials,
-    point.target_sensitivity,
-    point.specificity.value,
-    point.specificity.successes,
-    point.specificity.trials,
-  )
-  detector, ood_record = fit_ood(
-    exported,
-    input_pipeline.make_dataset(fn_args.train_files, training=False, **data_args),
-    eval_split,
-    reference_images_data(tf_transform_output, image, global_batch),
-    fn_args.model_run_dir,
-  )
-  export(
-    exported,
-    image,
-    tf_transform_output,
-    fn_args.serving_model_dir,
-    point,
-    record,
-    audit.Regions.from_config(fn_args.custom_config),
-    detector,
-    ood_record,
-  )
-  logging.info('Exported the model of epoch %d to %s', best_epoch, fn_args.serving_model_dir)
-  paths = training_report.write_report(
-    fn_args.model_run_dir,
-    history,
-    best_epoch=best_epoch,
-    hparams=settings,
-    train_examples=train_count,
-    **class_weights.record(train_counts, class_weight),
-    keras=keras_version(),
-    operating_point=point.to_json(),
-  )
-  logging.info('Training report: %s', ', '.join(sorted(paths.values())))
+  # Every worker exports (TFX requires it); only the chief's outputs remain (worker_dir).
+  with (
+    worker_dir(fn_args.serving_model_dir, strategy) as serving_dir,
+    worker_dir(fn_args.model_run_dir, strategy) as run_dir,
+  ):
+    exported = serving_copy(model, image, hp)
+    eval_split = observe(
+      exported, input_pipeline.make_dataset(fn_args.eval_files, training=False, **data_args)
+    )
+    record = calibrate(exported, eval_split.logits, eval_split.labels, run_dir)
+    point = choose_operating_point(
+      special.softmax(eval_split.logits / record['temperature'], axis=-1), eval_split.labels, hp
+    )
+    logging.info(
+      'COVID operating point: P(COVID) > %g reaches sensitivity %.4f (%d/%d, target %g), '
+      'specificity %.4f (%d/%d) on the eval split',
+      point.threshold,
+      point.sensitivity.value,
+      point.sensitivity.successes,
+      point.sensitivity.trials,
+      point.target_sensitivity,
+      point.specificity.value,
+      point.specificity.successes,
+      point.specificity.trials,
+    )
+    detector, ood_record = fit_ood(
+      exported,
+      input_pipeline.make_dataset(fn_args.train_files, training=False, **data_args),
+      eval_split,
+      reference_images_data(tf_transform_output, image, global_batch),
+      run_dir,
+    )
+    export(
+      exported,
+      image,
+      tf_transform_output,
+      serving_dir,
+      point,
+      record,
+      audit.Regions.from_config(fn_args.custom_config),
+      detector,
+      ood_record,
+    )
+    logging.info('Exported the model of epoch %d to %s', best_epoch, serving_dir)
+    paths = training_report.write_report(
+      run_dir,
+      history,
+      best_epoch=best_epoch,
+      hparams=settings,
+      train_examples=train_count,
+      **class_weights.record(train_counts, class_weight),
+      keras=keras_version(),
+      operating_point=point.to_json(),
+    )
+    logging.info('Training report: %s', ', '.join(sorted(paths.values())))
+  wait_for_all_workers(strategy)

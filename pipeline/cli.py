@@ -23,9 +23,11 @@ from pipeline import configs
 from pipeline import output_layout
 from pipeline import run_console
 from pipeline import run_lock
+from pipeline import vertex_training
 
 _INGEST = ingest_options.IngestOptions()
 _DRIFT = drift_options.DriftOptions()
+_VERTEX_TRAINING = vertex_training.VertexTraining()
 _IMAGE = image_spec.ImageSpec()
 _HPARAMS = hparams.HParams()
 _GATE = gate_lib.Gate()
@@ -493,6 +495,22 @@ def _add_compile_kfp_parser(subparsers) -> None:
     default=None,
     help='push folder inside the containers (default /gcs/<bucket>/<path>/serving)',
   )
+  g = p.add_argument_group('training on several machines (a Vertex AI custom job)')
+  g.add_argument(
+    '--training-replicas',
+    type=int,
+    default=_VERTEX_TRAINING.replicas,
+    metavar='N',
+    help='machines the Trainer runs on: 1 (default) in the pipeline step, more as a Vertex AI '
+    'custom job under MultiWorkerMirroredStrategy (docs/scaling_out.md)',
+  )
+  g.add_argument('--vertex-project', default='', help='Google Cloud project of that job')
+  g.add_argument('--vertex-region', default='', help='its Vertex AI region, e.g. europe-west4')
+  g.add_argument(
+    '--training-machine-type',
+    default=_VERTEX_TRAINING.machine_type,
+    help='machine type of every replica (default %(default)s)',
+  )
   p.set_defaults(func=_compile_kfp)
 
 
@@ -504,6 +522,12 @@ def _compile_kfp(args) -> int:
     args.file,
     image=args.image or kubeflow_v2_runner.DEFAULT_IMAGE,
     serving_dir=args.serving_dir,
+    training=vertex_training.VertexTraining(
+      replicas=args.training_replicas,
+      project=args.vertex_project,
+      region=args.vertex_region,
+      machine_type=args.training_machine_type,
+    ),
   )
   print(f'Wrote {args.file}: {len(job["pipelineSpec"]["root"]["dag"]["tasks"])} steps')
   return 0

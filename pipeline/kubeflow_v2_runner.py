@@ -10,6 +10,7 @@ Differences from the local runners:
 - paths are remote: data and output on gs:// (the pipeline root); KFP keeps its own ML Metadata;
 - the serving folder must be a filesystem path inside the containers (the pusher renames folders
   atomically): on Vertex, Cloud Storage is mounted at /gcs/<bucket>/, which is the default;
+- the Trainer may run on several machines, as a Vertex AI custom job (pipeline.vertex_training);
 - the input fingerprint cannot be computed when compiling (a recurring run reuses one spec for new
   data), so the ingestion step is never cached; downstream steps re-run on its new output.
 """
@@ -28,6 +29,7 @@ from pipeline import pipeline as pipeline_lib
 from pipeline import run_options
 from pipeline.output_layout import OutputLayout
 from pipeline.run_options import RunOptions
+from pipeline.vertex_training import VertexTraining
 
 # The local tag of `docker build -f docker/pipeline.Dockerfile -t cxr-tfx-pipeline:0.1.0 .`
 DEFAULT_IMAGE = 'cxr-tfx-pipeline:0.1.0'
@@ -43,9 +45,13 @@ def default_serving_dir(output_dir: str) -> str:
 
 
 def build(
-  options: RunOptions, serving_dir: str, project_dir: str = CONTAINER_PROJECT_DIR
+  options: RunOptions,
+  serving_dir: str,
+  project_dir: str = CONTAINER_PROJECT_DIR,
+  trainer_vertex_config: Optional[Dict[str, Any]] = None,
 ) -> tfx.dsl.Pipeline:
-  """The pipeline for `options` with container paths; nothing is read from this machine."""
+  """The pipeline for `options` with container paths; nothing is read from this machine.
+  `trainer_vertex_config`: VertexTraining.custom_config, to train on several machines."""
   for name, path in (('data', options.data_root), ('output', options.output_dir)):
     if '://' not in path:
       raise ValueError(
@@ -71,6 +77,7 @@ def build(
       paths.pipeline_root,
       local_files=False,
     ),
+    trainer_vertex_config=trainer_vertex_config,
   )
 
 
@@ -80,15 +87,19 @@ def compile_pipeline(
   image: str = DEFAULT_IMAGE,
   serving_dir: Optional[str] = None,
   project_dir: str = CONTAINER_PROJECT_DIR,
+  training: VertexTraining = VertexTraining(),
 ) -> Dict[str, Any]:
-  """Writes the PipelineJob JSON of the pipeline to `output_file` and returns it."""
+  """Writes the PipelineJob JSON of the pipeline to `output_file` and returns it; `training`
+  says on how many machines the Trainer runs (pipeline.vertex_training)."""
   serving_dir = serving_dir or default_serving_dir(options.output_dir)
   runner = kubeflow_v2_dag_runner.KubeflowV2DagRunner(
     config=kubeflow_v2_dag_runner.KubeflowV2DagRunnerConfig(default_image=image),
     output_dir=os.path.dirname(os.path.abspath(output_file)),
     output_filename=os.path.basename(output_file),
   )
-  job = runner.run(build(options, serving_dir, project_dir), write_out=False)
+  job = runner.run(
+    build(options, serving_dir, project_dir, training.custom_config(image)), write_out=False
+  )
   tasks = job['pipelineSpec']['root']['dag']['tasks']
   tasks[pipeline_lib.INGESTION]['cachingOptions'] = {'enableCache': False}
   os.makedirs(os.path.dirname(os.path.abspath(output_file)), exist_ok=True)

@@ -45,6 +45,7 @@ def create_pipeline(
   enable_cache: bool = True,
   metadata_connection_config: Optional[Any] = None,
   beam_pipeline_args: Optional[List[str]] = None,
+  trainer_vertex_config: Optional[Dict[str, Any]] = None,
 ) -> tfx.dsl.Pipeline:
   """Returns the TFX pipeline.
 
@@ -56,6 +57,8 @@ def create_pipeline(
     drift_reference_dir: the accepted spans' statistics the drift check compares with
       (components.drift.reference).
     warm_start: start training from the last blessed model's weights.
+    trainer_vertex_config: custom_config keys of TFX's Vertex AI Training extension
+      (pipeline.vertex_training): the Trainer then runs as a Vertex AI custom job.
   """
   example_gen = ImageFolderExampleGen(
     input_base=data_root,
@@ -93,7 +96,12 @@ def create_pipeline(
     model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
   ).with_id(RESOLVER)
 
-  trainer = tfx.components.Trainer(
+  trainer_class = (
+    tfx.extensions.google_cloud_ai_platform.Trainer
+    if trainer_vertex_config
+    else tfx.components.Trainer
+  )
+  trainer = trainer_class(
     run_fn=run_fn,
     examples=transform.outputs['transformed_examples'],
     transform_graph=transform.outputs['transform_graph'],
@@ -101,7 +109,7 @@ def create_pipeline(
     base_model=model_resolver.outputs['model'] if warm_start else None,
     train_args=tfx.proto.TrainArgs(splits=[TRAIN]),
     eval_args=tfx.proto.EvalArgs(splits=[EVAL]),
-    custom_config=trainer_config,
+    custom_config={**trainer_config, **(trainer_vertex_config or {})},
   ).with_id(TRAINER)
 
   evaluator = tfx.components.Evaluator(

@@ -71,6 +71,24 @@ def test_custom_config_as_the_pipeline_writes_it():
     hparams.resolve('recommended', {'image_size': 64})
 
 
+def test_the_keys_of_tfx_vertex_ai_training_are_not_hyperparameters():
+  """The Trainer custom_config of a Vertex AI custom job (pipeline.vertex_training)."""
+  from tfx.v1.extensions import google_cloud_ai_platform as vertex_ai
+
+  keys = [
+    vertex_ai.ENABLE_VERTEX_KEY,
+    vertex_ai.VERTEX_REGION_KEY,
+    vertex_ai.TRAINING_ARGS_KEY,
+    vertex_ai.JOB_ID_KEY,
+    vertex_ai.LABELS_KEY,
+  ]
+  assert all(key.startswith(hparams.TFX_PLATFORM_KEY_PREFIX) for key in keys)
+  config = {key: 'x' for key in keys}
+  assert hparams.from_custom_config(dict(config, epochs=3)) == hparams.resolve(
+    'recommended', {'epochs': 3}
+  )
+
+
 def test_defaults_are_the_default_presets():
   assert hparams.HParams() == hparams.resolve(hparams.DEFAULT_PRESET)
   defaults = hparams.to_dict(hparams.HParams())

@@ -177,3 +177,68 @@ def test_make_dataset_errors(transformed):
   output, _ = transformed
   with pytest.raises(FileNotFoundError, match='No transformed examples match'):
     input_pipeline.make_dataset('/nonexistent/Split-train/*', output, 2, training=True)
+
+
+def _worker(index, workers=2):
+  return tf.distribute.InputContext(workers, index, workers)
+
+
+def _as_set(images):
+  return {image.tobytes() for image in images}
+
+
+def test_each_worker_reads_every_nth_record_of_a_single_file(transformed):
+  """The Transform wrote one file per split: two workers take alternate records, in a fixed
+  order, so their shards partition the split, in eval and in training (one epoch each)."""
+  output, patterns = transformed
+  assert len(glob.glob(patterns['train'])) == 1
+  everything, labels = _collect(
+    input_pipeline.make_dataset(patterns['train'], output, batch_size=NUM_TRAIN, training=False)
+  )
+  for index in range(2):
+    sharded = input_pipeline.make_dataset(
+      patterns['train'], output, batch_size=NUM_TRAIN, training=False, input_context=_worker(index)
+    )
+    assert (
+      sharded.options().experimental_distribute.auto_shard_policy
+      == tf.data.experimental.AutoShardPolicy.OFF
+    )
+    images, shard_labels = _collect(sharded)
+    np.testing.assert_array_equal(images, everything[index::2])
+    np.testing.assert_array_equal(shard_labels, labels[index::2])
+    training = input_pipeline.make_dataset(
+      patterns['train'],
+      output,
+      batch_size=NUM_TRAIN // 2,
+      training=True,
+      zoom_range=0.0,
+      input_context=_worker(index),
+    )
+    epoch, _ = _collect(training, 1)
+    assert _as_set(epoch) == _as_set(everything[index::2])
+
+
+def test_with_enough_files_each_worker_reads_whole_files(transformed, tmp_path):
+  output, patterns = transformed
+  [path] = glob.glob(patterns['train'])
+  records = list(tf.data.TFRecordDataset(path, compression_type='GZIP').as_numpy_iterator())
+  parts = (records[:6], records[6:])
+  for number, part in enumerate(parts):
+    with tf.io.TFRecordWriter(str(tmp_path / f'part-{number}.gz'), options='GZIP') as writer:
+      for record in part:
+        writer.write(record)
+  everything, _ = _collect(
+    input_pipeline.make_dataset(path, output, batch_size=NUM_TRAIN, training=False)
+  )
+  for index, part in enumerate(parts):
+    images, _ = _collect(
+      input_pipeline.make_dataset(
+        str(tmp_path / 'part-*.gz'),
+        output,
+        batch_size=NUM_TRAIN,
+        training=False,
+        input_context=_worker(index),
+      )
+    )
+    first = 0 if index == 0 else len(parts[0])
+    np.testing.assert_array_equal(images, everything[first : first + len(part)])

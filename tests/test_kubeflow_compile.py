@@ -3,11 +3,14 @@
 import json
 
 import pytest
+from tfx.v1.extensions import google_cloud_ai_platform as vertex_ai
 
+from components import hparams
 from components.image_spec import ImageSpec
 import docker_files
 from pipeline import kubeflow_v2_runner
 from pipeline.run_options import RunOptions
+from pipeline.vertex_training import VertexTraining
 
 IMAGE = 'europe-docker.pkg.dev/my-project/cxr/cxr-tfx-pipeline:0.1.0'
 
@@ -118,6 +121,65 @@ def test_component_code_and_options_are_carried(compiled):
   )  # warm start from the baseline
 
 
+def test_one_machine_trains_in_the_pipeline_step_by_default(compiled):
+  job, _ = compiled
+  trainer_config = json.loads(_parameter(job, 'Trainer', 'custom_config'))
+  assert not [key for key in trainer_config if key.startswith('ai_platform_')]
+  assert _executor_class(job, 'Trainer') == 'tfx.components.trainer.executor.GenericExecutor'
+
+
+def _executor_class(job, task):
+  container = job['pipelineSpec']['deploymentSpec']['executors'][f'{task}_executor']['container']
+  return container['args'][container['args'].index('--executor_class_path') + 1]
+
+
+def test_several_replicas_train_as_a_vertex_custom_job_of_that_many_machines(tmp_path):
+  training = VertexTraining(
+    replicas=3, project='my-project', region='europe-west4', machine_type='n1-highmem-8'
+  )
+  job = kubeflow_v2_runner.compile_pipeline(
+    _options(), str(tmp_path / 'p.json'), image=IMAGE, training=training
+  )
+  assert (
+    _executor_class(job, 'Trainer')
+    == 'tfx.extensions.google_cloud_ai_platform.trainer.executor.GenericExecutor'
+  )
+  assert _parameter(job, 'Trainer', 'run_fn') == 'components.trainer.run_fn'
+  config = json.loads(_parameter(job, 'Trainer', 'custom_config'))
+  assert config[vertex_ai.ENABLE_VERTEX_KEY] is True
+  assert config[vertex_ai.VERTEX_REGION_KEY] == 'europe-west4'
+  replica = {
+    'machine_spec': {'machine_type': 'n1-highmem-8'},
+    'container_spec': {'image_uri': IMAGE},
+  }
+  assert config[vertex_ai.TRAINING_ARGS_KEY] == {
+    'project': 'my-project',
+    'job_spec': {
+      'worker_pool_specs': [dict(replica, replica_count=1), dict(replica, replica_count=2)]
+    },
+  }
+  # run_fn reads the same custom_config: the extension's keys are not hyperparameters.
+  assert config['image_size'] == 224
+  assert hparams.from_custom_config(config) == hparams.resolve(config['preset'], {})
+
+
+@pytest.mark.parametrize(
+  'kwargs, message',
+  [
+    (dict(replicas=0), '--training-replicas must be a whole number >= 1, got 0'),
+    (
+      dict(replicas=2, region='europe-west4'),
+      '--training-replicas 2 runs the Trainer as a Vertex AI custom job: give --vertex-project '
+      'and --vertex-region',
+    ),
+  ],
+)
+def test_invalid_training_replicas_are_rejected(kwargs, message):
+  with pytest.raises(ValueError) as error:
+    VertexTraining(**kwargs)
+  assert str(error.value) == message
+
+
 def test_ingestion_is_never_cached_and_the_rest_is(compiled):
   job, _ = compiled
   caching = {
@@ -192,32 +254,19 @@ def test_dataflow_arguments_are_validated_with_container_paths(tmp_path):
   assert '--runner=DataflowRunner' in args and '--setup_file=/pipeline/setup.py' in args
 
 
-def test_cli_compiles_with_the_run_flags(tmp_path, capsys):
+def _compile_kfp(path, *flags, data='gs://my-bucket/data'):
+  """`cxr compile-kfp` of gs://my-bucket/data into `path` with more `flags`; the exit code."""
   from pipeline import cli
 
-  path = tmp_path / 'spec.json'
-  assert (
-    cli.main(
-      [
-        'compile-kfp',
-        '--data',
-        'gs://my-bucket/data',
-        '--output',
-        'gs://my-bucket/cxr',
-        '--image',
-        IMAGE,
-        '--file',
-        str(path),
-        '--min-accuracy',
-        '0.9',
-        '--epochs',
-        '3',
-        '--serving-dir',
-        '/mnt/models/cxr',
-      ]
-    )
-    == 0
+  return cli.main(
+    ['compile-kfp', '--data', data, '--output', 'gs://my-bucket/cxr', '--file', str(path), *flags]
   )
+
+
+def test_cli_compiles_with_the_run_flags(tmp_path, capsys):
+  path = tmp_path / 'spec.json'
+  flags = ['--image', IMAGE, '--min-accuracy', '0.9', '--epochs', '3']
+  assert _compile_kfp(path, *flags, '--serving-dir', '/mnt/models/cxr') == 0
   assert f'Wrote {path}: 12 steps' in capsys.readouterr().out
   with open(path, encoding='utf-8') as f:
     job = json.load(f)
@@ -225,18 +274,20 @@ def test_cli_compiles_with_the_run_flags(tmp_path, capsys):
   assert '0.9' in _parameter(job, 'Evaluator', 'eval_config')
   destination = json.loads(_parameter(job, 'AtomicPusher', 'push_destination'))
   assert destination['filesystem']['base_directory'] == '/mnt/models/cxr'
-  assert (
-    cli.main(
-      [
-        'compile-kfp',
-        '--data',
-        '/local/data',
-        '--output',
-        'gs://my-bucket/cxr',
-        '--file',
-        str(path),
-      ]
-    )
-    == 2
-  )
+  assert _compile_kfp(path, data='/local/data') == 2
   assert "cannot read the local data folder '/local/data'" in capsys.readouterr().err
+
+
+def test_cli_compiles_the_trainer_on_several_machines(tmp_path, capsys):
+  path = tmp_path / 'spec.json'
+  vertex = ['--vertex-project', 'my-project', '--vertex-region', 'europe-west4']
+  assert _compile_kfp(path, '--training-replicas', '4', *vertex) == 0
+  with open(path, encoding='utf-8') as f:
+    config = json.loads(_parameter(json.load(f), 'Trainer', 'custom_config'))
+  pools = config[vertex_ai.TRAINING_ARGS_KEY]['job_spec']['worker_pool_specs']
+  assert [pool['replica_count'] for pool in pools] == [1, 3]
+  capsys.readouterr()
+  assert _compile_kfp(path, '--training-replicas', '-1') == 2
+  assert capsys.readouterr().err == (
+    'cxr compile-kfp: error: --training-replicas must be a whole number >= 1, got -1\n'
+  )

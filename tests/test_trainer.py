@@ -38,12 +38,51 @@ def test_keras_2_is_behind_tf_keras():
   assert trainer.keras_version().startswith('tf_keras 2.')
 
 
-def test_one_device_unless_several_gpus():
+def test_one_device_unless_several_gpus(monkeypatch):
+  monkeypatch.delenv('TF_CONFIG', raising=False)
   cpu = trainer.make_strategy(0)
   assert isinstance(cpu, tf.distribute.OneDeviceStrategy)
   assert cpu.extended.worker_devices[0].endswith('CPU:0')
   assert trainer.make_strategy(1).extended.worker_devices[0].endswith('GPU:0')
   assert isinstance(trainer.make_strategy(2), tf.distribute.MirroredStrategy)
+
+
+def _tf_config(monkeypatch, **cluster):
+  task = ('chief', 0) if 'chief' in cluster else ('worker', 0)
+  monkeypatch.setenv(
+    'TF_CONFIG',
+    json.dumps({'cluster': cluster, 'task': {'type': task[0], 'index': task[1]}}),
+  )
+
+
+def test_a_cluster_of_one_machine_stays_on_its_gpus_or_cpu(monkeypatch):
+  """Vertex sets TF_CONFIG with a lone chief for a one-replica job."""
+  _tf_config(monkeypatch, chief=['10.0.0.2:2222'])
+  assert isinstance(trainer.make_strategy(0), tf.distribute.OneDeviceStrategy)
+  strategy = trainer.make_strategy(2)
+  assert type(strategy) is tf.distribute.MirroredStrategy
+  assert trainer.input_context(strategy) is None
+
+
+@pytest.mark.parametrize(
+  'cluster',
+  [
+    dict(worker=['10.0.0.2:2222', '10.0.0.3:2222']),
+    dict(chief=['10.0.0.2:2222'], worker=['10.0.0.3:2222', '10.0.0.4:2222']),
+  ],
+)
+def test_several_workers_in_tf_config_train_under_multi_worker_mirrored_strategy(
+  monkeypatch, cluster
+):
+  """Checked on what the strategy is built from: building it here would start collective ops
+  in this process (tests/test_multiworker_training.py builds real ones)."""
+  _tf_config(monkeypatch, **cluster)
+  monkeypatch.setattr(
+    tf.distribute, 'MultiWorkerMirroredStrategy', lambda cluster_resolver: cluster_resolver
+  )
+  resolver = trainer.make_strategy(0)
+  assert resolver.cluster_spec().as_dict() == cluster
+  assert (resolver.task_type, resolver.task_id) == (next(iter(cluster)), 0)
 
 
 @pytest.mark.parametrize(
@@ -187,20 +226,6 @@ def test_without_a_finite_val_loss_the_last_weights_stay():
   assert model.layers[-1].get_weights()[1][0] > 0  # trained towards class 0, not reset
 
 
-def _raw_example(label, rng):
-  image = np.clip(rng.normal(60 + 70 * label, 20, (40, 40, 1)), 0, 255).astype(np.uint8)
-  return tf.train.Example(
-    features=tf.train.Features(
-      feature={
-        features.IMAGE_KEY: tf.train.Feature(
-          bytes_list=tf.train.BytesList(value=[tf.io.encode_png(image).numpy()])
-        ),
-        features.LABEL_KEY: tf.train.Feature(int64_list=tf.train.Int64List(value=[label])),
-      }
-    )
-  ).SerializeToString()
-
-
 class _Records(logging.Handler):
   def __init__(self):
     super().__init__(logging.INFO)
@@ -218,23 +243,11 @@ def trained(tmp_path_factory):
   on: the unscaled model's eval logits and labels.
   """
   root = tmp_path_factory.mktemp('trainer')
-  rng = np.random.default_rng(0)
-  raw = {
-    'train': [_raw_example(i % 3, rng) for i in range(24)],
-    'eval': [_raw_example(i % 3, rng) for i in range(6)],
-  }
-  custom_config = {
-    'preset': 'recommended',
-    'image_size': SIZE,
-    'image_channels': 1,
-    'normalization': 'featurewise_center',
-    'warm_start': False,
-    'backbone': 'resnet50v2',  # the default's code path, ~3-4x faster to save and load
-    'weights': 'none',
-    'epochs': 2,
-    'batch_size': 8,
-    **AUDIT_REGIONS.to_config(),
-  }
+  raw = trainer_inputs.raw_splits(train=24, eval_=6)
+  custom_config = dict(
+    trainer_inputs.TINY_CONFIG, epochs=2, batch_size=8, **AUDIT_REGIONS.to_config()
+  )
+  assert custom_config['image_size'] == SIZE
   fn_args = trainer_inputs.transformed_fn_args(root, raw, custom_config)
   root, records = logging.getLogger(), _Records()
   level = root.level
