@@ -6,6 +6,7 @@ components.hparams.HParams (and PRESETS).
 """
 
 import os
+from typing import Tuple
 
 PIPELINE_NAME = 'cxr-covid'
 
@@ -18,14 +19,20 @@ SCHEMA_DIR = os.path.join(_REPO_DIR, 'schemas')
 # setup.py of this project: remote Beam workers install it to import `components`.
 PACKAGE_SETUP_FILE = os.path.join(_REPO_DIR, 'setup.py')
 
-# Beam: DirectRunner in multi-processing mode on every core. --setup_file: without a dependency
-# flag, every TFX Beam executor first packs TFX itself into an sdist for remote workers (a copy of
-# its install and `setup.py sdist`, 2-5 s per step on 2 cores); the DirectRunner installs nothing.
-BEAM_PIPELINE_ARGS = (
-  '--direct_running_mode=multi_processing',
-  '--direct_num_workers=0',
-  f'--setup_file={PACKAGE_SETUP_FILE}',
-)
+
+def direct_beam_args(project_dir: str = _REPO_DIR) -> Tuple[str, ...]:
+  """Beam: DirectRunner in multi-processing mode on every core. --setup_file (this project's, in
+  `project_dir`): without a dependency flag, every TFX Beam executor first packs TFX itself into
+  an sdist for remote workers (a copy of its install and `setup.py sdist`, 2-5 s per step on 2
+  cores); the DirectRunner installs nothing."""
+  return (
+    '--direct_running_mode=multi_processing',
+    '--direct_num_workers=0',
+    f'--setup_file={os.path.join(project_dir, "setup.py")}',
+  )
+
+
+BEAM_PIPELINE_ARGS = direct_beam_args()
 
 # `cxr run --demo`: small, fast settings for the bundled demo data (no ImageNet weights offline).
 # 32 px: an epoch takes ~30 s on 2 idle cores (64 px: ~40 s, and from scratch it learns more

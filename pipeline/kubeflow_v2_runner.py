@@ -72,7 +72,7 @@ def build(
     serving_model_dir=serving_dir,
     drift_reference_dir=paths.drift_reference_dir,
     beam_pipeline_args=beam_args.validate(
-      options.beam_pipeline_args or configs.BEAM_PIPELINE_ARGS,
+      options.beam_pipeline_args or configs.direct_beam_args(project_dir),
       options.data_root,
       paths.pipeline_root,
       local_files=False,

@@ -201,6 +201,15 @@ def test_default_image_and_no_cache_option(tmp_path):
   # The tag of the docs' `docker build -f docker/pipeline.Dockerfile -t TAG .`
   assert images == {docker_files.docs_build_tags()[docker_files.PIPELINE_DOCKERFILE]}
   assert all(not task.get('cachingOptions', {}).get('enableCache') for task in _tasks(job).values())
+  # The default Beam preset names the image's setup.py, not this machine's.
+  args = job['pipelineSpec']['deploymentSpec']['executors']['Transform_executor']['container'][
+    'args'
+  ]
+  assert args[-3:] == [
+    '--direct_running_mode=multi_processing',
+    '--direct_num_workers=0',
+    f'--setup_file={kubeflow_v2_runner.CONTAINER_PROJECT_DIR}/setup.py',
+  ]
 
 
 def test_the_pipeline_image_holds_the_project_where_the_spec_reads_it():
