@@ -12,6 +12,7 @@ from ml_metadata.metadata_store import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 import tensorflow_data_validation as tfdv
 from tensorflow_data_validation.utils import anomalies_util
+from tfx.components.example_validator import executor as validator_executor
 from tfx.components.transform import executor as transform_executor
 from tfx.types import artifact_utils
 
@@ -25,9 +26,6 @@ from pipeline import metadata_queries
 from pipeline import pipeline as pipeline_lib
 from pipeline import report_format
 from pipeline import report_gate
-
-# The file of a split's anomalies in an ExampleValidator output (TFX's DEFAULT_FILE_NAME).
-_ANOMALIES_FILE = 'SchemaDiff.pb'
 
 Output = Callable[[str], Optional[metadata_store_pb2.Artifact]]  # output key -> artifact
 
@@ -66,7 +64,7 @@ def _validation(output: Output) -> Figure:
   anomalies = output('anomalies')
   found = []
   for split in artifact_utils.decode_split_names(anomalies.properties['split_names'].string_value):
-    path = os.path.join(anomalies.uri, f'Split-{split}', _ANOMALIES_FILE)
+    path = os.path.join(anomalies.uri, f'Split-{split}', validator_executor.DEFAULT_FILE_NAME)
     for name, info in sorted(anomalies_util.load_anomalies_binary(path).anomaly_info.items()):
       found.append(f'{split} {name}: {info.short_description}')
   if not found:
