@@ -128,9 +128,13 @@ def test_one_machine_trains_in_the_pipeline_step_by_default(compiled):
   assert _executor_class(job, 'Trainer') == 'tfx.components.trainer.executor.GenericExecutor'
 
 
+def _container_args(job, task):
+  return job['pipelineSpec']['deploymentSpec']['executors'][f'{task}_executor']['container']['args']
+
+
 def _executor_class(job, task):
-  container = job['pipelineSpec']['deploymentSpec']['executors'][f'{task}_executor']['container']
-  return container['args'][container['args'].index('--executor_class_path') + 1]
+  args = _container_args(job, task)
+  return args[args.index('--executor_class_path') + 1]
 
 
 def test_several_replicas_train_as_a_vertex_custom_job_of_that_many_machines(tmp_path):
@@ -202,9 +206,7 @@ def test_default_image_and_no_cache_option(tmp_path):
   assert images == {docker_files.docs_build_tags()[docker_files.PIPELINE_DOCKERFILE]}
   assert all(not task.get('cachingOptions', {}).get('enableCache') for task in _tasks(job).values())
   # The default Beam preset names the image's setup.py, not this machine's.
-  args = job['pipelineSpec']['deploymentSpec']['executors']['Transform_executor']['container'][
-    'args'
-  ]
+  args = _container_args(job, 'Transform')
   assert args[-3:] == [
     '--direct_running_mode=multi_processing',
     '--direct_num_workers=0',
@@ -257,9 +259,7 @@ def test_dataflow_arguments_are_validated_with_container_paths(tmp_path):
   job = kubeflow_v2_runner.compile_pipeline(
     _options(beam_pipeline_args=dataflow + ['--project=my-project']), str(tmp_path / 'p.json')
   )
-  args = job['pipelineSpec']['deploymentSpec']['executors']['Transform_executor']['container'][
-    'args'
-  ]
+  args = _container_args(job, 'Transform')
   assert '--runner=DataflowRunner' in args and '--setup_file=/pipeline/setup.py' in args
 
 
