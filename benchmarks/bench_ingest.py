@@ -65,8 +65,6 @@ from pipeline import configs
 
 IMAGE_SIZE = 1024
 PARTS = ('dicom',)  # run alone as `ingest.<part>`; their figures are named ingest.<part>*
-# A default local run's Beam arguments, on the DirectRunner's engine without its Prism probe.
-DEFAULT_ARGS = ('--runner=FnApiRunner', *configs.BEAM_PIPELINE_ARGS)
 
 
 class PeakRss:
@@ -132,7 +130,7 @@ def _convert_floor(root: str) -> float:
 def _ingest_here(root: str, out: str, sample_rss: bool) -> tuple:
   with PeakRss() if sample_rss else contextlib.nullcontext() as rss:
     start = time.perf_counter()
-    options = PipelineOptions(list(DEFAULT_ARGS))
+    options = PipelineOptions(list(configs.BEAM_PIPELINE_ARGS))
     result = ingest(
       root,
       os.path.join(out, 'examples'),

@@ -63,8 +63,8 @@ def run(
   custom_config: Optional[Dict[str, Any]] = None,
   analyze_splits: Sequence[str] = ('train',),
   beam_pipeline_args: Sequence[str] = (
+    *configs.BEAM_PIPELINE_ARGS,
     '--direct_running_mode=in_memory',
-    f'--setup_file={configs.PACKAGE_SETUP_FILE}',  # as in the pipeline: no TFX sdist per run
   ),
 ) -> tft.TFTransformOutput:
   """Analyzes `analyze_splits` and transforms every split of `raw_examples` (split -> TFRecord

@@ -1,10 +1,10 @@
 """Beam arguments of the data-processing components, per engine, validated before a run starts.
 
 Ingestion, StatisticsGen, Transform and Evaluator are Beam pipelines: the same TFX pipeline runs
-them on this machine (DirectRunner) or on a cluster (Dataflow, Flink, Spark). `compose` starts
-from an engine's preset and appends the user's arguments (a later flag wins); `validate` checks
-them with Beam's own validator plus this project's rules, so a missing or misspelt option fails
-at once with every problem listed, not minutes into a run.
+them on this machine (the DirectRunner's engine) or on a cluster (Dataflow, Flink, Spark).
+`compose` starts from an engine's preset and appends the user's arguments (a later flag wins);
+`validate` checks them with Beam's own validator plus this project's rules, so a missing or
+misspelt option fails at once with every problem listed, not minutes into a run.
 """
 
 import difflib
@@ -28,7 +28,14 @@ ENGINES: Dict[str, Tuple[str, ...]] = {
   'spark': ('--runner=SparkRunner',),
 }
 
-RUNNERS = ('DirectRunner', 'DataflowRunner', 'FlinkRunner', 'SparkRunner', 'PortableRunner')
+RUNNERS = (
+  'FnApiRunner',
+  'DirectRunner',
+  'DataflowRunner',
+  'FlinkRunner',
+  'SparkRunner',
+  'PortableRunner',
+)
 PORTABLE_RUNNERS = ('FlinkRunner', 'SparkRunner', 'PortableRunner')
 ENVIRONMENT_TYPES = ('DOCKER', 'PROCESS', 'EXTERNAL', 'LOOPBACK')
 _REMOTE_SCHEMES = ('gs://',)

@@ -32,6 +32,7 @@ from components import operating_point
 from components import signatures
 from components.evaluation import eval_config as eval_config_lib
 from components.evaluation.gate import Gate
+from pipeline import beam_args
 
 GRAY_STEP = 8  # gray level of table row i: i * GRAY_STEP
 
@@ -223,7 +224,8 @@ def run_evaluator(work_dir: str, examples, model, baseline=None, **gate):
     inputs['baseline_model'] = [baseline]
   executor = evaluator_executor.Executor(
     base_beam_executor.BaseBeamExecutor.Context(
-      beam_pipeline_args=['--direct_running_mode=in_memory'], tmp_dir=os.path.join(work_dir, 'tmp')
+      beam_pipeline_args=beam_args.compose('direct', ['--direct_running_mode=in_memory']),
+      tmp_dir=os.path.join(work_dir, 'tmp'),
     )
   )
   executor.Do(

@@ -14,6 +14,7 @@ import time
 
 import pytest
 
+from pipeline import beam_args
 from pipeline import metadata_config
 from pipeline import metadata_queries
 from pipeline.output_layout import layout
@@ -179,7 +180,7 @@ def test_pipeline_steps_record_and_reuse_results_in_mysql(mysql_address, account
     data_root=data_root,
     output_dir=output_dir,
     metadata_mysql=mysql_address,
-    beam_pipeline_args=['--direct_running_mode=in_memory'],
+    beam_pipeline_args=beam_args.compose('direct', ['--direct_running_mode=in_memory']),
   )
   steps = tfx_pipeline.RunOptions(to_nodes=['StatisticsGen'])
   for _ in range(2):

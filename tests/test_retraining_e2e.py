@@ -41,6 +41,7 @@ from components.evaluation import results
 from components.evaluation.gate import Gate
 from components.image_spec import ImageSpec
 from components.pusher import versioned_dir
+from pipeline import beam_args
 from pipeline import beam_runner
 from pipeline import history
 from pipeline import local_runner
@@ -63,7 +64,7 @@ def _options(data_root, output_dir, warm_start, gate):
     image=ImageSpec(size=32),
     warm_start=warm_start,
     hparam_overrides={'backbone': 'resnet50v2', 'weights': 'none', 'epochs': 1, 'batch_size': 8},
-    beam_pipeline_args=['--direct_running_mode=in_memory'],
+    beam_pipeline_args=beam_args.compose('direct', ['--direct_running_mode=in_memory']),
     gate=Gate(**gate),
   )
 

@@ -10,6 +10,9 @@ import threading
 import time
 
 from absl import logging as absl_logging
+import apache_beam as beam
+from apache_beam.testing.util import assert_that
+from apache_beam.testing.util import equal_to
 import pytest
 from tfx.utils import dependency_utils
 
@@ -33,12 +36,25 @@ DATAFLOW_OK = [
 def test_direct_engine_defaults_to_multi_processing_on_every_core():
   args = beam_args.compose('direct')
   assert args == [
+    '--runner=FnApiRunner',
     '--direct_running_mode=multi_processing',
     '--direct_num_workers=0',
     f'--setup_file={configs.PACKAGE_SETUP_FILE}',
   ]
   # TFX's Beam executors add nothing, so they skip packing TFX into an sdist before each step.
   assert dependency_utils.make_beam_dependency_flags(args) == args
+
+
+def test_the_direct_preset_runs_on_this_machine_without_a_prism_hand_off(caplog):
+  """Beam 2.74's DirectRunner hands a pipeline to Prism first (an sdist of this project, then a
+  download of the Prism binary); the preset's pipelines run on its own engine at once."""
+  caplog.set_level(logging.INFO, logger='apache_beam')
+  with beam.Pipeline(argv=beam_args.compose('direct')) as p:
+    squares = p | beam.Create(range(5)) | beam.Map(lambda x: x * x)
+    assert_that(squares, equal_to([0, 1, 4, 9, 16]))
+  messages = [record.getMessage() for record in caplog.records]
+  assert not [m for m in messages if 'Prism' in m or 'sdist' in m]
+  assert any('fn_api_runner' in record.name for record in caplog.records)
 
 
 def test_user_arguments_follow_the_preset_so_they_win():
