@@ -504,8 +504,14 @@ def _add_compile_kfp_parser(subparsers) -> None:
     help='machines the Trainer runs on: 1 (default) in the pipeline step, more as a Vertex AI '
     'custom job under MultiWorkerMirroredStrategy (docs/scaling_out.md)',
   )
-  g.add_argument('--vertex-project', default='', help='Google Cloud project of that job')
-  g.add_argument('--vertex-region', default='', help='its Vertex AI region, e.g. europe-west4')
+  g.add_argument(
+    '--vertex-project', default=_VERTEX_TRAINING.project, help='Google Cloud project of that job'
+  )
+  g.add_argument(
+    '--vertex-region',
+    default=_VERTEX_TRAINING.region,
+    help='its Vertex AI region, e.g. europe-west4',
+  )
   g.add_argument(
     '--training-machine-type',
     default=_VERTEX_TRAINING.machine_type,
