@@ -21,7 +21,7 @@ setuptools.setup(
     'tensorflow==2.16.2',
     'tf-keras==2.16.0',
     'tensorflow-datasets==4.9.10',
-    'apache-beam[gcp]>=2.60,<3',
+    'apache-beam[gcp,dask]>=2.60,<3',  # dask: the ingestion on a dask.distributed cluster
     'dill',  # imported by tfx-bsl, no longer pulled by recent apache-beam
     'pyarrow',
     'pillow',

@@ -1,13 +1,15 @@
 """Beam arguments of the data-processing components, per engine, validated before a run starts.
 
 Ingestion, StatisticsGen, Transform and Evaluator are Beam pipelines: the same TFX pipeline runs
-them on this machine (the DirectRunner's engine) or on a cluster (Dataflow, Flink, Spark).
+them on this machine (the DirectRunner's engine) or on a cluster (Dataflow, Flink, Spark). A Dask
+cluster runs the ingestion only (`by_step`).
 `compose` starts from an engine's preset and appends the user's arguments (a later flag wins);
 `validate` checks them with Beam's own validator plus this project's rules, so a missing or
 misspelt option fails at once with every problem listed, not minutes into a run.
 """
 
 import difflib
+import importlib
 import os
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -16,6 +18,7 @@ from apache_beam.options.pipeline_options_validator import PipelineOptionsValida
 
 from pipeline import configs
 
+DASK_RUNNER = 'apache_beam.runners.dask.dask_runner.DaskRunner'
 ENGINES: Dict[str, Tuple[str, ...]] = {
   'direct': configs.BEAM_PIPELINE_ARGS,
   'dataflow': (
@@ -26,7 +29,12 @@ ENGINES: Dict[str, Tuple[str, ...]] = {
   ),
   'flink': ('--runner=FlinkRunner',),
   'spark': ('--runner=SparkRunner',),
+  'dask': (f'--runner={DASK_RUNNER}',),
 }
+# Runners of the ingestion only: on Beam 2.74's DaskRunner, TFDV's statistics and tf.Transform
+# fail ("'NoneType' object has no attribute '__dask_keys__'"), while the ingestion writes the
+# same bytes as on the direct engine (tests/test_ingestion_dask.py).
+INGESTION_ONLY_RUNNERS = (DASK_RUNNER,)
 
 RUNNERS = (
   'FnApiRunner',
@@ -35,6 +43,7 @@ RUNNERS = (
   'FlinkRunner',
   'SparkRunner',
   'PortableRunner',
+  DASK_RUNNER,
 )
 PORTABLE_RUNNERS = ('FlinkRunner', 'SparkRunner', 'PortableRunner')
 ENVIRONMENT_TYPES = ('DOCKER', 'PROCESS', 'EXTERNAL', 'LOOPBACK')
@@ -161,6 +170,8 @@ def validate(
   runner = options.view_as(beam_options.StandardOptions).runner or 'DirectRunner'
   if runner not in RUNNERS:
     raise BeamArgsError(f'Unsupported Beam --runner {runner!r}: use one of {", ".join(RUNNERS)}')
+  if runner == DASK_RUNNER:
+    importlib.import_module(DASK_RUNNER.rsplit('.', 1)[0])  # defines the --dask_* options
   validator = PipelineOptionsValidator(options, runner=None)
   errors = _unknown_flags(args)
   if runner == 'DataflowRunner':
@@ -169,11 +180,28 @@ def validate(
     )
   elif runner in PORTABLE_RUNNERS:
     errors += _portable_errors(runner, options, validator, args)
+  elif runner == DASK_RUNNER and not (
+    _flag_given(args, 'dask_client_address') or _flag_given(args, 'dask_scheduler_file')
+  ):
+    errors.append(
+      'DaskRunner needs --dask_client_address=tcp://HOST:PORT (the scheduler of a running '
+      'dask.distributed cluster) or --dask_scheduler_file=PATH'
+    )
   if errors:
     raise BeamArgsError(
       f'Invalid Beam arguments for {runner} ({" ".join(args)}):\n  - ' + '\n  - '.join(errors)
     )
   return args
+
+
+def by_step(args: Sequence[str], direct: Sequence[str]) -> Tuple[List[str], Optional[List[str]]]:
+  """(the arguments of the pipeline's Beam steps, the ingestion's own or None) for validated
+  `args`: with a runner of the ingestion only (INGESTION_ONLY_RUNNERS), the other steps run on
+  `direct` (the direct engine's arguments) and the ingestion on `args`."""
+  runner = beam_options.PipelineOptions(list(args)).view_as(beam_options.StandardOptions).runner
+  if runner in INGESTION_ONLY_RUNNERS:
+    return list(direct), list(args)
+  return list(args), None
 
 
 def compose(

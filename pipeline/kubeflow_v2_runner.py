@@ -63,6 +63,16 @@ def build(
       f'serving on Vertex), got {serving_dir!r}'
     )
   paths = OutputLayout(options.output_dir.rstrip('/'))
+  direct = configs.direct_beam_args(project_dir)
+  steps_beam_args, ingestion_beam_args = beam_args.by_step(
+    beam_args.validate(
+      options.beam_pipeline_args or direct,
+      options.data_root,
+      paths.pipeline_root,
+      local_files=False,
+    ),
+    direct,
+  )
   return run_options.build_pipeline(
     options,
     pipeline_root=paths.pipeline_root,
@@ -71,12 +81,8 @@ def build(
     schema_path=os.path.join(project_dir, 'schemas', 'schema.pbtxt'),
     serving_model_dir=serving_dir,
     drift_reference_dir=paths.drift_reference_dir,
-    beam_pipeline_args=beam_args.validate(
-      options.beam_pipeline_args or configs.direct_beam_args(project_dir),
-      options.data_root,
-      paths.pipeline_root,
-      local_files=False,
-    ),
+    beam_pipeline_args=steps_beam_args,
+    ingestion_beam_args=ingestion_beam_args,
     trainer_vertex_config=trainer_vertex_config,
   )
 

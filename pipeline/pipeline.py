@@ -45,6 +45,7 @@ def create_pipeline(
   enable_cache: bool = True,
   metadata_connection_config: Optional[Any] = None,
   beam_pipeline_args: Optional[List[str]] = None,
+  ingestion_beam_args: Optional[List[str]] = None,
   trainer_vertex_config: Optional[Dict[str, Any]] = None,
 ) -> tfx.dsl.Pipeline:
   """Returns the TFX pipeline.
@@ -57,6 +58,8 @@ def create_pipeline(
     drift_reference_dir: the accepted spans' statistics the drift check compares with
       (components.drift.reference).
     warm_start: start training from the last blessed model's weights.
+    ingestion_beam_args: the ingestion's own Beam arguments (pipeline.beam_args.by_step), after
+      `beam_pipeline_args`: a later flag wins.
     trainer_vertex_config: custom_config keys of TFX's Vertex AI Training extension
       (pipeline.vertex_training): the Trainer then runs as a Vertex AI custom job.
   """
@@ -65,6 +68,8 @@ def create_pipeline(
     input_fingerprint=input_fingerprint,
     **ingest_config,
   ).with_id(INGESTION)
+  if ingestion_beam_args:
+    example_gen.with_beam_pipeline_args(ingestion_beam_args)
   examples = example_gen.outputs['examples']
 
   statistics_gen = tfx.components.StatisticsGen(examples=examples)

@@ -8,6 +8,7 @@ from tfx.v1.extensions import google_cloud_ai_platform as vertex_ai
 from components import hparams
 from components.image_spec import ImageSpec
 import docker_files
+from pipeline import beam_args
 from pipeline import kubeflow_v2_runner
 from pipeline.run_options import RunOptions
 from pipeline.vertex_training import VertexTraining
@@ -261,6 +262,17 @@ def test_dataflow_arguments_are_validated_with_container_paths(tmp_path):
   )
   args = _container_args(job, 'Transform')
   assert '--runner=DataflowRunner' in args and '--setup_file=/pipeline/setup.py' in args
+
+
+def test_on_a_dask_cluster_only_the_ingestion_container_gets_the_dask_arguments(tmp_path):
+  dask = [f'--runner={beam_args.DASK_RUNNER}', '--dask_client_address=tcp://dask:8786']
+  job = kubeflow_v2_runner.compile_pipeline(
+    _options(beam_pipeline_args=dask), str(tmp_path / 'p.json')
+  )
+  assert _container_args(job, 'ImageFolderExampleGen')[-2:] == dask
+  for task in ('StatisticsGen', 'Transform', 'Evaluator'):
+    args = _container_args(job, task)
+    assert '--runner=FnApiRunner' in args and not set(dask) & set(args), task
 
 
 def _compile_kfp(path, *flags, data='gs://my-bucket/data'):

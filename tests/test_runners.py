@@ -164,6 +164,15 @@ def test_spark_with_an_image_and_portable_runner_with_a_job_server():
   )
 
 
+def test_dask_needs_a_scheduler():
+  with pytest.raises(beam_args.BeamArgsError, match='DaskRunner needs --dask_client_address'):
+    beam_args.compose('dask')
+  with pytest.raises(beam_args.BeamArgsError, match='did you mean --dask_client_address'):
+    beam_args.compose('dask', ['--dask_client_adress=tcp://10.0.0.5:8786'])
+  for scheduler in ('--dask_client_address=tcp://10.0.0.5:8786', '--dask_scheduler_file=s.json'):
+    assert beam_args.compose('dask', [scheduler]) == [*beam_args.ENGINES['dask'], scheduler]
+
+
 # Metadata connection.
 
 
@@ -321,6 +330,27 @@ def test_build_validates_beam_arguments_and_the_metadata_server(
     local_runner.build(
       _run_options(tiny_dataset, str(tmp_path / 'out'), metadata_mysql='127.0.0.1:1/m')
     )
+
+
+def test_a_dask_cluster_runs_the_ingestion_and_the_other_beam_steps_stay_direct(
+  tmp_path, tiny_dataset
+):
+  from tfx.dsl.components.base.executor_spec import BeamExecutorSpec
+
+  from pipeline import local_runner
+
+  dask = beam_args.compose('dask', ['--dask_client_address=tcp://10.0.0.5:8786'])
+  pipeline = local_runner.build(
+    _run_options(tiny_dataset, str(tmp_path / 'out'), beam_pipeline_args=dask)
+  )
+  beam_steps = {
+    c.id: c.executor_spec.beam_pipeline_args
+    for c in pipeline.components
+    if isinstance(c.executor_spec, BeamExecutorSpec)
+  }
+  assert beam_steps.pop('ImageFolderExampleGen') == [*configs.BEAM_PIPELINE_ARGS, *dask]
+  assert set(beam_steps) == {'StatisticsGen', 'Transform', 'Evaluator'}
+  assert all(args == list(configs.BEAM_PIPELINE_ARGS) for args in beam_steps.values())
 
 
 def test_beam_runner_hands_the_whole_pipeline_to_beam_dag_runner_under_the_lock(
