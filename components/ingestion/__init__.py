@@ -1,9 +1,9 @@
 """Ingestion of chest X-ray class folders into TFRecords of raw tf.Examples, with a report.
 
-`ingest(...)` is the plain-Python entry point, `fingerprint(...)` the cache key of the input,
-`IngestOptions` the settings, and `components.ingestion.component.ImageFolderExampleGen` the TFX
-component. The names load their module on first use (PEP 562), so that `cxr` reads
-`components.ingestion.options` without importing Beam (5 s).
+`ingest(...)` is the plain-Python entry point, `IngestOptions` the settings, and
+`components.ingestion.component.ImageFolderExampleGen` the TFX component. The names load their
+module on first use (PEP 562), so that `cxr` reads `components.ingestion.options` without importing
+Beam (5 s).
 """
 
 import importlib
@@ -11,7 +11,6 @@ import importlib
 _EXPORTS = {
   'IngestResult': 'api',
   'ingest': 'api',
-  'fingerprint': 'discovery',
   'IngestOptions': 'options',
 }
 
