@@ -9,7 +9,8 @@ Globs do not recurse, so there is one pattern per depth, matching files and fold
 MAX_DEPTH, deeper than every layout of discovery.py (span/wrapper/Train/source/class/images/file
 is 7). A file below MAX_DEPTH is not fingerprinted, though adding or removing one changes the
 modification time of its folder at MAX_DEPTH on a local disk. The patterns cover every span
-folder, so a change to a span that `span_selection` leaves out re-runs ingestion as well.
+folder, so a change to a span that `span_selection` leaves out re-runs ingestion as well. Times
+are whole seconds: a file rewritten within the second with the same size goes unnoticed.
 """
 
 import os
