@@ -12,6 +12,7 @@ from tfx.dsl.compiler import constants
 from tfx.orchestration.portable import runtime_parameter_utils
 from tfx.proto.orchestration import pipeline_pb2
 
+from components import ingestion
 from pipeline import beam_args
 from pipeline import configs
 from pipeline import log_redaction
@@ -39,6 +40,7 @@ def build(options: RunOptions, metadata_connection_config=None) -> tfx.dsl.Pipel
   )
   if '://' not in data_root and not os.path.isdir(data_root):
     raise FileNotFoundError(f'Dataset folder not found: {data_root}')
+  ingestion.check(data_root, options.ingest)
   if metadata_connection_config is None:
     metadata_connection_config = metadata_config.connection_config(
       options.metadata_mysql, paths.metadata_path

@@ -229,6 +229,14 @@ def _select_spans(input_base: str, top_dirs: Iterable[str], span: str) -> List[T
   return selected
 
 
+def check_spans(input_base: str, span: str) -> None:
+  """Raises the ValueError `discover` raises when `span` selects no span folder, from one listing
+  of input_base."""
+  _select_spans(
+    input_base, {f.path.split('/', 1)[0] for f in iter_files(input_base) if '/' in f.path}, span
+  )
+
+
 @dataclasses.dataclass(frozen=True)
 class _Layout:
   """How the files under one root (the input, or a span folder) are classified."""

@@ -73,6 +73,11 @@ def _checked_text(uri: str) -> str:
   return text
 
 
+def check(uri: str) -> None:
+  """Raises ValueError when the CSV is missing or lacks a column."""
+  _checked_text(uri)
+
+
 def stage(uri: str, folder: str, salt: bytes) -> str:
   """Copies the CSV (checked) into `folder`, which the Beam workers can read (the CSV itself may
   be on the launching machine only), its patient ids replaced by their salted hashes; returns the
