@@ -11,9 +11,10 @@ Differences from the local runners:
 - the serving folder must be a filesystem path inside the containers (the pusher renames folders
   atomically): on Vertex, Cloud Storage is mounted at /gcs/<bucket>/, which is the default;
 - the Trainer may run on several machines, as a Vertex AI custom job (pipeline.vertex_training);
-- caching works as locally: the ingestion step, a FileBasedExampleGen, gets TFX's `preCacheCheck`
-  hook, which fingerprints the input files in the container before KFP looks up its cache
-  (components/ingestion/cache_key.py), so a recurring run reuses one spec for new data.
+- caching works as locally although a recurring run reuses one spec for new data: the ingestion
+  step, a FileBasedExampleGen, gets TFX's `preCacheCheck` hook, which Vertex AI Pipelines runs in
+  the container before its cache lookup to fingerprint the input files
+  (components/ingestion/cache_key.py).
 """
 
 import json
