@@ -116,7 +116,7 @@ def _record(store: metadata_store.MetadataStore, run_id: str, running: bool) -> 
   if INGESTION in latest:
     examples = _artifact(store, latest[INGESTION].id, 'examples')
     record.span = examples.properties['span'].int_value if examples else None
-    record.span_selection = metadata_queries.custom_property(latest[INGESTION], 'span')
+    record.span_selection = metadata_queries.custom_property(latest[INGESTION], 'span_selection')
   if DRIFT_CHECK in latest:
     report = _artifact(store, latest[DRIFT_CHECK].id, 'report')
     if report is not None:

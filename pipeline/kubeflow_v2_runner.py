@@ -11,8 +11,10 @@ Differences from the local runners:
 - the serving folder must be a filesystem path inside the containers (the pusher renames folders
   atomically): on Vertex, Cloud Storage is mounted at /gcs/<bucket>/, which is the default;
 - the Trainer may run on several machines, as a Vertex AI custom job (pipeline.vertex_training);
-- the input fingerprint cannot be computed when compiling (a recurring run reuses one spec for new
-  data), so the ingestion step is never cached; downstream steps re-run on its new output.
+- caching works as locally although a recurring run reuses one spec for new data: the ingestion
+  step, a FileBasedExampleGen, gets TFX's `preCacheCheck` hook, which Vertex AI Pipelines runs in
+  the container before its cache lookup to fingerprint the input files
+  (components/ingestion/cache_key.py).
 """
 
 import json
@@ -25,7 +27,6 @@ from tfx.orchestration.kubeflow.v2 import kubeflow_v2_dag_runner
 
 from pipeline import beam_args
 from pipeline import configs
-from pipeline import pipeline as pipeline_lib
 from pipeline import run_options
 from pipeline.output_layout import OutputLayout
 from pipeline.run_options import RunOptions
@@ -34,7 +35,6 @@ from pipeline.vertex_training import VertexTraining
 # The local tag of `docker build -f docker/pipeline.Dockerfile -t cxr-tfx-pipeline:0.1.0 .`
 DEFAULT_IMAGE = 'cxr-tfx-pipeline:0.1.0'
 CONTAINER_PROJECT_DIR = '/pipeline'  # WORKDIR of the image; holds schemas/
-RUNTIME_FINGERPRINT = 'not-cached-on-kubeflow'
 
 
 def default_serving_dir(output_dir: str) -> str:
@@ -77,7 +77,6 @@ def build(
     options,
     pipeline_root=paths.pipeline_root,
     data_root=options.data_root,
-    input_fingerprint=RUNTIME_FINGERPRINT,
     schema_path=os.path.join(project_dir, 'schemas', 'schema.pbtxt'),
     serving_model_dir=serving_dir,
     drift_reference_dir=paths.drift_reference_dir,
@@ -107,7 +106,6 @@ def compile_pipeline(
     build(options, serving_dir, project_dir, training.custom_config(image)), write_out=False
   )
   tasks = job['pipelineSpec']['root']['dag']['tasks']
-  tasks[pipeline_lib.INGESTION]['cachingOptions'] = {'enableCache': False}
   os.makedirs(os.path.dirname(os.path.abspath(output_file)), exist_ok=True)
   with open(output_file, 'w', encoding='utf-8') as f:
     json.dump(job, f, indent=2, sort_keys=True)

@@ -12,7 +12,7 @@ from tfx.dsl.compiler import constants
 from tfx.orchestration.portable import runtime_parameter_utils
 from tfx.proto.orchestration import pipeline_pb2
 
-from components.ingestion import fingerprint
+from components import ingestion
 from pipeline import beam_args
 from pipeline import configs
 from pipeline import log_redaction
@@ -40,6 +40,7 @@ def build(options: RunOptions, metadata_connection_config=None) -> tfx.dsl.Pipel
   )
   if '://' not in data_root and not os.path.isdir(data_root):
     raise FileNotFoundError(f'Dataset folder not found: {data_root}')
+  ingestion.check(data_root, options.ingest)
   if metadata_connection_config is None:
     metadata_connection_config = metadata_config.connection_config(
       options.metadata_mysql, paths.metadata_path
@@ -56,7 +57,6 @@ def build(options: RunOptions, metadata_connection_config=None) -> tfx.dsl.Pipel
     options,
     pipeline_root=pipeline_root,
     data_root=data_root,
-    input_fingerprint=fingerprint(data_root, options.ingest.span, options.ingest.metadata_csv),
     schema_path=os.path.join(configs.SCHEMA_DIR, 'schema.pbtxt'),
     serving_model_dir=paths.serving_dir,
     drift_reference_dir=paths.drift_reference_dir,

@@ -30,7 +30,6 @@ def create_pipeline(
   pipeline_name: str,
   pipeline_root: str,
   data_root: str,
-  input_fingerprint: str,
   ingest_config: Dict[str, Any],
   schema_path: str,
   preprocessing_fn: str,
@@ -63,11 +62,7 @@ def create_pipeline(
     trainer_vertex_config: custom_config keys of TFX's Vertex AI Training extension
       (pipeline.vertex_training): the Trainer then runs as a Vertex AI custom job.
   """
-  example_gen = ImageFolderExampleGen(
-    input_base=data_root,
-    input_fingerprint=input_fingerprint,
-    **ingest_config,
-  ).with_id(INGESTION)
+  example_gen = ImageFolderExampleGen(input_base=data_root, **ingest_config).with_id(INGESTION)
   if ingestion_beam_args:
     example_gen.with_beam_pipeline_args(ingestion_beam_args)
   examples = example_gen.outputs['examples']

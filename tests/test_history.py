@@ -135,7 +135,13 @@ def output_dir(tmp_path_factory):
   blessing_1 = s.artifact('ModelBlessing', blessed=1)
   pushed_1 = s.artifact('PushedModel', pushed=1, pushed_version='1767225600')
   first = [
-    ('ImageFolderExampleGen', COMPLETE, {'examples': [examples_1]}, {}, {'span': 'latest'}),
+    (
+      'ImageFolderExampleGen',
+      COMPLETE,
+      {'examples': [examples_1]},
+      {},
+      {'span_selection': 'latest'},
+    ),
     ('Transform', COMPLETE, {}, {'examples': [examples_1]}, {}),
     ('Trainer', COMPLETE, {'model': [model_1]}, {}, {}),
     (
@@ -163,7 +169,7 @@ def output_dir(tmp_path_factory):
   s.run(
     'run-3',
     [
-      ('ImageFolderExampleGen', COMPLETE, {'examples': [examples_2]}, {}, {'span': '2'}),
+      ('ImageFolderExampleGen', COMPLETE, {'examples': [examples_2]}, {}, {'span_selection': '2'}),
       ('DriftCheck', COMPLETE, {'report': [drift_2]}, {}, {}),
       ('Transform', COMPLETE, {}, {'examples': [examples_2]}, {}),
       ('Trainer', COMPLETE, {'model': [model_3]}, {'base_model': [model_1]}, {}),
@@ -183,7 +189,7 @@ def output_dir(tmp_path_factory):
   s.run(
     'run-4',
     [
-      ('ImageFolderExampleGen', CACHED, {'examples': [examples_2]}, {}, {'span': '2'}),
+      ('ImageFolderExampleGen', CACHED, {'examples': [examples_2]}, {}, {'span_selection': '2'}),
       ('Transform', CACHED, {}, {'examples': [examples_2]}, {}),
       ('Trainer', FAILED, {}, {}, {}),
     ],
@@ -191,7 +197,7 @@ def output_dir(tmp_path_factory):
   s.run(
     'run-5',
     [
-      ('ImageFolderExampleGen', CACHED, {'examples': [examples_2]}, {}, {'span': '2'}),
+      ('ImageFolderExampleGen', CACHED, {'examples': [examples_2]}, {}, {'span_selection': '2'}),
       ('Trainer', RUNNING, {}, {}, {}),
       ('Evaluator', NEW, {}, {}, {}),
     ],

@@ -23,7 +23,6 @@ from components import features
 from components import labels
 from components.ingestion import beam_pipeline
 from components.ingestion import discovery
-from components.ingestion import fingerprint
 from components.ingestion import image_check
 from components.ingestion import ingest
 from components.ingestion import IngestOptions
@@ -647,18 +646,6 @@ def test_spans_select_latest_all_or_ranges(tmp_path):
   result, manifest, _ = _run(root, tmp_path, 'all', span='all')
   assert result.span == 10 and result.summary['status']['ingested'] == 18 + 15 + 21
   assert manifest['span-2/COVID/img0.png']['source'] == 'span-2'
-
-
-def test_fingerprint_follows_the_selected_files(tmp_path):
-  root = tmp_path / 'data'
-  _spans(root)
-  latest = fingerprint(str(root), 'latest')
-  assert fingerprint(str(root), 'latest') == latest != fingerprint(str(root), 'all')
-  _write(str(root / 'span-1' / 'Train' / 'COVID' / 'new.png'), _image(5))
-  assert fingerprint(str(root), 'latest') == latest  # span-1 is not selected by 'latest'
-  target = root / 'span-10' / 'Train' / 'COVID' / 'covid_0000.png'
-  os.utime(target, (1, 1))
-  assert fingerprint(str(root), 'latest') != latest
 
 
 def test_clear_errors_for_unusable_input(tmp_path):

@@ -1,5 +1,5 @@
-"""ImageFolderExampleGen under LocalDagRunner (artifacts, caching by fingerprint) and the raw
-schema under TFDV."""
+"""ImageFolderExampleGen under LocalDagRunner (artifacts, caching by the input fingerprint TFX's
+ExampleGen driver computes when the step runs) and the raw schema under TFDV."""
 
 import os
 import re
@@ -14,7 +14,6 @@ from tfx import v1 as tfx
 from tfx.types import artifact_utils
 
 from components import demo_data
-from components.ingestion import fingerprint
 from components.ingestion.component import ImageFolderExampleGen
 from pipeline import cli
 from pipeline import configs
@@ -22,13 +21,15 @@ from pipeline import metadata_queries
 from pipeline.output_layout import layout
 
 SCHEMA_PATH = os.path.join(configs.SCHEMA_DIR, 'schema.pbtxt')
+COMPLETE = metadata_store_pb2.Execution.COMPLETE
+CACHED = metadata_store_pb2.Execution.CACHED
 
 
-def _run_pipeline(data, root):
+def _run_pipeline(data, root, **ingest_config):
+  """Runs the component alone in a pipeline kept under `root`; returns its Examples and reports,
+  oldest first."""
   example_gen = ImageFolderExampleGen(
-    input_base=str(data),
-    input_fingerprint=fingerprint(str(data), 'latest'),
-    split_ratios='0.7,0.15,0.15',
+    input_base=str(data), split_ratios='0.7,0.15,0.15', **ingest_config
   )
   metadata = tfx.orchestration.metadata.sqlite_metadata_connection_config(
     str(root / 'metadata.sqlite')
@@ -45,6 +46,14 @@ def _run_pipeline(data, root):
   )
   store = mlmd.MetadataStore(metadata)
   return store.get_artifacts_by_type('Examples'), store.get_artifacts_by_type('cxr.IngestReport')
+
+
+def _states(root):
+  """The last_known_state of each ingestion execution, oldest first."""
+  store = mlmd.MetadataStore(
+    tfx.orchestration.metadata.sqlite_metadata_connection_config(str(root / 'metadata.sqlite'))
+  )
+  return [e.last_known_state for e in sorted(store.get_executions(), key=lambda e: e.id)]
 
 
 def _schema(text_edit=None) -> schema_pb2.Schema:
@@ -77,11 +86,17 @@ def test_component_writes_examples_and_report_and_reruns_only_when_files_change(
   }
   assert sorted(os.listdir(reports[0].uri)) == ['manifest.parquet', 'summary.json']
 
+  assert example_artifact.custom_properties['input_fingerprint'].string_value.startswith(
+    'split:depth-1,num_files:2,'
+  )  # Train/ and Test/, fingerprinted by TFX's FileBasedDriver
+
   examples, _ = _run_pipeline(data, tmp_path)
   assert len(examples) == 1  # same files, same fingerprint: the cached execution is reused
+  assert _states(tmp_path) == [COMPLETE, CACHED]
   os.remove(data / 'Train' / 'COVID' / 'covid_0004.png')
   examples, reports = _run_pipeline(data, tmp_path)
   assert len(examples) == 2 and reports[-1].custom_properties['files_found'].int_value == 20
+  assert _states(tmp_path) == [COMPLETE, CACHED, COMPLETE]
 
   stats = tfdv.generate_statistics_from_tfrecord(
     os.path.join(examples[-1].uri, 'Split-*', 'data_tfrecord-*')
@@ -92,6 +107,25 @@ def test_component_writes_examples_and_report_and_reruns_only_when_files_change(
   assert (
     'label_name' in tfdv.validate_statistics(stats, narrower).anomaly_info
   )  # the check can fail
+
+
+def test_a_new_span_or_a_changed_file_of_it_reruns_ingestion(tmp_path):
+  data = tmp_path / 'data'
+  demo_data.generate(
+    str(data / 'span-1'), train_per_class=3, test_per_class=2, min_size=32, max_size=36
+  )
+  for folder, _, names in os.walk(data):  # a change now shows in the seconds the driver hashes
+    for path in [folder] + [os.path.join(folder, n) for n in names]:
+      os.utime(path, (1_000_000_000, 1_000_000_000))
+  _run_pipeline(data, tmp_path)
+  shutil.copytree(data / 'span-1', data / 'span-2')
+  _run_pipeline(data, tmp_path)
+  examples, _ = _run_pipeline(data, tmp_path)
+  os.utime(data / 'span-2' / 'Test' / 'COVID' / 'covid_0000.png')  # rewritten in place
+  examples, _ = _run_pipeline(data, tmp_path)
+  assert _states(tmp_path) == [COMPLETE, COMPLETE, CACHED, COMPLETE]
+  assert [e.properties['span'].int_value for e in examples] == [1, 2, 2]
+  assert [e.custom_properties['span'].int_value for e in examples] == [1, 2, 2]
 
 
 def test_cxr_run_stops_at_ingestion_when_a_split_lacks_a_class(tmp_path, capsys):

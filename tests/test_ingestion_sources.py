@@ -20,7 +20,6 @@ from components import features
 from components import labels
 from components.ingestion import confounding
 from components.ingestion import discovery
-from components.ingestion import fingerprint
 from components.ingestion import image_check
 from components.ingestion import ingest
 from components.ingestion import IngestOptions
@@ -373,19 +372,9 @@ def test_unusable_metadata_csv_is_one_clear_line(tmp_path):
   )
   (tmp_path / 'bad.csv').write_text('name,origin\na.png,x\n')
   with pytest.raises(ValueError) as error:
-    fingerprint(str(tmp_path / 'data'), 'latest', str(tmp_path / 'bad.csv'))
+    _ingest(tmp_path / 'data', tmp_path / 'out', metadata_csv=str(tmp_path / 'bad.csv'))
   assert str(error.value) == (
     f"metadata_csv '{tmp_path / 'bad.csv'}' needs a file column (path or file or filename) and at "
     'least one of the columns source, view, sex, age, manufacturer, patient_id, found columns '
     "['name', 'origin']; rename its header"
   )
-
-
-def test_fingerprint_follows_the_metadata_csv(tmp_path):
-  _train_test(tmp_path / 'data')
-  csv_path = tmp_path / 'meta.csv'
-  csv_path.write_text('path,source\nTrain/COVID/COVID_1.png,a\n')
-  with_csv = fingerprint(str(tmp_path / 'data'), 'latest', str(csv_path))
-  assert with_csv != fingerprint(str(tmp_path / 'data'), 'latest')
-  csv_path.write_text('path,source\nTrain/COVID/COVID_1.png,b\n')
-  assert fingerprint(str(tmp_path / 'data'), 'latest', str(csv_path)) != with_csv

@@ -7,6 +7,7 @@ from tfx.v1.extensions import google_cloud_ai_platform as vertex_ai
 
 from components import hparams
 from components.image_spec import ImageSpec
+from components.ingestion import cache_key
 import docker_files
 from pipeline import beam_args
 from pipeline import kubeflow_v2_runner
@@ -76,7 +77,7 @@ def test_every_container_runs_the_given_image_with_the_beam_arguments(compiled):
     )
   ingestion_args = containers['ImageFolderExampleGen_executor']['args']
   assert ingestion_args[-2:] == ['--direct_running_mode=multi_processing', '--direct_num_workers=4']
-  assert 'components.ingestion.component.ImageFolderExampleGen_Executor' in ingestion_args
+  assert _executor_class(job, 'ImageFolderExampleGen') == 'components.ingestion.executor.Executor'
 
 
 def test_paths_point_into_the_bucket_and_the_image(compiled):
@@ -185,15 +186,32 @@ def test_invalid_training_replicas_are_rejected(kwargs, message):
   assert str(error.value) == message
 
 
-def test_ingestion_is_never_cached_and_the_rest_is(compiled):
+def test_every_step_is_cached_and_ingestion_fingerprints_its_input_first(compiled):
   job, _ = compiled
   caching = {
     name: task.get('cachingOptions', {}).get('enableCache')
     for name, task in _tasks(job).items()
     if not name.startswith('latest_blessed')
   }
-  assert caching.pop('ImageFolderExampleGen') is False
-  assert set(caching.values()) == {True}
+  assert set(caching.values()) == {True} and 'ImageFolderExampleGen' in caching
+  container = job['pipelineSpec']['deploymentSpec']['executors']['ImageFolderExampleGen_executor'][
+    'container'
+  ]
+  # TFX's ExampleGen driver runs in the container before KFP looks up the cache
+  # (tests/test_ingestion_cache_key.py runs it on these arguments).
+  hook = container['lifecycle']['preCacheCheck']
+  assert hook['command'] == [
+    'python',
+    '-m',
+    'tfx.orchestration.kubeflow.v2.file_based_example_gen.driver',
+  ]
+  beam_args = container['args'][container['args'].index('{{$}}') + 1 :]
+  assert beam_args[-2:] == ['--direct_running_mode=multi_processing', '--direct_num_workers=4']
+  assert hook['args'] == ['--json_serialized_invocation_args', '{{$}}', *beam_args]
+  input_config = json.loads(_parameter(job, 'ImageFolderExampleGen', 'input_config'))
+  assert [split['pattern'] for split in input_config['splits']] == [
+    '/'.join(['*'] * depth) for depth in range(1, cache_key.MAX_DEPTH + 1)
+  ]
 
 
 def test_default_image_and_no_cache_option(tmp_path):

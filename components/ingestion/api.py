@@ -11,10 +11,10 @@ from apache_beam.io.filesystems import FileSystems
 
 from components import progress
 from components.ingestion import beam_pipeline
+from components.ingestion import discovery
 from components.ingestion import manifest
 from components.ingestion import metadata_csv
 from components.ingestion import subjects
-from components.ingestion.discovery import discover
 from components.ingestion.options import IngestOptions
 from components.ingestion.options import SPLITS
 
@@ -29,10 +29,8 @@ def _stage(
   csv_copy = None
   if options.metadata_csv:
     csv_copy = metadata_csv.stage(options.metadata_csv, workdir, salt)
-  discovery = discover(input_base, options)
-  staged = dataclasses.replace(
-    beam_pipeline.stage_inputs(discovery, workdir), metadata_csv=csv_copy
-  )
+  found = discovery.discover(input_base, options)
+  staged = dataclasses.replace(beam_pipeline.stage_inputs(found, workdir), metadata_csv=csv_copy)
   if not staged.candidates:
     raise ValueError(
       f'No image files found under {input_base} ({staged.ignored_count} other files); expected '
@@ -58,6 +56,14 @@ def _log_progress(staged: beam_pipeline.StagedInputs, seconds: float) -> None:
     )
   else:
     progress.logger.info('  %d image files inspected; writing the examples', done)
+
+
+def check(input_base: str, options: IngestOptions = IngestOptions()) -> None:
+  """Raises the ValueError `ingest` raises on a span selection that finds no span folder or on an
+  unusable metadata CSV: what a runner checks before it starts (one listing of input_base)."""
+  discovery.check_spans(input_base, options.span)
+  if options.metadata_csv:
+    metadata_csv.check(options.metadata_csv)
 
 
 @dataclasses.dataclass(frozen=True)

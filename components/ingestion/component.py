@@ -1,21 +1,26 @@
 """ImageFolderExampleGen: the TFX component over `components.ingestion.ingest`.
 
-Pass `input_fingerprint=components.ingestion.fingerprint(input_base, span, metadata_csv)`: it is
-a parameter, so TFX caching re-runs ingestion exactly when the selected files or the CSV change.
+A FileBasedExampleGen, so that TFX's ExampleGen driver fingerprints the input when the step runs,
+before the cache lookup: FileBasedDriver under the local runners, and on Kubeflow v2 the
+`preCacheCheck` hook TFX compiles for FileBasedExampleGen subclasses only. A run over unchanged
+files re-uses the cached ingestion and every step after it; a new span or a changed file re-runs
+from ingestion (cache_key.py says which files the fingerprint covers).
 """
 
-import apache_beam as beam
-from tfx import v1 as tfx
-from tfx.components.util import examples_utils
+from tfx import types
+from tfx.components import FileBasedExampleGen
+from tfx.dsl.components.base import base_beam_component
+from tfx.dsl.components.base import executor_spec
 from tfx.proto import example_gen_pb2
 from tfx.types import artifact
-from tfx.types import artifact_utils
 from tfx.types import standard_artifacts
+from tfx.types import standard_component_specs
+from tfx.types.component_spec import ChannelParameter
+from tfx.types.component_spec import ExecutionParameter
 
-from components.ingestion import api
+from components.ingestion import cache_key
+from components.ingestion import executor
 from components.ingestion.options import IngestOptions
-
-_DEFAULTS = IngestOptions().to_config()
 
 
 class IngestReport(artifact.Artifact):
@@ -24,57 +29,42 @@ class IngestReport(artifact.Artifact):
   TYPE_NAME = 'cxr.IngestReport'  # KFP v2 needs namespaced custom types
 
 
-@tfx.dsl.components.component(use_beam=True)
-def ImageFolderExampleGen(
-  examples: tfx.dsl.components.OutputArtifact[standard_artifacts.Examples],
-  report: tfx.dsl.components.OutputArtifact[IngestReport],
-  input_base: tfx.dsl.components.Parameter[str],
-  input_fingerprint: tfx.dsl.components.Parameter[str],
-  span: tfx.dsl.components.Parameter[str] = _DEFAULTS['span'],
-  eval_fraction: tfx.dsl.components.Parameter[float] = _DEFAULTS['eval_fraction'],
-  split_ratios: tfx.dsl.components.Parameter[str] = _DEFAULTS['split_ratios'],
-  group_regex: tfx.dsl.components.Parameter[str] = _DEFAULTS['group_regex'],
-  unknown_classes: tfx.dsl.components.Parameter[str] = _DEFAULTS['unknown_classes'],
-  max_bad_fraction: tfx.dsl.components.Parameter[float] = _DEFAULTS['max_bad_fraction'],
-  max_image_pixels: tfx.dsl.components.Parameter[int] = _DEFAULTS['max_image_pixels'],
-  split_seed: tfx.dsl.components.Parameter[str] = _DEFAULTS['split_seed'],
-  metadata_csv: tfx.dsl.components.Parameter[str] = _DEFAULTS['metadata_csv'],
-  allow_confounded_sources: tfx.dsl.components.Parameter[bool] = _DEFAULTS[
-    'allow_confounded_sources'
-  ],
-  patient_salt_file: tfx.dsl.components.Parameter[str] = _DEFAULTS['patient_salt_file'],
-  beam_pipeline: tfx.dsl.components.BeamComponentParameter[beam.Pipeline] = None,
-) -> None:
-  """Ingests chest X-ray class folders under `input_base` into Split-{train,eval,test} TFRecords.
+class ImageFolderExampleGenSpec(standard_component_specs.FileBasedExampleGenSpec):
+  """FileBasedExampleGen's parameters and `examples`, plus the ingestion options (keys and types
+  of IngestOptions.to_config()) and the `report`."""
 
-  `input_fingerprint` is not read: it only makes the cache key change with the files. The other
-  parameters are IngestOptions.to_config(): pass `**options.to_config()`.
-  """
-  del input_fingerprint
-  options = IngestOptions.from_config(
-    dict(
-      span=span,
-      eval_fraction=eval_fraction,
-      split_ratios=split_ratios,
-      group_regex=group_regex,
-      unknown_classes=unknown_classes,
-      max_bad_fraction=max_bad_fraction,
-      max_image_pixels=max_image_pixels,
-      split_seed=split_seed,
-      metadata_csv=metadata_csv,
-      allow_confounded_sources=allow_confounded_sources,
-      patient_salt_file=patient_salt_file,
+  PARAMETERS = {
+    **standard_component_specs.FileBasedExampleGenSpec.PARAMETERS,
+    **{
+      key: ExecutionParameter(type=type(value))
+      for key, value in IngestOptions().to_config().items()
+    },
+  }
+  OUTPUTS = {
+    **standard_component_specs.FileBasedExampleGenSpec.OUTPUTS,
+    executor.REPORT_KEY: ChannelParameter(type=IngestReport),
+  }
+
+
+class ImageFolderExampleGen(FileBasedExampleGen):
+  """Ingests chest X-ray class folders under `input_base` into Split-{train,eval,test} TFRecords,
+  and writes the ingestion report."""
+
+  SPEC_CLASS = ImageFolderExampleGenSpec
+  EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(executor.Executor)
+
+  def __init__(self, input_base: str, **ingest_config):
+    """`ingest_config`: keys of IngestOptions.to_config(), checked here; missing ones take the
+    defaults. Skips FileBasedExampleGen.__init__, which builds its own spec class."""
+    config = IngestOptions.from_config(ingest_config).to_config()
+    spec = ImageFolderExampleGenSpec(
+      input_base=input_base,
+      input_config=cache_key.input_config(input_base, config['metadata_csv']),
+      output_config=example_gen_pb2.Output(),  # the executor chooses the splits
+      output_data_format=example_gen_pb2.FORMAT_TF_EXAMPLE,
+      output_file_format=example_gen_pb2.FORMAT_TFRECORDS_GZIP,
+      examples=types.Channel(type=standard_artifacts.Examples),
+      report=types.Channel(type=IngestReport),
+      **config,
     )
-  )
-  result = api.ingest(input_base, examples.uri, report.uri, options, beam_pipeline)
-  examples.split_names = artifact_utils.encode_split_names(list(result.split_names))
-  examples.span = result.span
-  # TFX's one TFRecord format name; readers detect gzip by the '.gz' suffix.
-  examples_utils.set_file_format(examples, 'tfrecords_gzip')
-  examples_utils.set_payload_format(examples, example_gen_pb2.PayloadFormat.FORMAT_TF_EXAMPLE)
-  summary = result.summary
-  report.set_int_custom_property('files_found', summary['files_found'])
-  for status, count in summary['status'].items():
-    report.set_int_custom_property(status, count)
-  for split, counts in summary['splits'].items():
-    report.set_int_custom_property(f'{split}_examples', counts['total'])
+    base_beam_component.BaseBeamComponent.__init__(self, spec=spec)

@@ -17,7 +17,6 @@ also reports what Beam's local lister drops or cannot tell from a file (see ther
 """
 
 import dataclasses
-import hashlib
 import os
 import posixpath
 import re
@@ -29,7 +28,6 @@ from apache_beam.io.filesystems import FileSystems
 
 from components import dicom
 from components import labels
-from components.ingestion import metadata_csv as metadata_csv_lib
 from components.ingestion.options import IngestOptions
 
 IMAGE_EXTENSIONS = frozenset(
@@ -231,23 +229,12 @@ def _select_spans(input_base: str, top_dirs: Iterable[str], span: str) -> List[T
   return selected
 
 
-def fingerprint(input_base: str, span: str, metadata_csv: Optional[str] = None) -> str:
-  """Cheap cache key of the input: sha256 over the path, size and mtime of every selected file,
-  and the content of the metadata CSV (raises ValueError on an unusable one).
-
-  The pipeline passes it to ImageFolderExampleGen as `input_fingerprint`, so TFX caching re-runs
-  ingestion exactly when a file of the selected spans is added, removed or changed, or the CSV.
-  """
-  files = sorted(iter_files(input_base), key=lambda f: f.path)
-  spans = _select_spans(input_base, {f.path.split('/', 1)[0] for f in files if '/' in f.path}, span)
-  folders = {folder for _, folder in spans}
-  digest = hashlib.sha256(f'spans={[n for n, _ in spans]}\n'.encode())
-  if metadata_csv:
-    digest.update(f'metadata_csv={metadata_csv_lib.digest(metadata_csv)}\n'.encode())
-  for f in files:
-    if not spans or f.path.split('/', 1)[0] in folders:
-      digest.update(f'{f.path}\t{f.size}\t{f.mtime!r}\n'.encode())
-  return digest.hexdigest()
+def check_spans(input_base: str, span: str) -> None:
+  """Raises the ValueError `discover` raises when `span` selects no span folder, from one listing
+  of input_base."""
+  _select_spans(
+    input_base, {f.path.split('/', 1)[0] for f in iter_files(input_base) if '/' in f.path}, span
+  )
 
 
 @dataclasses.dataclass(frozen=True)

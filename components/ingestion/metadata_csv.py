@@ -13,7 +13,6 @@ twice takes the last non-empty value of each column.
 """
 
 import csv
-import hashlib
 import io
 import posixpath
 from typing import Dict, Iterator, List, Tuple
@@ -74,9 +73,9 @@ def _checked_text(uri: str) -> str:
   return text
 
 
-def digest(uri: str) -> str:
-  """sha256 of the CSV's content (a cache key); raises ValueError on an unusable CSV."""
-  return hashlib.sha256(_checked_text(uri).encode()).hexdigest()
+def check(uri: str) -> None:
+  """Raises ValueError when the CSV is missing or lacks a column."""
+  _checked_text(uri)
 
 
 def stage(uri: str, folder: str, salt: bytes) -> str:

@@ -92,8 +92,10 @@ class IngestOptions:
       ) from None
 
   def to_config(self) -> Dict[str, Any]:
-    """The ImageFolderExampleGen parameters (JSON types: `split_ratios` as 'train,eval,test')."""
+    """The ImageFolderExampleGen parameters (JSON types: `split_ratios` as 'train,eval,test').
+    `span` is `span_selection` there: TFX's ExampleGen driver sets the property `span`."""
     config = dataclasses.asdict(self)
+    config['span_selection'] = config.pop('span')
     config['split_ratios'] = _format_split_ratios(self.split_ratios)
     config['metadata_csv'] = self.metadata_csv or ''  # a component parameter cannot be None
     config['patient_salt_file'] = self.patient_salt_file or ''
@@ -103,6 +105,8 @@ class IngestOptions:
   def from_config(cls, config: Mapping[str, Any]) -> 'IngestOptions':
     """The inverse of to_config; missing keys take the defaults."""
     config = dict(config)
+    if 'span_selection' in config:
+      config['span'] = config.pop('span_selection')
     if isinstance(config.get('split_ratios'), str):
       config['split_ratios'] = _parse_split_ratios(config['split_ratios'])
     config['metadata_csv'] = config.get('metadata_csv') or None
