@@ -24,6 +24,7 @@ from tfx.utils import proto_utils
 from components import features
 from components import labels
 from components.ingestion import example_encoding
+from pipeline import beam_args
 from pipeline import configs
 
 TRANSFORM_GRAPH_DIR = 'transform_graph'
@@ -64,7 +65,7 @@ def run(
   analyze_splits: Sequence[str] = ('train',),
   beam_pipeline_args: Sequence[str] = (
     *configs.BEAM_PIPELINE_ARGS,
-    '--direct_running_mode=in_memory',
+    *beam_args.DIRECT_TRANSFORM_ARGS,
   ),
 ) -> tft.TFTransformOutput:
   """Analyzes `analyze_splits` and transforms every split of `raw_examples` (split -> TFRecord

@@ -64,7 +64,7 @@ def build(
     )
   paths = OutputLayout(options.output_dir.rstrip('/'))
   direct = configs.direct_beam_args(project_dir)
-  steps_beam_args, ingestion_beam_args = beam_args.by_step(
+  steps_beam_args, step_beam_args = beam_args.by_step(
     beam_args.validate(
       options.beam_pipeline_args or direct,
       options.data_root,
@@ -81,7 +81,7 @@ def build(
     serving_model_dir=serving_dir,
     drift_reference_dir=paths.drift_reference_dir,
     beam_pipeline_args=steps_beam_args,
-    ingestion_beam_args=ingestion_beam_args,
+    step_beam_args=step_beam_args,
     trainer_vertex_config=trainer_vertex_config,
   )
 

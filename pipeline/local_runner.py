@@ -47,7 +47,7 @@ def build(options: RunOptions, metadata_connection_config=None) -> tfx.dsl.Pipel
     )
     metadata_config.check_usable(metadata_connection_config)
   logging.info('ML Metadata: %s', metadata_config.describe(metadata_connection_config))
-  steps_beam_args, ingestion_beam_args = beam_args.by_step(
+  steps_beam_args, step_beam_args = beam_args.by_step(
     beam_args.validate(
       options.beam_pipeline_args or configs.BEAM_PIPELINE_ARGS, data_root, pipeline_root
     ),
@@ -62,7 +62,7 @@ def build(options: RunOptions, metadata_connection_config=None) -> tfx.dsl.Pipel
     drift_reference_dir=paths.drift_reference_dir,
     metadata_connection_config=metadata_connection_config,
     beam_pipeline_args=steps_beam_args,
-    ingestion_beam_args=ingestion_beam_args,
+    step_beam_args=step_beam_args,
   )
 
 

@@ -44,7 +44,7 @@ def create_pipeline(
   enable_cache: bool = True,
   metadata_connection_config: Optional[Any] = None,
   beam_pipeline_args: Optional[List[str]] = None,
-  ingestion_beam_args: Optional[List[str]] = None,
+  step_beam_args: Optional[Dict[str, List[str]]] = None,
   trainer_vertex_config: Optional[Dict[str, Any]] = None,
 ) -> tfx.dsl.Pipeline:
   """Returns the TFX pipeline.
@@ -57,14 +57,12 @@ def create_pipeline(
     drift_reference_dir: the accepted spans' statistics the drift check compares with
       (components.drift.reference).
     warm_start: start training from the last blessed model's weights.
-    ingestion_beam_args: the ingestion's own Beam arguments (pipeline.beam_args.by_step), after
-      `beam_pipeline_args`: a later flag wins.
+    step_beam_args: more Beam arguments of single steps, by node id (pipeline.beam_args.by_step),
+      after `beam_pipeline_args`: a later flag wins.
     trainer_vertex_config: custom_config keys of TFX's Vertex AI Training extension
       (pipeline.vertex_training): the Trainer then runs as a Vertex AI custom job.
   """
   example_gen = ImageFolderExampleGen(input_base=data_root, **ingest_config).with_id(INGESTION)
-  if ingestion_beam_args:
-    example_gen.with_beam_pipeline_args(ingestion_beam_args)
   examples = example_gen.outputs['examples']
 
   statistics_gen = tfx.components.StatisticsGen(examples=examples)
@@ -133,22 +131,26 @@ def create_pipeline(
     model_run=trainer.outputs['model_run'],
   ).with_id(PUSHER)
 
+  components = [
+    example_gen,
+    statistics_gen,
+    schema_gen,
+    example_validator,
+    drift_check,
+    drift_gate,
+    transform,
+    model_resolver,
+    trainer,
+    evaluator,
+    pusher,
+  ]
+  for component in components:
+    if component.id in (step_beam_args or {}):
+      component.with_beam_pipeline_args(step_beam_args[component.id])
   return tfx.dsl.Pipeline(
     pipeline_name=pipeline_name,
     pipeline_root=pipeline_root,
-    components=[
-      example_gen,
-      statistics_gen,
-      schema_gen,
-      example_validator,
-      drift_check,
-      drift_gate,
-      transform,
-      model_resolver,
-      trainer,
-      evaluator,
-      pusher,
-    ],
+    components=components,
     enable_cache=enable_cache,
     metadata_connection_config=metadata_connection_config,
     beam_pipeline_args=beam_pipeline_args,

@@ -57,7 +57,7 @@ class RunOptions:
 def build_pipeline(options: RunOptions, **placement: Any) -> tfx.dsl.Pipeline:
   """The pipeline with the components `options` choose; `placement` is the runner's part:
   pipeline_root, data_root, schema_path, serving_model_dir, drift_reference_dir,
-  beam_pipeline_args and optionally ingestion_beam_args, metadata_connection_config and
+  beam_pipeline_args and optionally step_beam_args, metadata_connection_config and
   trainer_vertex_config."""
   return pipeline_lib.create_pipeline(
     pipeline_name=configs.PIPELINE_NAME,

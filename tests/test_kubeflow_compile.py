@@ -77,6 +77,8 @@ def test_every_container_runs_the_given_image_with_the_beam_arguments(compiled):
     )
   ingestion_args = containers['ImageFolderExampleGen_executor']['args']
   assert ingestion_args[-2:] == ['--direct_running_mode=multi_processing', '--direct_num_workers=4']
+  transform_args = containers['Transform_executor']['args']
+  assert transform_args[-3:] == [*ingestion_args[-2:], '--direct_running_mode=in_memory']
   assert _executor_class(job, 'ImageFolderExampleGen') == 'components.ingestion.executor.Executor'
 
 
@@ -225,7 +227,7 @@ def test_default_image_and_no_cache_option(tmp_path):
   assert images == {docker_files.docs_build_tags()[docker_files.PIPELINE_DOCKERFILE]}
   assert all(not task.get('cachingOptions', {}).get('enableCache') for task in _tasks(job).values())
   # The default Beam preset names the image's setup.py, not this machine's.
-  args = _container_args(job, 'Transform')
+  args = _container_args(job, 'StatisticsGen')
   assert args[-3:] == [
     '--direct_running_mode=multi_processing',
     '--direct_num_workers=0',

@@ -348,9 +348,31 @@ def test_a_dask_cluster_runs_the_ingestion_and_the_other_beam_steps_stay_direct(
     for c in pipeline.components
     if isinstance(c.executor_spec, BeamExecutorSpec)
   }
-  assert beam_steps.pop('ImageFolderExampleGen') == [*configs.BEAM_PIPELINE_ARGS, *dask]
-  assert set(beam_steps) == {'StatisticsGen', 'Transform', 'Evaluator'}
-  assert all(args == list(configs.BEAM_PIPELINE_ARGS) for args in beam_steps.values())
+  direct = list(configs.BEAM_PIPELINE_ARGS)
+  assert beam_steps.pop('ImageFolderExampleGen') == [*direct, *dask]
+  assert beam_steps.pop('Transform') == [*direct, '--direct_running_mode=in_memory']
+  assert beam_steps == {'StatisticsGen': direct, 'Evaluator': direct}
+
+
+@pytest.mark.parametrize(
+  'args, transform_mode',
+  [
+    (configs.BEAM_PIPELINE_ARGS, 'in_memory'),
+    ([*configs.BEAM_PIPELINE_ARGS, '--direct_num_workers=2'], 'in_memory'),
+    (['--runner=DirectRunner'], 'in_memory'),
+    (['--runner=FlinkRunner', '--flink_master=[local]', '--environment_type=LOOPBACK'], None),
+  ],
+)
+def test_on_the_direct_engine_the_transform_runs_in_process(args, transform_mode):
+  from apache_beam.options.pipeline_options import DirectOptions
+  from apache_beam.options.pipeline_options import PipelineOptions
+
+  steps, single = beam_args.by_step(beam_args.validate(args), configs.BEAM_PIPELINE_ARGS)
+  assert steps == list(args)
+  transform = PipelineOptions([*steps, *single.get('Transform', [])])
+  assert set(single) == ({'Transform'} if transform_mode else set())
+  if transform_mode:
+    assert transform.view_as(DirectOptions).direct_running_mode == transform_mode
 
 
 def test_beam_runner_hands_the_whole_pipeline_to_beam_dag_runner_under_the_lock(
