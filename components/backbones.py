@@ -3,6 +3,9 @@
 ResNet152V2 is the seed notebook's and the default. ResNet50V2 and ResNet101V2 share its blocks,
 input range and last stage (`post_relu`, 1/32 of the input size), so everything after the base
 (head, Grad-CAM, signatures) is the same; they train and load several times faster on CPU.
+The weights' address and MD5 are tf_keras's (resnet.py BASE_WEIGHTS_PATH, WEIGHTS_HASHES), copied
+so that `cxr` names the file to fetch offline without importing TensorFlow; tests/test_model.py
+checks that they stay tf_keras's.
 """
 
 import dataclasses

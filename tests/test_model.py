@@ -51,6 +51,17 @@ def _no_network(*args, **kwargs):
   raise urllib.error.URLError('no network in tests')
 
 
+@pytest.mark.parametrize('backbone', backbones.BACKBONES.values(), ids=lambda b: b.name)
+def test_each_backbones_weights_file_is_the_one_tf_keras_downloads_and_checks(backbone):
+  """backbones.py copies tf_keras's file names and hashes so that `cxr` reads them without
+  importing TensorFlow: they must stay tf_keras's."""
+  from tf_keras.src.applications import resnet
+
+  assert backbone.notop_md5 == resnet.WEIGHTS_HASHES[backbone.name][1]
+  assert backbone.weights_url == resnet.BASE_WEIGHTS_PATH + backbone.weights_file
+  assert getattr(tf.keras.applications, backbone.application)
+
+
 def test_backbone_then_the_seed_head(model):
   assert len(_base(model).layers) == BASE_LAYERS
   assert [type(layer).__name__ for layer in model.layers] == (
