@@ -86,8 +86,13 @@ def make_strategy(gpu_count: int) -> tf.distribute.Strategy:
 
 def input_context(strategy: tf.distribute.Strategy) -> Optional[tf.distribute.InputContext]:
   """This worker's share of the input (input_pipeline.make_dataset) under
-  MultiWorkerMirroredStrategy, numbered as TensorFlow numbers the workers (chief first); None
-  under the single-machine strategies."""
+  MultiWorkerMirroredStrategy, numbered as TensorFlow numbers the workers (chief first, by its
+  multi_worker_util); None under the single-machine strategies.
+
+  Built here, not handed out by strategy.distribute_datasets_from_function: tf_keras 2.16's fit
+  turns `class_weight` into a `dataset.map` (engine/data_adapter.py), which a distributed dataset
+  does not have, and the eval split's `take(eval_steps)` needs a tf.data.Dataset too.
+  """
   if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
     return None
   resolver = strategy.cluster_resolver
