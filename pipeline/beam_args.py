@@ -20,23 +20,10 @@ from apache_beam.options.pipeline_options_validator import PipelineOptionsValida
 from pipeline import configs
 from pipeline import pipeline as pipeline_lib
 
-DASK_RUNNER = 'apache_beam.runners.dask.dask_runner.DaskRunner'
-ENGINES: Dict[str, Tuple[str, ...]] = {
-  'direct': configs.BEAM_PIPELINE_ARGS,
-  'dataflow': (
-    '--runner=DataflowRunner',
-    f'--setup_file={configs.PACKAGE_SETUP_FILE}',
-    # ResNet152V2 is loaded by every Evaluator worker: 15 GB machines, not 3.75 GB.
-    '--machine_type=n1-standard-4',
-  ),
-  'flink': ('--runner=FlinkRunner',),
-  'spark': ('--runner=SparkRunner',),
-  'dask': (f'--runner={DASK_RUNNER}',),
-}
 # Runners of the ingestion only: on Beam 2.74's DaskRunner, TFDV's statistics and tf.Transform
 # fail ("'NoneType' object has no attribute '__dask_keys__'"), while the ingestion writes the
 # same bytes as on the direct engine (tests/test_ingestion_dask.py).
-INGESTION_ONLY_RUNNERS = (DASK_RUNNER,)
+INGESTION_ONLY_RUNNERS = (configs.DASK_RUNNER,)
 DIRECT_RUNNERS = ('FnApiRunner', 'DirectRunner')
 # The Transform on the direct engine runs in this process, whatever the other steps' mode: TF
 # already spreads a session over the cores, and the worker processes cost more than they gave (2
@@ -51,7 +38,7 @@ RUNNERS = (
   'FlinkRunner',
   'SparkRunner',
   'PortableRunner',
-  DASK_RUNNER,
+  configs.DASK_RUNNER,
 )
 PORTABLE_RUNNERS = ('FlinkRunner', 'SparkRunner', 'PortableRunner')
 ENVIRONMENT_TYPES = ('DOCKER', 'PROCESS', 'EXTERNAL', 'LOOPBACK')
@@ -178,8 +165,8 @@ def validate(
   runner = _runner(args)
   if runner not in RUNNERS:
     raise BeamArgsError(f'Unsupported Beam --runner {runner!r}: use one of {", ".join(RUNNERS)}')
-  if runner == DASK_RUNNER:
-    importlib.import_module(DASK_RUNNER.rsplit('.', 1)[0])  # defines the --dask_* options
+  if runner == configs.DASK_RUNNER:
+    importlib.import_module(configs.DASK_RUNNER.rsplit('.', 1)[0])  # defines the --dask_* options
   validator = PipelineOptionsValidator(options, runner=None)
   errors = _unknown_flags(args)
   if runner == 'DataflowRunner':
@@ -188,7 +175,7 @@ def validate(
     )
   elif runner in PORTABLE_RUNNERS:
     errors += _portable_errors(runner, options, validator, args)
-  elif runner == DASK_RUNNER and not (
+  elif runner == configs.DASK_RUNNER and not (
     _flag_given(args, 'dask_client_address') or _flag_given(args, 'dask_scheduler_file')
   ):
     errors.append(
@@ -226,7 +213,9 @@ def compose(
   data_root: Optional[str] = None,
   pipeline_root: Optional[str] = None,
 ) -> List[str]:
-  """The preset of `engine` (see ENGINES) followed by `extra_args`, validated."""
-  if engine not in ENGINES:
-    raise BeamArgsError(f'Unknown Beam engine {engine!r}: use one of {", ".join(ENGINES)}')
-  return validate(list(ENGINES[engine]) + list(extra_args), data_root, pipeline_root)
+  """The preset of `engine` (configs.BEAM_ENGINES) followed by `extra_args`, validated."""
+  if engine not in configs.BEAM_ENGINES:
+    raise BeamArgsError(
+      f'Unknown Beam engine {engine!r}: use one of {", ".join(configs.BEAM_ENGINES)}'
+    )
+  return validate(list(configs.BEAM_ENGINES[engine]) + list(extra_args), data_root, pipeline_root)

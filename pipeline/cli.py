@@ -224,10 +224,10 @@ def _add_pipeline_arguments(p):
   g.add_argument('--no-cache', action='store_true', help='re-run every component')
   g.add_argument(
     '--beam-engine',
-    choices=('direct', 'dataflow', 'flink', 'spark', 'dask'),
+    choices=tuple(configs.BEAM_ENGINES),
     default='direct',
     help='where the Beam steps run (dask: the ingestion only); the --beam-arg flags complete '
-    "the engine's preset (pipeline/beam_args.py, docs/scaling_out.md)",
+    "the engine's preset (pipeline/configs.py, docs/scaling_out.md)",
   )
   g.add_argument(
     '--beam-arg',

@@ -1,4 +1,4 @@
-"""The pipeline's own constants: name, function paths, schema, Beam preset, demo recipe.
+"""The pipeline's own constants: name, function paths, schema, Beam engines' presets, demo recipe.
 
 The settings of each step, and their defaults, belong to the component that reads them:
 components.ingestion.options.IngestOptions, components.image_spec.ImageSpec,
@@ -6,7 +6,7 @@ components.hparams.HParams (and PRESETS).
 """
 
 import os
-from typing import Tuple
+from typing import Dict, Tuple
 
 PIPELINE_NAME = 'cxr-covid'
 
@@ -37,6 +37,21 @@ def direct_beam_args(project_dir: str = _REPO_DIR) -> Tuple[str, ...]:
 
 
 BEAM_PIPELINE_ARGS = direct_beam_args()
+
+DASK_RUNNER = 'apache_beam.runners.dask.dask_runner.DaskRunner'
+# `--beam-engine`: each engine's preset, which the --beam-arg flags complete (pipeline.beam_args).
+BEAM_ENGINES: Dict[str, Tuple[str, ...]] = {
+  'direct': BEAM_PIPELINE_ARGS,
+  'dataflow': (
+    '--runner=DataflowRunner',
+    f'--setup_file={PACKAGE_SETUP_FILE}',
+    # ResNet152V2 is loaded by every Evaluator worker: 15 GB machines, not 3.75 GB.
+    '--machine_type=n1-standard-4',
+  ),
+  'flink': ('--runner=FlinkRunner',),
+  'spark': ('--runner=SparkRunner',),
+  'dask': (f'--runner={DASK_RUNNER}',),  # the ingestion only (pipeline.beam_args.by_step)
+}
 
 # `cxr run --demo`: small, fast settings for the bundled demo data (no ImageNet weights offline).
 # 32 px: an epoch takes ~30 s on 2 idle cores (64 px: ~40 s, and from scratch it learns more

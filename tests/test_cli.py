@@ -211,14 +211,12 @@ def test_bad_run_arguments_are_rejected_before_the_output_folder_is_created(
 def test_the_dask_engine_without_a_scheduler_is_refused_before_anything_runs(
   tiny_dataset, tmp_path, capsys
 ):
-  from pipeline import beam_args
-
   output_dir = tmp_path / 'out'
   argv = ['run', '--data', tiny_dataset, '--output', str(output_dir), '--beam-engine', 'dask']
   assert cli.main(argv) == 2
   assert capsys.readouterr().err == (
-    f'cxr run: error: Invalid Beam arguments for {beam_args.DASK_RUNNER} '
-    f'(--runner={beam_args.DASK_RUNNER}):\n'
+    f'cxr run: error: Invalid Beam arguments for {configs.DASK_RUNNER} '
+    f'(--runner={configs.DASK_RUNNER}):\n'
     '  - DaskRunner needs --dask_client_address=tcp://HOST:PORT (the scheduler of a running '
     'dask.distributed cluster) or --dask_scheduler_file=PATH\n'
   )

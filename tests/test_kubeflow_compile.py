@@ -9,7 +9,7 @@ from components import hparams
 from components.image_spec import ImageSpec
 from components.ingestion import cache_key
 import docker_files
-from pipeline import beam_args
+from pipeline import configs
 from pipeline import kubeflow_v2_runner
 from pipeline.run_options import RunOptions
 from pipeline.vertex_training import VertexTraining
@@ -285,7 +285,7 @@ def test_dataflow_arguments_are_validated_with_container_paths(tmp_path):
 
 
 def test_on_a_dask_cluster_only_the_ingestion_container_gets_the_dask_arguments(tmp_path):
-  dask = [f'--runner={beam_args.DASK_RUNNER}', '--dask_client_address=tcp://dask:8786']
+  dask = [f'--runner={configs.DASK_RUNNER}', '--dask_client_address=tcp://dask:8786']
   job = kubeflow_v2_runner.compile_pipeline(
     _options(beam_pipeline_args=dask), str(tmp_path / 'p.json')
   )

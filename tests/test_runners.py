@@ -170,7 +170,7 @@ def test_dask_needs_a_scheduler():
   with pytest.raises(beam_args.BeamArgsError, match='did you mean --dask_client_address'):
     beam_args.compose('dask', ['--dask_client_adress=tcp://10.0.0.5:8786'])
   for scheduler in ('--dask_client_address=tcp://10.0.0.5:8786', '--dask_scheduler_file=s.json'):
-    assert beam_args.compose('dask', [scheduler]) == [*beam_args.ENGINES['dask'], scheduler]
+    assert beam_args.compose('dask', [scheduler]) == [*configs.BEAM_ENGINES['dask'], scheduler]
 
 
 # Metadata connection.
