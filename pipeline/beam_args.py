@@ -162,7 +162,7 @@ def validate(
   """
   args = list(args)
   options = beam_options.PipelineOptions(args)
-  runner = _runner(args)
+  runner = _runner(options)
   if runner not in RUNNERS:
     raise BeamArgsError(f'Unsupported Beam --runner {runner!r}: use one of {", ".join(RUNNERS)}')
   if runner == configs.DASK_RUNNER:
@@ -189,21 +189,28 @@ def validate(
   return args
 
 
-def by_step(args: Sequence[str], direct: Sequence[str]) -> Tuple[List[str], Dict[str, List[str]]]:
-  """(the arguments of every Beam step, more arguments of single steps by node id, appended to
-  theirs) for validated `args`. With a runner of the ingestion only (INGESTION_ONLY_RUNNERS), the
-  ingestion runs on `args` and the other steps on `direct` (the direct engine's arguments). On the
+def by_step(
+  args: Optional[Sequence[str]],
+  direct: Sequence[str],
+  data_root: Optional[str] = None,
+  pipeline_root: Optional[str] = None,
+  local_files: bool = True,
+) -> Tuple[List[str], Dict[str, List[str]]]:
+  """`args` (`direct`, the direct engine's arguments, when there are none) validated as
+  `validate` does, then split by step: (the arguments of every Beam step, more arguments of single
+  steps by node id, appended to theirs). With a runner of the ingestion only
+  (INGESTION_ONLY_RUNNERS), the ingestion runs on `args` and the other steps on `direct`. On the
   direct engine the Transform runs in this process (DIRECT_TRANSFORM_ARGS)."""
-  steps, single = list(args), {}
-  if _runner(steps) in INGESTION_ONLY_RUNNERS:
-    steps, single = list(direct), {pipeline_lib.INGESTION: list(args)}
-  if _runner(steps) in DIRECT_RUNNERS:
+  steps = validate(args or direct, data_root, pipeline_root, local_files)
+  single = {}
+  if _runner(beam_options.PipelineOptions(steps)) in INGESTION_ONLY_RUNNERS:
+    steps, single = list(direct), {pipeline_lib.INGESTION: steps}
+  if _runner(beam_options.PipelineOptions(steps)) in DIRECT_RUNNERS:
     single[pipeline_lib.TRANSFORM] = list(DIRECT_TRANSFORM_ARGS)
   return steps, single
 
 
-def _runner(args: Sequence[str]) -> str:
-  options = beam_options.PipelineOptions(list(args))
+def _runner(options: beam_options.PipelineOptions) -> str:
   return options.view_as(beam_options.StandardOptions).runner or 'DirectRunner'
 
 

@@ -63,15 +63,12 @@ def build(
       f'serving on Vertex), got {serving_dir!r}'
     )
   paths = OutputLayout(options.output_dir.rstrip('/'))
-  direct = configs.direct_beam_args(project_dir)
   steps_beam_args, step_beam_args = beam_args.by_step(
-    beam_args.validate(
-      options.beam_pipeline_args or direct,
-      options.data_root,
-      paths.pipeline_root,
-      local_files=False,
-    ),
-    direct,
+    options.beam_pipeline_args,
+    configs.direct_beam_args(project_dir),
+    options.data_root,
+    paths.pipeline_root,
+    local_files=False,
   )
   return run_options.build_pipeline(
     options,

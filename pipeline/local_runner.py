@@ -48,10 +48,7 @@ def build(options: RunOptions, metadata_connection_config=None) -> tfx.dsl.Pipel
     metadata_config.check_usable(metadata_connection_config)
   logging.info('ML Metadata: %s', metadata_config.describe(metadata_connection_config))
   steps_beam_args, step_beam_args = beam_args.by_step(
-    beam_args.validate(
-      options.beam_pipeline_args or configs.BEAM_PIPELINE_ARGS, data_root, pipeline_root
-    ),
-    configs.BEAM_PIPELINE_ARGS,
+    options.beam_pipeline_args, configs.BEAM_PIPELINE_ARGS, data_root, pipeline_root
   )
   return run_options.build_pipeline(
     options,

@@ -367,7 +367,7 @@ def test_on_the_direct_engine_the_transform_runs_in_process(args, transform_mode
   from apache_beam.options.pipeline_options import DirectOptions
   from apache_beam.options.pipeline_options import PipelineOptions
 
-  steps, single = beam_args.by_step(beam_args.validate(args), configs.BEAM_PIPELINE_ARGS)
+  steps, single = beam_args.by_step(args, configs.BEAM_PIPELINE_ARGS)
   assert steps == list(args)
   transform = PipelineOptions([*steps, *single.get('Transform', [])])
   assert set(single) == ({'Transform'} if transform_mode else set())
