@@ -9,7 +9,9 @@ Same generated 1024 px grayscale PNGs for all, in one process, each pair in inte
   included, vs the floor: a multiprocessing Pool (fork) on every core reads and fully decodes the
   same PNG files as often with PIL. Each round also transforms one copy of each image, so that
   (n_large - n_small) / (t_large - t_small) gives the marginal rate, without the executor's fixed
-  cost (graph tracing, Beam set-up, SavedModels written and loaded);
+  cost (graph tracing, Beam set-up, SavedModels written and loaded), and runs the Transform's
+  TensorFlow work on each image (preprocessing.stored_pngs) alone on the PNGs: the rate no
+  Transform of these images can pass on this machine, whatever Beam does;
 - input: the seed's tf_keras ImageDataGenerator(rescale=1/255, featurewise_center=True,
   zoom_range=0.07), fitted on a sample, flow_from_directory(224 px, batch 32,
   class_mode='sparse'), one epoch, vs ours: make_dataset(training=True, batch 32) over the
@@ -24,10 +26,13 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
 import glob
 import logging
+import pathlib
 import shutil
 import tempfile
 import time
+from typing import Sequence
 
+import tensorflow as tf
 import tensorflow_transform as tft
 
 from benchmarks import floors
@@ -36,10 +41,13 @@ from benchmarks import seed_generator
 from benchmarks import tfx_transform
 from components import demo_data
 from components import input_pipeline
+from components import preprocessing
+from components.image_spec import ImageSpec
 
 IMAGE_SIZE = 224
 BATCH_SIZE = 32
 TRANSFORM_COPIES = 4  # 1,200 records: the executor's fixed cost is not most of the run
+OPS_BATCH = 100
 CUSTOM_CONFIG = {'image_size': IMAGE_SIZE, 'image_channels': 1}
 
 
@@ -48,6 +56,23 @@ def _transform_seconds(raw_path: str, output_dir: str) -> float:
   start = time.perf_counter()
   tfx_transform.run({'train': raw_path}, output_dir, CUSTOM_CONFIG)
   return time.perf_counter() - start
+
+
+def _stored_pngs_images_per_s(encoded: Sequence[bytes]) -> float:
+  """The Transform's TensorFlow work on each image alone (preprocessing.stored_pngs: decode,
+  resize, PNG), in batches of OPS_BATCH, TensorFlow on every core, after a traced first batch;
+  images/s."""
+  image = ImageSpec.from_config(CUSTOM_CONFIG)
+  convert = tf.function(
+    lambda batch: preprocessing.stored_pngs(batch, image),
+    input_signature=[tf.TensorSpec([None], tf.string)],
+  )
+  batches = [tf.constant(encoded[i : i + OPS_BATCH]) for i in range(0, len(encoded), OPS_BATCH)]
+  convert(batches[0])
+  start = time.perf_counter()
+  for batch in batches:
+    convert(batch)
+  return len(encoded) / (time.perf_counter() - start)
 
 
 def _seed_images_per_s(flow, num_images: int) -> float:
@@ -96,13 +121,16 @@ def run(quick: bool = False) -> dict:
     n_small = tfx_transform.write_class_folders(train_dir, raw_small)
     n_large = tfx_transform.write_class_folders(train_dir, raw_large, TRANSFORM_COPIES)
     transform_dir = os.path.join(work_dir, 'transform')
-    small_seconds, large_seconds = [], []
+    small_seconds, large_seconds, ops_rates = [], [], []
+    encoded = [pathlib.Path(path).read_bytes() for path in png_paths]
 
     def transform_both() -> float:
-      """The one-copy Transform, then the TRANSFORM_COPIES one; images/s of the latter. The first
-      one-copy output stays in transform_dir for the input benchmark."""
+      """The one-copy Transform, the TensorFlow work alone and the TRANSFORM_COPIES Transform;
+      images/s of the latter. The first one-copy output stays in transform_dir for the input
+      benchmark."""
       small_dir = tempfile.mkdtemp(dir=work_dir) if small_seconds else transform_dir
       small_seconds.append(_transform_seconds(raw_small, small_dir))
+      ops_rates.append(_stored_pngs_images_per_s(encoded))
       large_dir = tempfile.mkdtemp(dir=work_dir)
       large_seconds.append(_transform_seconds(raw_large, large_dir))
       for output_dir in {small_dir, large_dir} - {transform_dir}:
@@ -157,6 +185,10 @@ def run(quick: bool = False) -> dict:
       floor_rates,
     ),
     **rounds.spread('transform.marginal_images_per_s', marginal_rates, 1),
+    **rounds.spread('transform.tf_ops_images_per_s', ops_rates, 1),
+    **rounds.spread(
+      'transform.tf_ops_vs_decode_floor', [o / f for o, f in zip(ops_rates, floor_rates)], 2
+    ),
     **rounds.spread(
       'transform.marginal_vs_decode_floor',
       [m / f for m, f in zip(marginal_rates, floor_rates)],
@@ -177,7 +209,8 @@ def run(quick: bool = False) -> dict:
     f'{rounds.summary(figures, "transform.images_per_s")} images/s, '
     f'{rounds.summary(figures, "transform.vs_decode_floor")}x the decode floor (marginal '
     f'{rounds.summary(figures, "transform.marginal_images_per_s")} images/s, '
-    f'{rounds.summary(figures, "transform.marginal_vs_decode_floor")}x), '
+    f'{rounds.summary(figures, "transform.marginal_vs_decode_floor")}x; its TensorFlow work alone '
+    f'{rounds.summary(figures, "transform.tf_ops_vs_decode_floor")}x), '
     f'{bytes_per_example / 1024:.1f} KB per transformed example '
     f'(raw PNG {raw_bytes / num_images / 1024:.1f} KB)'
   )

@@ -24,6 +24,7 @@ from tfx.utils import proto_utils
 from components import features
 from components import labels
 from components.ingestion import example_encoding
+from components.ingestion import image_check
 from pipeline import beam_args
 from pipeline import configs
 
@@ -31,11 +32,22 @@ TRANSFORM_GRAPH_DIR = 'transform_graph'
 TRANSFORMED_EXAMPLES_DIR = 'transformed_examples'
 
 # The raw features preprocessing_fn reads, shaped as in schemas/schema.pbtxt (dense [batch, 1]):
-# the tests' examples hold only these two.
+# the tests' examples hold these (raw_features).
 RAW_FEATURE_SPEC = {
   features.IMAGE_KEY: tf.io.FixedLenFeature([1], tf.string),
+  features.INTENSITY_MEAN_KEY: tf.io.FixedLenFeature([1], tf.float32),
   features.LABEL_KEY: tf.io.FixedLenFeature([1], tf.int64),
 }
+
+
+def raw_features(encoded: bytes, label: int) -> Dict[str, Any]:
+  """The features of RAW_FEATURE_SPEC for one image, as ingestion writes them (its
+  intensity_mean from image_check.pixel_summary), for example_encoding.serialize."""
+  return {
+    features.IMAGE_KEY: encoded,
+    features.INTENSITY_MEAN_KEY: image_check.pixel_summary(encoded).intensity_mean,
+    features.LABEL_KEY: label,
+  }
 
 
 def write_class_folders(root: str, path: str, copies: int = 1) -> int:
@@ -43,7 +55,7 @@ def write_class_folders(root: str, path: str, copies: int = 1) -> int:
   times over, into the uncompressed TFRecord `path` (not named .gz), as ingestion writes them;
   returns the number of records."""
   records = [
-    example_encoding.serialize({features.IMAGE_KEY: _read(png_path), features.LABEL_KEY: label})
+    example_encoding.serialize(raw_features(_read(png_path), label))
     for label, name in enumerate(labels.CLASS_NAMES)
     for png_path in sorted(glob.glob(os.path.join(root, name, '*.png')))
   ]

@@ -25,5 +25,5 @@ SUBGROUP_KEYS = (VIEW_POSITION_KEY, SEX_KEY, AGE_BAND_KEY, MANUFACTURER_KEY)  # 
 
 # Transform output.
 PIXELS_XF = 'pixels_xf'  # bytes: PNG of the resized uint8 image, image_size x image_size x channels
-PIXEL_MEAN_XF = 'pixel_mean_xf'  # float32 [channels]: per-channel train-split mean of pixels/255
+PIXEL_MEAN_XF = 'pixel_mean_xf'  # float32 [channels]: train-split mean of pixels/255, every channel
 LABEL_XF = 'label_xf'  # int64, the label unchanged

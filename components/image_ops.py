@@ -63,7 +63,7 @@ def decode_pixels(pixels_png: tf.Tensor, channels: int) -> tf.Tensor:
 def model_input(pixels: tf.Tensor, pixel_mean: tf.Tensor, mode: str) -> tf.Tensor:
   """uint8 or float pixels in [0, 255] ([..., H, W, C]) -> float32 model input [..., H, W, 3].
 
-  `featurewise_center`: pixels / 255 - train-split mean per channel (`pixel_mean` [..., C], the
+  `featurewise_center`: pixels / 255 - train-split mean (`pixel_mean` [..., C], the
   seed's ImageDataGenerator semantics). `resnet_v2`: pixels / 127.5 - 1 (what the ImageNet
   weights were trained on; `pixel_mean` is ignored).
   """

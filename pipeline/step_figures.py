@@ -82,10 +82,9 @@ def _transform(output: Output) -> Figure:
   path = os.path.join(output('post_transform_stats').uri, transform_executor.STATS_FILE)
   [dataset] = tfdv.load_stats_binary(path).datasets  # the transformed splits, together
   mean = next(f.num_stats for f in dataset.features if f.path.step == [features.PIXEL_MEAN_XF])
-  # Every example holds the learned mean: one value per channel, so min = max with one channel.
-  means = f'{mean.mean:.4f}' if mean.min == mean.max else f'{mean.min:.4f}-{mean.max:.4f}'
+  # Every example holds the learned mean, the same value on every channel.
   return Figure(
-    f'{dataset.num_examples} images (train + eval), learned mean {means}',
+    f'{dataset.num_examples} images (train + eval), learned mean {mean.mean:.4f}',
     images=dataset.num_examples,
   )
 

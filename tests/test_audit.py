@@ -139,7 +139,7 @@ def transform_output(tmp_path_factory):
   raw = str(tmp_path_factory.mktemp('raw') / 'train.gz')
   with tf.io.TFRecordWriter(raw, options='GZIP') as writer:
     for png, label in _dataset('marker', 0, 2):
-      writer.write(example_encoding.serialize({features.IMAGE_KEY: png, features.LABEL_KEY: label}))
+      writer.write(example_encoding.serialize(tfx_transform.raw_features(png, label)))
   return tfx_transform.run(
     {'train': raw}, str(tmp_path_factory.mktemp('transform')), IMAGE.to_config()
   )

@@ -43,9 +43,7 @@ def transformed(tmp_path_factory):
     raw[split] = str(raw_dir / f'{split}.gz')
     with tf.io.TFRecordWriter(raw[split], options='GZIP') as writer:
       for seed in seeds:
-        writer.write(
-          example_encoding.serialize({features.IMAGE_KEY: _png(seed), features.LABEL_KEY: seed % 3})
-        )
+        writer.write(example_encoding.serialize(tfx_transform.raw_features(_png(seed), seed % 3)))
   output_dir = str(tmp_path_factory.mktemp('transform'))
   output = tfx_transform.run(raw, output_dir, {'image_size': SIZE, 'image_channels': 1})
   patterns = {

@@ -26,7 +26,6 @@ import tensorflow as tf
 from benchmarks import tfx_transform
 from components import audit
 from components import demo_data
-from components import features
 from components import labels
 from components import model as model_lib
 from components import ood_images
@@ -153,7 +152,7 @@ def served(tmp_path_factory):
   train = _cxr_pngs('train')
   with tf.io.TFRecordWriter(raw, options='GZIP') as writer:
     for label, png in train:
-      writer.write(example_encoding.serialize({features.IMAGE_KEY: png, features.LABEL_KEY: label}))
+      writer.write(example_encoding.serialize(tfx_transform.raw_features(png, label)))
   transform_output = tfx_transform.run(
     {'train': raw}, str(tmp_path_factory.mktemp('transform')), IMAGE.to_config()
   )

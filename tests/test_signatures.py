@@ -60,9 +60,7 @@ def transformed(tmp_path_factory):
   raw_path = str(tmp_path_factory.mktemp('raw') / 'train.gz')
   with tf.io.TFRecordWriter(raw_path, options='GZIP') as writer:
     for i, encoded in enumerate(IMAGES):
-      writer.write(
-        example_encoding.serialize({features.IMAGE_KEY: encoded, features.LABEL_KEY: i % 3})
-      )
+      writer.write(example_encoding.serialize(tfx_transform.raw_features(encoded, i % 3)))
   output_dir = str(tmp_path_factory.mktemp('transform'))
   output = tfx_transform.run(
     {'train': raw_path}, output_dir, {'image_size': SIZE, 'image_channels': 1}
@@ -253,8 +251,7 @@ def test_transform_features_gives_the_transform_outputs(served, transformed):
   _, _, _, loaded = served
   output, pattern = transformed
   examples = [
-    example_encoding.serialize({features.IMAGE_KEY: encoded, features.LABEL_KEY: 2})
-    for encoded in IMAGES
+    example_encoding.serialize(tfx_transform.raw_features(encoded, 2)) for encoded in IMAGES
   ]
   got = _numpy(loaded.signatures['transform_features'](examples=tf.constant(examples)))
   assert set(got) == {features.PIXELS_XF, features.PIXEL_MEAN_XF, features.LABEL_XF}
@@ -284,8 +281,7 @@ def test_evaluation_examples_adds_the_audits_hidden_regions(served):
   for key, value in served_outputs.items():
     np.testing.assert_array_equal(got[key], value)
   labelled = [
-    example_encoding.serialize({features.IMAGE_KEY: encoded, features.LABEL_KEY: 0})
-    for encoded in IMAGES
+    example_encoding.serialize(tfx_transform.raw_features(encoded, 0)) for encoded in IMAGES
   ]
   pixel_mean = loaded.signatures['transform_features'](examples=tf.constant(labelled))[
     features.PIXEL_MEAN_XF

@@ -12,7 +12,7 @@ import tensorflow as tf
 from tfx import v1 as tfx
 
 from benchmarks import tfx_transform
-from components import features
+from components.ingestion import example_encoding
 
 # A tiny, fast Trainer: 32 px grayscale, ResNet50V2 from scratch (the default's code path,
 # ~3-4x faster to save and load than ResNet152V2); add epochs and batch_size.
@@ -39,16 +39,9 @@ def raw_splits(train: int, eval_: int) -> Dict[str, List[bytes]]:
 def raw_example(label: int, rng: np.random.Generator) -> bytes:
   """A serialized raw tf.Example: a 40 px grayscale PNG whose brightness gives away `label`."""
   image = np.clip(rng.normal(60 + 70 * label, 20, (40, 40, 1)), 0, 255).astype(np.uint8)
-  return tf.train.Example(
-    features=tf.train.Features(
-      feature={
-        features.IMAGE_KEY: tf.train.Feature(
-          bytes_list=tf.train.BytesList(value=[tf.io.encode_png(image).numpy()])
-        ),
-        features.LABEL_KEY: tf.train.Feature(int64_list=tf.train.Int64List(value=[label])),
-      }
-    )
-  ).SerializeToString()
+  return example_encoding.serialize(
+    tfx_transform.raw_features(tf.io.encode_png(image).numpy(), label)
+  )
 
 
 def transformed_fn_args(
