@@ -8,6 +8,7 @@ pipeline: `{output_dir}/transform_graph` and
 import glob
 import json
 import os
+import pathlib
 from typing import Any, Dict, Mapping, Optional, Sequence
 
 import tensorflow as tf
@@ -55,7 +56,7 @@ def write_class_folders(root: str, path: str, copies: int = 1) -> int:
   times over, into the uncompressed TFRecord `path` (not named .gz), as ingestion writes them;
   returns the number of records."""
   records = [
-    example_encoding.serialize(raw_features(_read(png_path), label))
+    example_encoding.serialize(raw_features(pathlib.Path(png_path).read_bytes(), label))
     for label, name in enumerate(labels.CLASS_NAMES)
     for png_path in sorted(glob.glob(os.path.join(root, name, '*.png')))
   ]
@@ -63,11 +64,6 @@ def write_class_folders(root: str, path: str, copies: int = 1) -> int:
     for record in records * copies:
       writer.write(record)
   return len(records) * copies
-
-
-def _read(path: str) -> bytes:
-  with open(path, 'rb') as f:
-    return f.read()
 
 
 def run(
